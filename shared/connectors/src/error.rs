@@ -1,0 +1,16 @@
+//! Errors of local connectors.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// A connector failed; the message names the file.
+#[derive(Debug, Error)]
+pub enum ConnectorError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Spec(#[from] eventide_engine::SpecError),
+}

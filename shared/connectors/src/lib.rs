@@ -1,0 +1,15 @@
+//! # Eventide connectors
+//!
+//! Local sources and sinks, one connector per file behind one trait each:
+//! * [`sources`]: where lines come from ([`sources::file`]: JSON lines from a file or stdin);
+//! * [`sinks`]: where panes go ([`sinks::csv`], [`sinks::jsonl`]), plus the dead-letter and
+//!   late-data outputs ([`sinks::dead_letter`]);
+//! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all.
+
+pub mod error;
+pub mod format;
+pub mod replay;
+pub mod sinks;
+pub mod sources;
+
+pub use error::ConnectorError;

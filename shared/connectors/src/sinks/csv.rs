@@ -1,0 +1,74 @@
+//! CSV file sink.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use eventide_engine::pane::{Pane, KEY_SEP};
+
+use super::ordered::RowWriter;
+use super::Layout;
+use crate::error::ConnectorError;
+use crate::format::{push_csv_field, push_number};
+
+/// Writes one CSV row per pane, with a header.
+pub struct CsvRows {
+    path: PathBuf,
+    out: BufWriter<File>,
+    layout: Layout,
+    buf: Vec<u8>,
+}
+
+impl CsvRows {
+    /// Creates (truncates) the file and writes the header.
+    pub fn create(path: &Path, layout: Layout) -> Result<Self, ConnectorError> {
+        let err = |source| ConnectorError::Write { path: path.to_path_buf(), source };
+        let file = File::create(path).map_err(err)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let header = layout.columns().join(",");
+        writeln!(out, "{header}").map_err(err)?;
+        Ok(CsvRows { path: path.to_path_buf(), out, layout, buf: Vec::with_capacity(256) })
+    }
+}
+
+impl RowWriter for CsvRows {
+    #[inline]
+    fn row(&mut self, p: &Pane<'_>) -> Result<(), ConnectorError> {
+        let b = &mut self.buf;
+        b.clear();
+        for (i, part) in p.key.split(KEY_SEP).enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            push_csv_field(b, part);
+        }
+        if !self.layout.group_by.is_empty() {
+            b.push(b',');
+        }
+        let mut ib = itoa::Buffer::new();
+        b.extend_from_slice(ib.format(p.window.start).as_bytes());
+        b.push(b',');
+        b.extend_from_slice(ib.format(p.window.end).as_bytes());
+        for (v, (_, dec)) in p.values.iter().zip(&self.layout.aggregates) {
+            b.push(b',');
+            if let Some(v) = v {
+                push_number(b, *v, *dec);
+            }
+        }
+        if self.layout.multi_pane {
+            b.push(b',');
+            b.extend_from_slice(p.timing.as_str().as_bytes());
+            b.push(b',');
+            b.extend_from_slice(ib.format(p.index).as_bytes());
+        }
+        if self.layout.retracting {
+            b.extend_from_slice(if p.retraction { b",true" } else { b",false" });
+        }
+        b.push(b'\n');
+        self.out.write_all(b).map_err(|source| ConnectorError::Write { path: self.path.clone(), source })
+    }
+
+    fn flush(&mut self) -> Result<(), ConnectorError> {
+        self.out.flush().map_err(|source| ConnectorError::Write { path: self.path.clone(), source })
+    }
+}

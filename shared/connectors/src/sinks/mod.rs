@@ -1,0 +1,84 @@
+//! Where panes go. One sink per file, behind [`PaneSink`].
+//!
+//! File sinks write the columns described in `docs/pipeline-spec.md`: the group-by
+//! fields, `window_start`, `window_end`, the aggregates, then `timing` and `pane_index`
+//! when a window can fire more than once, and `retraction` in retracting mode.
+
+pub mod csv;
+pub mod dead_letter;
+pub mod jsonl;
+pub mod ordered;
+
+use std::path::Path;
+
+use eventide_engine::pane::Pane;
+use eventide_engine::spec::{AccumulationMode, AggregationSpec, PipelineSpec, SinkFormat, SinkOrder};
+
+use crate::error::ConnectorError;
+
+/// A destination for the panes of one aggregation.
+pub trait PaneSink {
+    /// Writes (or buffers) one pane.
+    fn write(&mut self, pane: &Pane<'_>) -> Result<(), ConnectorError>;
+    /// Flushes everything; called once at the end.
+    fn finish(&mut self) -> Result<(), ConnectorError>;
+}
+
+/// What a file sink needs to know about its aggregation's rows.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub group_by: Vec<String>,
+    pub aggregates: Vec<(String, Option<u8>)>,
+    /// Add `timing` and `pane_index`.
+    pub multi_pane: bool,
+    /// Add `retraction`.
+    pub retracting: bool,
+}
+
+impl Layout {
+    /// The layout of an aggregation's rows.
+    pub fn of(spec: &PipelineSpec, agg: &AggregationSpec) -> Self {
+        Layout {
+            group_by: agg.group_by.iter().map(|&i| spec.input.fields[i].0.clone()).collect(),
+            aggregates: agg.aggregates.iter().map(|a| (a.name.clone(), a.decimals)).collect(),
+            multi_pane: agg.multi_pane(),
+            retracting: agg.accumulation == AccumulationMode::Retracting,
+        }
+    }
+
+    /// The column names, in order.
+    pub fn columns(&self) -> Vec<String> {
+        let mut c = self.group_by.clone();
+        c.push("window_start".into());
+        c.push("window_end".into());
+        c.extend(self.aggregates.iter().map(|(n, _)| n.clone()));
+        if self.multi_pane {
+            c.push("timing".into());
+            c.push("pane_index".into());
+        }
+        if self.retracting {
+            c.push("retraction".into());
+        }
+        c
+    }
+}
+
+/// Opens the file sink of an aggregation under `dir`, as its spec says.
+pub fn open_file_sink(dir: &Path, spec: &PipelineSpec, agg: &AggregationSpec) -> Result<Box<dyn PaneSink>, ConnectorError> {
+    let layout = Layout::of(spec, agg);
+    let (path, row): (_, Box<dyn ordered::RowWriter>) = match agg.sink.format {
+        SinkFormat::Csv => {
+            let path = dir.join(format!("{}.csv", agg.name));
+            (path.clone(), Box::new(csv::CsvRows::create(&path, layout.clone())?))
+        }
+        SinkFormat::Jsonl => {
+            let path = dir.join(format!("{}.jsonl", agg.name));
+            (path.clone(), Box::new(jsonl::JsonRows::create(&path, layout.clone(), agg.name.clone())?))
+        }
+    };
+    let _ = path;
+    Ok(match agg.sink.order {
+        SinkOrder::Fired => Box::new(ordered::Streaming::new(row)),
+        SinkOrder::Key => Box::new(ordered::KeyOrdered::new(row, layout.aggregates.len())),
+    })
+}

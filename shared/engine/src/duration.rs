@@ -1,0 +1,50 @@
+//! Human-readable durations in pipeline specs: `"500ms"`, `"30s"`, `"15m"`, `"2h"`, `"3d"`.
+
+use crate::error::SpecError;
+
+/// Parses a duration string into milliseconds.
+///
+/// ```
+/// use eventide_engine::duration::parse_ms;
+/// assert_eq!(parse_ms("window.size", "15m").unwrap(), 900_000);
+/// assert_eq!(parse_ms("x", "1h30m").unwrap(), 5_400_000);
+/// assert!(parse_ms("window.size", "15 parsecs").is_err());
+/// ```
+pub fn parse_ms(field: &str, s: &str) -> Result<i64, SpecError> {
+    let bad = |reason: &str| SpecError::invalid(field, format!("{reason} in duration {s:?} (use e.g. \"500ms\", \"30s\", \"15m\", \"2h\", \"3d\")"));
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(bad("empty value"));
+    }
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut total: i64 = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return Err(bad("expected a number"));
+        }
+        let n: i64 = s[start..i].parse().map_err(|_| bad("number too large"))?;
+        let ustart = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit = match &s[ustart..i] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" | "min" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => return Err(bad("missing unit")),
+            _ => return Err(bad("unknown unit")),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| bad("duration too large"))?;
+    }
+    Ok(total)
+}

@@ -1,0 +1,36 @@
+//! Error types of the engine core.
+
+use thiserror::Error;
+
+/// A pipeline spec that cannot run, naming the field and the reason.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum SpecError {
+    /// The spec is not valid TOML or does not have the expected shape.
+    #[error("pipeline spec is not valid: {0}")]
+    Syntax(String),
+    /// A field has a value the engine cannot use.
+    #[error("pipeline spec field `{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl SpecError {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        SpecError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A record that cannot be processed. It goes to the dead-letter output with this reason.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum RecordError {
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("missing field `{0}`")]
+    Missing(String),
+    #[error("field `{field}`: {reason}")]
+    Field { field: String, reason: String },
+    #[error("control line: {0}")]
+    Control(String),
+}

@@ -1,0 +1,31 @@
+//! # Eventide engine core
+//!
+//! Pure Rust, no I/O: the pipeline spec and the four streaming questions.
+//!
+//! | question | module |
+//! |---|---|
+//! | **What** is computed | [`aggregate`] (mergeable accumulators), [`filter`] |
+//! | **Where** in event time | [`window`] (slicing, sessions, count, global) |
+//! | **When** in processing time | [`watermark`], [`trigger`] |
+//! | **How** refinements relate | [`accumulation`] |
+//!
+//! [`operator`] combines them per aggregation, and [`pipeline::Pipeline`] runs a whole
+//! [`spec::PipelineSpec`] over decoded [`record`]s, emitting [`pane::Pane`]s.
+
+pub mod accumulation;
+pub mod aggregate;
+pub mod duration;
+pub mod error;
+pub mod filter;
+pub mod operator;
+pub mod pane;
+pub mod pipeline;
+pub mod record;
+pub mod spec;
+pub mod trigger;
+pub mod watermark;
+pub mod window;
+
+pub use error::{RecordError, SpecError};
+pub use pipeline::{Output, Pipeline};
+pub use spec::PipelineSpec;

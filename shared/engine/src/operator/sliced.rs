@@ -1,0 +1,345 @@
+//! Tumbling, sliding and global windows over slices.
+//!
+//! State per key is a sorted run of slices (`gcd(size, slide)` long), so it is bounded by
+//! the slices one window spans plus the allowed lateness, never by the number of events.
+//! A window's value is combined from its slices when it fires. For invertible aggregations
+//! a running accumulator moves from one fired window to the next by adding the newest
+//! slices and subtracting the evicted ones, so a 72 h window sliding by 1 h costs about as
+//! much per event as a tumbling window.
+//!
+//! Firing follows Flink's rule: a window has fired once `end - 1 <= watermark`, and a record
+//! is dropped for a window only if that window is past its allowed lateness.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::{Admit, Common, Ctx, Keyed, Timers, WindowOperator};
+use crate::accumulation;
+use crate::aggregate::Acc;
+use crate::pane::Emit;
+use crate::trigger::{LateTrigger, PaneState, Timing};
+use crate::watermark::WM_MIN;
+use crate::window::{Slicing, WindowSpec};
+
+/// The operator of a tumbling, sliding or global window aggregation.
+pub struct SlicedOperator {
+    c: Common,
+    sl: Slicing,
+    keys: Keyed<KeyState>,
+    /// Event-time timers, due when the watermark reaches them.
+    et: Timers,
+    /// Processing-time timers.
+    pt: Timers,
+}
+
+struct KeyState {
+    /// Non-empty slices, sorted by start.
+    slices: VecDeque<(i64, Acc)>,
+    /// Windows with `end - 1 <= horizon` are past their on-time firing.
+    horizon: i64,
+    /// The armed event-time timer (a watermark), `i64::MAX` when none.
+    timer: i64,
+    /// Pane state by window end, for windows that can fire again.
+    panes: BTreeMap<i64, PaneState>,
+    /// Cached value of the window ending at `.0`: the sum of the stored slices inside it.
+    running: Option<(i64, Acc)>,
+}
+
+impl KeyState {
+    fn new() -> Self {
+        KeyState { slices: VecDeque::new(), horizon: WM_MIN, timer: i64::MAX, panes: BTreeMap::new(), running: None }
+    }
+}
+
+impl SlicedOperator {
+    pub fn new(c: Common, window: WindowSpec) -> Self {
+        let sl = match window {
+            WindowSpec::Sliding { size, slide } => Slicing::sliding(size, slide),
+            _ => Slicing::global(),
+        };
+        SlicedOperator { c, sl, keys: Keyed::default(), et: Timers::default(), pt: Timers::default() }
+    }
+}
+
+/// The smallest window end `e` with `e - 1 > horizon`, computed without overflow.
+fn first_end_after_horizon(sl: &Slicing, horizon: i64) -> i64 {
+    if sl.global {
+        return crate::window::GLOBAL_END;
+    }
+    if horizon == WM_MIN {
+        return i64::MIN;
+    }
+    let t = horizon as i128 + 1;
+    let (size, slide) = (sl.size as i128, sl.slide as i128);
+    let x = t - size;
+    let e = x - x.rem_euclid(slide) + slide + size;
+    e.min(i64::MAX as i128) as i64
+}
+
+fn window_start(sl: &Slicing, e: i64) -> i64 {
+    sl.window_ending(e).start
+}
+
+/// The value of the window ending at `e`, from the key's slices.
+fn window_value(c: &Common, sl: &Slicing, ks: &mut KeyState, e: i64) -> Acc {
+    let ws = window_start(sl, e);
+    let from = ks.slices.partition_point(|(s, _)| *s < ws);
+    if sl.global || sl.slide == sl.size {
+        return match ks.slices.get(from) {
+            Some((s, a)) if *s < e => a.clone(),
+            _ => c.aggs.new_acc(),
+        };
+    }
+    if c.aggs.invertible {
+        if let Some((re, racc)) = ks.running.as_mut() {
+            if *re < e && e - *re < sl.size {
+                let (old_end, old_start) = (*re, *re - sl.size);
+                let add_from = ks.slices.partition_point(|(s, _)| *s < old_end);
+                for (s, a) in ks.slices.range(add_from..) {
+                    if *s >= e {
+                        break;
+                    }
+                    racc.merge(a);
+                }
+                let sub_from = ks.slices.partition_point(|(s, _)| *s < old_start);
+                for (s, a) in ks.slices.range(sub_from..) {
+                    if *s >= ws {
+                        break;
+                    }
+                    racc.subtract(a);
+                }
+                *re = e;
+                return racc.clone();
+            }
+        }
+    }
+    let mut acc = c.aggs.new_acc();
+    for (s, a) in ks.slices.range(from..) {
+        if *s >= e {
+            break;
+        }
+        acc.merge(a);
+    }
+    if c.aggs.invertible {
+        let newer = ks.running.as_ref().is_none_or(|(re, _)| *re < e);
+        if newer {
+            ks.running = Some((e, acc.clone()));
+        }
+    }
+    acc
+}
+
+/// Fires one pane of the window ending at `e`.
+fn fire_window(c: &Common, sl: &Slicing, ks: &mut KeyState, key: &str, e: i64, timing: Timing, out: &mut dyn Emit) {
+    let w = sl.window_ending(e);
+    let full = window_value(c, sl, ks, e);
+    if !c.multi {
+        if !full.is_empty() {
+            c.emit(out, key, w, &full, Timing::OnTime, 0, false);
+        }
+        return;
+    }
+    let ps = ks.panes.entry(e).or_default();
+    if timing == Timing::OnTime {
+        ps.on_time_done = true;
+    }
+    accumulation::fire(c.mode, ps, &full, timing, |acc, retraction, index, timing| {
+        c.emit(out, key, w, acc, timing, index, retraction)
+    });
+    if timing == Timing::OnTime && c.lateness == 0 {
+        ks.panes.remove(&e);
+    }
+}
+
+impl SlicedOperator {
+    /// Fires the key's due on-time windows, collects garbage and re-arms its timer.
+    fn process_key(&mut self, slot: u32, wm: i64, out: &mut dyn Emit) {
+        let (c, sl) = (&self.c, &self.sl);
+        let Some((key, ks)) = self.keys.get_mut(slot) else { return };
+        let mut next_due: Option<i64> = None;
+        let mut e = first_end_after_horizon(sl, ks.horizon);
+        loop {
+            let ws = if e == i64::MIN { i64::MIN } else { window_start(sl, e) };
+            let idx = ks.slices.partition_point(|(s, _)| *s < ws);
+            let Some(&(s, _)) = ks.slices.get(idx) else { break };
+            if e == i64::MIN || s >= e {
+                e = sl.first_end_containing(s);
+                continue;
+            }
+            if e - 1 > wm {
+                next_due = Some(e - 1);
+                break;
+            }
+            fire_window(c, sl, ks, key, e, Timing::OnTime, out);
+            match e.checked_add(sl.slide) {
+                Some(n) if !sl.global => e = n,
+                _ => break,
+            }
+        }
+        ks.horizon = ks.horizon.max(wm);
+        // Garbage: slices whose last window is past the allowed lateness.
+        while let Some(&(s, _)) = ks.slices.front() {
+            if c.expiry(sl.last_end_containing(s)) > wm {
+                break;
+            }
+            if let Some((s, a)) = ks.slices.pop_front() {
+                if let Some((re, racc)) = ks.running.as_mut() {
+                    if s >= *re - sl.size && s < *re {
+                        racc.subtract(&a);
+                    }
+                }
+            }
+        }
+        while let Some((&e, _)) = ks.panes.first_key_value() {
+            if c.expiry(e) > wm {
+                break;
+            }
+            if let Some(mut ps) = ks.panes.remove(&e) {
+                if ps.pending > 0 {
+                    // Closing the window: fire what is still pending (Beam's FIRE_IF_NON_EMPTY).
+                    let w = sl.window_ending(e);
+                    let full = window_value(c, sl, ks, e);
+                    accumulation::fire(c.mode, &mut ps, &full, Timing::Late, |acc, r, i, t| c.emit(out, key, w, acc, t, i, r));
+                }
+            }
+        }
+        if ks.slices.is_empty() && ks.panes.is_empty() {
+            self.keys.remove(slot);
+            return;
+        }
+        let mut timer = next_due.unwrap_or(i64::MAX);
+        if c.lateness > 0 {
+            if let Some(&(s, _)) = ks.slices.front() {
+                timer = timer.min(c.expiry(sl.last_end_containing(s)));
+            }
+            if let Some((&e, _)) = ks.panes.first_key_value() {
+                timer = timer.min(c.expiry(e));
+            }
+        }
+        ks.timer = timer;
+        if timer != i64::MAX {
+            self.et.push(timer, slot);
+        }
+    }
+}
+
+impl WindowOperator for SlicedOperator {
+    fn on_record(&mut self, key: &str, t: i64, values: &[Option<f64>], ctx: Ctx, out: &mut dyn Emit) -> Admit {
+        let (c, sl) = (&self.c, &self.sl);
+        let s = sl.slice_start(t);
+        let last_e = sl.last_end_containing(s);
+        if c.expiry(last_e) <= ctx.wm {
+            return Admit::TooLate;
+        }
+        let fields = c.aggs.cell_fields.len();
+        let slot = self.keys.slot_or_insert(key, KeyState::new);
+        let Some((key, ks)) = self.keys.get_mut(slot) else { return Admit::Accepted };
+        ks.horizon = ks.horizon.max(ctx.wm);
+        // Add to the slice.
+        match ks.slices.back_mut() {
+            Some((bs, a)) if *bs == s => a.add(t, values),
+            Some((bs, _)) if *bs > s => {
+                let i = ks.slices.partition_point(|(x, _)| *x < s);
+                match ks.slices.get_mut(i) {
+                    Some((x, a)) if *x == s => a.add(t, values),
+                    _ => {
+                        let mut a = c.aggs.new_acc();
+                        a.add(t, values);
+                        ks.slices.insert(i, (s, a));
+                    }
+                }
+            }
+            _ => {
+                let mut a = Acc::new(fields);
+                a.add(t, values);
+                ks.slices.push_back((s, a));
+            }
+        }
+        if let Some((re, racc)) = ks.running.as_mut() {
+            if s >= *re - sl.size && s < *re {
+                racc.add(t, values);
+            }
+        }
+        // Early and late triggers.
+        if c.multi {
+            let first_e = sl.first_end_containing(s);
+            let mut e = first_e;
+            loop {
+                if c.expiry(e) > ctx.wm {
+                    let ps = ks.panes.entry(e).or_default();
+                    accumulation::note_element(c.mode, ps, fields, t, values);
+                    let on_time_passed = e - 1 <= ks.horizon;
+                    let mut fire_now = None;
+                    if !on_time_passed {
+                        if c.trigger.early_count_reached(ps.pending) {
+                            fire_now = Some(Timing::Early);
+                        } else if ps.timer.is_none() {
+                            if let Some(d) = c.trigger.early_deadline(ctx.now) {
+                                ps.timer = Some(d);
+                                self.pt.push(d, slot);
+                            }
+                        }
+                    } else {
+                        ps.on_time_done = true;
+                        match c.trigger.late {
+                            None | Some(LateTrigger::EveryElement) => fire_now = Some(Timing::Late),
+                            Some(LateTrigger::AfterProcessingTime { .. }) => {
+                                if ps.timer.is_none() {
+                                    if let Some(d) = c.trigger.late_deadline(ctx.now) {
+                                        ps.timer = Some(d);
+                                        self.pt.push(d, slot);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if let Some(timing) = fire_now {
+                        fire_window(c, sl, ks, key, e, timing, out);
+                    }
+                }
+                if e >= last_e || sl.global {
+                    break;
+                }
+                e += sl.slide;
+            }
+        }
+        // Event-time timer: the earliest window holding this record that has not fired yet.
+        let fe = sl.first_end_containing(s).max(first_end_after_horizon(sl, ks.horizon));
+        let mut due = if fe <= last_e { fe - 1 } else { i64::MAX };
+        if c.lateness > 0 {
+            due = due.min(c.expiry(last_e));
+        }
+        if due < ks.timer {
+            ks.timer = due;
+            self.et.push(due, slot);
+        }
+        Admit::Accepted
+    }
+
+    fn on_watermark(&mut self, ctx: Ctx, out: &mut dyn Emit) {
+        while let Some((t, slot)) = self.et.pop_due(ctx.wm) {
+            let armed = matches!(self.keys.get_mut(slot), Some((_, ks)) if ks.timer == t);
+            if armed {
+                if let Some((_, ks)) = self.keys.get_mut(slot) {
+                    ks.timer = i64::MAX;
+                }
+                self.process_key(slot, ctx.wm, out);
+            }
+        }
+    }
+
+    fn on_processing_time(&mut self, ctx: Ctx, out: &mut dyn Emit) {
+        while let Some((_, slot)) = self.pt.pop_due(ctx.now) {
+            let (c, sl) = (&self.c, &self.sl);
+            let Some((key, ks)) = self.keys.get_mut(slot) else { continue };
+            let due: Vec<i64> = ks.panes.iter().filter(|(_, ps)| ps.timer.is_some_and(|t| t <= ctx.now)).map(|(e, _)| *e).collect();
+            for e in due {
+                let timing = if e - 1 > ks.horizon { Timing::Early } else { Timing::Late };
+                fire_window(c, sl, ks, key, e, timing, out);
+            }
+        }
+    }
+
+    fn keys(&self) -> usize {
+        self.keys.len()
+    }
+}

@@ -1,0 +1,74 @@
+//! Fired panes: what the engine hands to sinks.
+
+use crate::trigger::Timing;
+use crate::window::Window;
+
+/// Separator of group-by values inside an encoded key.
+pub const KEY_SEP: char = '\u{1f}';
+
+/// One fired pane of one window of one key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pane<'a> {
+    /// Index of the aggregation in the pipeline spec.
+    pub aggregation: usize,
+    /// Group-by values joined by [`KEY_SEP`]; see [`Pane::key_parts`].
+    pub key: &'a str,
+    pub window: Window,
+    pub timing: Timing,
+    /// 0 for the first pane of a window, then 1, 2, …
+    pub index: u32,
+    /// True when this pane retracts a previously emitted value.
+    pub retraction: bool,
+    /// Aggregate values in spec order; `None` when undefined (e.g. the min of no values).
+    pub values: &'a [Option<f64>],
+}
+
+impl Pane<'_> {
+    /// The group-by values.
+    pub fn key_parts(&self) -> impl Iterator<Item = &str> {
+        self.key.split(KEY_SEP)
+    }
+
+    /// A deterministic id: the same pane of the same run always has the same id, so
+    /// downstream consumers can de-duplicate redelivered panes.
+    ///
+    /// ```
+    /// use eventide_engine::pane::Pane;
+    /// use eventide_engine::trigger::Timing;
+    /// use eventide_engine::window::Window;
+    /// let p = Pane { aggregation: 0, key: "a", window: Window { start: 0, end: 10 }, timing: Timing::OnTime, index: 0, retraction: false, values: &[Some(1.0)] };
+    /// assert_eq!(p.id("q1"), p.id("q1"));
+    /// assert_ne!(p.id("q1"), p.id("q2"));
+    /// ```
+    pub fn id(&self, aggregation_name: &str) -> String {
+        // FNV-1a, 64 bit, over the identifying fields: stable across runs and platforms.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            h ^= 0xff;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        };
+        feed(aggregation_name.as_bytes());
+        feed(self.key.as_bytes());
+        feed(&self.window.start.to_le_bytes());
+        feed(&self.window.end.to_le_bytes());
+        feed(&self.index.to_le_bytes());
+        feed(&[self.retraction as u8]);
+        format!("{h:016x}")
+    }
+}
+
+/// Receives what the engine produces. Sinks implement it; tests collect into vectors.
+pub trait Emit {
+    /// A fired pane.
+    fn pane(&mut self, pane: &Pane<'_>);
+}
+
+impl<F: FnMut(&Pane<'_>)> Emit for F {
+    fn pane(&mut self, pane: &Pane<'_>) {
+        self(pane)
+    }
+}

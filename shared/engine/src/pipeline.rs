@@ -1,0 +1,251 @@
+//! A running pipeline: decodes records, routes them to each aggregation's window operator,
+//! advances watermarks and processing time, and hands fired panes to an [`Output`].
+//!
+//! The same `Pipeline` runs in `eventide replay`, in the Kinesis worker and in Lambda; only
+//! where lines come from and where panes go differ.
+//!
+//! ```
+//! use eventide_engine::pipeline::{Output, Pipeline};
+//! use eventide_engine::pane::{Emit, Pane};
+//! use eventide_engine::spec::PipelineSpec;
+//!
+//! #[derive(Default)]
+//! struct Collect(Vec<(String, i64, Option<f64>)>);
+//! impl Emit for Collect {
+//!     fn pane(&mut self, p: &Pane<'_>) { self.0.push((p.key.to_string(), p.window.start, p.values[0])); }
+//! }
+//! impl Output for Collect {
+//!     fn late(&mut self, _aggregation: usize, _raw: &[u8]) {}
+//! }
+//!
+//! let spec = PipelineSpec::from_toml(r#"
+//!     [input]
+//!     event_time = { field = "t" }
+//!     fields = { k = "string", v = "number" }
+//!     [[aggregation]]
+//!     name = "sums"
+//!     group_by = ["k"]
+//!     window = { type = "tumbling", size = "10ms" }
+//!     aggregates = [{ name = "sum", fn = "sum", field = "v" }]
+//! "#).unwrap();
+//! let mut p = Pipeline::new(spec);
+//! let mut out = Collect::default();
+//! for line in [r#"{"k":"a","v":1,"t":1}"#, r#"{"k":"a","v":2,"t":5}"#, r#"{"k":"a","v":4,"t":12}"#] {
+//!     p.process_line(line.as_bytes(), "", &mut out).unwrap();
+//! }
+//! p.finish(&mut out);
+//! assert_eq!(out.0, vec![("a".into(), 0, Some(3.0)), ("a".into(), 10, Some(4.0))]);
+//! ```
+
+use smallvec::SmallVec;
+
+use crate::error::RecordError;
+use crate::filter::Filter;
+use crate::operator::{self, Admit, Ctx, WindowOperator};
+use crate::pane::{Emit, KEY_SEP};
+use crate::record::{Line, Record, Schema, Value};
+use crate::spec::{PipelineSpec, WatermarkSpec};
+use crate::watermark::{WatermarkTracker, WM_MAX};
+
+/// Where a pipeline's results go: fired panes, and records dropped as too late.
+pub trait Output: Emit {
+    /// A record later than the allowed lateness of every window of `aggregation` it falls in.
+    fn late(&mut self, aggregation: usize, raw: &[u8]);
+}
+
+/// Counters of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub events: u64,
+    pub controls: u64,
+    /// Records dropped as too late, per aggregation.
+    pub late: Vec<u64>,
+}
+
+struct Route {
+    group_by: Vec<usize>,
+    filter: Option<Filter>,
+    cell_fields: Vec<usize>,
+    /// Reuse the previous aggregation's key when the group-by is the same.
+    same_key_as_prev: bool,
+}
+
+/// A pipeline instance with its state.
+pub struct Pipeline {
+    spec: PipelineSpec,
+    schema: Schema,
+    routes: Vec<Route>,
+    ops: Vec<Box<dyn WindowOperator>>,
+    wm: WatermarkTracker,
+    now: i64,
+    key: String,
+    stats: Stats,
+}
+
+impl Pipeline {
+    /// Builds a pipeline with empty state.
+    pub fn new(spec: PipelineSpec) -> Self {
+        let schema = Schema::new(&spec.input);
+        let mut routes: Vec<Route> = Vec::with_capacity(spec.aggregations.len());
+        for a in &spec.aggregations {
+            let same = routes.last().is_some_and(|r| r.group_by == a.group_by);
+            routes.push(Route {
+                group_by: a.group_by.clone(),
+                filter: a.filter.clone(),
+                cell_fields: crate::aggregate::CompiledAggregates::new(&a.aggregates).cell_fields,
+                same_key_as_prev: same,
+            });
+        }
+        let ops = spec.aggregations.iter().enumerate().map(|(i, a)| operator::build(i, a)).collect();
+        let wm = match spec.watermark {
+            WatermarkSpec::Bounded { bound_ms, idle_timeout_ms } => WatermarkTracker::bounded(bound_ms, idle_timeout_ms),
+            WatermarkSpec::Explicit => WatermarkTracker::explicit(),
+        };
+        let stats = Stats { late: vec![0; spec.aggregations.len()], ..Stats::default() };
+        Pipeline { spec, schema, routes, ops, wm, now: 0, key: String::new(), stats }
+    }
+
+    /// The spec this pipeline runs.
+    pub fn spec(&self) -> &PipelineSpec {
+        &self.spec
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The combined watermark.
+    pub fn watermark(&self) -> i64 {
+        self.wm.current()
+    }
+
+    /// The processing time.
+    pub fn processing_time(&self) -> i64 {
+        self.now
+    }
+
+    /// Number of keys holding state, per aggregation.
+    pub fn state_keys(&self) -> Vec<usize> {
+        self.ops.iter().map(|o| o.keys()).collect()
+    }
+
+    /// Decodes and processes one input line of `partition`. A malformed line changes nothing
+    /// and returns the reason; the caller sends it to the dead-letter output.
+    pub fn process_line<O: Output>(&mut self, line: &[u8], partition: &str, out: &mut O) -> Result<(), RecordError> {
+        let parsed = self.schema.parse_line(line)?;
+        match parsed {
+            Line::Event(rec) => {
+                self.process_record(&rec, line, partition, out);
+            }
+            Line::AdvanceProcessingTime(t) => {
+                self.stats.controls += 1;
+                self.advance_processing_time(t, out);
+            }
+            Line::AdvanceWatermark(t) => {
+                self.stats.controls += 1;
+                self.advance_watermark(t, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes one decoded event. `raw` is what goes to the late-data output if it is late.
+    pub fn process_record<O: Output>(&mut self, rec: &Record<'_>, raw: &[u8], partition: &str, out: &mut O) {
+        self.stats.events += 1;
+        let ctx = Ctx { wm: self.wm.current(), now: self.now };
+        for (i, route) in self.routes.iter().enumerate() {
+            if let Some(f) = &route.filter {
+                if !f.matches(rec) {
+                    continue;
+                }
+            }
+            if !route.same_key_as_prev || i == 0 {
+                encode_key(&mut self.key, &route.group_by, rec);
+            }
+            let values: SmallVec<[Option<f64>; 2]> = route.cell_fields.iter().map(|&f| rec.values[f].as_num()).collect();
+            if self.ops[i].on_record(&self.key, rec.time, &values, ctx, out) == Admit::TooLate {
+                self.stats.late[i] += 1;
+                out.late(i, raw);
+            }
+        }
+        let part: &str = match self.spec.input.partition {
+            Some(p) => match &rec.values[p] {
+                Value::Str(s) => s,
+                _ => partition,
+            },
+            None => partition,
+        };
+        let before = ctx.wm;
+        let after = self.wm.observe(part, rec.time, self.now);
+        if after > before {
+            self.fire_watermark(after, out);
+        }
+    }
+
+    /// Moves processing time forward (it never goes back) and fires what is due.
+    pub fn advance_processing_time<O: Output>(&mut self, t: i64, out: &mut O) {
+        if t <= self.now {
+            return;
+        }
+        self.now = t;
+        let ctx = Ctx { wm: self.wm.current(), now: t };
+        for op in self.ops.iter_mut() {
+            op.on_processing_time(ctx, out);
+        }
+        let before = ctx.wm;
+        let after = self.wm.on_processing_time(t);
+        if after > before {
+            self.fire_watermark(after, out);
+        }
+    }
+
+    /// Moves the watermark forward explicitly (a control record). It never goes back.
+    pub fn advance_watermark<O: Output>(&mut self, wm: i64, out: &mut O) {
+        let before = self.wm.current();
+        let after = self.wm.advance_to(wm);
+        if after > before {
+            self.fire_watermark(after, out);
+        }
+    }
+
+    /// Marks a partition finished, e.g. a shard that reached its end.
+    pub fn finish_partition<O: Output>(&mut self, partition: &str, out: &mut O) {
+        let before = self.wm.current();
+        let after = self.wm.finish(partition, self.now);
+        if after > before {
+            self.fire_watermark(after, out);
+        }
+    }
+
+    /// End of a finite input: the watermark goes to +∞ and everything fires.
+    pub fn finish<O: Output>(&mut self, out: &mut O) {
+        self.advance_watermark(WM_MAX, out);
+    }
+
+    fn fire_watermark<O: Output>(&mut self, wm: i64, out: &mut O) {
+        let ctx = Ctx { wm, now: self.now };
+        for op in self.ops.iter_mut() {
+            op.on_watermark(ctx, out);
+        }
+    }
+}
+
+/// Encodes the group-by values of a record as one string, joined by [`KEY_SEP`].
+fn encode_key(buf: &mut String, fields: &[usize], rec: &Record<'_>) {
+    use std::fmt::Write;
+    buf.clear();
+    for (j, &f) in fields.iter().enumerate() {
+        if j > 0 {
+            buf.push(KEY_SEP);
+        }
+        match &rec.values[f] {
+            Value::Str(s) => buf.push_str(s),
+            Value::Num(n) => {
+                let _ = write!(buf, "{n}");
+            }
+            Value::Bool(b) => buf.push_str(if *b { "true" } else { "false" }),
+            Value::Null => {}
+        }
+    }
+}

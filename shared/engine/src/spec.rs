@@ -1,0 +1,552 @@
+//! The pipeline spec: what a user writes in a TOML file, validated into a [`PipelineSpec`].
+//!
+//! The format is documented with examples in `docs/pipeline-spec.md`. Every error names the
+//! field and the reason, for example `aggregation[0].window.slide: slide (3h) is larger than
+//! size (2h)`.
+//!
+//! ```
+//! let spec = eventide_engine::spec::PipelineSpec::from_toml(r#"
+//!     [input]
+//!     event_time = { field = "ts", format = "epoch_ms" }
+//!     fields = { user = "string", amount = "number" }
+//!     [watermark]
+//!     max_out_of_orderness = "5s"
+//!     [[aggregation]]
+//!     name = "spend"
+//!     group_by = ["user"]
+//!     window = { type = "tumbling", size = "1m" }
+//!     aggregates = [{ name = "total", fn = "sum", field = "amount" }]
+//! "#).unwrap();
+//! assert_eq!(spec.aggregations[0].name, "spend");
+//! ```
+
+use serde::Deserialize;
+
+use crate::aggregate::{AggFn, AggregateSpec};
+use crate::duration::parse_ms;
+use crate::error::SpecError;
+use crate::filter::Filter;
+use crate::trigger::{EarlyTrigger, LateTrigger, TriggerSpec};
+use crate::window::WindowSpec;
+
+/// The type of an input field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    String,
+    Number,
+    Bool,
+}
+
+/// How the event time is written in the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFormat {
+    #[default]
+    EpochMs,
+    Rfc3339,
+}
+
+/// How the watermark advances.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatermarkSpec {
+    /// Flink SQL's `WATERMARK FOR ts AS ts - bound`, advanced after every record.
+    Bounded { bound_ms: i64, idle_timeout_ms: Option<i64> },
+    /// Only `{"advance_watermark": …}` control lines move the watermark.
+    Explicit,
+}
+
+/// How successive panes of one window relate (Beam's "how").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AccumulationMode {
+    /// Each pane holds only the elements since the previous pane.
+    #[default]
+    Discarding,
+    /// Each pane holds everything seen so far for the window.
+    Accumulating,
+    /// Like accumulating, but each later pane first retracts the value it replaces.
+    Retracting,
+}
+
+/// Output encoding of a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkFormat {
+    #[default]
+    Csv,
+    Jsonl,
+}
+
+/// Row order of a file sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkOrder {
+    /// Panes are written as they fire.
+    #[default]
+    Fired,
+    /// Rows are buffered and written at the end, sorted by group-by fields then window start.
+    Key,
+}
+
+/// Where and how an aggregation's panes are written.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSpec {
+    #[serde(default)]
+    pub format: SinkFormat,
+    #[serde(default)]
+    pub order: SinkOrder,
+}
+
+/// One named aggregation, validated.
+#[derive(Debug, Clone)]
+pub struct AggregationSpec {
+    pub name: String,
+    /// Indices into [`InputSpec::fields`].
+    pub group_by: Vec<usize>,
+    pub filter: Option<Filter>,
+    pub window: WindowSpec,
+    pub aggregates: Vec<AggregateSpec>,
+    pub trigger: TriggerSpec,
+    pub allowed_lateness_ms: i64,
+    pub accumulation: AccumulationMode,
+    pub sink: SinkSpec,
+}
+
+impl AggregationSpec {
+    /// True when a window can produce more than one pane, so panes carry timing and index.
+    pub fn multi_pane(&self) -> bool {
+        self.trigger.early.is_some()
+            || self.allowed_lateness_ms > 0
+            || matches!(self.window, WindowSpec::Count { .. })
+    }
+}
+
+/// The input schema: the fields a pipeline reads.
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    pub fields: Vec<(String, FieldType)>,
+    pub time_field: String,
+    pub time_format: TimeFormat,
+    /// Index into `fields` of the partition field, if any.
+    pub partition: Option<usize>,
+}
+
+impl InputSpec {
+    /// The index of a field by name.
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|(n, _)| n == name)
+    }
+}
+
+/// A validated pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    pub input: InputSpec,
+    pub watermark: WatermarkSpec,
+    pub aggregations: Vec<AggregationSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    input: RawInput,
+    #[serde(default)]
+    watermark: Option<RawWatermark>,
+    #[serde(default)]
+    aggregation: Vec<RawAggregation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    #[serde(default)]
+    format: Option<String>,
+    event_time: RawTime,
+    #[serde(default)]
+    fields: toml::Table,
+    #[serde(default)]
+    partition: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTime {
+    field: String,
+    #[serde(default)]
+    format: TimeFormat,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatermark {
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    max_out_of_orderness: Option<String>,
+    #[serde(default)]
+    idle_timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAggregation {
+    name: String,
+    #[serde(default)]
+    group_by: Vec<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    window: RawWindow,
+    aggregates: Vec<RawAggregate>,
+    #[serde(default)]
+    trigger: Option<RawTrigger>,
+    #[serde(default)]
+    allowed_lateness: Option<String>,
+    #[serde(default)]
+    accumulation: AccumulationMode,
+    #[serde(default)]
+    sink: SinkSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    size: Option<toml::Value>,
+    #[serde(default)]
+    slide: Option<toml::Value>,
+    #[serde(default)]
+    gap: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAggregate {
+    name: String,
+    #[serde(rename = "fn")]
+    func: String,
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    decimals: Option<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrigger {
+    #[serde(default)]
+    early: Option<RawEarly>,
+    #[serde(default)]
+    late: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEarly {
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    aligned: bool,
+    #[serde(default)]
+    every: Option<u64>,
+}
+
+impl PipelineSpec {
+    /// Parses and validates a TOML pipeline spec.
+    pub fn from_toml(text: &str) -> Result<Self, SpecError> {
+        let raw: RawPipeline = toml::from_str(text).map_err(|e| SpecError::Syntax(e.to_string()))?;
+        raw.validate()
+    }
+
+    /// The aggregation with this name.
+    pub fn aggregation(&self, name: &str) -> Option<&AggregationSpec> {
+        self.aggregations.iter().find(|a| a.name == name)
+    }
+}
+
+impl RawPipeline {
+    fn validate(self) -> Result<PipelineSpec, SpecError> {
+        let input = self.input.validate()?;
+        let watermark = match self.watermark {
+            None => WatermarkSpec::Bounded { bound_ms: 0, idle_timeout_ms: None },
+            Some(w) => w.validate()?,
+        };
+        if self.aggregation.is_empty() {
+            return Err(SpecError::invalid("aggregation", "the pipeline declares no aggregation"));
+        }
+        let mut aggregations = Vec::with_capacity(self.aggregation.len());
+        for (i, a) in self.aggregation.into_iter().enumerate() {
+            let agg = a.validate(i, &input)?;
+            if aggregations.iter().any(|x: &AggregationSpec| x.name == agg.name) {
+                return Err(SpecError::invalid(format!("aggregation[{i}].name"), format!("duplicate name {:?}", agg.name)));
+            }
+            aggregations.push(agg);
+        }
+        Ok(PipelineSpec { input, watermark, aggregations })
+    }
+}
+
+impl RawInput {
+    fn validate(self) -> Result<InputSpec, SpecError> {
+        if let Some(f) = &self.format {
+            if f != "json" {
+                return Err(SpecError::invalid("input.format", format!("unsupported format {f:?}; only \"json\" (JSON lines) is supported")));
+            }
+        }
+        let mut fields = Vec::with_capacity(self.fields.len());
+        for (name, ty) in self.fields {
+            let ty: FieldType = ty.try_into().map_err(|_| {
+                SpecError::invalid(format!("input.fields.{name}"), "type must be \"string\", \"number\" or \"bool\"")
+            })?;
+            if name == self.event_time.field {
+                return Err(SpecError::invalid(format!("input.fields.{name}"), "the event-time field is declared in input.event_time, not in fields"));
+            }
+            fields.push((name, ty));
+        }
+        let partition = match &self.partition {
+            None => None,
+            Some(p) => Some(fields.iter().position(|(n, _)| n == p).ok_or_else(|| {
+                SpecError::invalid("input.partition", format!("unknown field {p:?}; declare it in input.fields"))
+            })?),
+        };
+        Ok(InputSpec { fields, time_field: self.event_time.field, time_format: self.event_time.format, partition })
+    }
+}
+
+impl RawWatermark {
+    fn validate(self) -> Result<WatermarkSpec, SpecError> {
+        let idle = self.idle_timeout.as_deref().map(|s| parse_ms("watermark.idle_timeout", s)).transpose()?;
+        match self.strategy.as_deref().unwrap_or("bounded") {
+            "bounded" => {
+                let bound_ms = match &self.max_out_of_orderness {
+                    Some(s) => parse_ms("watermark.max_out_of_orderness", s)?,
+                    None => 0,
+                };
+                if let Some(0) = idle {
+                    return Err(SpecError::invalid("watermark.idle_timeout", "must be greater than zero"));
+                }
+                Ok(WatermarkSpec::Bounded { bound_ms, idle_timeout_ms: idle })
+            }
+            "explicit" => {
+                if self.max_out_of_orderness.is_some() {
+                    return Err(SpecError::invalid("watermark.max_out_of_orderness", "not used with strategy \"explicit\""));
+                }
+                Ok(WatermarkSpec::Explicit)
+            }
+            other => Err(SpecError::invalid("watermark.strategy", format!("unknown strategy {other:?}; use \"bounded\" or \"explicit\""))),
+        }
+    }
+}
+
+fn duration_value(field: &str, v: &toml::Value) -> Result<i64, SpecError> {
+    match v {
+        toml::Value::String(s) => parse_ms(field, s),
+        _ => Err(SpecError::invalid(field, "expected a duration string such as \"15m\"")),
+    }
+}
+
+fn count_value(field: &str, v: &toml::Value) -> Result<u64, SpecError> {
+    match v {
+        toml::Value::Integer(n) if *n > 0 => Ok(*n as u64),
+        _ => Err(SpecError::invalid(field, "expected a positive number of elements")),
+    }
+}
+
+impl RawWindow {
+    fn validate(&self, p: &str) -> Result<WindowSpec, SpecError> {
+        let need = |v: &Option<toml::Value>, name: &str| {
+            v.clone().ok_or_else(|| SpecError::invalid(format!("{p}.{name}"), format!("required for a {} window", self.kind)))
+        };
+        let unexpected = |present: bool, name: &str| {
+            if present {
+                Err(SpecError::invalid(format!("{p}.{name}"), format!("not used by a {} window", self.kind)))
+            } else {
+                Ok(())
+            }
+        };
+        let spec = match self.kind.as_str() {
+            "tumbling" => {
+                unexpected(self.slide.is_some(), "slide")?;
+                unexpected(self.gap.is_some(), "gap")?;
+                let size = duration_value(&format!("{p}.size"), &need(&self.size, "size")?)?;
+                WindowSpec::Sliding { size, slide: size }
+            }
+            "sliding" | "hopping" => {
+                unexpected(self.gap.is_some(), "gap")?;
+                let size = duration_value(&format!("{p}.size"), &need(&self.size, "size")?)?;
+                let slide = duration_value(&format!("{p}.slide"), &need(&self.slide, "slide")?)?;
+                if slide <= 0 {
+                    return Err(SpecError::invalid(format!("{p}.slide"), "must be greater than zero"));
+                }
+                if slide > size {
+                    return Err(SpecError::invalid(format!("{p}.slide"), format!("slide ({slide} ms) is larger than size ({size} ms)")));
+                }
+                WindowSpec::Sliding { size, slide }
+            }
+            "session" => {
+                unexpected(self.size.is_some(), "size")?;
+                unexpected(self.slide.is_some(), "slide")?;
+                let gap = self.gap.as_deref().ok_or_else(|| SpecError::invalid(format!("{p}.gap"), "required for a session window"))?;
+                let gap = parse_ms(&format!("{p}.gap"), gap)?;
+                if gap <= 0 {
+                    return Err(SpecError::invalid(format!("{p}.gap"), "must be greater than zero"));
+                }
+                WindowSpec::Session { gap }
+            }
+            "count" => {
+                unexpected(self.gap.is_some(), "gap")?;
+                let size = count_value(&format!("{p}.size"), &need(&self.size, "size")?)?;
+                let slide = match &self.slide {
+                    None => 1,
+                    Some(v) => count_value(&format!("{p}.slide"), v)?,
+                };
+                if slide > size {
+                    return Err(SpecError::invalid(format!("{p}.slide"), format!("slide ({slide}) is larger than size ({size})")));
+                }
+                WindowSpec::Count { size, slide }
+            }
+            "global" => {
+                unexpected(self.size.is_some(), "size")?;
+                unexpected(self.slide.is_some(), "slide")?;
+                unexpected(self.gap.is_some(), "gap")?;
+                WindowSpec::Global
+            }
+            other => {
+                return Err(SpecError::invalid(format!("{p}.type"), format!("unknown window type {other:?}; use tumbling, sliding, session, count or global")))
+            }
+        };
+        if let WindowSpec::Sliding { size, .. } = spec {
+            if size <= 0 {
+                return Err(SpecError::invalid(format!("{p}.size"), "must be greater than zero"));
+            }
+        }
+        Ok(spec)
+    }
+}
+
+impl RawAggregation {
+    fn validate(self, i: usize, input: &InputSpec) -> Result<AggregationSpec, SpecError> {
+        let p = format!("aggregation[{i}]");
+        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(SpecError::invalid(format!("{p}.name"), "must be non-empty and use only letters, digits, '_' and '-'"));
+        }
+        let p = format!("aggregation[{i}] ({})", self.name);
+        let mut group_by = Vec::with_capacity(self.group_by.len());
+        for (j, g) in self.group_by.iter().enumerate() {
+            let idx = input.field_index(g).ok_or_else(|| {
+                SpecError::invalid(format!("{p}.group_by[{j}]"), format!("unknown field {g:?}; declare it in input.fields"))
+            })?;
+            group_by.push(idx);
+        }
+        let filter = self
+            .filter
+            .as_deref()
+            .map(|f| Filter::parse(f, input).map_err(|reason| SpecError::invalid(format!("{p}.filter"), reason)))
+            .transpose()?;
+        let window = self.window.validate(&format!("{p}.window"))?;
+        if self.aggregates.is_empty() {
+            return Err(SpecError::invalid(format!("{p}.aggregates"), "at least one aggregate is required"));
+        }
+        let mut aggregates = Vec::with_capacity(self.aggregates.len());
+        for (j, a) in self.aggregates.iter().enumerate() {
+            let ap = format!("{p}.aggregates[{j}]");
+            let func = AggFn::parse(&a.func).ok_or_else(|| {
+                SpecError::invalid(format!("{ap}.fn"), format!("unknown function {:?}; use count, sum, min, max, avg, first or last", a.func))
+            })?;
+            let field = match (&a.field, func) {
+                (None, AggFn::Count) => None,
+                (None, _) => return Err(SpecError::invalid(format!("{ap}.field"), format!("required for {}", a.func))),
+                (Some(f), _) => {
+                    let idx = input
+                        .field_index(f)
+                        .ok_or_else(|| SpecError::invalid(format!("{ap}.field"), format!("unknown field {f:?}; declare it in input.fields")))?;
+                    if input.fields[idx].1 != FieldType::Number {
+                        return Err(SpecError::invalid(format!("{ap}.field"), format!("field {f:?} is not a number")));
+                    }
+                    Some(idx)
+                }
+            };
+            if aggregates.iter().any(|x: &AggregateSpec| x.name == a.name) || self.group_by.contains(&a.name) {
+                return Err(SpecError::invalid(format!("{ap}.name"), format!("duplicate output column {:?}", a.name)));
+            }
+            aggregates.push(AggregateSpec { name: a.name.clone(), func, field, decimals: a.decimals });
+        }
+        let allowed_lateness_ms = self
+            .allowed_lateness
+            .as_deref()
+            .map(|s| parse_ms(&format!("{p}.allowed_lateness"), s))
+            .transpose()?
+            .unwrap_or(0);
+        let trigger = match self.trigger {
+            None => TriggerSpec::default(),
+            Some(t) => t.validate(&format!("{p}.trigger"))?,
+        };
+        if matches!(window, WindowSpec::Count { .. }) && (trigger.early.is_some() || trigger.late.is_some()) {
+            return Err(SpecError::invalid(format!("{p}.trigger"), "count windows fire by element count; early and late triggers do not apply"));
+        }
+        if trigger.late.is_some() && allowed_lateness_ms == 0 {
+            return Err(SpecError::invalid(format!("{p}.trigger.late"), "late firings need allowed_lateness greater than zero"));
+        }
+        Ok(AggregationSpec {
+            name: self.name,
+            group_by,
+            filter,
+            window,
+            aggregates,
+            trigger,
+            allowed_lateness_ms,
+            accumulation: self.accumulation,
+            sink: self.sink,
+        })
+    }
+}
+
+impl RawTrigger {
+    fn validate(self, p: &str) -> Result<TriggerSpec, SpecError> {
+        let early = match self.early {
+            None => None,
+            Some(e) => match (e.after, e.every) {
+                (Some(_), Some(_)) => return Err(SpecError::invalid(format!("{p}.early"), "give either `after` or `every`, not both")),
+                (Some(a), None) => {
+                    let delay = parse_ms(&format!("{p}.early.after"), &a)?;
+                    if delay <= 0 {
+                        return Err(SpecError::invalid(format!("{p}.early.after"), "must be greater than zero"));
+                    }
+                    Some(EarlyTrigger::AfterProcessingTime { delay_ms: delay, aligned: e.aligned })
+                }
+                (None, Some(n)) => {
+                    if n == 0 {
+                        return Err(SpecError::invalid(format!("{p}.early.every"), "must be greater than zero"));
+                    }
+                    if e.aligned {
+                        return Err(SpecError::invalid(format!("{p}.early.aligned"), "only applies to `after`"));
+                    }
+                    Some(EarlyTrigger::EveryElements(n))
+                }
+                (None, None) => return Err(SpecError::invalid(format!("{p}.early"), "give `after` (a duration) or `every` (a count)")),
+            },
+        };
+        let late = match self.late {
+            None => None,
+            Some(toml::Value::String(s)) if s == "every" => Some(LateTrigger::EveryElement),
+            Some(toml::Value::Table(t)) => {
+                let after = t.get("after").and_then(|v| v.as_str()).ok_or_else(|| {
+                    SpecError::invalid(format!("{p}.late"), "use \"every\" or { after = \"<duration>\" }")
+                })?;
+                if t.len() != 1 {
+                    return Err(SpecError::invalid(format!("{p}.late"), "only `after` is allowed"));
+                }
+                let delay = parse_ms(&format!("{p}.late.after"), after)?;
+                if delay <= 0 {
+                    return Err(SpecError::invalid(format!("{p}.late.after"), "must be greater than zero"));
+                }
+                Some(LateTrigger::AfterProcessingTime { delay_ms: delay })
+            }
+            Some(_) => return Err(SpecError::invalid(format!("{p}.late"), "use \"every\" or { after = \"<duration>\" }")),
+        };
+        Ok(TriggerSpec { early, late })
+    }
+}

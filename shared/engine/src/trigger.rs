@@ -1,0 +1,103 @@
+//! When in processing time: triggers and per-window pane state.
+//!
+//! Every window fires ON_TIME when the watermark passes its end. A trigger can add:
+//! * EARLY panes a processing-time delay after the first element of a pane (unaligned, or
+//!   aligned to multiples of the period), or every N elements;
+//! * LATE panes for data that arrives after the on-time pane but within the allowed
+//!   lateness: on every late element, or a processing-time delay after the first one.
+//!
+//! Processing time is injected (`advance_processing_time`), so runs are deterministic.
+//!
+//! ```
+//! use eventide_engine::trigger::{EarlyTrigger, TriggerSpec};
+//! let t = TriggerSpec { early: Some(EarlyTrigger::AfterProcessingTime { delay_ms: 60_000, aligned: true }), late: None };
+//! // Aligned early firings happen on the minute grid.
+//! assert_eq!(t.early_deadline(125_000), Some(180_000));
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::Acc;
+
+/// Early firings, before the watermark reaches the end of the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyTrigger {
+    AfterProcessingTime { delay_ms: i64, aligned: bool },
+    EveryElements(u64),
+}
+
+/// Late firings, after the on-time pane and within the allowed lateness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateTrigger {
+    EveryElement,
+    AfterProcessingTime { delay_ms: i64 },
+}
+
+/// An aggregation's trigger. The default fires once, on time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TriggerSpec {
+    pub early: Option<EarlyTrigger>,
+    pub late: Option<LateTrigger>,
+}
+
+impl TriggerSpec {
+    /// The processing time at which an early pane is due when its first element arrives at `now`.
+    pub fn early_deadline(&self, now: i64) -> Option<i64> {
+        match self.early? {
+            EarlyTrigger::AfterProcessingTime { delay_ms, aligned: false } => Some(now.saturating_add(delay_ms)),
+            EarlyTrigger::AfterProcessingTime { delay_ms, aligned: true } => {
+                Some(crate::window::floor_to(now, delay_ms).saturating_add(delay_ms))
+            }
+            EarlyTrigger::EveryElements(_) => None,
+        }
+    }
+
+    /// The processing time at which a late pane is due when its first element arrives at `now`.
+    pub fn late_deadline(&self, now: i64) -> Option<i64> {
+        match self.late? {
+            LateTrigger::AfterProcessingTime { delay_ms } => Some(now.saturating_add(delay_ms)),
+            LateTrigger::EveryElement => None,
+        }
+    }
+
+    /// True when an early pane is due after `pending` elements.
+    pub fn early_count_reached(&self, pending: u64) -> bool {
+        matches!(self.early, Some(EarlyTrigger::EveryElements(n)) if pending >= n)
+    }
+}
+
+/// Which firing produced a pane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Timing {
+    Early,
+    OnTime,
+    Late,
+}
+
+impl Timing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::Early => "EARLY",
+            Timing::OnTime => "ON_TIME",
+            Timing::Late => "LATE",
+        }
+    }
+}
+
+/// Per-window trigger and accumulation state, kept only for windows that can fire again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PaneState {
+    /// Index of the next pane.
+    pub next_index: u32,
+    /// Elements added since the last pane.
+    pub pending: u64,
+    /// Elements since the last pane, for discarding mode.
+    pub delta: Option<Acc>,
+    /// The last emitted value, for retracting mode.
+    pub last_emitted: Option<Acc>,
+    /// A processing-time timer armed for this window.
+    pub timer: Option<i64>,
+    /// True once the on-time pane has fired (or the watermark passed the window).
+    pub on_time_done: bool,
+}

@@ -1,0 +1,184 @@
+//! When in event time: watermarks per partition, combined by minimum.
+//!
+//! With bounded out-of-orderness the watermark of a partition is
+//! `max(event time of the records before it) - bound`, exactly as Flink SQL's
+//! `WATERMARK FOR ts AS ts - INTERVAL ...` with the watermark advanced after every record:
+//! each record is judged against the watermark of the records before it. The combined
+//! watermark is the minimum over partitions; a partition that has been quiet for longer
+//! than the idle timeout (in processing time) stops holding it back. It never goes
+//! backwards. At the end of a finite input it goes to +∞ ([`WM_MAX`]).
+//!
+//! ```
+//! use eventide_engine::watermark::{WatermarkTracker, WM_MIN};
+//! let mut wm = WatermarkTracker::bounded(5, None);
+//! assert_eq!(wm.current(), WM_MIN);
+//! wm.observe("p0", 100, 0);
+//! assert_eq!(wm.current(), 95);
+//! wm.observe("p0", 90, 0); // out of order: the watermark stays
+//! assert_eq!(wm.current(), 95);
+//! ```
+
+use rustc_hash::FxHashMap;
+
+/// The watermark before any record: −∞.
+pub const WM_MIN: i64 = i64::MIN;
+/// The watermark at the end of input: +∞.
+pub const WM_MAX: i64 = i64::MAX;
+
+#[derive(Debug, Clone)]
+struct Partition {
+    max_ts: i64,
+    last_active: i64,
+    finished: bool,
+}
+
+/// Tracks per-partition watermarks and their combined minimum.
+#[derive(Debug, Clone)]
+pub struct WatermarkTracker {
+    /// `None` for explicit watermarks.
+    bound: Option<i64>,
+    idle_timeout: Option<i64>,
+    partitions: FxHashMap<Box<str>, Partition>,
+    combined: i64,
+    explicit: i64,
+}
+
+impl WatermarkTracker {
+    /// Bounded out-of-orderness with an optional idle timeout.
+    pub fn bounded(bound_ms: i64, idle_timeout_ms: Option<i64>) -> Self {
+        WatermarkTracker {
+            bound: Some(bound_ms),
+            idle_timeout: idle_timeout_ms,
+            partitions: FxHashMap::default(),
+            combined: WM_MIN,
+            explicit: WM_MIN,
+        }
+    }
+
+    /// Watermarks only from explicit control records.
+    pub fn explicit() -> Self {
+        WatermarkTracker { bound: None, ..Self::bounded(0, None) }
+    }
+
+    /// The combined watermark.
+    #[inline]
+    pub fn current(&self) -> i64 {
+        self.combined
+    }
+
+    /// Records an event of `partition` at event time `ts`, seen at processing time `now`.
+    /// Returns the new combined watermark.
+    #[inline]
+    pub fn observe(&mut self, partition: &str, ts: i64, now: i64) -> i64 {
+        if self.bound.is_none() {
+            return self.combined;
+        }
+        match self.partitions.get_mut(partition) {
+            Some(p) => {
+                p.last_active = now;
+                if ts > p.max_ts {
+                    p.max_ts = ts;
+                } else {
+                    return self.combined;
+                }
+            }
+            None => {
+                self.partitions.insert(partition.into(), Partition { max_ts: ts, last_active: now, finished: false });
+            }
+        }
+        self.recompute(now)
+    }
+
+    /// Sets the watermark explicitly (a control record). It never goes backwards.
+    pub fn advance_to(&mut self, wm: i64) -> i64 {
+        self.explicit = self.explicit.max(wm);
+        self.combined = self.combined.max(self.explicit);
+        self.combined
+    }
+
+    /// Marks a partition finished (e.g. a closed shard): it no longer holds the watermark back.
+    pub fn finish(&mut self, partition: &str, now: i64) -> i64 {
+        if let Some(p) = self.partitions.get_mut(partition) {
+            p.finished = true;
+        }
+        self.recompute(now)
+    }
+
+    /// Re-evaluates idleness at processing time `now`.
+    pub fn on_processing_time(&mut self, now: i64) -> i64 {
+        if self.idle_timeout.is_some() {
+            self.recompute(now)
+        } else {
+            self.combined
+        }
+    }
+
+    fn recompute(&mut self, now: i64) -> i64 {
+        let bound = self.bound.unwrap_or(0);
+        let mut min: Option<i64> = None;
+        let mut any_active = false;
+        for p in self.partitions.values() {
+            if p.finished {
+                continue;
+            }
+            if let Some(idle) = self.idle_timeout {
+                if now.saturating_sub(p.last_active) >= idle {
+                    continue;
+                }
+            }
+            any_active = true;
+            let w = p.max_ts.saturating_sub(bound);
+            min = Some(min.map_or(w, |m| m.min(w)));
+        }
+        if !any_active {
+            // All partitions idle or finished: the most advanced one carries the watermark.
+            min = self.partitions.values().map(|p| p.max_ts.saturating_sub(bound)).max();
+        }
+        if let Some(m) = min {
+            if m > self.combined {
+                self.combined = m;
+            }
+        }
+        self.combined = self.combined.max(self.explicit);
+        self.combined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimum_over_partitions() {
+        let mut w = WatermarkTracker::bounded(0, None);
+        w.observe("a", 100, 0);
+        assert_eq!(w.current(), 100);
+        w.observe("b", 50, 0);
+        // never backwards
+        assert_eq!(w.current(), 100);
+        w.observe("a", 200, 0);
+        assert_eq!(w.current(), 100);
+        w.observe("b", 150, 0);
+        assert_eq!(w.current(), 150);
+    }
+
+    #[test]
+    fn idle_partition_stops_holding_back() {
+        let mut w = WatermarkTracker::bounded(0, Some(1_000));
+        w.observe("a", 10, 0);
+        w.observe("b", 10, 0);
+        w.observe("a", 500, 100);
+        assert_eq!(w.current(), 10);
+        // b has been quiet for 1 s of processing time
+        assert_eq!(w.on_processing_time(1_000), 500);
+    }
+
+    #[test]
+    fn finished_partition_leaves_the_set() {
+        let mut w = WatermarkTracker::bounded(0, None);
+        w.observe("parent", 10, 0);
+        w.observe("child", 100, 0);
+        assert_eq!(w.current(), 10);
+        assert_eq!(w.finish("parent", 0), 100);
+    }
+}

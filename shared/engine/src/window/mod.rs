@@ -1,0 +1,188 @@
+//! Where in event time: window assignment.
+//!
+//! * Tumbling and sliding windows are cut into non-overlapping **slices** of length
+//!   `gcd(size, slide)` ([`Slicing`]). Each event updates exactly one slice and a window's
+//!   value is combined from its slices, so state per key is bounded by the slices a window
+//!   spans, never by the number of events.
+//! * Session windows ([`session`]) merge on overlap; sessions that just touch merge too.
+//! * Count windows hold the last N elements of a key.
+//! * The global window holds everything and fires at the end of input.
+//!
+//! Windows are half-open `[start, end)` in epoch milliseconds. A window has fired once
+//! `end - 1 <= watermark`.
+
+pub mod session;
+
+/// The window of an aggregation, as written in its spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// Tumbling windows are sliding windows whose slide equals their size.
+    Sliding { size: i64, slide: i64 },
+    Session { gap: i64 },
+    Count { size: u64, slide: u64 },
+    Global,
+}
+
+/// Event time of the global window's start and end.
+pub const GLOBAL_START: i64 = i64::MIN;
+/// The global window ends at +∞ and fires only when the watermark reaches +∞.
+pub const GLOBAL_END: i64 = i64::MAX;
+
+/// A window: `[start, end)` in epoch ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Window {
+    /// True once the watermark has passed the window: `end - 1 <= wm`.
+    #[inline]
+    pub fn fired_at(&self, wm: i64) -> bool {
+        self.end - 1 <= wm
+    }
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Floor division toward −∞ for possibly negative times.
+#[inline]
+pub fn floor_to(t: i64, step: i64) -> i64 {
+    t - t.rem_euclid(step)
+}
+
+/// Slice arithmetic of tumbling, sliding and global windows.
+///
+/// ```
+/// use eventide_engine::window::Slicing;
+/// let s = Slicing::sliding(120, 15);
+/// assert_eq!(s.slice_len, 15);
+/// assert_eq!(s.slice_start(100), 90);
+/// // The windows containing the slice [90, 105) end at 105, 120, ..., 210.
+/// assert_eq!(s.first_end_containing(90), 105);
+/// assert_eq!(s.last_end_containing(90), 210);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slicing {
+    pub size: i64,
+    pub slide: i64,
+    pub slice_len: i64,
+    /// True for the single global window.
+    pub global: bool,
+}
+
+impl Slicing {
+    /// Sliding (or, with `slide == size`, tumbling) windows.
+    pub fn sliding(size: i64, slide: i64) -> Self {
+        Slicing { size, slide, slice_len: gcd(size, slide), global: false }
+    }
+
+    /// The global window: one slice, one window.
+    pub fn global() -> Self {
+        Slicing { size: GLOBAL_END, slide: GLOBAL_END, slice_len: GLOBAL_END, global: true }
+    }
+
+    /// Start of the slice holding event time `t`.
+    #[inline]
+    pub fn slice_start(&self, t: i64) -> i64 {
+        if self.global {
+            GLOBAL_START
+        } else {
+            floor_to(t, self.slice_len)
+        }
+    }
+
+    /// End of the earliest window that contains the slice starting at `s`.
+    #[inline]
+    pub fn first_end_containing(&self, s: i64) -> i64 {
+        if self.global {
+            return GLOBAL_END;
+        }
+        // Window ends are start + size with start a multiple of slide.
+        // Smallest end > s: end = floor_to(s - size, slide) + slide + size.
+        floor_to(s - self.size, self.slide) + self.slide + self.size
+    }
+
+    /// End of the latest window that contains the slice starting at `s`.
+    #[inline]
+    pub fn last_end_containing(&self, s: i64) -> i64 {
+        if self.global {
+            return GLOBAL_END;
+        }
+        floor_to(s, self.slide) + self.size
+    }
+
+    /// The smallest window end strictly greater than `t` (aligned to the slide grid).
+    #[inline]
+    pub fn next_end_after(&self, t: i64) -> i64 {
+        if self.global {
+            return GLOBAL_END;
+        }
+        floor_to(t - self.size, self.slide) + self.slide + self.size
+    }
+
+    /// The window ending at `end`.
+    #[inline]
+    pub fn window_ending(&self, end: i64) -> Window {
+        if self.global {
+            Window { start: GLOBAL_START, end: GLOBAL_END }
+        } else {
+            Window { start: end - self.size, end }
+        }
+    }
+
+    /// All windows containing event time `t`, earliest first.
+    pub fn windows_containing(&self, t: i64) -> impl Iterator<Item = Window> + '_ {
+        let s = self.slice_start(t);
+        let first = self.first_end_containing(s);
+        let last = self.last_end_containing(s);
+        let step = if self.global { 1 } else { self.slide };
+        let n = if self.global { 1 } else { (last - first) / step + 1 };
+        (0..n).map(move |i| self.window_ending(first + i * step))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_use_gcd() {
+        let s = Slicing::sliding(72 * 3_600_000, 3_600_000);
+        assert_eq!(s.slice_len, 3_600_000);
+        let s = Slicing::sliding(10, 4);
+        assert_eq!(s.slice_len, 2);
+    }
+
+    #[test]
+    fn windows_containing_matches_definition() {
+        for (size, slide) in [(10, 10), (10, 5), (10, 4), (6, 1), (7, 3)] {
+            let s = Slicing::sliding(size, slide);
+            for t in -30..30 {
+                let got: Vec<Window> = s.windows_containing(t).collect();
+                let mut want = Vec::new();
+                let mut start = floor_to(t - size, slide);
+                while start <= t {
+                    if start + size > t {
+                        want.push(Window { start, end: start + size });
+                    }
+                    start += slide;
+                }
+                assert_eq!(got, want, "size {size} slide {slide} t {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn fired_boundary_is_end_minus_one() {
+        let w = Window { start: 0, end: 10 };
+        assert!(!w.fired_at(8));
+        assert!(w.fired_at(9));
+    }
+}

@@ -9,10 +9,11 @@ pub mod count;
 pub mod session;
 pub mod sliced;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::BuildHasher;
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use crate::aggregate::{Acc, CompiledAggregates};
 use crate::pane::{Emit, Pane};
@@ -95,17 +96,18 @@ impl Common {
     }
 }
 
-/// Per-key state in a slab, found by key.
-#[derive(Debug)]
+/// Per-key state in a slab, found by key. Each key is stored once; the hash table holds
+/// slot numbers only.
 pub struct Keyed<S> {
-    index: FxHashMap<Box<str>, u32>,
+    table: HashTable<u32>,
     slots: Vec<Option<(Box<str>, S)>>,
     free: Vec<u32>,
+    hasher: FxBuildHasher,
 }
 
 impl<S> Default for Keyed<S> {
     fn default() -> Self {
-        Keyed { index: FxHashMap::default(), slots: Vec::new(), free: Vec::new() }
+        Keyed { table: HashTable::new(), slots: Vec::new(), free: Vec::new(), hasher: FxBuildHasher }
     }
 }
 
@@ -113,21 +115,28 @@ impl<S> Keyed<S> {
     /// The slot of `key`, created with `init` if absent.
     #[inline]
     pub fn slot_or_insert(&mut self, key: &str, init: impl FnOnce() -> S) -> u32 {
-        if let Some(&s) = self.index.get(key) {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.slots;
+        let eq = |&s: &u32| matches!(&slots[s as usize], Some((k, _)) if &**k == key);
+        if let Some(&s) = self.table.find(hash, eq) {
             return s;
         }
-        let boxed: Box<str> = key.into();
+        let entry = Some((Box::<str>::from(key), init()));
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s as usize] = Some((boxed.clone(), init()));
+                self.slots[s as usize] = entry;
                 s
             }
             None => {
-                self.slots.push(Some((boxed.clone(), init())));
+                self.slots.push(entry);
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(boxed, slot);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.table.insert_unique(hash, slot, |&s| match &slots[s as usize] {
+            Some((k, _)) => hasher.hash_one(&**k),
+            None => 0,
+        });
         slot
     }
 
@@ -142,42 +151,54 @@ impl<S> Keyed<S> {
 
     /// Frees a slot whose state became empty.
     pub fn remove(&mut self, slot: u32) {
-        if let Some(Some((k, _))) = self.slots.get_mut(slot as usize).map(|s| s.take()) {
-            self.index.remove(&k);
-            self.free.push(slot);
+        let hash = match self.slots.get(slot as usize) {
+            Some(Some((k, _))) => self.hasher.hash_one(&**k),
+            _ => return,
+        };
+        if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {
+            entry.remove();
         }
+        self.slots[slot as usize] = None;
+        self.free.push(slot);
     }
 
     /// Number of keys with state.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.table.len()
     }
 
     /// True when no key has state.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.table.is_empty()
     }
 }
 
-/// A min-heap of `(time, slot)` timers. Entries may be stale; owners re-check on pop.
+/// Timers bucketed by due time. Window ends are aligned, so many keys share a due time and
+/// a push or pop is O(1) amortized. Entries may be stale; owners re-check on pop.
 #[derive(Debug, Default)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<(i64, u32)>>,
+    buckets: BTreeMap<i64, VecDeque<u32>>,
 }
 
 impl Timers {
     /// Schedules `slot` at `t`.
     #[inline]
     pub fn push(&mut self, t: i64, slot: u32) {
-        self.heap.push(Reverse((t, slot)));
+        self.buckets.entry(t).or_default().push_back(slot);
     }
 
     /// Pops the next timer with time `<= upto`.
     #[inline]
     pub fn pop_due(&mut self, upto: i64) -> Option<(i64, u32)> {
-        match self.heap.peek() {
-            Some(Reverse((t, _))) if *t <= upto => self.heap.pop().map(|Reverse(x)| x),
-            _ => None,
+        let mut e = self.buckets.first_entry()?;
+        let t = *e.key();
+        if t > upto {
+            return None;
         }
+        let slot = e.get_mut().pop_front();
+        if e.get().is_empty() {
+            e.remove();
+        }
+        slot.map(|s| (t, s))
     }
 }

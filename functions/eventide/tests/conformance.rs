@@ -65,7 +65,11 @@ fn diff(expected: &str, actual: &str) -> Option<String> {
     if e == a {
         return None;
     }
-    let first = e.iter().zip(a.iter()).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
+    let first = e
+        .iter()
+        .zip(a.iter())
+        .position(|(x, y)| x != y)
+        .unwrap_or(e.len().min(a.len()));
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -74,19 +78,33 @@ fn diff(expected: &str, actual: &str) -> Option<String> {
         e.len(),
         a.len()
     );
-    let from = first.saturating_sub(2);
-    for i in from..first {
-        let _ = writeln!(s, "      {:>3}   {}", i + 1, e[i]);
+    for (i, line) in e
+        .iter()
+        .enumerate()
+        .take(first)
+        .skip(first.saturating_sub(2))
+    {
+        let _ = writeln!(s, "      {:>3}   {}", i + 1, line);
     }
-    let to = (first + 4).max(from);
-    for i in first..to.min(e.len().max(a.len())) {
+    let to = (first + 4).min(e.len().max(a.len()));
+    for i in first..to {
         match (e.get(i), a.get(i)) {
             (Some(x), Some(y)) if x == y => {
                 let _ = writeln!(s, "      {:>3}   {}", i + 1, x);
             }
             (x, y) => {
-                let _ = writeln!(s, "      {:>3} - {}", i + 1, x.copied().unwrap_or("<missing>"));
-                let _ = writeln!(s, "      {:>3} + {}", i + 1, y.copied().unwrap_or("<missing>"));
+                let _ = writeln!(
+                    s,
+                    "      {:>3} - {}",
+                    i + 1,
+                    x.copied().unwrap_or("<missing>")
+                );
+                let _ = writeln!(
+                    s,
+                    "      {:>3} + {}",
+                    i + 1,
+                    y.copied().unwrap_or("<missing>")
+                );
             }
         }
     }
@@ -95,11 +113,22 @@ fn diff(expected: &str, actual: &str) -> Option<String> {
 
 /// Runs one case; returns a description of every mismatch.
 fn run_case(case: &Path) -> Result<(), String> {
-    let name = case.file_name().and_then(|n| n.to_str()).unwrap_or("case").to_string();
-    let toml = std::fs::read_to_string(case.join("pipeline.toml")).map_err(|e| format!("  reading pipeline.toml: {e}\n"))?;
+    let name = case
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("case")
+        .to_string();
+    let toml = std::fs::read_to_string(case.join("pipeline.toml"))
+        .map_err(|e| format!("  reading pipeline.toml: {e}\n"))?;
     let spec = PipelineSpec::from_toml(&toml).map_err(|e| format!("  pipeline.toml: {e}\n"))?;
     let out = TempDir::new(&name);
-    replay(spec, &case.join("input.jsonl"), &out.0, &ReplayOptions::default()).map_err(|e| format!("  replay failed: {e}\n"))?;
+    replay(
+        spec,
+        &case.join("input.jsonl"),
+        &out.0,
+        &ReplayOptions::default(),
+    )
+    .map_err(|e| format!("  replay failed: {e}\n"))?;
 
     let mut expected: Vec<PathBuf> = std::fs::read_dir(case.join("expected"))
         .map_err(|e| format!("  reading expected/: {e}\n"))?
@@ -113,7 +142,8 @@ fn run_case(case: &Path) -> Result<(), String> {
     let mut report = String::new();
     for exp in expected {
         let file = exp.file_name().unwrap_or_default().to_owned();
-        let want = std::fs::read_to_string(&exp).map_err(|e| format!("  reading {}: {e}\n", exp.display()))?;
+        let want = std::fs::read_to_string(&exp)
+            .map_err(|e| format!("  reading {}: {e}\n", exp.display()))?;
         match std::fs::read_to_string(out.0.join(&file)) {
             Err(e) => {
                 let _ = writeln!(report, "  {}: not produced ({e})", file.to_string_lossy());
@@ -140,7 +170,11 @@ fn streaming_systems_cases_match_expected_output() {
     let mut failed = Vec::new();
     let mut report = String::new();
     for case in &cases {
-        let name = case.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let name = case
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
         if let Err(r) = run_case(case) {
             let _ = write!(report, "\n[{name}]\n{r}");
             failed.push(name);
@@ -148,7 +182,12 @@ fn streaming_systems_cases_match_expected_output() {
     }
     if !failed.is_empty() {
         eprintln!("{report}");
-        panic!("{} of {} conformance cases failed: {}", failed.len(), cases.len(), failed.join(", "));
+        panic!(
+            "{} of {} conformance cases failed: {}",
+            failed.len(),
+            cases.len(),
+            failed.join(", ")
+        );
     }
 }
 
@@ -168,15 +207,24 @@ fn every_example_pipeline_parses() {
     let mut files = Vec::new();
     pipeline_tomls(&root, &mut files);
     let reference = root.join("reference/pipeline.toml");
-    assert!(files.contains(&reference), "{} not found", reference.display());
+    assert!(
+        files.contains(&reference),
+        "{} not found",
+        reference.display()
+    );
     let mut errors = Vec::new();
     for f in &files {
-        let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("read {}: {e}", f.display()));
+        let text =
+            std::fs::read_to_string(f).unwrap_or_else(|e| panic!("read {}: {e}", f.display()));
         if let Err(e) = PipelineSpec::from_toml(&text) {
             errors.push(format!("{}: {e}", f.display()));
         }
     }
-    assert!(errors.is_empty(), "pipeline specs that do not parse:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "pipeline specs that do not parse:\n{}",
+        errors.join("\n")
+    );
     // The reference pipeline runs its four queries.
     let spec = PipelineSpec::from_toml(&std::fs::read_to_string(&reference).unwrap()).unwrap();
     let names: Vec<&str> = spec.aggregations.iter().map(|a| a.name.as_str()).collect();

@@ -13,7 +13,11 @@ use eventide_connectors::replay::{replay, ReplayOptions, ReplayReport};
 use eventide_engine::PipelineSpec;
 
 #[derive(Parser)]
-#[command(name = "eventide", version, about = "Eventide: Flink-grade stream processing on Kinesis, with no cluster")]
+#[command(
+    name = "eventide",
+    version,
+    about = "Eventide: Flink-grade stream processing on Kinesis, with no cluster"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,13 +58,19 @@ enum Command {
 }
 
 fn load_spec(path: &Path) -> Result<PipelineSpec> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read pipeline spec {}", path.display()))?;
-    PipelineSpec::from_toml(&text).with_context(|| format!("invalid pipeline spec {}", path.display()))
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read pipeline spec {}", path.display()))?;
+    PipelineSpec::from_toml(&text)
+        .with_context(|| format!("invalid pipeline spec {}", path.display()))
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn print_report(r: &ReplayReport) {
@@ -91,10 +101,18 @@ fn main() -> Result<()> {
     init_logging();
     let cli = Cli::parse();
     match cli.command {
-        Command::Replay { pipeline, input, out, json } => {
+        Command::Replay {
+            pipeline,
+            input,
+            out,
+            json,
+        } => {
             let spec = load_spec(&pipeline)?;
-            let opts = ReplayOptions { progress: std::io::stderr().is_terminal() };
-            let report = replay(spec, &input, &out, &opts).with_context(|| format!("replay of {} failed", input.display()))?;
+            let opts = ReplayOptions {
+                progress: std::io::stderr().is_terminal(),
+            };
+            let report = replay(spec, &input, &out, &opts)
+                .with_context(|| format!("replay of {} failed", input.display()))?;
             print_report(&report);
             if json {
                 let aggs: Vec<String> = report
@@ -128,15 +146,24 @@ fn main() -> Result<()> {
                 );
             }
         }
-        Command::Bench { pipeline, input, out } => {
+        Command::Bench {
+            pipeline,
+            input,
+            out,
+        } => {
             let spec = load_spec(&pipeline)?;
-            let out = out.unwrap_or_else(|| std::env::temp_dir().join(format!("eventide-bench-{}", std::process::id())));
+            let out = out.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("eventide-bench-{}", std::process::id()))
+            });
             let report = replay(spec, &input, &out, &ReplayOptions::default())?;
             print_report(&report);
             let secs = report.elapsed.as_secs_f64();
             println!("events: {}", report.events);
             println!("seconds: {secs:.3}");
-            println!("events_per_second: {:.0}", report.events as f64 / secs.max(1e-9));
+            println!(
+                "events_per_second: {:.0}",
+                report.events as f64 / secs.max(1e-9)
+            );
             if let Some(mib) = peak_rss_mib() {
                 println!("peak_rss_mib: {mib:.1}");
             }

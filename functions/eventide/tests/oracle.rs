@@ -14,32 +14,66 @@ fn root() -> PathBuf {
 
 fn reference() -> PathBuf {
     let dir = root().join("../shared/reference");
-    assert!(dir.join("oracle.py").exists(), "the reference oracle is expected at {} (shared/ beside the project root)", dir.display());
+    assert!(
+        dir.join("oracle.py").exists(),
+        "the reference oracle is expected at {} (shared/ beside the project root)",
+        dir.display()
+    );
     dir
 }
 
 fn python(args: &[&str]) {
-    let status = Command::new("python3").args(args).status().expect("python3 runs");
+    let status = Command::new("python3")
+        .args(args)
+        .status()
+        .expect("python3 runs");
     assert!(status.success(), "python3 {args:?} failed");
 }
 
 fn check(seed: u64, n: u64, keys: u64) {
     let refdir = reference();
-    let work = std::env::temp_dir().join(format!("eventide-oracle-{}-{seed}-{n}", std::process::id()));
+    let work =
+        std::env::temp_dir().join(format!("eventide-oracle-{}-{seed}-{n}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let input = work.join("events.jsonl");
     let (ours, theirs) = (work.join("eventide"), work.join("oracle"));
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    python(&[&s(&refdir.join("gen.py")), "--n", &n.to_string(), "--keys", &keys.to_string(), "--seed", &seed.to_string(), "--out", &s(&input)]);
-    python(&[&s(&refdir.join("oracle.py")), "--input", &s(&input), "--out", &s(&theirs)]);
+    python(&[
+        &s(&refdir.join("gen.py")),
+        "--n",
+        &n.to_string(),
+        "--keys",
+        &keys.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        &s(&input),
+    ]);
+    python(&[
+        &s(&refdir.join("oracle.py")),
+        "--input",
+        &s(&input),
+        "--out",
+        &s(&theirs),
+    ]);
 
-    let spec = PipelineSpec::from_toml(&std::fs::read_to_string(root().join("examples/reference/pipeline.toml")).unwrap()).unwrap();
+    let spec = PipelineSpec::from_toml(
+        &std::fs::read_to_string(root().join("examples/reference/pipeline.toml")).unwrap(),
+    )
+    .unwrap();
     let report = replay(spec, &input, &ours, &ReplayOptions::default()).unwrap();
     assert_eq!(report.events, n);
     assert_eq!(report.dead_letters, 0);
 
-    let status = Command::new("python3").args([&s(&refdir.join("compare.py")), &s(&ours), &s(&theirs)]).status().unwrap();
-    assert!(status.success(), "compare.py found mismatching rows (seed {seed}, n {n}); outputs kept in {}", work.display());
+    let status = Command::new("python3")
+        .args([&s(&refdir.join("compare.py")), &s(&ours), &s(&theirs)])
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "compare.py found mismatching rows (seed {seed}, n {n}); outputs kept in {}",
+        work.display()
+    );
     // q2's averages can sit exactly on a rounding tie at 6 decimals, where the last bit of
     // a float sum decides; compare.py's relative tolerance covers those.
     for q in ["q1", "q3", "q4"] {

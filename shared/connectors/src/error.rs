@@ -8,9 +8,15 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConnectorError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Spec(#[from] eventide_engine::SpecError),
 }

@@ -5,6 +5,12 @@
 //! their line number and reason, and records later than the allowed lateness go to
 //! `<aggregation>.late.jsonl`. A bad line never aborts the run. At the end of the input the
 //! watermark goes to +∞ and every window fires.
+//!
+//! When every sink writes in key order and the input is a file, the run is split by key
+//! over the machine's cores: each thread reads and decodes the whole input (so all see the
+//! same watermarks) but aggregates only its share of the keys into compact per-key buffers,
+//! which are merged in key order at the end. The output is the same as a single-threaded
+//! run's.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,9 +19,12 @@ use eventide_engine::pane::{Emit, Pane};
 use eventide_engine::{Output, Pipeline, PipelineSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use eventide_engine::spec::SinkOrder;
+
 use crate::error::ConnectorError;
 use crate::sinks::dead_letter::{DeadLetter, LazyFile};
-use crate::sinks::{open_file_sink, PaneSink};
+use crate::sinks::ordered::{KeyBuffer, RowWriter};
+use crate::sinks::{open_file_sink, open_row_writer, PaneSink};
 use crate::sources::file::FileSource;
 use crate::sources::LineSource;
 
@@ -39,7 +48,7 @@ pub struct ReplayReport {
 }
 
 struct FileOutput {
-    sinks: Vec<Box<dyn PaneSink>>,
+    sinks: Vec<Box<dyn PaneSink + Send>>,
     late: Vec<LazyFile>,
     panes: Vec<u64>,
     error: Option<ConnectorError>,
@@ -73,27 +82,80 @@ impl FileOutput {
 }
 
 /// Runs `spec` over `input`, writing results under `out_dir`.
-pub fn replay(spec: PipelineSpec, input: &Path, out_dir: &Path, opts: &ReplayOptions) -> Result<ReplayReport, ConnectorError> {
+pub fn replay(
+    spec: PipelineSpec,
+    input: &Path,
+    out_dir: &Path,
+    opts: &ReplayOptions,
+) -> Result<ReplayReport, ConnectorError> {
     let started = Instant::now();
-    std::fs::create_dir_all(out_dir).map_err(|source| ConnectorError::Write { path: out_dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(out_dir).map_err(|source| ConnectorError::Write {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let all_key_ordered = !spec.aggregations.is_empty()
+        && spec
+            .aggregations
+            .iter()
+            .all(|a| a.sink.order == SinkOrder::Key);
+    let shards = if all_key_ordered && input.as_os_str() != "-" {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_SHARDS)
+    } else {
+        1
+    };
+    if shards > 1 {
+        replay_sharded(spec, input, out_dir, opts, shards, started)
+    } else {
+        replay_streaming(spec, input, out_dir, opts, started)
+    }
+}
+
+/// Most threads a key-ordered run is split over; each one decodes the whole input.
+const MAX_SHARDS: usize = 4;
+
+/// Runs the whole pipeline on this thread, writing panes as sinks receive them.
+fn replay_streaming(
+    spec: PipelineSpec,
+    input: &Path,
+    out_dir: &Path,
+    opts: &ReplayOptions,
+    started: Instant,
+) -> Result<ReplayReport, ConnectorError> {
     let mut src = FileSource::open(input)?;
     let mut sinks = Vec::with_capacity(spec.aggregations.len());
     let mut late = Vec::with_capacity(spec.aggregations.len());
     for agg in &spec.aggregations {
         sinks.push(open_file_sink(out_dir, &spec, agg)?);
-        late.push(LazyFile::new(&out_dir.join(format!("{}.late.jsonl", agg.name))));
+        late.push(LazyFile::new(
+            &out_dir.join(format!("{}.late.jsonl", agg.name)),
+        ));
     }
     let names: Vec<String> = spec.aggregations.iter().map(|a| a.name.clone()).collect();
-    let mut out = FileOutput { panes: vec![0; sinks.len()], sinks, late, error: None };
+    let mut out = FileOutput {
+        panes: vec![0; sinks.len()],
+        sinks,
+        late,
+        error: None,
+    };
     let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
     let mut pipeline = Pipeline::new(spec);
 
-    let bar = if opts.progress { progress_bar(src.progress().1) } else { ProgressBar::hidden() };
+    let bar = if opts.progress {
+        progress_bar(src.progress().1)
+    } else {
+        ProgressBar::hidden()
+    };
     let mut lines = 0u64;
     while let Some((n, line)) = src.next_line()? {
         lines += 1;
         if let Err(reason) = pipeline.process_line(line, "", &mut out) {
-            dead.json(&DeadLetter { line: n, reason: reason.to_string(), raw: &String::from_utf8_lossy(line) })?;
+            dead.json(&DeadLetter {
+                line: n,
+                reason: reason.to_string(),
+                raw: &String::from_utf8_lossy(line),
+            })?;
         }
         if lines & 0xffff == 0 {
             out.check()?;
@@ -116,7 +178,195 @@ pub fn replay(spec: PipelineSpec, input: &Path, out_dir: &Path, opts: &ReplayOpt
         events: stats.events,
         controls: stats.controls,
         dead_letters: dead.written,
-        aggregations: names.into_iter().zip(out.panes.iter().copied()).zip(stats.late.iter().copied()).map(|((n, p), l)| (n, p, l)).collect(),
+        aggregations: names
+            .into_iter()
+            .zip(out.panes.iter().copied())
+            .zip(stats.late.iter().copied())
+            .map(|((n, p), l)| (n, p, l))
+            .collect(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// What one shard of a key-ordered run produced.
+struct ShardRun {
+    lines: u64,
+    stats: eventide_engine::pipeline::Stats,
+    panes: Vec<u64>,
+    buffers: Vec<KeyBuffer>,
+    /// Per aggregation: the line number and text of each late record.
+    late: Vec<Vec<(u64, Box<[u8]>)>>,
+    dead_letters: u64,
+}
+
+/// The output of a shard: panes go to per-key buffers, late records are kept with their
+/// line number so the shards' lists can be merged in input order.
+struct ShardOutput {
+    buffers: Vec<KeyBuffer>,
+    late: Vec<Vec<(u64, Box<[u8]>)>>,
+    panes: Vec<u64>,
+    line: u64,
+}
+
+impl Emit for ShardOutput {
+    #[inline]
+    fn pane(&mut self, pane: &Pane<'_>) {
+        self.panes[pane.aggregation] += 1;
+        self.buffers[pane.aggregation].push(pane);
+    }
+}
+
+impl Output for ShardOutput {
+    fn late(&mut self, aggregation: usize, raw: &[u8]) {
+        self.late[aggregation].push((self.line, raw.into()));
+    }
+}
+
+/// Runs shard `index` of `count` over the whole input. Shard 0 also writes dead letters
+/// and drives the progress bar.
+fn run_shard(
+    spec: PipelineSpec,
+    input: &Path,
+    out_dir: &Path,
+    index: usize,
+    count: usize,
+    bar: &ProgressBar,
+) -> Result<ShardRun, ConnectorError> {
+    let mut src = FileSource::open(input)?;
+    let n = spec.aggregations.len();
+    let mut out = ShardOutput {
+        buffers: spec
+            .aggregations
+            .iter()
+            .map(|a| KeyBuffer::new(a.aggregates.len()))
+            .collect(),
+        late: vec![Vec::new(); n],
+        panes: vec![0; n],
+        line: 0,
+    };
+    let mut dead = (index == 0).then(|| LazyFile::new(&out_dir.join("dead_letters.jsonl")));
+    let mut pipeline = Pipeline::sharded(spec, index, count);
+    let mut lines = 0u64;
+    while let Some((line_no, line)) = src.next_line()? {
+        lines += 1;
+        out.line = line_no;
+        if let Err(reason) = pipeline.process_line(line, "", &mut out) {
+            if let Some(dead) = dead.as_mut() {
+                dead.json(&DeadLetter {
+                    line: line_no,
+                    reason: reason.to_string(),
+                    raw: &String::from_utf8_lossy(line),
+                })?;
+            }
+        }
+        if index == 0 && lines & 0xffff == 0 {
+            bar.set_position(src.progress().0);
+        }
+    }
+    pipeline.finish(&mut out);
+    let dead_letters = match dead.as_mut() {
+        Some(d) => {
+            d.flush()?;
+            d.written
+        }
+        None => 0,
+    };
+    Ok(ShardRun {
+        lines,
+        stats: pipeline.stats().clone(),
+        panes: out.panes,
+        buffers: out.buffers,
+        late: out.late,
+        dead_letters,
+    })
+}
+
+/// Runs a key-ordered pipeline split by key over `shards` threads.
+fn replay_sharded(
+    spec: PipelineSpec,
+    input: &Path,
+    out_dir: &Path,
+    opts: &ReplayOptions,
+    shards: usize,
+    started: Instant,
+) -> Result<ReplayReport, ConnectorError> {
+    let mut writers: Vec<Box<dyn RowWriter + Send>> = Vec::with_capacity(spec.aggregations.len());
+    for agg in &spec.aggregations {
+        writers.push(open_row_writer(out_dir, &spec, agg)?);
+    }
+    let bar = if opts.progress {
+        progress_bar(FileSource::open(input)?.progress().1)
+    } else {
+        ProgressBar::hidden()
+    };
+    let runs: Vec<Result<ShardRun, ConnectorError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..shards)
+            .map(|i| {
+                let (spec, bar) = (spec.clone(), &bar);
+                s.spawn(move || run_shard(spec, input, out_dir, i, shards, bar))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let runs = runs.into_iter().collect::<Result<Vec<_>, _>>()?;
+    bar.finish_and_clear();
+    let n = spec.aggregations.len();
+    let first = runs.first();
+    let (lines, events, controls, dead_letters) = first.map_or((0, 0, 0, 0), |r| {
+        (r.lines, r.stats.events, r.stats.controls, r.dead_letters)
+    });
+    let mut panes = vec![0u64; n];
+    let mut late_counts = vec![0u64; n];
+    let mut buffers: Vec<Vec<KeyBuffer>> = (0..n).map(|_| Vec::with_capacity(shards)).collect();
+    let mut late: Vec<Vec<(u64, Box<[u8]>)>> = vec![Vec::new(); n];
+    for run in runs {
+        for i in 0..n {
+            panes[i] += run.panes.get(i).copied().unwrap_or(0);
+            late_counts[i] += run.stats.late.get(i).copied().unwrap_or(0);
+        }
+        for (i, b) in run.buffers.into_iter().enumerate() {
+            buffers[i].push(b);
+        }
+        for (i, l) in run.late.into_iter().enumerate() {
+            late[i].extend(l);
+        }
+    }
+    // Late records in input order, as a single-threaded run writes them.
+    for (agg, mut records) in spec.aggregations.iter().zip(late) {
+        let mut file = LazyFile::new(&out_dir.join(format!("{}.late.jsonl", agg.name)));
+        records.sort_by_key(|(line, _)| *line);
+        for (_, raw) in &records {
+            file.raw_line(raw)?;
+        }
+        file.flush()?;
+    }
+    // The sorted writes of the aggregations are independent: run them side by side.
+    let written: Vec<Result<(), ConnectorError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = writers
+            .into_iter()
+            .zip(buffers)
+            .map(|(mut w, b)| s.spawn(move || KeyBuffer::write_sorted(b, &mut *w)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    written.into_iter().collect::<Result<Vec<()>, _>>()?;
+    let names = spec.aggregations.iter().map(|a| a.name.clone());
+    Ok(ReplayReport {
+        lines,
+        events,
+        controls,
+        dead_letters,
+        aggregations: names
+            .zip(panes)
+            .zip(late_counts)
+            .map(|((n, p), l)| (n, p, l))
+            .collect(),
         elapsed: started.elapsed(),
     })
 }
@@ -126,7 +376,9 @@ fn progress_bar(total: Option<u64>) -> ProgressBar {
         Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
     };
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec})") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec})",
+    ) {
         bar.set_style(style);
     }
     bar

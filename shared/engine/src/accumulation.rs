@@ -61,10 +61,18 @@ pub fn fire(
 }
 
 /// Records one new element in a pane's state (for discarding mode, its delta).
-pub fn note_element(mode: AccumulationMode, ps: &mut PaneState, fields: usize, t: i64, values: &[Option<f64>]) {
+pub fn note_element(
+    mode: AccumulationMode,
+    ps: &mut PaneState,
+    fields: usize,
+    t: i64,
+    values: &[Option<f64>],
+) {
     ps.pending += 1;
     if mode == AccumulationMode::Discarding {
-        ps.delta.get_or_insert_with(|| Acc::new(fields)).add(t, values);
+        ps.delta
+            .get_or_insert_with(|| Acc::new(fields))
+            .add(t, values);
     }
 }
 
@@ -83,9 +91,21 @@ mod tests {
         let mut ps = PaneState::default();
         let mut out = Vec::new();
         ps.pending = 1;
-        fire(AccumulationMode::Retracting, &mut ps, &acc(3.0), Timing::Early, |a, r, i, _| out.push((a.cells[0].sum, r, i)));
+        fire(
+            AccumulationMode::Retracting,
+            &mut ps,
+            &acc(3.0),
+            Timing::Early,
+            |a, r, i, _| out.push((a.cells[0].sum, r, i)),
+        );
         ps.pending = 1;
-        fire(AccumulationMode::Retracting, &mut ps, &acc(5.0), Timing::OnTime, |a, r, i, _| out.push((a.cells[0].sum, r, i)));
+        fire(
+            AccumulationMode::Retracting,
+            &mut ps,
+            &acc(5.0),
+            Timing::OnTime,
+            |a, r, i, _| out.push((a.cells[0].sum, r, i)),
+        );
         assert_eq!(out, vec![(3.0, false, 0), (3.0, true, 1), (5.0, false, 1)]);
     }
 
@@ -94,10 +114,28 @@ mod tests {
         let mut ps = PaneState::default();
         let mut out = Vec::new();
         note_element(AccumulationMode::Discarding, &mut ps, 1, 0, &[Some(2.0)]);
-        fire(AccumulationMode::Discarding, &mut ps, &acc(2.0), Timing::Early, |a, _, _, _| out.push(a.cells[0].sum));
-        assert!(!fire(AccumulationMode::Discarding, &mut ps, &acc(2.0), Timing::OnTime, |_, _, _, _| {}));
+        fire(
+            AccumulationMode::Discarding,
+            &mut ps,
+            &acc(2.0),
+            Timing::Early,
+            |a, _, _, _| out.push(a.cells[0].sum),
+        );
+        assert!(!fire(
+            AccumulationMode::Discarding,
+            &mut ps,
+            &acc(2.0),
+            Timing::OnTime,
+            |_, _, _, _| {}
+        ));
         note_element(AccumulationMode::Discarding, &mut ps, 1, 0, &[Some(4.0)]);
-        fire(AccumulationMode::Discarding, &mut ps, &acc(6.0), Timing::Late, |a, _, _, _| out.push(a.cells[0].sum));
+        fire(
+            AccumulationMode::Discarding,
+            &mut ps,
+            &acc(6.0),
+            Timing::Late,
+            |a, _, _, _| out.push(a.cells[0].sum),
+        );
         assert_eq!(out, vec![2.0, 4.0]);
     }
 }

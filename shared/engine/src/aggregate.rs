@@ -147,7 +147,10 @@ pub struct Acc {
 impl Acc {
     /// An empty accumulator over `fields` numeric fields.
     pub fn new(fields: usize) -> Acc {
-        Acc { rows: 0, cells: SmallVec::from_elem(Cell::default(), fields) }
+        Acc {
+            rows: 0,
+            cells: SmallVec::from_elem(Cell::default(), fields),
+        }
     }
 
     /// True when no row was added.
@@ -233,17 +236,23 @@ impl CompiledAggregates {
         let mut cell_fields: Vec<usize> = Vec::new();
         let mut outputs = Vec::with_capacity(specs.len());
         for s in specs {
-            let cell = s.field.map(|f| match cell_fields.iter().position(|&x| x == f) {
-                Some(i) => i,
-                None => {
-                    cell_fields.push(f);
-                    cell_fields.len() - 1
-                }
-            });
+            let cell = s
+                .field
+                .map(|f| match cell_fields.iter().position(|&x| x == f) {
+                    Some(i) => i,
+                    None => {
+                        cell_fields.push(f);
+                        cell_fields.len() - 1
+                    }
+                });
             outputs.push((s.func, cell, s.decimals));
         }
         let invertible = specs.iter().all(|s| s.func.invertible());
-        CompiledAggregates { cell_fields, outputs, invertible }
+        CompiledAggregates {
+            cell_fields,
+            outputs,
+            invertible,
+        }
     }
 
     /// A new empty accumulator for this aggregation.
@@ -253,7 +262,10 @@ impl CompiledAggregates {
 
     /// The output values of an accumulator, in aggregate order.
     pub fn values(&self, acc: &Acc) -> SmallVec<[Option<f64>; 4]> {
-        self.outputs.iter().map(|&(f, c, _)| acc.value(f, c)).collect()
+        self.outputs
+            .iter()
+            .map(|&(f, c, _)| acc.value(f, c))
+            .collect()
     }
 }
 

@@ -11,7 +11,14 @@ use crate::error::SpecError;
 /// assert!(parse_ms("window.size", "15 parsecs").is_err());
 /// ```
 pub fn parse_ms(field: &str, s: &str) -> Result<i64, SpecError> {
-    let bad = |reason: &str| SpecError::invalid(field, format!("{reason} in duration {s:?} (use e.g. \"500ms\", \"30s\", \"15m\", \"2h\", \"3d\")"));
+    let bad = |reason: &str| {
+        SpecError::invalid(
+            field,
+            format!(
+                "{reason} in duration {s:?} (use e.g. \"500ms\", \"30s\", \"15m\", \"2h\", \"3d\")"
+            ),
+        )
+    };
     let s = s.trim();
     if s.is_empty() {
         return Err(bad("empty value"));

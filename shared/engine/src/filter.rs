@@ -105,7 +105,13 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                     (b'>', true) => Op::Ge,
                     (b'<', false) => Op::Lt,
                     (b'>', false) => Op::Gt,
-                    _ => return Err(format!("unexpected {:?} at column {}; comparisons are ==, !=, <, <=, >, >=", c as char, i + 1)),
+                    _ => {
+                        return Err(format!(
+                            "unexpected {:?} at column {}; comparisons are ==, !=, <, <=, >, >=",
+                            c as char,
+                            i + 1
+                        ))
+                    }
                 };
                 out.push(Tok::Op(op));
                 i += if two { 2 } else { 1 };
@@ -113,10 +119,14 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             b'0'..=b'9' | b'-' | b'.' => {
                 let start = i;
                 i += 1;
-                while i < b.len() && (b[i].is_ascii_digit() || matches!(b[i], b'.' | b'e' | b'E' | b'-' | b'+')) {
+                while i < b.len()
+                    && (b[i].is_ascii_digit() || matches!(b[i], b'.' | b'e' | b'E' | b'-' | b'+'))
+                {
                     i += 1;
                 }
-                let n: f64 = s[start..i].parse().map_err(|_| format!("bad number {:?}", &s[start..i]))?;
+                let n: f64 = s[start..i]
+                    .parse()
+                    .map_err(|_| format!("bad number {:?}", &s[start..i]))?;
                 out.push(Tok::Num(n));
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
@@ -194,16 +204,24 @@ impl Parser<'_> {
                     Some(Tok::Num(n)) => Lit::Num(n),
                     Some(Tok::Ident(s)) if s == "true" => Lit::Bool(true),
                     Some(Tok::Ident(s)) if s == "false" => Lit::Bool(false),
-                    _ => return Err(format!("expected a literal after the comparison on {name:?}")),
+                    _ => {
+                        return Err(format!(
+                            "expected a literal after the comparison on {name:?}"
+                        ))
+                    }
                 };
                 self.pos += 1;
                 let ty = self.input.fields[field].1;
                 let ok = matches!(
                     (ty, &lit),
-                    (FieldType::String, Lit::Str(_)) | (FieldType::Number, Lit::Num(_)) | (FieldType::Bool, Lit::Bool(_))
+                    (FieldType::String, Lit::Str(_))
+                        | (FieldType::Number, Lit::Num(_))
+                        | (FieldType::Bool, Lit::Bool(_))
                 );
                 if !ok {
-                    return Err(format!("field {name:?} is a {ty:?} and cannot be compared with {lit:?}"));
+                    return Err(format!(
+                        "field {name:?} is a {ty:?} and cannot be compared with {lit:?}"
+                    ));
                 }
                 Ok(Filter::Cmp { field, op, lit })
             }
@@ -216,10 +234,17 @@ impl Filter {
     /// Parses and type-checks an expression against the input schema.
     pub fn parse(src: &str, input: &InputSpec) -> Result<Filter, String> {
         let toks = lex(src)?;
-        let mut p = Parser { toks, pos: 0, input };
+        let mut p = Parser {
+            toks,
+            pos: 0,
+            input,
+        };
         let f = p.expr()?;
         if p.pos != p.toks.len() {
-            return Err(format!("unexpected {:?} after the expression", p.toks[p.pos]));
+            return Err(format!(
+                "unexpected {:?} after the expression",
+                p.toks[p.pos]
+            ));
         }
         Ok(f)
     }
@@ -261,7 +286,10 @@ mod tests {
 
     fn input() -> InputSpec {
         InputSpec {
-            fields: vec![("counter".into(), FieldType::String), ("value".into(), FieldType::Number)],
+            fields: vec![
+                ("counter".into(), FieldType::String),
+                ("value".into(), FieldType::Number),
+            ],
             time_field: "t".into(),
             time_format: TimeFormat::EpochMs,
             partition: None,
@@ -269,12 +297,19 @@ mod tests {
     }
 
     fn rec(c: &str, v: f64) -> Record<'static> {
-        Record { time: 0, values: smallvec::smallvec![Value::Str(c.to_string().into()), Value::Num(v)] }
+        Record {
+            time: 0,
+            values: smallvec::smallvec![Value::Str(c.to_string().into()), Value::Num(v)],
+        }
     }
 
     #[test]
     fn evaluates_boolean_structure() {
-        let f = Filter::parse(r#"counter == "x" and (value >= 10 or not value > -1)"#, &input()).unwrap();
+        let f = Filter::parse(
+            r#"counter == "x" and (value >= 10 or not value > -1)"#,
+            &input(),
+        )
+        .unwrap();
         assert!(f.matches(&rec("x", 10.0)));
         assert!(f.matches(&rec("x", -5.0)));
         assert!(!f.matches(&rec("x", 5.0)));
@@ -283,9 +318,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert!(Filter::parse("nope == 1", &input()).unwrap_err().contains("unknown field"));
-        assert!(Filter::parse("counter == 1", &input()).unwrap_err().contains("cannot be compared"));
+        assert!(Filter::parse("nope == 1", &input())
+            .unwrap_err()
+            .contains("unknown field"));
+        assert!(Filter::parse("counter == 1", &input())
+            .unwrap_err()
+            .contains("cannot be compared"));
         assert!(Filter::parse("counter = 'x'", &input()).is_err());
-        assert!(Filter::parse("(counter == 'x'", &input()).unwrap_err().contains("')'"));
+        assert!(Filter::parse("(counter == 'x'", &input())
+            .unwrap_err()
+            .contains("')'"));
     }
 }

@@ -13,6 +13,10 @@ pub struct Pane<'a> {
     pub aggregation: usize,
     /// Group-by values joined by [`KEY_SEP`]; see [`Pane::key_parts`].
     pub key: &'a str,
+    /// Identifies the key's state within its aggregation: the same while the key holds
+    /// state, and never given to another key in the same run. A key whose state was dropped
+    /// and re-created may get a new id. Sinks use it to avoid hashing `key` per pane.
+    pub key_id: u64,
     pub window: Window,
     pub timing: Timing,
     /// 0 for the first pane of a window, then 1, 2, …
@@ -36,7 +40,7 @@ impl Pane<'_> {
     /// use eventide_engine::pane::Pane;
     /// use eventide_engine::trigger::Timing;
     /// use eventide_engine::window::Window;
-    /// let p = Pane { aggregation: 0, key: "a", window: Window { start: 0, end: 10 }, timing: Timing::OnTime, index: 0, retraction: false, values: &[Some(1.0)] };
+    /// let p = Pane { aggregation: 0, key: "a", key_id: 0, window: Window { start: 0, end: 10 }, timing: Timing::OnTime, index: 0, retraction: false, values: &[Some(1.0)] };
     /// assert_eq!(p.id("q1"), p.id("q1"));
     /// assert_ne!(p.id("q1"), p.id("q2"));
     /// ```
@@ -59,6 +63,14 @@ impl Pane<'_> {
         feed(&[self.retraction as u8]);
         format!("{h:016x}")
     }
+}
+
+/// A key as operators hand it to [`Pane`]: its encoded group-by values and its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRef<'a> {
+    pub name: &'a str,
+    /// See [`Pane::key_id`].
+    pub id: u64,
 }
 
 /// Receives what the engine produces. Sinks implement it; tests collect into vectors.

@@ -80,6 +80,8 @@ pub struct Pipeline {
     now: i64,
     key: String,
     stats: Stats,
+    /// `(index, count)`: only keys whose hash falls in this shard get state here.
+    shard: Option<(u64, u64)>,
 }
 
 impl Pipeline {
@@ -96,13 +98,46 @@ impl Pipeline {
                 same_key_as_prev: same,
             });
         }
-        let ops = spec.aggregations.iter().enumerate().map(|(i, a)| operator::build(i, a)).collect();
+        let ops = spec
+            .aggregations
+            .iter()
+            .enumerate()
+            .map(|(i, a)| operator::build(i, a))
+            .collect();
         let wm = match spec.watermark {
-            WatermarkSpec::Bounded { bound_ms, idle_timeout_ms } => WatermarkTracker::bounded(bound_ms, idle_timeout_ms),
+            WatermarkSpec::Bounded {
+                bound_ms,
+                idle_timeout_ms,
+            } => WatermarkTracker::bounded(bound_ms, idle_timeout_ms),
             WatermarkSpec::Explicit => WatermarkTracker::explicit(),
         };
-        let stats = Stats { late: vec![0; spec.aggregations.len()], ..Stats::default() };
-        Pipeline { spec, schema, routes, ops, wm, now: 0, key: String::new(), stats }
+        let stats = Stats {
+            late: vec![0; spec.aggregations.len()],
+            ..Stats::default()
+        };
+        Pipeline {
+            spec,
+            schema,
+            routes,
+            ops,
+            wm,
+            now: 0,
+            key: String::new(),
+            stats,
+            shard: None,
+        }
+    }
+
+    /// Builds shard `index` of `count` of a pipeline: it sees every record and keeps the same
+    /// watermark, but aggregates only the keys that hash to this shard. The shards of a
+    /// pipeline together emit exactly the panes (and late records) of the whole pipeline,
+    /// each pane from one shard; only the order across keys differs.
+    pub fn sharded(spec: PipelineSpec, index: usize, count: usize) -> Self {
+        let mut p = Pipeline::new(spec);
+        if count > 1 {
+            p.shard = Some((index as u64, count as u64));
+        }
+        p
     }
 
     /// The spec this pipeline runs.
@@ -132,7 +167,12 @@ impl Pipeline {
 
     /// Decodes and processes one input line of `partition`. A malformed line changes nothing
     /// and returns the reason; the caller sends it to the dead-letter output.
-    pub fn process_line<O: Output>(&mut self, line: &[u8], partition: &str, out: &mut O) -> Result<(), RecordError> {
+    pub fn process_line<O: Output>(
+        &mut self,
+        line: &[u8],
+        partition: &str,
+        out: &mut O,
+    ) -> Result<(), RecordError> {
         let parsed = self.schema.parse_line(line)?;
         match parsed {
             Line::Event(rec) => {
@@ -151,19 +191,46 @@ impl Pipeline {
     }
 
     /// Processes one decoded event. `raw` is what goes to the late-data output if it is late.
-    pub fn process_record<O: Output>(&mut self, rec: &Record<'_>, raw: &[u8], partition: &str, out: &mut O) {
+    pub fn process_record<O: Output>(
+        &mut self,
+        rec: &Record<'_>,
+        raw: &[u8],
+        partition: &str,
+        out: &mut O,
+    ) {
         self.stats.events += 1;
-        let ctx = Ctx { wm: self.wm.current(), now: self.now };
+        let ctx = Ctx {
+            wm: self.wm.current(),
+            now: self.now,
+        };
+        let mut mine = true;
+        // The route whose group-by values `self.key` holds for this record.
+        let mut encoded: Option<usize> = None;
         for (i, route) in self.routes.iter().enumerate() {
             if let Some(f) = &route.filter {
                 if !f.matches(rec) {
                     continue;
                 }
             }
-            if !route.same_key_as_prev || i == 0 {
+            // The previous route's key is reusable only if it was encoded for this record.
+            let reuse = route.same_key_as_prev && i > 0 && encoded == Some(i - 1);
+            encoded = Some(i);
+            if !reuse {
                 encode_key(&mut self.key, &route.group_by, rec);
+                if let Some((index, count)) = self.shard {
+                    use std::hash::BuildHasher;
+                    mine = (rustc_hash::FxBuildHasher.hash_one(self.key.as_str()) >> 32) % count
+                        == index;
+                }
             }
-            let values: SmallVec<[Option<f64>; 2]> = route.cell_fields.iter().map(|&f| rec.values[f].as_num()).collect();
+            if !mine {
+                continue;
+            }
+            let values: SmallVec<[Option<f64>; 2]> = route
+                .cell_fields
+                .iter()
+                .map(|&f| rec.values[f].as_num())
+                .collect();
             if self.ops[i].on_record(&self.key, rec.time, &values, ctx, out) == Admit::TooLate {
                 self.stats.late[i] += 1;
                 out.late(i, raw);
@@ -189,7 +256,10 @@ impl Pipeline {
             return;
         }
         self.now = t;
-        let ctx = Ctx { wm: self.wm.current(), now: t };
+        let ctx = Ctx {
+            wm: self.wm.current(),
+            now: t,
+        };
         for op in self.ops.iter_mut() {
             op.on_processing_time(ctx, out);
         }

@@ -102,7 +102,9 @@ impl Schema {
     /// Decodes one JSON line.
     pub fn parse_line<'a>(&self, line: &'a [u8]) -> Result<Line<'a>, RecordError> {
         let mut de = serde_json::Deserializer::from_slice(line);
-        let parsed = LineSeed(self).deserialize(&mut de).map_err(|e| classify(e, self))?;
+        let parsed = LineSeed(self)
+            .deserialize(&mut de)
+            .map_err(|e| classify(e, self))?;
         de.end().map_err(|e| RecordError::Json(e.to_string()))?;
         parsed
     }
@@ -128,7 +130,10 @@ fn classify(e: serde_json::Error, _s: &Schema) -> RecordError {
     if let Some(rest) = msg.strip_prefix("field `") {
         if let Some((field, reason)) = rest.split_once("`: ") {
             let reason = reason.rsplit_once(" at line ").map_or(reason, |(r, _)| r);
-            return RecordError::Field { field: field.to_string(), reason: reason.to_string() };
+            return RecordError::Field {
+                field: field.to_string(),
+                reason: reason.to_string(),
+            };
         }
     }
     RecordError::Json(msg)
@@ -158,13 +163,22 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
         while let Some(slot) = map.next_key_seed(KeySeed(s))? {
             match slot {
                 Slot::Field(i) => {
-                    values[i] = map.next_value_seed(FieldSeed { ty: s.types[i], name: &s.names[i] })?;
+                    values[i] = map.next_value_seed(FieldSeed {
+                        ty: s.types[i],
+                        name: &s.names[i],
+                    })?;
                 }
                 Slot::Time => {
-                    time = Some(map.next_value_seed(TimeSeed { format: s.time_format, name: &s.time_field })?);
+                    time = Some(map.next_value_seed(TimeSeed {
+                        format: s.time_format,
+                        name: &s.time_field,
+                    })?);
                 }
                 Slot::AdvanceProcessingTime => {
-                    let t = map.next_value_seed(TimeSeed { format: TimeFormat::EpochMs, name: "advance_processing_time" })?;
+                    let t = map.next_value_seed(TimeSeed {
+                        format: TimeFormat::EpochMs,
+                        name: "advance_processing_time",
+                    })?;
                     control = Some(Line::AdvanceProcessingTime(t));
                 }
                 Slot::AdvanceWatermark => {
@@ -219,7 +233,11 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
 
 impl FieldSeed<'_> {
     fn wrong<E: de::Error>(&self, got: &str) -> E {
-        E::custom(format_args!("field `{}`: expected a {}, got {got}", self.name, type_name(self.ty)))
+        E::custom(format_args!(
+            "field `{}`: expected a {}, got {got}",
+            self.name,
+            type_name(self.ty)
+        ))
     }
 }
 
@@ -297,28 +315,50 @@ impl<'de> Visitor<'de> for TimeSeed<'_> {
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
         match self.format {
             TimeFormat::EpochMs => Ok(v),
-            TimeFormat::Rfc3339 => Err(E::custom(format_args!("field `{}`: expected an RFC 3339 string, got a number", self.name))),
+            TimeFormat::Rfc3339 => Err(E::custom(format_args!(
+                "field `{}`: expected an RFC 3339 string, got a number",
+                self.name
+            ))),
         }
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-        let v = i64::try_from(v).map_err(|_| E::custom(format_args!("field `{}`: timestamp out of range", self.name)))?;
+        let v = i64::try_from(v).map_err(|_| {
+            E::custom(format_args!(
+                "field `{}`: timestamp out of range",
+                self.name
+            ))
+        })?;
         self.visit_i64(v)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
         if v.fract() == 0.0 && v.abs() < 9.0e15 {
             self.visit_i64(v as i64)
         } else {
-            Err(E::custom(format_args!("field `{}`: expected whole epoch milliseconds, got {v}", self.name)))
+            Err(E::custom(format_args!(
+                "field `{}`: expected whole epoch milliseconds, got {v}",
+                self.name
+            )))
         }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
         match self.format {
-            TimeFormat::Rfc3339 => parse_rfc3339(v).ok_or_else(|| E::custom(format_args!("field `{}`: {v:?} is not an RFC 3339 timestamp", self.name))),
-            TimeFormat::EpochMs => Err(E::custom(format_args!("field `{}`: expected epoch milliseconds, got a string", self.name))),
+            TimeFormat::Rfc3339 => parse_rfc3339(v).ok_or_else(|| {
+                E::custom(format_args!(
+                    "field `{}`: {v:?} is not an RFC 3339 timestamp",
+                    self.name
+                ))
+            }),
+            TimeFormat::EpochMs => Err(E::custom(format_args!(
+                "field `{}`: expected epoch milliseconds, got a string",
+                self.name
+            ))),
         }
     }
     fn visit_unit<E: de::Error>(self) -> Result<i64, E> {
-        Err(E::custom(format_args!("field `{}`: the event time is null", self.name)))
+        Err(E::custom(format_args!(
+            "field `{}`: the event time is null",
+            self.name
+        )))
     }
 }
 
@@ -345,7 +385,9 @@ impl<'de> Visitor<'de> for WatermarkSeed {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
         match v {
             "+inf" | "inf" | "+Infinity" => Ok(WM_MAX),
-            _ => Err(E::custom("field `advance_watermark`: expected epoch milliseconds or \"+inf\"")),
+            _ => Err(E::custom(
+                "field `advance_watermark`: expected epoch milliseconds or \"+inf\"",
+            )),
         }
     }
 }
@@ -362,7 +404,10 @@ mod tests {
 
     fn schema() -> Schema {
         Schema::new(&InputSpec {
-            fields: vec![("k".into(), FieldType::String), ("v".into(), FieldType::Number)],
+            fields: vec![
+                ("k".into(), FieldType::String),
+                ("v".into(), FieldType::Number),
+            ],
             time_field: "t".into(),
             time_format: TimeFormat::EpochMs,
             partition: None,
@@ -372,19 +417,48 @@ mod tests {
     #[test]
     fn decodes_events_and_controls() {
         let s = schema();
-        let l = s.parse_line(br#"{"k":"a\"b","v":3,"t":10,"extra":{"x":[1]}}"#).unwrap();
-        assert_eq!(l, Line::Event(Record { time: 10, values: smallvec::smallvec![Value::Str("a\"b".into()), Value::Num(3.0)] }));
-        assert_eq!(s.parse_line(br#"{"advance_watermark":"+inf"}"#).unwrap(), Line::AdvanceWatermark(WM_MAX));
-        assert_eq!(s.parse_line(br#"{"advance_processing_time":5}"#).unwrap(), Line::AdvanceProcessingTime(5));
+        let l = s
+            .parse_line(br#"{"k":"a\"b","v":3,"t":10,"extra":{"x":[1]}}"#)
+            .unwrap();
+        assert_eq!(
+            l,
+            Line::Event(Record {
+                time: 10,
+                values: smallvec::smallvec![Value::Str("a\"b".into()), Value::Num(3.0)]
+            })
+        );
+        assert_eq!(
+            s.parse_line(br#"{"advance_watermark":"+inf"}"#).unwrap(),
+            Line::AdvanceWatermark(WM_MAX)
+        );
+        assert_eq!(
+            s.parse_line(br#"{"advance_processing_time":5}"#).unwrap(),
+            Line::AdvanceProcessingTime(5)
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
         let s = schema();
         let e = s.parse_line(br#"{"k":"a","v":"oops","t":1}"#).unwrap_err();
-        assert_eq!(e, RecordError::Field { field: "v".into(), reason: "expected a number, got a string".into() });
-        assert_eq!(s.parse_line(br#"{"k":"a"}"#).unwrap_err(), RecordError::Missing("t".into()));
-        assert!(matches!(s.parse_line(b"{not json").unwrap_err(), RecordError::Json(_)));
-        assert!(matches!(s.parse_line(br#"{"k":"a","t":1} trailing"#).unwrap_err(), RecordError::Json(_)));
+        assert_eq!(
+            e,
+            RecordError::Field {
+                field: "v".into(),
+                reason: "expected a number, got a string".into()
+            }
+        );
+        assert_eq!(
+            s.parse_line(br#"{"k":"a"}"#).unwrap_err(),
+            RecordError::Missing("t".into())
+        );
+        assert!(matches!(
+            s.parse_line(b"{not json").unwrap_err(),
+            RecordError::Json(_)
+        ));
+        assert!(matches!(
+            s.parse_line(br#"{"k":"a","t":1} trailing"#).unwrap_err(),
+            RecordError::Json(_)
+        ));
     }
 }

@@ -51,7 +51,10 @@ pub enum TimeFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WatermarkSpec {
     /// Flink SQL's `WATERMARK FOR ts AS ts - bound`, advanced after every record.
-    Bounded { bound_ms: i64, idle_timeout_ms: Option<i64> },
+    Bounded {
+        bound_ms: i64,
+        idle_timeout_ms: Option<i64>,
+    },
     /// Only `{"advance_watermark": …}` control lines move the watermark.
     Explicit,
 }
@@ -257,7 +260,8 @@ struct RawEarly {
 impl PipelineSpec {
     /// Parses and validates a TOML pipeline spec.
     pub fn from_toml(text: &str) -> Result<Self, SpecError> {
-        let raw: RawPipeline = toml::from_str(text).map_err(|e| SpecError::Syntax(e.to_string()))?;
+        let raw: RawPipeline =
+            toml::from_str(text).map_err(|e| SpecError::Syntax(e.to_string()))?;
         raw.validate()
     }
 
@@ -271,21 +275,37 @@ impl RawPipeline {
     fn validate(self) -> Result<PipelineSpec, SpecError> {
         let input = self.input.validate()?;
         let watermark = match self.watermark {
-            None => WatermarkSpec::Bounded { bound_ms: 0, idle_timeout_ms: None },
+            None => WatermarkSpec::Bounded {
+                bound_ms: 0,
+                idle_timeout_ms: None,
+            },
             Some(w) => w.validate()?,
         };
         if self.aggregation.is_empty() {
-            return Err(SpecError::invalid("aggregation", "the pipeline declares no aggregation"));
+            return Err(SpecError::invalid(
+                "aggregation",
+                "the pipeline declares no aggregation",
+            ));
         }
         let mut aggregations = Vec::with_capacity(self.aggregation.len());
         for (i, a) in self.aggregation.into_iter().enumerate() {
             let agg = a.validate(i, &input)?;
-            if aggregations.iter().any(|x: &AggregationSpec| x.name == agg.name) {
-                return Err(SpecError::invalid(format!("aggregation[{i}].name"), format!("duplicate name {:?}", agg.name)));
+            if aggregations
+                .iter()
+                .any(|x: &AggregationSpec| x.name == agg.name)
+            {
+                return Err(SpecError::invalid(
+                    format!("aggregation[{i}].name"),
+                    format!("duplicate name {:?}", agg.name),
+                ));
             }
             aggregations.push(agg);
         }
-        Ok(PipelineSpec { input, watermark, aggregations })
+        Ok(PipelineSpec {
+            input,
+            watermark,
+            aggregations,
+        })
     }
 }
 
@@ -293,32 +313,53 @@ impl RawInput {
     fn validate(self) -> Result<InputSpec, SpecError> {
         if let Some(f) = &self.format {
             if f != "json" {
-                return Err(SpecError::invalid("input.format", format!("unsupported format {f:?}; only \"json\" (JSON lines) is supported")));
+                return Err(SpecError::invalid(
+                    "input.format",
+                    format!("unsupported format {f:?}; only \"json\" (JSON lines) is supported"),
+                ));
             }
         }
         let mut fields = Vec::with_capacity(self.fields.len());
         for (name, ty) in self.fields {
             let ty: FieldType = ty.try_into().map_err(|_| {
-                SpecError::invalid(format!("input.fields.{name}"), "type must be \"string\", \"number\" or \"bool\"")
+                SpecError::invalid(
+                    format!("input.fields.{name}"),
+                    "type must be \"string\", \"number\" or \"bool\"",
+                )
             })?;
             if name == self.event_time.field {
-                return Err(SpecError::invalid(format!("input.fields.{name}"), "the event-time field is declared in input.event_time, not in fields"));
+                return Err(SpecError::invalid(
+                    format!("input.fields.{name}"),
+                    "the event-time field is declared in input.event_time, not in fields",
+                ));
             }
             fields.push((name, ty));
         }
         let partition = match &self.partition {
             None => None,
             Some(p) => Some(fields.iter().position(|(n, _)| n == p).ok_or_else(|| {
-                SpecError::invalid("input.partition", format!("unknown field {p:?}; declare it in input.fields"))
+                SpecError::invalid(
+                    "input.partition",
+                    format!("unknown field {p:?}; declare it in input.fields"),
+                )
             })?),
         };
-        Ok(InputSpec { fields, time_field: self.event_time.field, time_format: self.event_time.format, partition })
+        Ok(InputSpec {
+            fields,
+            time_field: self.event_time.field,
+            time_format: self.event_time.format,
+            partition,
+        })
     }
 }
 
 impl RawWatermark {
     fn validate(self) -> Result<WatermarkSpec, SpecError> {
-        let idle = self.idle_timeout.as_deref().map(|s| parse_ms("watermark.idle_timeout", s)).transpose()?;
+        let idle = self
+            .idle_timeout
+            .as_deref()
+            .map(|s| parse_ms("watermark.idle_timeout", s))
+            .transpose()?;
         match self.strategy.as_deref().unwrap_or("bounded") {
             "bounded" => {
                 let bound_ms = match &self.max_out_of_orderness {
@@ -326,17 +367,29 @@ impl RawWatermark {
                     None => 0,
                 };
                 if let Some(0) = idle {
-                    return Err(SpecError::invalid("watermark.idle_timeout", "must be greater than zero"));
+                    return Err(SpecError::invalid(
+                        "watermark.idle_timeout",
+                        "must be greater than zero",
+                    ));
                 }
-                Ok(WatermarkSpec::Bounded { bound_ms, idle_timeout_ms: idle })
+                Ok(WatermarkSpec::Bounded {
+                    bound_ms,
+                    idle_timeout_ms: idle,
+                })
             }
             "explicit" => {
                 if self.max_out_of_orderness.is_some() {
-                    return Err(SpecError::invalid("watermark.max_out_of_orderness", "not used with strategy \"explicit\""));
+                    return Err(SpecError::invalid(
+                        "watermark.max_out_of_orderness",
+                        "not used with strategy \"explicit\"",
+                    ));
                 }
                 Ok(WatermarkSpec::Explicit)
             }
-            other => Err(SpecError::invalid("watermark.strategy", format!("unknown strategy {other:?}; use \"bounded\" or \"explicit\""))),
+            other => Err(SpecError::invalid(
+                "watermark.strategy",
+                format!("unknown strategy {other:?}; use \"bounded\" or \"explicit\""),
+            )),
         }
     }
 }
@@ -344,25 +397,39 @@ impl RawWatermark {
 fn duration_value(field: &str, v: &toml::Value) -> Result<i64, SpecError> {
     match v {
         toml::Value::String(s) => parse_ms(field, s),
-        _ => Err(SpecError::invalid(field, "expected a duration string such as \"15m\"")),
+        _ => Err(SpecError::invalid(
+            field,
+            "expected a duration string such as \"15m\"",
+        )),
     }
 }
 
 fn count_value(field: &str, v: &toml::Value) -> Result<u64, SpecError> {
     match v {
         toml::Value::Integer(n) if *n > 0 => Ok(*n as u64),
-        _ => Err(SpecError::invalid(field, "expected a positive number of elements")),
+        _ => Err(SpecError::invalid(
+            field,
+            "expected a positive number of elements",
+        )),
     }
 }
 
 impl RawWindow {
     fn validate(&self, p: &str) -> Result<WindowSpec, SpecError> {
         let need = |v: &Option<toml::Value>, name: &str| {
-            v.clone().ok_or_else(|| SpecError::invalid(format!("{p}.{name}"), format!("required for a {} window", self.kind)))
+            v.clone().ok_or_else(|| {
+                SpecError::invalid(
+                    format!("{p}.{name}"),
+                    format!("required for a {} window", self.kind),
+                )
+            })
         };
         let unexpected = |present: bool, name: &str| {
             if present {
-                Err(SpecError::invalid(format!("{p}.{name}"), format!("not used by a {} window", self.kind)))
+                Err(SpecError::invalid(
+                    format!("{p}.{name}"),
+                    format!("not used by a {} window", self.kind),
+                ))
             } else {
                 Ok(())
             }
@@ -420,7 +487,10 @@ impl RawWindow {
         };
         if let WindowSpec::Sliding { size, .. } = spec {
             if size <= 0 {
-                return Err(SpecError::invalid(format!("{p}.size"), "must be greater than zero"));
+                return Err(SpecError::invalid(
+                    format!("{p}.size"),
+                    "must be greater than zero",
+                ));
             }
         }
         Ok(spec)
@@ -430,49 +500,93 @@ impl RawWindow {
 impl RawAggregation {
     fn validate(self, i: usize, input: &InputSpec) -> Result<AggregationSpec, SpecError> {
         let p = format!("aggregation[{i}]");
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(SpecError::invalid(format!("{p}.name"), "must be non-empty and use only letters, digits, '_' and '-'"));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(SpecError::invalid(
+                format!("{p}.name"),
+                "must be non-empty and use only letters, digits, '_' and '-'",
+            ));
         }
         let p = format!("aggregation[{i}] ({})", self.name);
         let mut group_by = Vec::with_capacity(self.group_by.len());
         for (j, g) in self.group_by.iter().enumerate() {
             let idx = input.field_index(g).ok_or_else(|| {
-                SpecError::invalid(format!("{p}.group_by[{j}]"), format!("unknown field {g:?}; declare it in input.fields"))
+                SpecError::invalid(
+                    format!("{p}.group_by[{j}]"),
+                    format!("unknown field {g:?}; declare it in input.fields"),
+                )
             })?;
             group_by.push(idx);
         }
         let filter = self
             .filter
             .as_deref()
-            .map(|f| Filter::parse(f, input).map_err(|reason| SpecError::invalid(format!("{p}.filter"), reason)))
+            .map(|f| {
+                Filter::parse(f, input)
+                    .map_err(|reason| SpecError::invalid(format!("{p}.filter"), reason))
+            })
             .transpose()?;
         let window = self.window.validate(&format!("{p}.window"))?;
         if self.aggregates.is_empty() {
-            return Err(SpecError::invalid(format!("{p}.aggregates"), "at least one aggregate is required"));
+            return Err(SpecError::invalid(
+                format!("{p}.aggregates"),
+                "at least one aggregate is required",
+            ));
         }
         let mut aggregates = Vec::with_capacity(self.aggregates.len());
         for (j, a) in self.aggregates.iter().enumerate() {
             let ap = format!("{p}.aggregates[{j}]");
             let func = AggFn::parse(&a.func).ok_or_else(|| {
-                SpecError::invalid(format!("{ap}.fn"), format!("unknown function {:?}; use count, sum, min, max, avg, first or last", a.func))
+                SpecError::invalid(
+                    format!("{ap}.fn"),
+                    format!(
+                        "unknown function {:?}; use count, sum, min, max, avg, first or last",
+                        a.func
+                    ),
+                )
             })?;
             let field = match (&a.field, func) {
                 (None, AggFn::Count) => None,
-                (None, _) => return Err(SpecError::invalid(format!("{ap}.field"), format!("required for {}", a.func))),
+                (None, _) => {
+                    return Err(SpecError::invalid(
+                        format!("{ap}.field"),
+                        format!("required for {}", a.func),
+                    ))
+                }
                 (Some(f), _) => {
-                    let idx = input
-                        .field_index(f)
-                        .ok_or_else(|| SpecError::invalid(format!("{ap}.field"), format!("unknown field {f:?}; declare it in input.fields")))?;
+                    let idx = input.field_index(f).ok_or_else(|| {
+                        SpecError::invalid(
+                            format!("{ap}.field"),
+                            format!("unknown field {f:?}; declare it in input.fields"),
+                        )
+                    })?;
                     if input.fields[idx].1 != FieldType::Number {
-                        return Err(SpecError::invalid(format!("{ap}.field"), format!("field {f:?} is not a number")));
+                        return Err(SpecError::invalid(
+                            format!("{ap}.field"),
+                            format!("field {f:?} is not a number"),
+                        ));
                     }
                     Some(idx)
                 }
             };
-            if aggregates.iter().any(|x: &AggregateSpec| x.name == a.name) || self.group_by.contains(&a.name) {
-                return Err(SpecError::invalid(format!("{ap}.name"), format!("duplicate output column {:?}", a.name)));
+            if aggregates.iter().any(|x: &AggregateSpec| x.name == a.name)
+                || self.group_by.contains(&a.name)
+            {
+                return Err(SpecError::invalid(
+                    format!("{ap}.name"),
+                    format!("duplicate output column {:?}", a.name),
+                ));
             }
-            aggregates.push(AggregateSpec { name: a.name.clone(), func, field, decimals: a.decimals });
+            aggregates.push(AggregateSpec {
+                name: a.name.clone(),
+                func,
+                field,
+                decimals: a.decimals,
+            });
         }
         let allowed_lateness_ms = self
             .allowed_lateness
@@ -484,11 +598,19 @@ impl RawAggregation {
             None => TriggerSpec::default(),
             Some(t) => t.validate(&format!("{p}.trigger"))?,
         };
-        if matches!(window, WindowSpec::Count { .. }) && (trigger.early.is_some() || trigger.late.is_some()) {
-            return Err(SpecError::invalid(format!("{p}.trigger"), "count windows fire by element count; early and late triggers do not apply"));
+        if matches!(window, WindowSpec::Count { .. })
+            && (trigger.early.is_some() || trigger.late.is_some())
+        {
+            return Err(SpecError::invalid(
+                format!("{p}.trigger"),
+                "count windows fire by element count; early and late triggers do not apply",
+            ));
         }
         if trigger.late.is_some() && allowed_lateness_ms == 0 {
-            return Err(SpecError::invalid(format!("{p}.trigger.late"), "late firings need allowed_lateness greater than zero"));
+            return Err(SpecError::invalid(
+                format!("{p}.trigger.late"),
+                "late firings need allowed_lateness greater than zero",
+            ));
         }
         Ok(AggregationSpec {
             name: self.name,
@@ -509,24 +631,46 @@ impl RawTrigger {
         let early = match self.early {
             None => None,
             Some(e) => match (e.after, e.every) {
-                (Some(_), Some(_)) => return Err(SpecError::invalid(format!("{p}.early"), "give either `after` or `every`, not both")),
+                (Some(_), Some(_)) => {
+                    return Err(SpecError::invalid(
+                        format!("{p}.early"),
+                        "give either `after` or `every`, not both",
+                    ))
+                }
                 (Some(a), None) => {
                     let delay = parse_ms(&format!("{p}.early.after"), &a)?;
                     if delay <= 0 {
-                        return Err(SpecError::invalid(format!("{p}.early.after"), "must be greater than zero"));
+                        return Err(SpecError::invalid(
+                            format!("{p}.early.after"),
+                            "must be greater than zero",
+                        ));
                     }
-                    Some(EarlyTrigger::AfterProcessingTime { delay_ms: delay, aligned: e.aligned })
+                    Some(EarlyTrigger::AfterProcessingTime {
+                        delay_ms: delay,
+                        aligned: e.aligned,
+                    })
                 }
                 (None, Some(n)) => {
                     if n == 0 {
-                        return Err(SpecError::invalid(format!("{p}.early.every"), "must be greater than zero"));
+                        return Err(SpecError::invalid(
+                            format!("{p}.early.every"),
+                            "must be greater than zero",
+                        ));
                     }
                     if e.aligned {
-                        return Err(SpecError::invalid(format!("{p}.early.aligned"), "only applies to `after`"));
+                        return Err(SpecError::invalid(
+                            format!("{p}.early.aligned"),
+                            "only applies to `after`",
+                        ));
                     }
                     Some(EarlyTrigger::EveryElements(n))
                 }
-                (None, None) => return Err(SpecError::invalid(format!("{p}.early"), "give `after` (a duration) or `every` (a count)")),
+                (None, None) => {
+                    return Err(SpecError::invalid(
+                        format!("{p}.early"),
+                        "give `after` (a duration) or `every` (a count)",
+                    ))
+                }
             },
         };
         let late = match self.late {
@@ -534,18 +678,32 @@ impl RawTrigger {
             Some(toml::Value::String(s)) if s == "every" => Some(LateTrigger::EveryElement),
             Some(toml::Value::Table(t)) => {
                 let after = t.get("after").and_then(|v| v.as_str()).ok_or_else(|| {
-                    SpecError::invalid(format!("{p}.late"), "use \"every\" or { after = \"<duration>\" }")
+                    SpecError::invalid(
+                        format!("{p}.late"),
+                        "use \"every\" or { after = \"<duration>\" }",
+                    )
                 })?;
                 if t.len() != 1 {
-                    return Err(SpecError::invalid(format!("{p}.late"), "only `after` is allowed"));
+                    return Err(SpecError::invalid(
+                        format!("{p}.late"),
+                        "only `after` is allowed",
+                    ));
                 }
                 let delay = parse_ms(&format!("{p}.late.after"), after)?;
                 if delay <= 0 {
-                    return Err(SpecError::invalid(format!("{p}.late.after"), "must be greater than zero"));
+                    return Err(SpecError::invalid(
+                        format!("{p}.late.after"),
+                        "must be greater than zero",
+                    ));
                 }
                 Some(LateTrigger::AfterProcessingTime { delay_ms: delay })
             }
-            Some(_) => return Err(SpecError::invalid(format!("{p}.late"), "use \"every\" or { after = \"<duration>\" }")),
+            Some(_) => {
+                return Err(SpecError::invalid(
+                    format!("{p}.late"),
+                    "use \"every\" or { after = \"<duration>\" }",
+                ))
+            }
         };
         Ok(TriggerSpec { early, late })
     }

@@ -44,10 +44,14 @@ impl TriggerSpec {
     /// The processing time at which an early pane is due when its first element arrives at `now`.
     pub fn early_deadline(&self, now: i64) -> Option<i64> {
         match self.early? {
-            EarlyTrigger::AfterProcessingTime { delay_ms, aligned: false } => Some(now.saturating_add(delay_ms)),
-            EarlyTrigger::AfterProcessingTime { delay_ms, aligned: true } => {
-                Some(crate::window::floor_to(now, delay_ms).saturating_add(delay_ms))
-            }
+            EarlyTrigger::AfterProcessingTime {
+                delay_ms,
+                aligned: false,
+            } => Some(now.saturating_add(delay_ms)),
+            EarlyTrigger::AfterProcessingTime {
+                delay_ms,
+                aligned: true,
+            } => Some(crate::window::floor_to(now, delay_ms).saturating_add(delay_ms)),
             EarlyTrigger::EveryElements(_) => None,
         }
     }

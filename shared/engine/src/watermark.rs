@@ -57,7 +57,10 @@ impl WatermarkTracker {
 
     /// Watermarks only from explicit control records.
     pub fn explicit() -> Self {
-        WatermarkTracker { bound: None, ..Self::bounded(0, None) }
+        WatermarkTracker {
+            bound: None,
+            ..Self::bounded(0, None)
+        }
     }
 
     /// The combined watermark.
@@ -83,7 +86,14 @@ impl WatermarkTracker {
                 }
             }
             None => {
-                self.partitions.insert(partition.into(), Partition { max_ts: ts, last_active: now, finished: false });
+                self.partitions.insert(
+                    partition.into(),
+                    Partition {
+                        max_ts: ts,
+                        last_active: now,
+                        finished: false,
+                    },
+                );
             }
         }
         self.recompute(now)
@@ -132,7 +142,11 @@ impl WatermarkTracker {
         }
         if !any_active {
             // All partitions idle or finished: the most advanced one carries the watermark.
-            min = self.partitions.values().map(|p| p.max_ts.saturating_sub(bound)).max();
+            min = self
+                .partitions
+                .values()
+                .map(|p| p.max_ts.saturating_sub(bound))
+                .max();
         }
         if let Some(m) = min {
             if m > self.combined {

@@ -183,10 +183,10 @@ impl Naive {
         self.min = Some(self.min.map_or(e.v, |m| m.min(e.v)));
         self.max = Some(self.max.map_or(e.v, |m| m.max(e.v)));
         // Events are de-duplicated by (key, t), so ties carry the same value.
-        if self.first.map_or(true, |(t, _)| e.t < t) {
+        if self.first.is_none_or(|(t, _)| e.t < t) {
             self.first = Some((e.t, e.v));
         }
-        if self.last.map_or(true, |(t, _)| e.t > t) {
+        if self.last.is_none_or(|(t, _)| e.t > t) {
             self.last = Some((e.t, e.v));
         }
     }
@@ -752,24 +752,14 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known engine bug: pending late data lost when a sliced window expires
+// Regression: pending late data when a sliced window expires
 // ---------------------------------------------------------------------------------------------
 //
-// `SlicedOperator::process_key` drops the expired slices *before* it closes the expired
-// panes, and the closing pane (FIRE_IF_NON_EMPTY: "fire what is still pending") recomputes
-// the window value from the slices. In accumulating and retracting modes that value is then
-// empty (or misses the oldest slices of a sliding window), so the pending late elements are
-// never emitted. Discarding mode keeps its own delta and is not affected, nor are sessions.
-// It shows when a late pane is delayed (`late = { after = … }`) and the window expires
-// before processing time reaches the delay.
-
-const DELAYED_LATE_BUG: &str = "engine bug: sliced windows (tumbling/sliding) in accumulating/retracting mode lose \
-     late elements still pending when the window expires (slices are GC'd before the closing pane is computed)";
+// A window that expires while a delayed late pane (`late = { after = … }`) is still pending
+// fires a closing LATE pane computed from its slices, so the slices must still be there.
 
 #[test]
-#[ignore = "engine bug: accumulating/retracting tumbling window loses a pending late element at expiry (see DELAYED_LATE_BUG)"]
-fn engine_bug_pending_late_element_fires_when_window_expires() {
-    let _ = DELAYED_LATE_BUG;
+fn regression_pending_late_element_fires_when_window_expires() {
     for mode in ["discarding", "accumulating", "retracting"] {
         let s = spec(
             EXPLICIT,
@@ -821,8 +811,7 @@ proptest! {
 
     /// (c) with tumbling/sliding windows and delayed late firings.
     #[test]
-    #[ignore = "engine bug: sliced windows lose pending late elements at expiry in accumulating mode (see DELAYED_LATE_BUG)"]
-    fn engine_bug_discarding_adds_up_with_delayed_late_firings(
+    fn regression_discarding_adds_up_with_delayed_late_firings(
         ops in script(),
         (win, fire) in sliding_with_delayed_late_firing(),
     ) {
@@ -831,8 +820,7 @@ proptest! {
 
     /// (d) with tumbling/sliding windows and delayed late firings.
     #[test]
-    #[ignore = "engine bug: sliced windows lose pending late elements at expiry in retracting mode (see DELAYED_LATE_BUG)"]
-    fn engine_bug_retractions_cancel_with_delayed_late_firings(
+    fn regression_retractions_cancel_with_delayed_late_firings(
         ops in script(),
         (win, fire) in sliding_with_delayed_late_firing(),
     ) {

@@ -17,34 +17,54 @@ pub struct CsvRows {
     out: BufWriter<File>,
     layout: Layout,
     buf: Vec<u8>,
+    /// The key of the previous row and its escaped group-by columns with the comma after.
+    last_key: String,
+    prefix: Vec<u8>,
 }
 
 impl CsvRows {
     /// Creates (truncates) the file and writes the header.
     pub fn create(path: &Path, layout: Layout) -> Result<Self, ConnectorError> {
-        let err = |source| ConnectorError::Write { path: path.to_path_buf(), source };
+        let err = |source| ConnectorError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = File::create(path).map_err(err)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let header = layout.columns().join(",");
         writeln!(out, "{header}").map_err(err)?;
-        Ok(CsvRows { path: path.to_path_buf(), out, layout, buf: Vec::with_capacity(256) })
+        Ok(CsvRows {
+            path: path.to_path_buf(),
+            out,
+            layout,
+            buf: Vec::with_capacity(256),
+            last_key: String::new(),
+            prefix: Vec::new(),
+        })
     }
 }
 
 impl RowWriter for CsvRows {
     #[inline]
     fn row(&mut self, p: &Pane<'_>) -> Result<(), ConnectorError> {
-        let b = &mut self.buf;
-        b.clear();
-        for (i, part) in p.key.split(KEY_SEP).enumerate() {
-            if i > 0 {
+        if self.prefix.is_empty() || self.last_key != p.key {
+            let b = &mut self.prefix;
+            b.clear();
+            for (i, part) in p.key.split(KEY_SEP).enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                push_csv_field(b, part);
+            }
+            if !self.layout.group_by.is_empty() {
                 b.push(b',');
             }
-            push_csv_field(b, part);
+            self.last_key.clear();
+            self.last_key.push_str(p.key);
         }
-        if !self.layout.group_by.is_empty() {
-            b.push(b',');
-        }
+        let b = &mut self.buf;
+        b.clear();
+        b.extend_from_slice(&self.prefix);
         let mut ib = itoa::Buffer::new();
         b.extend_from_slice(ib.format(p.window.start).as_bytes());
         b.push(b',');
@@ -65,10 +85,18 @@ impl RowWriter for CsvRows {
             b.extend_from_slice(if p.retraction { b",true" } else { b",false" });
         }
         b.push(b'\n');
-        self.out.write_all(b).map_err(|source| ConnectorError::Write { path: self.path.clone(), source })
+        self.out
+            .write_all(b)
+            .map_err(|source| ConnectorError::Write {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     fn flush(&mut self) -> Result<(), ConnectorError> {
-        self.out.flush().map_err(|source| ConnectorError::Write { path: self.path.clone(), source })
+        self.out.flush().map_err(|source| ConnectorError::Write {
+            path: self.path.clone(),
+            source,
+        })
     }
 }

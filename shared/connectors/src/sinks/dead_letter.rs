@@ -22,12 +22,19 @@ pub struct LazyFile {
 impl LazyFile {
     /// A file that is created on its first line only.
     pub fn new(path: &Path) -> Self {
-        LazyFile { path: path.to_path_buf(), out: None, written: 0 }
+        LazyFile {
+            path: path.to_path_buf(),
+            out: None,
+            written: 0,
+        }
     }
 
     fn writer(&mut self) -> Result<&mut BufWriter<File>, ConnectorError> {
         if self.out.is_none() {
-            let f = File::create(&self.path).map_err(|source| ConnectorError::Write { path: self.path.clone(), source })?;
+            let f = File::create(&self.path).map_err(|source| ConnectorError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
             self.out = Some(BufWriter::new(f));
         }
         match self.out.as_mut() {
@@ -49,14 +56,20 @@ impl LazyFile {
 
     /// Appends one JSON object.
     pub fn json<T: Serialize>(&mut self, v: &T) -> Result<(), ConnectorError> {
-        let line = serde_json::to_vec(v).map_err(|e| ConnectorError::Write { path: self.path.clone(), source: e.into() })?;
+        let line = serde_json::to_vec(v).map_err(|e| ConnectorError::Write {
+            path: self.path.clone(),
+            source: e.into(),
+        })?;
         self.raw_line(&line)
     }
 
     /// Flushes, if anything was written.
     pub fn flush(&mut self) -> Result<(), ConnectorError> {
         match self.out.as_mut() {
-            Some(w) => w.flush().map_err(|source| ConnectorError::Write { path: self.path.clone(), source }),
+            Some(w) => w.flush().map_err(|source| ConnectorError::Write {
+                path: self.path.clone(),
+                source,
+            }),
             None => Ok(()),
         }
     }

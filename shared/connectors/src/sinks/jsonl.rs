@@ -21,9 +21,21 @@ pub struct JsonRows {
 
 impl JsonRows {
     /// Creates (truncates) the file.
-    pub fn create(path: &Path, layout: Layout, aggregation: String) -> Result<Self, ConnectorError> {
-        let file = File::create(path).map_err(|source| ConnectorError::Write { path: path.to_path_buf(), source })?;
-        Ok(JsonRows { path: path.to_path_buf(), out: BufWriter::with_capacity(1 << 20, file), layout, name: aggregation })
+    pub fn create(
+        path: &Path,
+        layout: Layout,
+        aggregation: String,
+    ) -> Result<Self, ConnectorError> {
+        let file = File::create(path).map_err(|source| ConnectorError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(JsonRows {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 20, file),
+            layout,
+            name: aggregation,
+        })
     }
 }
 
@@ -49,12 +61,18 @@ pub fn pane_json(p: &Pane<'_>, layout: &Layout, aggregation: &str) -> Map<String
 impl RowWriter for JsonRows {
     fn row(&mut self, p: &Pane<'_>) -> Result<(), ConnectorError> {
         let m = pane_json(p, &self.layout, &self.name);
-        let err = |source| ConnectorError::Write { path: self.path.clone(), source };
+        let err = |source| ConnectorError::Write {
+            path: self.path.clone(),
+            source,
+        };
         serde_json::to_writer(&mut self.out, &m).map_err(|e| err(e.into()))?;
         self.out.write_all(b"\n").map_err(err)
     }
 
     fn flush(&mut self) -> Result<(), ConnectorError> {
-        self.out.flush().map_err(|source| ConnectorError::Write { path: self.path.clone(), source })
+        self.out.flush().map_err(|source| ConnectorError::Write {
+            path: self.path.clone(),
+            source,
+        })
     }
 }

@@ -12,7 +12,9 @@ pub mod ordered;
 use std::path::Path;
 
 use eventide_engine::pane::Pane;
-use eventide_engine::spec::{AccumulationMode, AggregationSpec, PipelineSpec, SinkFormat, SinkOrder};
+use eventide_engine::spec::{
+    AccumulationMode, AggregationSpec, PipelineSpec, SinkFormat, SinkOrder,
+};
 
 use crate::error::ConnectorError;
 
@@ -39,8 +41,16 @@ impl Layout {
     /// The layout of an aggregation's rows.
     pub fn of(spec: &PipelineSpec, agg: &AggregationSpec) -> Self {
         Layout {
-            group_by: agg.group_by.iter().map(|&i| spec.input.fields[i].0.clone()).collect(),
-            aggregates: agg.aggregates.iter().map(|a| (a.name.clone(), a.decimals)).collect(),
+            group_by: agg
+                .group_by
+                .iter()
+                .map(|&i| spec.input.fields[i].0.clone())
+                .collect(),
+            aggregates: agg
+                .aggregates
+                .iter()
+                .map(|a| (a.name.clone(), a.decimals))
+                .collect(),
             multi_pane: agg.multi_pane(),
             retracting: agg.accumulation == AccumulationMode::Retracting,
         }
@@ -63,22 +73,36 @@ impl Layout {
     }
 }
 
-/// Opens the file sink of an aggregation under `dir`, as its spec says.
-pub fn open_file_sink(dir: &Path, spec: &PipelineSpec, agg: &AggregationSpec) -> Result<Box<dyn PaneSink>, ConnectorError> {
+/// Creates (truncates) the output file of an aggregation under `dir` and returns its row
+/// writer, in the format its spec says.
+pub fn open_row_writer(
+    dir: &Path,
+    spec: &PipelineSpec,
+    agg: &AggregationSpec,
+) -> Result<Box<dyn ordered::RowWriter + Send>, ConnectorError> {
     let layout = Layout::of(spec, agg);
-    let (path, row): (_, Box<dyn ordered::RowWriter>) = match agg.sink.format {
-        SinkFormat::Csv => {
-            let path = dir.join(format!("{}.csv", agg.name));
-            (path.clone(), Box::new(csv::CsvRows::create(&path, layout.clone())?))
-        }
-        SinkFormat::Jsonl => {
-            let path = dir.join(format!("{}.jsonl", agg.name));
-            (path.clone(), Box::new(jsonl::JsonRows::create(&path, layout.clone(), agg.name.clone())?))
-        }
-    };
-    let _ = path;
+    Ok(match agg.sink.format {
+        SinkFormat::Csv => Box::new(csv::CsvRows::create(
+            &dir.join(format!("{}.csv", agg.name)),
+            layout,
+        )?),
+        SinkFormat::Jsonl => Box::new(jsonl::JsonRows::create(
+            &dir.join(format!("{}.jsonl", agg.name)),
+            layout,
+            agg.name.clone(),
+        )?),
+    })
+}
+
+/// Opens the file sink of an aggregation under `dir`, as its spec says.
+pub fn open_file_sink(
+    dir: &Path,
+    spec: &PipelineSpec,
+    agg: &AggregationSpec,
+) -> Result<Box<dyn PaneSink + Send>, ConnectorError> {
+    let row = open_row_writer(dir, spec, agg)?;
     Ok(match agg.sink.order {
         SinkOrder::Fired => Box::new(ordered::Streaming::new(row)),
-        SinkOrder::Key => Box::new(ordered::KeyOrdered::new(row, layout.aggregates.len())),
+        SinkOrder::Key => Box::new(ordered::KeyOrdered::new(row, agg.aggregates.len())),
     })
 }

@@ -31,7 +31,10 @@ impl FileSource {
         let (inner, total): (Box<dyn Read>, Option<u64>) = if path.as_os_str() == "-" {
             (Box::new(std::io::stdin()), None)
         } else {
-            let f = File::open(path).map_err(|source| ConnectorError::Read { path: path.to_path_buf(), source })?;
+            let f = File::open(path).map_err(|source| ConnectorError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
             let len = f.metadata().ok().map(|m| m.len());
             (Box::new(f), len)
         };
@@ -53,7 +56,10 @@ impl LineSource for FileSource {
             let n = self
                 .reader
                 .read_until(b'\n', &mut self.buf)
-                .map_err(|source| ConnectorError::Read { path: self.path.clone(), source })?;
+                .map_err(|source| ConnectorError::Read {
+                    path: self.path.clone(),
+                    source,
+                })?;
             if n == 0 {
                 return Ok(None);
             }

@@ -31,14 +31,32 @@ struct KeyState {
 
 impl CountOperator {
     pub fn new(c: Common, size: u64, slide: u64) -> Self {
-        CountOperator { c, size: usize::try_from(size).unwrap_or(usize::MAX), slide, keys: Keyed::default() }
+        CountOperator {
+            c,
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+            slide,
+            keys: Keyed::default(),
+        }
     }
 }
 
 impl WindowOperator for CountOperator {
-    fn on_record(&mut self, key: &str, t: i64, values: &[Option<f64>], _ctx: Ctx, out: &mut dyn Emit) -> Admit {
-        let slot = self.keys.slot_or_insert(key, || KeyState { last: VecDeque::new(), since_fire: 0, fired: 0 });
-        let Some((key, ks)) = self.keys.get_mut(slot) else { return Admit::Accepted };
+    fn on_record(
+        &mut self,
+        key: &str,
+        t: i64,
+        values: &[Option<f64>],
+        _ctx: Ctx,
+        out: &mut dyn Emit,
+    ) -> Admit {
+        let slot = self.keys.slot_or_insert(key, || KeyState {
+            last: VecDeque::new(),
+            since_fire: 0,
+            fired: 0,
+        });
+        let Some((key, ks)) = self.keys.get_mut(slot) else {
+            return Admit::Accepted;
+        };
         ks.last.push_back((t, values.iter().copied().collect()));
         if ks.last.len() > self.size {
             ks.last.pop_front();
@@ -53,8 +71,12 @@ impl WindowOperator for CountOperator {
                 lo = lo.min(*t);
                 hi = hi.max(*t);
             }
-            let w = Window { start: lo, end: hi.saturating_add(1) };
-            self.c.emit(out, key, w, &acc, Timing::OnTime, ks.fired, false);
+            let w = Window {
+                start: lo,
+                end: hi.saturating_add(1),
+            };
+            self.c
+                .emit(out, key, w, &acc, Timing::OnTime, ks.fired, false);
             ks.fired += 1;
         }
         Admit::Accepted

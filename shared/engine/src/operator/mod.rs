@@ -16,7 +16,7 @@ use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
 use crate::aggregate::{Acc, CompiledAggregates};
-use crate::pane::{Emit, Pane};
+use crate::pane::{Emit, KeyRef, Pane};
 use crate::spec::{AccumulationMode, AggregationSpec};
 use crate::trigger::{Timing, TriggerSpec};
 use crate::window::{Window, WindowSpec};
@@ -39,7 +39,14 @@ pub enum Admit {
 /// A window operator: the state and timers of one aggregation.
 pub trait WindowOperator: Send {
     /// Adds a record of `key` at event time `t` with the aggregation's field values.
-    fn on_record(&mut self, key: &str, t: i64, values: &[Option<f64>], ctx: Ctx, out: &mut dyn Emit) -> Admit;
+    fn on_record(
+        &mut self,
+        key: &str,
+        t: i64,
+        values: &[Option<f64>],
+        ctx: Ctx,
+        out: &mut dyn Emit,
+    ) -> Admit;
     /// Fires what the watermark `ctx.wm` makes due.
     fn on_watermark(&mut self, ctx: Ctx, out: &mut dyn Emit);
     /// Fires what processing time `ctx.now` makes due.
@@ -52,9 +59,13 @@ pub trait WindowOperator: Send {
 pub fn build(index: usize, spec: &AggregationSpec) -> Box<dyn WindowOperator> {
     let common = Common::new(index, spec);
     match spec.window {
-        WindowSpec::Sliding { .. } | WindowSpec::Global => Box::new(sliced::SlicedOperator::new(common, spec.window)),
+        WindowSpec::Sliding { .. } | WindowSpec::Global => {
+            Box::new(sliced::SlicedOperator::new(common, spec.window))
+        }
         WindowSpec::Session { gap } => Box::new(session::SessionOperator::new(common, gap)),
-        WindowSpec::Count { size, slide } => Box::new(count::CountOperator::new(common, size, slide)),
+        WindowSpec::Count { size, slide } => {
+            Box::new(count::CountOperator::new(common, size, slide))
+        }
     }
 }
 
@@ -84,9 +95,28 @@ impl Common {
 
     /// Emits one pane of `acc`.
     #[inline]
-    pub fn emit(&self, out: &mut dyn Emit, key: &str, window: Window, acc: &Acc, timing: Timing, index: u32, retraction: bool) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn emit(
+        &self,
+        out: &mut dyn Emit,
+        key: KeyRef<'_>,
+        window: Window,
+        acc: &Acc,
+        timing: Timing,
+        index: u32,
+        retraction: bool,
+    ) {
         let values = self.aggs.values(acc);
-        out.pane(&Pane { aggregation: self.index, key, window, timing, index, retraction, values: &values });
+        out.pane(&Pane {
+            aggregation: self.index,
+            key: key.name,
+            key_id: key.id,
+            window,
+            timing,
+            index,
+            retraction,
+            values: &values,
+        });
     }
 
     /// The watermark after which a window ending at `end` is garbage.
@@ -97,17 +127,25 @@ impl Common {
 }
 
 /// Per-key state in a slab, found by key. Each key is stored once; the hash table holds
-/// slot numbers only.
+/// slot numbers only. A slot's generation grows each time it is freed, so `generation << 32
+/// | slot` identifies one key's state for the whole run (see [`Pane::key_id`]).
 pub struct Keyed<S> {
     table: HashTable<u32>,
     slots: Vec<Option<(Box<str>, S)>>,
+    gens: Vec<u32>,
     free: Vec<u32>,
     hasher: FxBuildHasher,
 }
 
 impl<S> Default for Keyed<S> {
     fn default() -> Self {
-        Keyed { table: HashTable::new(), slots: Vec::new(), free: Vec::new(), hasher: FxBuildHasher }
+        Keyed {
+            table: HashTable::new(),
+            slots: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            hasher: FxBuildHasher,
+        }
     }
 }
 
@@ -129,22 +167,42 @@ impl<S> Keyed<S> {
             }
             None => {
                 self.slots.push(entry);
+                self.gens.push(0);
                 (self.slots.len() - 1) as u32
             }
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.table.insert_unique(hash, slot, |&s| match &slots[s as usize] {
-            Some((k, _)) => hasher.hash_one(&**k),
-            None => 0,
-        });
+        self.table
+            .insert_unique(hash, slot, |&s| match &slots[s as usize] {
+                Some((k, _)) => hasher.hash_one(&**k),
+                None => 0,
+            });
         slot
     }
 
     /// The key and state in a slot, if the slot is in use.
     #[inline]
-    pub fn get_mut(&mut self, slot: u32) -> Option<(&str, &mut S)> {
+    pub fn get_mut(&mut self, slot: u32) -> Option<(KeyRef<'_>, &mut S)> {
         match self.slots.get_mut(slot as usize) {
-            Some(Some((k, s))) => Some((&**k, s)),
+            Some(Some((k, s))) => {
+                let gen = self.gens.get(slot as usize).copied().unwrap_or(0);
+                Some((
+                    KeyRef {
+                        name: k,
+                        id: u64::from(gen) << 32 | u64::from(slot),
+                    },
+                    s,
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// The state in a slot, if the slot is in use.
+    #[inline]
+    pub fn state_mut(&mut self, slot: u32) -> Option<&mut S> {
+        match self.slots.get_mut(slot as usize) {
+            Some(Some((_, s))) => Some(s),
             _ => None,
         }
     }
@@ -159,6 +217,9 @@ impl<S> Keyed<S> {
             entry.remove();
         }
         self.slots[slot as usize] = None;
+        if let Some(g) = self.gens.get_mut(slot as usize) {
+            *g = g.wrapping_add(1);
+        }
         self.free.push(slot);
     }
 

@@ -7,7 +7,7 @@
 use super::{Admit, Common, Ctx, Keyed, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
-use crate::pane::Emit;
+use crate::pane::{Emit, KeyRef};
 use crate::trigger::{LateTrigger, PaneState, Timing};
 use crate::window::session::{cover, touches};
 use crate::window::Window;
@@ -36,11 +36,17 @@ struct KeyState {
 
 impl SessionOperator {
     pub fn new(c: Common, gap: i64) -> Self {
-        SessionOperator { c, gap, keys: Keyed::default(), et: Timers::default(), pt: Timers::default() }
+        SessionOperator {
+            c,
+            gap,
+            keys: Keyed::default(),
+            et: Timers::default(),
+            pt: Timers::default(),
+        }
     }
 }
 
-fn fire_session(c: &Common, s: &mut Session, key: &str, timing: Timing, out: &mut dyn Emit) {
+fn fire_session(c: &Common, s: &mut Session, key: KeyRef<'_>, timing: Timing, out: &mut dyn Emit) {
     if !c.multi {
         c.emit(out, key, s.w, &s.acc, Timing::OnTime, 0, false);
         return;
@@ -51,21 +57,29 @@ fn fire_session(c: &Common, s: &mut Session, key: &str, timing: Timing, out: &mu
     let retractions = std::mem::take(&mut s.retractions);
     let w = s.w;
     let mut first = true;
-    accumulation::fire(c.mode, &mut s.ps, &s.acc, timing, |acc, retraction, index, timing| {
-        if first {
-            for (rw, racc) in &retractions {
-                c.emit(out, key, *rw, racc, timing, index, true);
+    accumulation::fire(
+        c.mode,
+        &mut s.ps,
+        &s.acc,
+        timing,
+        |acc, retraction, index, timing| {
+            if first {
+                for (rw, racc) in &retractions {
+                    c.emit(out, key, *rw, racc, timing, index, true);
+                }
+                first = false;
             }
-            first = false;
-        }
-        c.emit(out, key, w, acc, timing, index, retraction)
-    });
+            c.emit(out, key, w, acc, timing, index, retraction)
+        },
+    );
 }
 
 impl SessionOperator {
     fn process_key(&mut self, slot: u32, wm: i64, out: &mut dyn Emit) {
         let c = &self.c;
-        let Some((key, ks)) = self.keys.get_mut(slot) else { return };
+        let Some((key, ks)) = self.keys.get_mut(slot) else {
+            return;
+        };
         ks.sessions.sort_by_key(|s| s.w.start);
         for s in ks.sessions.iter_mut() {
             if !s.ps.on_time_done && s.w.fired_at(wm) {
@@ -88,7 +102,13 @@ impl SessionOperator {
         let timer = ks
             .sessions
             .iter()
-            .map(|s| if s.ps.on_time_done { c.expiry(s.w.end) } else { s.w.end - 1 })
+            .map(|s| {
+                if s.ps.on_time_done {
+                    c.expiry(s.w.end)
+                } else {
+                    s.w.end - 1
+                }
+            })
             .min()
             .unwrap_or(i64::MAX);
         ks.timer = timer;
@@ -97,12 +117,27 @@ impl SessionOperator {
 }
 
 impl WindowOperator for SessionOperator {
-    fn on_record(&mut self, key: &str, t: i64, values: &[Option<f64>], ctx: Ctx, out: &mut dyn Emit) -> Admit {
+    fn on_record(
+        &mut self,
+        key: &str,
+        t: i64,
+        values: &[Option<f64>],
+        ctx: Ctx,
+        out: &mut dyn Emit,
+    ) -> Admit {
         let c = &self.c;
-        let proto = Window { start: t, end: t.saturating_add(self.gap) };
+        let proto = Window {
+            start: t,
+            end: t.saturating_add(self.gap),
+        };
         let fields = c.aggs.cell_fields.len();
-        let known = self.keys.slot_or_insert(key, || KeyState { sessions: Vec::new(), timer: i64::MAX });
-        let Some((key, ks)) = self.keys.get_mut(known) else { return Admit::Accepted };
+        let known = self.keys.slot_or_insert(key, || KeyState {
+            sessions: Vec::new(),
+            timer: i64::MAX,
+        });
+        let Some((key, ks)) = self.keys.get_mut(known) else {
+            return Admit::Accepted;
+        };
         let mut merged_w = proto;
         let mut parts: Vec<Session> = Vec::new();
         let mut i = 0;
@@ -141,7 +176,12 @@ impl WindowOperator for SessionOperator {
                 }
             }
             retractions.sort_by_key(|(w, _)| w.start);
-            Session { w: merged_w, acc, ps, retractions }
+            Session {
+                w: merged_w,
+                acc,
+                ps,
+                retractions,
+            }
         };
         session.acc.add(t, values);
         if c.multi {
@@ -174,7 +214,11 @@ impl WindowOperator for SessionOperator {
                 fire_session(c, &mut session, key, timing, out);
             }
         }
-        let due = if session.ps.on_time_done { c.expiry(session.w.end) } else { session.w.end - 1 };
+        let due = if session.ps.on_time_done {
+            c.expiry(session.w.end)
+        } else {
+            session.w.end - 1
+        };
         ks.sessions.push(session);
         if due < ks.timer {
             ks.timer = due;
@@ -198,11 +242,17 @@ impl WindowOperator for SessionOperator {
     fn on_processing_time(&mut self, ctx: Ctx, out: &mut dyn Emit) {
         while let Some((_, slot)) = self.pt.pop_due(ctx.now) {
             let c = &self.c;
-            let Some((key, ks)) = self.keys.get_mut(slot) else { continue };
+            let Some((key, ks)) = self.keys.get_mut(slot) else {
+                continue;
+            };
             ks.sessions.sort_by_key(|s| s.w.start);
             for s in ks.sessions.iter_mut() {
                 if s.ps.timer.is_some_and(|t| t <= ctx.now) {
-                    let timing = if s.ps.on_time_done { Timing::Late } else { Timing::Early };
+                    let timing = if s.ps.on_time_done {
+                        Timing::Late
+                    } else {
+                        Timing::Early
+                    };
                     fire_session(c, s, key, timing, out);
                 }
             }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use super::{Admit, Common, Ctx, Keyed, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
-use crate::pane::Emit;
+use crate::pane::{Emit, KeyRef};
 use crate::trigger::{LateTrigger, PaneState, Timing};
 use crate::watermark::WM_MIN;
 use crate::window::{Slicing, WindowSpec};
@@ -46,7 +46,13 @@ struct KeyState {
 
 impl KeyState {
     fn new() -> Self {
-        KeyState { slices: VecDeque::new(), horizon: WM_MIN, timer: i64::MAX, panes: BTreeMap::new(), running: None }
+        KeyState {
+            slices: VecDeque::new(),
+            horizon: WM_MIN,
+            timer: i64::MAX,
+            panes: BTreeMap::new(),
+            running: None,
+        }
     }
 }
 
@@ -56,7 +62,13 @@ impl SlicedOperator {
             WindowSpec::Sliding { size, slide } => Slicing::sliding(size, slide),
             _ => Slicing::global(),
         };
-        SlicedOperator { c, sl, keys: Keyed::default(), et: Timers::default(), pt: Timers::default() }
+        SlicedOperator {
+            c,
+            sl,
+            keys: Keyed::default(),
+            et: Timers::default(),
+            pt: Timers::default(),
+        }
     }
 }
 
@@ -75,6 +87,21 @@ fn first_end_after_horizon(sl: &Slicing, horizon: i64) -> i64 {
     e.min(i64::MAX as i128) as i64
 }
 
+/// The index of the first slice starting at or after `t`. A key keeps few slices and the
+/// one sought is usually near the front, so a short run is scanned in order, which touches
+/// consecutive memory instead of jumping around like a binary search.
+#[inline]
+fn lower_bound(slices: &VecDeque<(i64, Acc)>, t: i64) -> usize {
+    if slices.len() <= 16 {
+        slices
+            .iter()
+            .position(|(s, _)| *s >= t)
+            .unwrap_or(slices.len())
+    } else {
+        slices.partition_point(|(s, _)| *s < t)
+    }
+}
+
 fn window_start(sl: &Slicing, e: i64) -> i64 {
     sl.window_ending(e).start
 }
@@ -82,7 +109,7 @@ fn window_start(sl: &Slicing, e: i64) -> i64 {
 /// The value of the window ending at `e`, from the key's slices.
 fn window_value(c: &Common, sl: &Slicing, ks: &mut KeyState, e: i64) -> Acc {
     let ws = window_start(sl, e);
-    let from = ks.slices.partition_point(|(s, _)| *s < ws);
+    let from = lower_bound(&ks.slices, ws);
     if sl.global || sl.slide == sl.size {
         return match ks.slices.get(from) {
             Some((s, a)) if *s < e => a.clone(),
@@ -93,14 +120,14 @@ fn window_value(c: &Common, sl: &Slicing, ks: &mut KeyState, e: i64) -> Acc {
         if let Some((re, racc)) = ks.running.as_mut() {
             if *re < e && e - *re < sl.size {
                 let (old_end, old_start) = (*re, *re - sl.size);
-                let add_from = ks.slices.partition_point(|(s, _)| *s < old_end);
+                let add_from = lower_bound(&ks.slices, old_end);
                 for (s, a) in ks.slices.range(add_from..) {
                     if *s >= e {
                         break;
                     }
                     racc.merge(a);
                 }
-                let sub_from = ks.slices.partition_point(|(s, _)| *s < old_start);
+                let sub_from = lower_bound(&ks.slices, old_start);
                 for (s, a) in ks.slices.range(sub_from..) {
                     if *s >= ws {
                         break;
@@ -129,7 +156,15 @@ fn window_value(c: &Common, sl: &Slicing, ks: &mut KeyState, e: i64) -> Acc {
 }
 
 /// Fires one pane of the window ending at `e`.
-fn fire_window(c: &Common, sl: &Slicing, ks: &mut KeyState, key: &str, e: i64, timing: Timing, out: &mut dyn Emit) {
+fn fire_window(
+    c: &Common,
+    sl: &Slicing,
+    ks: &mut KeyState,
+    key: KeyRef<'_>,
+    e: i64,
+    timing: Timing,
+    out: &mut dyn Emit,
+) {
     let w = sl.window_ending(e);
     let full = window_value(c, sl, ks, e);
     if !c.multi {
@@ -142,9 +177,13 @@ fn fire_window(c: &Common, sl: &Slicing, ks: &mut KeyState, key: &str, e: i64, t
     if timing == Timing::OnTime {
         ps.on_time_done = true;
     }
-    accumulation::fire(c.mode, ps, &full, timing, |acc, retraction, index, timing| {
-        c.emit(out, key, w, acc, timing, index, retraction)
-    });
+    accumulation::fire(
+        c.mode,
+        ps,
+        &full,
+        timing,
+        |acc, retraction, index, timing| c.emit(out, key, w, acc, timing, index, retraction),
+    );
     if timing == Timing::OnTime && c.lateness == 0 {
         ks.panes.remove(&e);
     }
@@ -154,13 +193,21 @@ impl SlicedOperator {
     /// Fires the key's due on-time windows, collects garbage and re-arms its timer.
     fn process_key(&mut self, slot: u32, wm: i64, out: &mut dyn Emit) {
         let (c, sl) = (&self.c, &self.sl);
-        let Some((key, ks)) = self.keys.get_mut(slot) else { return };
+        let Some((key, ks)) = self.keys.get_mut(slot) else {
+            return;
+        };
         let mut next_due: Option<i64> = None;
         let mut e = first_end_after_horizon(sl, ks.horizon);
         loop {
-            let ws = if e == i64::MIN { i64::MIN } else { window_start(sl, e) };
-            let idx = ks.slices.partition_point(|(s, _)| *s < ws);
-            let Some(&(s, _)) = ks.slices.get(idx) else { break };
+            let ws = if e == i64::MIN {
+                i64::MIN
+            } else {
+                window_start(sl, e)
+            };
+            let idx = lower_bound(&ks.slices, ws);
+            let Some(&(s, _)) = ks.slices.get(idx) else {
+                break;
+            };
             if e == i64::MIN || s >= e {
                 e = sl.first_end_containing(s);
                 continue;
@@ -176,19 +223,7 @@ impl SlicedOperator {
             }
         }
         ks.horizon = ks.horizon.max(wm);
-        // Garbage: slices whose last window is past the allowed lateness.
-        while let Some(&(s, _)) = ks.slices.front() {
-            if c.expiry(sl.last_end_containing(s)) > wm {
-                break;
-            }
-            if let Some((s, a)) = ks.slices.pop_front() {
-                if let Some((re, racc)) = ks.running.as_mut() {
-                    if s >= *re - sl.size && s < *re {
-                        racc.subtract(&a);
-                    }
-                }
-            }
-        }
+        // Close expired panes first: a closing pane is computed from the slices.
         while let Some((&e, _)) = ks.panes.first_key_value() {
             if c.expiry(e) > wm {
                 break;
@@ -198,7 +233,22 @@ impl SlicedOperator {
                     // Closing the window: fire what is still pending (Beam's FIRE_IF_NON_EMPTY).
                     let w = sl.window_ending(e);
                     let full = window_value(c, sl, ks, e);
-                    accumulation::fire(c.mode, &mut ps, &full, Timing::Late, |acc, r, i, t| c.emit(out, key, w, acc, t, i, r));
+                    accumulation::fire(c.mode, &mut ps, &full, Timing::Late, |acc, r, i, t| {
+                        c.emit(out, key, w, acc, t, i, r)
+                    });
+                }
+            }
+        }
+        // Then garbage: slices whose last window is past the allowed lateness.
+        while let Some(&(s, _)) = ks.slices.front() {
+            if c.expiry(sl.last_end_containing(s)) > wm {
+                break;
+            }
+            if let Some((s, a)) = ks.slices.pop_front() {
+                if let Some((re, racc)) = ks.running.as_mut() {
+                    if s >= *re - sl.size && s < *re {
+                        racc.subtract(&a);
+                    }
                 }
             }
         }
@@ -223,7 +273,14 @@ impl SlicedOperator {
 }
 
 impl WindowOperator for SlicedOperator {
-    fn on_record(&mut self, key: &str, t: i64, values: &[Option<f64>], ctx: Ctx, out: &mut dyn Emit) -> Admit {
+    fn on_record(
+        &mut self,
+        key: &str,
+        t: i64,
+        values: &[Option<f64>],
+        ctx: Ctx,
+        out: &mut dyn Emit,
+    ) -> Admit {
         let (c, sl) = (&self.c, &self.sl);
         let s = sl.slice_start(t);
         let last_e = sl.last_end_containing(s);
@@ -232,7 +289,9 @@ impl WindowOperator for SlicedOperator {
         }
         let fields = c.aggs.cell_fields.len();
         let slot = self.keys.slot_or_insert(key, KeyState::new);
-        let Some((key, ks)) = self.keys.get_mut(slot) else { return Admit::Accepted };
+        let Some((key, ks)) = self.keys.get_mut(slot) else {
+            return Admit::Accepted;
+        };
         ks.horizon = ks.horizon.max(ctx.wm);
         // Add to the slice.
         match ks.slices.back_mut() {
@@ -303,7 +362,9 @@ impl WindowOperator for SlicedOperator {
             }
         }
         // Event-time timer: the earliest window holding this record that has not fired yet.
-        let fe = sl.first_end_containing(s).max(first_end_after_horizon(sl, ks.horizon));
+        let fe = sl
+            .first_end_containing(s)
+            .max(first_end_after_horizon(sl, ks.horizon));
         let mut due = if fe <= last_e { fe - 1 } else { i64::MAX };
         if c.lateness > 0 {
             due = due.min(c.expiry(last_e));
@@ -330,10 +391,21 @@ impl WindowOperator for SlicedOperator {
     fn on_processing_time(&mut self, ctx: Ctx, out: &mut dyn Emit) {
         while let Some((_, slot)) = self.pt.pop_due(ctx.now) {
             let (c, sl) = (&self.c, &self.sl);
-            let Some((key, ks)) = self.keys.get_mut(slot) else { continue };
-            let due: Vec<i64> = ks.panes.iter().filter(|(_, ps)| ps.timer.is_some_and(|t| t <= ctx.now)).map(|(e, _)| *e).collect();
+            let Some((key, ks)) = self.keys.get_mut(slot) else {
+                continue;
+            };
+            let due: Vec<i64> = ks
+                .panes
+                .iter()
+                .filter(|(_, ps)| ps.timer.is_some_and(|t| t <= ctx.now))
+                .map(|(e, _)| *e)
+                .collect();
             for e in due {
-                let timing = if e - 1 > ks.horizon { Timing::Early } else { Timing::Late };
+                let timing = if e - 1 > ks.horizon {
+                    Timing::Early
+                } else {
+                    Timing::Late
+                };
                 fire_window(c, sl, ks, key, e, timing, out);
             }
         }

@@ -17,9 +17,17 @@ pub mod session;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowSpec {
     /// Tumbling windows are sliding windows whose slide equals their size.
-    Sliding { size: i64, slide: i64 },
-    Session { gap: i64 },
-    Count { size: u64, slide: u64 },
+    Sliding {
+        size: i64,
+        slide: i64,
+    },
+    Session {
+        gap: i64,
+    },
+    Count {
+        size: u64,
+        slide: u64,
+    },
     Global,
 }
 
@@ -80,12 +88,22 @@ pub struct Slicing {
 impl Slicing {
     /// Sliding (or, with `slide == size`, tumbling) windows.
     pub fn sliding(size: i64, slide: i64) -> Self {
-        Slicing { size, slide, slice_len: gcd(size, slide), global: false }
+        Slicing {
+            size,
+            slide,
+            slice_len: gcd(size, slide),
+            global: false,
+        }
     }
 
     /// The global window: one slice, one window.
     pub fn global() -> Self {
-        Slicing { size: GLOBAL_END, slide: GLOBAL_END, slice_len: GLOBAL_END, global: true }
+        Slicing {
+            size: GLOBAL_END,
+            slide: GLOBAL_END,
+            slice_len: GLOBAL_END,
+            global: true,
+        }
     }
 
     /// Start of the slice holding event time `t`.
@@ -131,9 +149,15 @@ impl Slicing {
     #[inline]
     pub fn window_ending(&self, end: i64) -> Window {
         if self.global {
-            Window { start: GLOBAL_START, end: GLOBAL_END }
+            Window {
+                start: GLOBAL_START,
+                end: GLOBAL_END,
+            }
         } else {
-            Window { start: end - self.size, end }
+            Window {
+                start: end - self.size,
+                end,
+            }
         }
     }
 
@@ -143,7 +167,11 @@ impl Slicing {
         let first = self.first_end_containing(s);
         let last = self.last_end_containing(s);
         let step = if self.global { 1 } else { self.slide };
-        let n = if self.global { 1 } else { (last - first) / step + 1 };
+        let n = if self.global {
+            1
+        } else {
+            (last - first) / step + 1
+        };
         (0..n).map(move |i| self.window_ending(first + i * step))
     }
 }
@@ -170,7 +198,10 @@ mod tests {
                 let mut start = floor_to(t - size, slide);
                 while start <= t {
                     if start + size > t {
-                        want.push(Window { start, end: start + size });
+                        want.push(Window {
+                            start,
+                            end: start + size,
+                        });
                     }
                     start += slide;
                 }

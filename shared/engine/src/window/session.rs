@@ -23,7 +23,10 @@ pub fn touches(a: Window, b: Window) -> bool {
 /// The smallest window covering both.
 #[inline]
 pub fn cover(a: Window, b: Window) -> Window {
-    Window { start: a.start.min(b.start), end: a.end.max(b.end) }
+    Window {
+        start: a.start.min(b.start),
+        end: a.end.max(b.end),
+    }
 }
 
 /// Indices of the sessions in `live` that merge with `w`, in order.

@@ -64,6 +64,40 @@ impl TriggerSpec {
         }
     }
 
+    /// What a new element (already counted in `ps.pending`) does to its window's pane.
+    ///
+    /// Before the on-time firing it may complete an early count (fire EARLY now) or arm an
+    /// early processing-time timer; after it, the element is late and fires a LATE pane now
+    /// (on every element, Beam's default) or arms the late timer. Returns the pane to fire
+    /// now, if any; a newly armed timer is recorded in `ps.timer` and passed to `arm`.
+    pub fn on_element(
+        &self,
+        ps: &mut PaneState,
+        on_time_passed: bool,
+        now: i64,
+        mut arm: impl FnMut(i64),
+    ) -> Option<Timing> {
+        let deadline = if !on_time_passed {
+            if self.early_count_reached(ps.pending) {
+                return Some(Timing::Early);
+            }
+            self.early_deadline(now)
+        } else {
+            ps.on_time_done = true;
+            match self.late {
+                None | Some(LateTrigger::EveryElement) => return Some(Timing::Late),
+                Some(LateTrigger::AfterProcessingTime { .. }) => self.late_deadline(now),
+            }
+        };
+        if ps.timer.is_none() {
+            if let Some(d) = deadline {
+                ps.timer = Some(d);
+                arm(d);
+            }
+        }
+        None
+    }
+
     /// True when an early pane is due after `pending` elements.
     pub fn early_count_reached(&self, pending: u64) -> bool {
         matches!(self.early, Some(EarlyTrigger::EveryElements(n)) if pending >= n)

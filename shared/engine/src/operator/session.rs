@@ -8,7 +8,7 @@ use super::{Admit, Common, Ctx, Keyed, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
-use crate::trigger::{LateTrigger, PaneState, Timing};
+use crate::trigger::{PaneState, Timing};
 use crate::window::session::{cover, touches};
 use crate::window::Window;
 
@@ -186,30 +186,13 @@ impl WindowOperator for SessionOperator {
         session.acc.add(t, values);
         if c.multi {
             accumulation::note_element(c.mode, &mut session.ps, fields, t, values);
-            let mut fire_now = None;
-            if !session.w.fired_at(ctx.wm) {
-                if c.trigger.early_count_reached(session.ps.pending) {
-                    fire_now = Some(Timing::Early);
-                } else if session.ps.timer.is_none() {
-                    if let Some(d) = c.trigger.early_deadline(ctx.now) {
-                        session.ps.timer = Some(d);
-                        self.pt.push(d, known);
-                    }
-                }
-            } else {
-                session.ps.on_time_done = true;
-                match c.trigger.late {
-                    None | Some(LateTrigger::EveryElement) => fire_now = Some(Timing::Late),
-                    Some(LateTrigger::AfterProcessingTime { .. }) => {
-                        if session.ps.timer.is_none() {
-                            if let Some(d) = c.trigger.late_deadline(ctx.now) {
-                                session.ps.timer = Some(d);
-                                self.pt.push(d, known);
-                            }
-                        }
-                    }
-                }
-            }
+            let pt = &mut self.pt;
+            let on_time_passed = session.w.fired_at(ctx.wm);
+            let fire_now = c
+                .trigger
+                .on_element(&mut session.ps, on_time_passed, ctx.now, |d| {
+                    pt.push(d, known)
+                });
             if let Some(timing) = fire_now {
                 fire_session(c, &mut session, key, timing, out);
             }

@@ -16,7 +16,7 @@ use super::{Admit, Common, Ctx, Keyed, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
-use crate::trigger::{LateTrigger, PaneState, Timing};
+use crate::trigger::{PaneState, Timing};
 use crate::watermark::WM_MIN;
 use crate::window::{Slicing, WindowSpec};
 
@@ -327,30 +327,10 @@ impl WindowOperator for SlicedOperator {
                     let ps = ks.panes.entry(e).or_default();
                     accumulation::note_element(c.mode, ps, fields, t, values);
                     let on_time_passed = e - 1 <= ks.horizon;
-                    let mut fire_now = None;
-                    if !on_time_passed {
-                        if c.trigger.early_count_reached(ps.pending) {
-                            fire_now = Some(Timing::Early);
-                        } else if ps.timer.is_none() {
-                            if let Some(d) = c.trigger.early_deadline(ctx.now) {
-                                ps.timer = Some(d);
-                                self.pt.push(d, slot);
-                            }
-                        }
-                    } else {
-                        ps.on_time_done = true;
-                        match c.trigger.late {
-                            None | Some(LateTrigger::EveryElement) => fire_now = Some(Timing::Late),
-                            Some(LateTrigger::AfterProcessingTime { .. }) => {
-                                if ps.timer.is_none() {
-                                    if let Some(d) = c.trigger.late_deadline(ctx.now) {
-                                        ps.timer = Some(d);
-                                        self.pt.push(d, slot);
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    let pt = &mut self.pt;
+                    let fire_now = c
+                        .trigger
+                        .on_element(ps, on_time_passed, ctx.now, |d| pt.push(d, slot));
                     if let Some(timing) = fire_now {
                         fire_window(c, sl, ks, key, e, timing, out);
                     }

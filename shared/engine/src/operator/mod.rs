@@ -248,6 +248,26 @@ impl Timers {
         self.buckets.entry(t).or_default().push_back(slot);
     }
 
+    /// Pops the next due timer that is still the one armed for its key (`armed` gives the
+    /// key's armed time), and disarms it. Stale entries are skipped.
+    pub fn pop_armed<S>(
+        &mut self,
+        upto: i64,
+        keys: &mut Keyed<S>,
+        armed: impl Fn(&mut S) -> &mut i64,
+    ) -> Option<u32> {
+        while let Some((t, slot)) = self.pop_due(upto) {
+            if let Some((_, state)) = keys.get_mut(slot) {
+                let a = armed(state);
+                if *a == t {
+                    *a = i64::MAX;
+                    return Some(slot);
+                }
+            }
+        }
+        None
+    }
+
     /// Pops the next timer with time `<= upto`.
     #[inline]
     pub fn pop_due(&mut self, upto: i64) -> Option<(i64, u32)> {

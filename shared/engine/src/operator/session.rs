@@ -211,14 +211,11 @@ impl WindowOperator for SessionOperator {
     }
 
     fn on_watermark(&mut self, ctx: Ctx, out: &mut dyn Emit) {
-        while let Some((t, slot)) = self.et.pop_due(ctx.wm) {
-            let armed = matches!(self.keys.get_mut(slot), Some((_, ks)) if ks.timer == t);
-            if armed {
-                if let Some((_, ks)) = self.keys.get_mut(slot) {
-                    ks.timer = i64::MAX;
-                }
-                self.process_key(slot, ctx.wm, out);
-            }
+        while let Some(slot) = self
+            .et
+            .pop_armed(ctx.wm, &mut self.keys, |ks| &mut ks.timer)
+        {
+            self.process_key(slot, ctx.wm, out);
         }
     }
 

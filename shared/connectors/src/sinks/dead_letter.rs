@@ -30,17 +30,16 @@ impl LazyFile {
     }
 
     fn writer(&mut self) -> Result<&mut BufWriter<File>, ConnectorError> {
-        if self.out.is_none() {
-            let f = File::create(&self.path).map_err(|source| ConnectorError::Write {
-                path: self.path.clone(),
-                source,
-            })?;
-            self.out = Some(BufWriter::new(f));
-        }
-        match self.out.as_mut() {
-            Some(w) => Ok(w),
-            None => unreachable!("created above"),
-        }
+        let out = match self.out.take() {
+            Some(w) => w,
+            None => BufWriter::new(File::create(&self.path).map_err(|source| {
+                ConnectorError::Write {
+                    path: self.path.clone(),
+                    source,
+                }
+            })?),
+        };
+        Ok(self.out.insert(out))
     }
 
     /// Appends one raw line.

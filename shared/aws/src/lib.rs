@@ -1,0 +1,17 @@
+//! # Eventide AWS adapters
+//!
+//! Everything that talks to AWS, kept out of the engine core. Endpoints come from the SDK's
+//! standard configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KINESIS`, …), never from
+//! code, so the same adapters run against AWS, LocalStack or the local emulators.
+//! The design (tables, the exactly-once invariant) is in `docs/aws-runtime.md`.
+
+pub mod config;
+pub mod control;
+pub mod dead_letter;
+pub mod error;
+pub mod kinesis;
+pub mod leases;
+pub mod sinks;
+pub mod state_store;
+
+pub use error::AwsError;

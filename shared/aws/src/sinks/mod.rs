@@ -1,0 +1,1 @@
+//! Sinks for fired panes (in progress).

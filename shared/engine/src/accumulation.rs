@@ -96,7 +96,7 @@ mod tests {
             &mut ps,
             &acc(3.0),
             Timing::Early,
-            |a, r, i, _| out.push((a.cells[0].sum, r, i)),
+            |a, r, i, _| out.push((a.cells[0].sum.value(), r, i)),
         );
         ps.pending = 1;
         fire(
@@ -104,7 +104,7 @@ mod tests {
             &mut ps,
             &acc(5.0),
             Timing::OnTime,
-            |a, r, i, _| out.push((a.cells[0].sum, r, i)),
+            |a, r, i, _| out.push((a.cells[0].sum.value(), r, i)),
         );
         assert_eq!(out, vec![(3.0, false, 0), (3.0, true, 1), (5.0, false, 1)]);
     }
@@ -119,7 +119,7 @@ mod tests {
             &mut ps,
             &acc(2.0),
             Timing::Early,
-            |a, _, _, _| out.push(a.cells[0].sum),
+            |a, _, _, _| out.push(a.cells[0].sum.value()),
         );
         assert!(!fire(
             AccumulationMode::Discarding,
@@ -134,7 +134,7 @@ mod tests {
             &mut ps,
             &acc(6.0),
             Timing::Late,
-            |a, _, _, _| out.push(a.cells[0].sum),
+            |a, _, _, _| out.push(a.cells[0].sum.value()),
         );
         assert_eq!(out, vec![2.0, 4.0]);
     }

@@ -68,11 +68,154 @@ pub struct AggregateSpec {
     pub decimals: Option<u8>,
 }
 
+/// Largest number of decimals a sum is kept exact at.
+const MAX_SCALE: u8 = 9;
+
+/// `10^k` for `k <= MAX_SCALE`, as integers and as floats (all exact).
+const POW10_I: [i64; MAX_SCALE as usize + 1] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+const POW10_F: [f64; MAX_SCALE as usize + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+/// Integers up to this magnitude convert to `f64` exactly.
+const EXACT_F64: i64 = 1 << 53;
+
+/// A sum that is exact for decimal inputs.
+///
+/// While every value added is an exact decimal with at most [`MAX_SCALE`] digits (its
+/// `f64` is the one nearest to `m / 10^k`), the sum is kept as an integer count of
+/// `10^-scale` units, so running sums and retractions never drift, and the value is
+/// `units / 10^scale`: one correctly rounded division of exact integers, which is what an
+/// exact decimal computation (such as summing integer cents, then dividing by 100) yields.
+/// Any other value, or a sum beyond 2^53 units, switches the sum to plain floating point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sum {
+    Exact { units: i64, scale: u8 },
+    Float(f64),
+}
+
+impl Default for Sum {
+    fn default() -> Self {
+        Sum::ZERO
+    }
+}
+
+impl Sum {
+    /// The empty sum.
+    pub const ZERO: Sum = Sum::Exact { units: 0, scale: 0 };
+
+    /// The sum as a number: correctly rounded while `|units| <= 2^53`.
+    #[inline]
+    pub fn value(self) -> f64 {
+        match self {
+            Sum::Exact { units, scale } => units as f64 / POW10_F[scale as usize],
+            Sum::Float(f) => f,
+        }
+    }
+
+    /// Adds one value.
+    #[inline]
+    pub fn add(&mut self, v: f64) {
+        if let Sum::Exact { units, scale } = *self {
+            if let Some((m, k)) = decimal(v, scale) {
+                if let Some(s) = rescale(units, scale, k).and_then(|u| bounded(u.checked_add(m))) {
+                    *self = Sum::Exact { units: s, scale: k };
+                    return;
+                }
+            }
+        }
+        *self = Sum::Float(self.value() + v);
+    }
+
+    /// Adds another sum.
+    #[inline]
+    pub fn merge(&mut self, o: Sum) {
+        self.combine(o, i64::checked_add, |a, b| a + b);
+    }
+
+    /// Subtracts a sum that was previously added.
+    #[inline]
+    pub fn subtract(&mut self, o: Sum) {
+        self.combine(o, i64::checked_sub, |a, b| a - b);
+    }
+
+    #[inline]
+    fn combine(
+        &mut self,
+        o: Sum,
+        exact: impl Fn(i64, i64) -> Option<i64>,
+        float: impl Fn(f64, f64) -> f64,
+    ) {
+        if let (
+            Sum::Exact {
+                units: a,
+                scale: sa,
+            },
+            Sum::Exact {
+                units: b,
+                scale: sb,
+            },
+        ) = (*self, o)
+        {
+            let k = sa.max(sb);
+            let r = rescale(a, sa, k).zip(rescale(b, sb, k));
+            if let Some(units) = r.and_then(|(a, b)| bounded(exact(a, b))) {
+                *self = Sum::Exact { units, scale: k };
+                return;
+            }
+        }
+        *self = Sum::Float(float(self.value(), o.value()));
+    }
+}
+
+/// Keeps exact sums within the integers `f64` holds exactly, so [`Sum::value`] is
+/// correctly rounded.
+#[inline]
+fn bounded(units: Option<i64>) -> Option<i64> {
+    units.filter(|u| u.abs() <= EXACT_F64)
+}
+
+/// `units` at `from` decimals expressed at `to >= from` decimals, if it fits.
+#[inline]
+fn rescale(units: i64, from: u8, to: u8) -> Option<i64> {
+    if from == to {
+        return Some(units);
+    }
+    units.checked_mul(POW10_I[(to - from) as usize])
+}
+
+/// `v` as `(m, k)` with `v` the `f64` nearest to `m / 10^k`, for the smallest `k` from
+/// `min_scale` to [`MAX_SCALE`]; `None` when `v` is no such decimal or too large.
+#[inline]
+fn decimal(v: f64, min_scale: u8) -> Option<(i64, u8)> {
+    for k in min_scale..=MAX_SCALE {
+        let p = POW10_F[k as usize];
+        let m = (v * p).round();
+        if m.abs() > EXACT_F64 as f64 {
+            return None;
+        }
+        if m / p == v {
+            return Some((m as i64, k));
+        }
+    }
+    None
+}
+
 /// Statistics of one numeric field.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub n: u64,
-    pub sum: f64,
+    pub sum: Sum,
     pub min: f64,
     pub max: f64,
     pub first_t: i64,
@@ -85,7 +228,7 @@ impl Default for Cell {
     fn default() -> Self {
         Cell {
             n: 0,
-            sum: 0.0,
+            sum: Sum::ZERO,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             first_t: i64::MAX,
@@ -100,7 +243,7 @@ impl Cell {
     #[inline]
     fn add(&mut self, t: i64, v: f64) {
         self.n += 1;
-        self.sum += v;
+        self.sum.add(v);
         if v < self.min {
             self.min = v;
         }
@@ -123,7 +266,7 @@ impl Cell {
             return;
         }
         self.n += o.n;
-        self.sum += o.sum;
+        self.sum.merge(o.sum);
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
         if o.first_t < self.first_t {
@@ -185,9 +328,9 @@ impl Acc {
         self.rows -= o.rows;
         for (c, oc) in self.cells.iter_mut().zip(o.cells.iter()) {
             c.n -= oc.n;
-            c.sum -= oc.sum;
+            c.sum.subtract(oc.sum);
             if c.n == 0 {
-                c.sum = 0.0;
+                c.sum = Sum::ZERO;
             }
         }
     }
@@ -209,10 +352,10 @@ impl Acc {
         match func {
             AggFn::Count => Some(c.n as f64),
             _ if c.n == 0 => None,
-            AggFn::Sum => Some(c.sum),
+            AggFn::Sum => Some(c.sum.value()),
             AggFn::Min => Some(c.min),
             AggFn::Max => Some(c.max),
-            AggFn::Avg => Some(c.sum / c.n as f64),
+            AggFn::Avg => Some(c.sum.value() / c.n as f64),
             AggFn::First => Some(c.first_v),
             AggFn::Last => Some(c.last_v),
         }
@@ -314,6 +457,58 @@ mod tests {
         assert_eq!(l, r2);
         let json = serde_json::to_string(&l).unwrap();
         assert_eq!(serde_json::from_str::<Acc>(&json).unwrap(), l);
+    }
+
+    #[test]
+    fn decimal_sums_are_exact() {
+        let mut s = Sum::ZERO;
+        s.add(0.1);
+        s.add(0.2);
+        assert_eq!(s.value(), 0.3);
+        assert_eq!(s, Sum::Exact { units: 3, scale: 1 });
+        // Scales align when a value has more decimals than the sum so far.
+        s.add(0.005);
+        assert_eq!(
+            s,
+            Sum::Exact {
+                units: 305,
+                scale: 3
+            }
+        );
+        let mut t = Sum::ZERO;
+        t.add(2.25);
+        s.merge(t);
+        assert_eq!(s.value(), 2.555);
+        s.subtract(t);
+        s.subtract(Sum::Exact { units: 3, scale: 1 });
+        assert_eq!(s.value(), 0.005);
+        // A sum of cents divided by the count, as an exact decimal computation does:
+        // 0.1 + 0.2 + 0.3 is 0.6000000000000001 in running floating point.
+        let mut c = Cell::default();
+        for v in [0.1, 0.2, 0.3] {
+            c.add(0, v);
+        }
+        assert_eq!(c.sum.value(), 0.6);
+        assert_eq!(c.sum.value() / 3.0, 60.0 / 100.0 / 3.0);
+    }
+
+    #[test]
+    fn non_decimal_or_huge_sums_fall_back_to_floats() {
+        let mut s = Sum::ZERO;
+        s.add(1.0 / 3.0);
+        assert!(matches!(s, Sum::Float(_)));
+        assert_eq!(s.value(), 1.0 / 3.0);
+        let mut big = Sum::ZERO;
+        big.add(9.0e15);
+        big.add(9.0e15);
+        big.add(0.5);
+        assert!(matches!(big, Sum::Float(_)));
+        assert_eq!(big.value(), 1.8e16);
+        for v in [f64::NAN, f64::INFINITY] {
+            let mut s = Sum::ZERO;
+            s.add(v);
+            assert!(matches!(s, Sum::Float(_)));
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use smallvec::SmallVec;
 
-use super::{Admit, Common, Ctx, Keyed, WindowOperator};
+use super::{Admit, Common, Ctx, Keyed, Reset, WindowOperator};
 use crate::pane::Emit;
 use crate::trigger::Timing;
 use crate::window::Window;
@@ -27,6 +27,14 @@ struct KeyState {
     last: VecDeque<(i64, SmallVec<[Option<f64>; 2]>)>,
     since_fire: u64,
     fired: u32,
+}
+
+impl Reset for KeyState {
+    fn reset(&mut self) {
+        self.last.clear();
+        self.since_fire = 0;
+        self.fired = 0;
+    }
 }
 
 impl CountOperator {

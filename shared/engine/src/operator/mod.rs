@@ -14,6 +14,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
+use smallvec::SmallVec;
 
 use crate::aggregate::{Acc, CompiledAggregates};
 use crate::pane::{Emit, KeyRef, Pane};
@@ -126,13 +127,33 @@ impl Common {
     }
 }
 
+/// Per-key state that can be emptied in place. When a key's state becomes empty its slot is
+/// freed, and the next key to take the slot reuses the state's allocations: keys come and
+/// go all the time in sparse streams.
+pub trait Reset {
+    /// Empties the state, keeping its allocations.
+    fn reset(&mut self);
+}
+
+/// A key's encoded group-by values, stored inline when short so that comparing a key on
+/// lookup touches the memory of its slot only.
+type KeyName = SmallVec<[u8; 16]>;
+
+/// One slot of a [`Keyed`] slab.
+struct Slot<S> {
+    /// The key, `None` while the slot is free.
+    key: Option<KeyName>,
+    /// Grows each time the slot is freed.
+    gen: u32,
+    state: S,
+}
+
 /// Per-key state in a slab, found by key. Each key is stored once; the hash table holds
 /// slot numbers only. A slot's generation grows each time it is freed, so `generation << 32
 /// | slot` identifies one key's state for the whole run (see [`Pane::key_id`]).
 pub struct Keyed<S> {
     table: HashTable<u32>,
-    slots: Vec<Option<(Box<str>, S)>>,
-    gens: Vec<u32>,
+    slots: Vec<Slot<S>>,
     free: Vec<u32>,
     hasher: FxBuildHasher,
 }
@@ -142,39 +163,48 @@ impl<S> Default for Keyed<S> {
         Keyed {
             table: HashTable::new(),
             slots: Vec::new(),
-            gens: Vec::new(),
             free: Vec::new(),
             hasher: FxBuildHasher,
         }
     }
 }
 
-impl<S> Keyed<S> {
-    /// The slot of `key`, created with `init` if absent.
+/// The key as a string. Names are only ever built from `&str`, so this never fails.
+#[inline]
+fn key_str(k: &KeyName) -> &str {
+    std::str::from_utf8(k).unwrap_or_default()
+}
+
+impl<S: Reset> Keyed<S> {
+    /// The slot of `key`, created with `init` if absent (or taken over from a freed key).
     #[inline]
     pub fn slot_or_insert(&mut self, key: &str, init: impl FnOnce() -> S) -> u32 {
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
-        let eq = |&s: &u32| matches!(&slots[s as usize], Some((k, _)) if &**k == key);
+        let eq =
+            |&s: &u32| matches!(&slots[s as usize].key, Some(k) if k.as_slice() == key.as_bytes());
         if let Some(&s) = self.table.find(hash, eq) {
             return s;
         }
-        let entry = Some((Box::<str>::from(key), init()));
+        let name = Some(KeyName::from_slice(key.as_bytes()));
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s as usize] = entry;
+                self.slots[s as usize].key = name;
                 s
             }
             None => {
-                self.slots.push(entry);
-                self.gens.push(0);
+                self.slots.push(Slot {
+                    key: name,
+                    gen: 0,
+                    state: init(),
+                });
                 (self.slots.len() - 1) as u32
             }
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.table
-            .insert_unique(hash, slot, |&s| match &slots[s as usize] {
-                Some((k, _)) => hasher.hash_one(&**k),
+            .insert_unique(hash, slot, |&s| match &slots[s as usize].key {
+                Some(k) => hasher.hash_one(key_str(k)),
                 None => 0,
             });
         slot
@@ -183,43 +213,44 @@ impl<S> Keyed<S> {
     /// The key and state in a slot, if the slot is in use.
     #[inline]
     pub fn get_mut(&mut self, slot: u32) -> Option<(KeyRef<'_>, &mut S)> {
-        match self.slots.get_mut(slot as usize) {
-            Some(Some((k, s))) => {
-                let gen = self.gens.get(slot as usize).copied().unwrap_or(0);
-                Some((
-                    KeyRef {
-                        name: k,
-                        id: u64::from(gen) << 32 | u64::from(slot),
-                    },
-                    s,
-                ))
-            }
-            _ => None,
-        }
+        let sl = self.slots.get_mut(slot as usize)?;
+        let k = sl.key.as_ref()?;
+        Some((
+            KeyRef {
+                name: key_str(k),
+                id: u64::from(sl.gen) << 32 | u64::from(slot),
+            },
+            &mut sl.state,
+        ))
     }
 
     /// The state in a slot, if the slot is in use.
     #[inline]
     pub fn state_mut(&mut self, slot: u32) -> Option<&mut S> {
         match self.slots.get_mut(slot as usize) {
-            Some(Some((_, s))) => Some(s),
+            Some(Slot {
+                key: Some(_),
+                state,
+                ..
+            }) => Some(state),
             _ => None,
         }
     }
 
     /// Frees a slot whose state became empty.
     pub fn remove(&mut self, slot: u32) {
-        let hash = match self.slots.get(slot as usize) {
-            Some(Some((k, _))) => self.hasher.hash_one(&**k),
-            _ => return,
+        let Some(sl) = self.slots.get_mut(slot as usize) else {
+            return;
         };
+        let Some(k) = sl.key.take() else {
+            return;
+        };
+        let hash = self.hasher.hash_one(key_str(&k));
         if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {
             entry.remove();
         }
-        self.slots[slot as usize] = None;
-        if let Some(g) = self.gens.get_mut(slot as usize) {
-            *g = g.wrapping_add(1);
-        }
+        sl.state.reset();
+        sl.gen = sl.gen.wrapping_add(1);
         self.free.push(slot);
     }
 
@@ -250,14 +281,14 @@ impl Timers {
 
     /// Pops the next due timer that is still the one armed for its key (`armed` gives the
     /// key's armed time), and disarms it. Stale entries are skipped.
-    pub fn pop_armed<S>(
+    pub fn pop_armed<S: Reset>(
         &mut self,
         upto: i64,
         keys: &mut Keyed<S>,
         armed: impl Fn(&mut S) -> &mut i64,
     ) -> Option<u32> {
         while let Some((t, slot)) = self.pop_due(upto) {
-            if let Some((_, state)) = keys.get_mut(slot) {
+            if let Some(state) = keys.state_mut(slot) {
                 let a = armed(state);
                 if *a == t {
                     *a = i64::MAX;

@@ -4,7 +4,7 @@
 //! 0, and in retracting mode the sessions it swallowed that were already emitted are
 //! retracted at its next firing, ordered by start, right before its new value.
 
-use super::{Admit, Common, Ctx, Keyed, Timers, WindowOperator};
+use super::{Admit, Common, Ctx, Keyed, Reset, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -32,6 +32,13 @@ struct Session {
 struct KeyState {
     sessions: Vec<Session>,
     timer: i64,
+}
+
+impl Reset for KeyState {
+    fn reset(&mut self) {
+        self.sessions.clear();
+        self.timer = i64::MAX;
+    }
 }
 
 impl SessionOperator {

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{Admit, Common, Ctx, Keyed, Timers, WindowOperator};
+use super::{Admit, Common, Ctx, Keyed, Reset, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -53,6 +53,16 @@ impl KeyState {
             panes: BTreeMap::new(),
             running: None,
         }
+    }
+}
+
+impl Reset for KeyState {
+    fn reset(&mut self) {
+        self.slices.clear();
+        self.horizon = WM_MIN;
+        self.timer = i64::MAX;
+        self.panes.clear();
+        self.running = None;
     }
 }
 

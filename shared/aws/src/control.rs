@@ -1,1 +1,308 @@
-//! (in progress)
+//! The control table: per-shard watermarks, heartbeats and rates, and the global watermark.
+//!
+//! One item per (pipeline, shard), as in `docs/aws-runtime.md`: `pk` = `<pipeline>`,
+//! `sk` = `shard#<shard id>`, with `wm` (shard watermark, epoch ms), `hb` (last heartbeat
+//! with new data, epoch ms), `rps` and `bps` (records/s, bytes/s), `lag` (ms behind the tip)
+//! and `finished`.
+//!
+//! Each consumer publishes its shards' rows after every batch and derives the global
+//! watermark from all rows: the minimum `wm` over shards that are neither finished nor
+//! idle. An idle shard (no new data for longer than the idle timeout) must not hold event
+//! time back, just like the engine's per-partition idle timeout. Each consumer keeps the
+//! maximum global watermark it has seen in a [`WatermarkView`], so it never goes backwards
+//! even when a shard that was idle becomes active again with an older watermark.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use crate::leases::{create_table_if_missing, get_bool, get_n, get_s};
+use crate::AwsError;
+
+/// Creates the control table (`pk` HASH S, `sk` RANGE S) unless it exists, and waits until
+/// it is ACTIVE.
+///
+/// ```no_run
+/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
+/// eventide_aws::control::ensure_table(&clients.dynamodb, "eventide-control").await?;
+/// # Ok(()) }
+/// ```
+pub async fn ensure_table(client: &Client, table: &str) -> Result<(), AwsError> {
+    create_table_if_missing(client, table, "pk", Some("sk")).await
+}
+
+/// The published state of one shard (one control-table row).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardStatus {
+    /// The shard.
+    pub shard_id: String,
+    /// The shard's watermark, epoch ms.
+    pub wm: i64,
+    /// The last time the shard delivered new data, epoch ms.
+    pub heartbeat_ms: i64,
+    /// Records per second over the last interval.
+    pub rps: f64,
+    /// Bytes per second over the last interval.
+    pub bps: f64,
+    /// How far behind the tip of the shard the consumer is, ms.
+    pub lag_ms: i64,
+    /// The shard reached SHARD_END and everything is committed.
+    pub finished: bool,
+}
+
+impl ShardStatus {
+    /// Whether the shard is idle at `now_ms`: no new data for longer than `idle_timeout_ms`.
+    pub fn is_idle(&self, idle_timeout_ms: i64, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.heartbeat_ms) > idle_timeout_ms
+    }
+}
+
+/// The global watermark of `rows` at `now_ms`: the minimum `wm` over shards that are
+/// neither finished nor idle; if every shard is idle or finished, the maximum of their
+/// `wm`; `None` when there are no rows.
+///
+/// ```
+/// use eventide_aws::control::{global_watermark_of, ShardStatus};
+/// let row = |id: &str, wm, hb| ShardStatus {
+///     shard_id: id.into(), wm, heartbeat_ms: hb, rps: 0.0, bps: 0.0, lag_ms: 0, finished: false,
+/// };
+/// // Shard b is idle (no data for 60 s > 10 s), so only a counts.
+/// assert_eq!(global_watermark_of(&[row("a", 500, 100_000), row("b", 100, 40_000)], 10_000, 100_000), Some(500));
+/// ```
+pub fn global_watermark_of(rows: &[ShardStatus], idle_timeout_ms: i64, now_ms: i64) -> Option<i64> {
+    rows.iter()
+        .filter(|r| !r.finished && !r.is_idle(idle_timeout_ms, now_ms))
+        .map(|r| r.wm)
+        .min()
+        .or_else(|| rows.iter().map(|r| r.wm).max())
+}
+
+/// The control table of one pipeline.
+///
+/// ```no_run
+/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
+/// use eventide_aws::control::{ControlTable, ShardStatus, WatermarkView};
+/// let control = ControlTable::new(clients.dynamodb.clone(), "eventide-control", "q1");
+/// let now = 1_700_000_000_000;
+/// control.publish(&ShardStatus {
+///     shard_id: "shardId-000000000000".into(), wm: now - 5_000, heartbeat_ms: now,
+///     rps: 120.0, bps: 24_000.0, lag_ms: 0, finished: false,
+/// }).await?;
+/// let mut view = WatermarkView::default();
+/// let global = view.refresh(&control, 60_000, now).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ControlTable {
+    client: Client,
+    table: String,
+    pipeline: String,
+}
+
+/// Formats a rate as a DynamoDB number (which has no NaN or infinity).
+fn rate(v: f64) -> AttributeValue {
+    AttributeValue::N(if v.is_finite() {
+        v.to_string()
+    } else {
+        "0".to_string()
+    })
+}
+
+impl ControlTable {
+    /// The rows of `pipeline` in `table`.
+    pub fn new(client: Client, table: impl Into<String>, pipeline: impl Into<String>) -> Self {
+        ControlTable {
+            client,
+            table: table.into(),
+            pipeline: pipeline.into(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The pipeline whose rows this reads and writes.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// Writes (replaces) the row of `status.shard_id`. Only the shard's lease owner should
+    /// publish; the rows are advisory (the global watermark is kept monotone by
+    /// [`WatermarkView`]), so the write is unconditional.
+    pub async fn publish(&self, status: &ShardStatus) -> Result<(), AwsError> {
+        let item = HashMap::from([
+            ("pk".to_string(), AttributeValue::S(self.pipeline.clone())),
+            (
+                "sk".to_string(),
+                AttributeValue::S(format!("shard#{}", status.shard_id)),
+            ),
+            ("wm".to_string(), AttributeValue::N(status.wm.to_string())),
+            (
+                "hb".to_string(),
+                AttributeValue::N(status.heartbeat_ms.to_string()),
+            ),
+            ("rps".to_string(), rate(status.rps)),
+            ("bps".to_string(), rate(status.bps)),
+            (
+                "lag".to_string(),
+                AttributeValue::N(status.lag_ms.to_string()),
+            ),
+            (
+                "finished".to_string(),
+                AttributeValue::Bool(status.finished),
+            ),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::service(
+                    format!(
+                        "PutItem table {} pipeline {} shard {}",
+                        self.table, self.pipeline, status.shard_id
+                    ),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    /// All rows of the pipeline (strongly consistent query), sorted by shard id.
+    pub async fn shards_status(&self) -> Result<Vec<ShardStatus>, AwsError> {
+        let op = format!("Query table {} pipeline {}", self.table, self.pipeline);
+        let mut rows = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :p AND begins_with(sk, :s)")
+                .expression_attribute_values(":p", AttributeValue::S(self.pipeline.clone()))
+                .expression_attribute_values(":s", AttributeValue::S("shard#".into()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::service(op.clone(), e))?;
+            for item in page.items() {
+                let sk = get_s(item, "sk").unwrap_or_default();
+                let what = format!("control table {} row {}/{sk}", self.table, self.pipeline);
+                let shard_id = sk.strip_prefix("shard#").unwrap_or(sk).to_string();
+                rows.push(ShardStatus {
+                    shard_id,
+                    wm: get_n(item, "wm", &what)?.unwrap_or(i64::MIN),
+                    heartbeat_ms: get_n(item, "hb", &what)?.unwrap_or(0),
+                    rps: get_n(item, "rps", &what)?.unwrap_or(0.0),
+                    bps: get_n(item, "bps", &what)?.unwrap_or(0.0),
+                    lag_ms: get_n(item, "lag", &what)?.unwrap_or(0),
+                    finished: get_bool(item, "finished"),
+                });
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        rows.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
+        Ok(rows)
+    }
+
+    /// The global watermark now (see [`global_watermark_of`]); may go backwards between
+    /// calls, so consumers read it through a [`WatermarkView`].
+    pub async fn global_watermark(
+        &self,
+        idle_timeout_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<i64>, AwsError> {
+        Ok(global_watermark_of(
+            &self.shards_status().await?,
+            idle_timeout_ms,
+            now_ms,
+        ))
+    }
+}
+
+/// A consumer's view of the global watermark: the maximum it has seen, so it never goes
+/// backwards (firing is irrevocable, so event time must not regress).
+///
+/// ```
+/// use eventide_aws::control::WatermarkView;
+/// let mut view = WatermarkView::default();
+/// assert_eq!(view.observe(Some(100)), Some(100));
+/// assert_eq!(view.observe(Some(50)), Some(100));
+/// assert_eq!(view.observe(None), Some(100));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WatermarkView {
+    max: Option<i64>,
+}
+
+impl WatermarkView {
+    /// The current watermark (`None` until one was observed).
+    pub fn current(&self) -> Option<i64> {
+        self.max
+    }
+
+    /// Takes a freshly computed global watermark into account; returns the current one.
+    pub fn observe(&mut self, candidate: Option<i64>) -> Option<i64> {
+        self.max = match (self.max, candidate) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.max
+    }
+
+    /// Reads the control table and observes its global watermark; returns the current one.
+    pub async fn refresh(
+        &mut self,
+        control: &ControlTable,
+        idle_timeout_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<i64>, AwsError> {
+        let candidate = control.global_watermark(idle_timeout_ms, now_ms).await?;
+        Ok(self.observe(candidate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, wm: i64, hb: i64, finished: bool) -> ShardStatus {
+        ShardStatus {
+            shard_id: id.into(),
+            wm,
+            heartbeat_ms: hb,
+            rps: 0.0,
+            bps: 0.0,
+            lag_ms: 0,
+            finished,
+        }
+    }
+
+    #[test]
+    fn global_watermark_rules() {
+        let now = 100_000;
+        assert_eq!(global_watermark_of(&[], 10_000, now), None);
+        // min over active shards
+        let rows = [row("a", 500, now, false), row("b", 300, now, false)];
+        assert_eq!(global_watermark_of(&rows, 10_000, now), Some(300));
+        // idle and finished shards don't hold it back
+        let rows = [
+            row("a", 500, now, false),
+            row("b", 300, 1, false),
+            row("c", 200, now, true),
+        ];
+        assert_eq!(global_watermark_of(&rows, 10_000, now), Some(500));
+        // all idle or finished: the max
+        let rows = [row("b", 300, 1, false), row("c", 200, now, true)];
+        assert_eq!(global_watermark_of(&rows, 10_000, now), Some(300));
+    }
+}

@@ -1,1 +1,942 @@
-//! (in progress)
+//! Kinesis: shard listing, a polling shard reader, partition-key hashing and stream helpers.
+//!
+//! The consumer reads each shard with a [`ShardReader`] (GetRecords polling; enhanced
+//! fan-out is not used), starting after the sequence number checkpointed in its lease or at
+//! `TRIM_HORIZON`. A shard that was split or merged ends with [`Batch::shard_end`], which
+//! names the child shards: their leases become startable once all parents are finished
+//! (see [`crate::leases`]).
+//!
+//! [`put_records`], [`create_stream_and_wait`] and [`update_shard_count_and_wait`] are for
+//! tests, the demo and the ticker. [`hash_key`] computes the 128-bit hash key Kinesis routes
+//! a partition key by (MD5, big-endian), which the state table stores as `hk`.
+
+use std::time::Duration;
+
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::operation::get_records::GetRecordsError;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{
+    PutRecordsRequestEntry, ScalingType, ShardIteratorType, StreamStatus,
+};
+use aws_sdk_kinesis::Client;
+
+use crate::AwsError;
+
+/// The checkpoint value meaning "from the oldest record still retained".
+pub const TRIM_HORIZON: &str = "TRIM_HORIZON";
+
+/// Error codes that mean "slow down"; retried with backoff.
+const THROTTLING_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "LimitExceededException",
+    "KMSThrottlingException",
+    "RequestLimitExceeded",
+    "InternalFailureException",
+    "ServiceUnavailable",
+];
+
+/// Whether an SDK error is throttling or a transient failure (network, 5xx) worth retrying.
+fn is_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::ServiceError(e) => e
+            .err()
+            .code()
+            .is_some_and(|c| THROTTLING_CODES.contains(&c)),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The code of a service error (`ResourceInUseException`, …), if it is one.
+fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Backoff
+// ---------------------------------------------------------------------------------------
+
+/// Bounded exponential backoff with jitter, for throttled calls.
+///
+/// The delay of attempt `n` (0-based) is uniformly drawn from `[d/2, d]` where
+/// `d = min(max_ms, base_ms * 2^n)` ("equal jitter"): consumers that were throttled
+/// together spread out, yet nobody retries immediately.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    /// The first delay, in ms.
+    pub base_ms: u64,
+    /// The largest delay, in ms.
+    pub max_ms: u64,
+    /// How many retries before giving up.
+    pub max_retries: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base_ms: 50,
+            max_ms: 5_000,
+            max_retries: 8,
+        }
+    }
+}
+
+impl Backoff {
+    /// The jittered delay before retry number `attempt` (0-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let d = self
+            .base_ms
+            .saturating_mul(1u64 << attempt.min(32))
+            .min(self.max_ms)
+            .max(1);
+        let half = d / 2;
+        Duration::from_millis(half + jitter(d - half + 1))
+    }
+}
+
+/// A cheap random number in `[0, bound)`: xorshift seeded from the clock and a counter.
+/// Jitter needs spread, not cryptographic quality, and no dependency is worth it.
+fn jitter(bound: u64) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ nanos;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    if bound == 0 {
+        0
+    } else {
+        x % bound
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Hash keys
+// ---------------------------------------------------------------------------------------
+
+/// The 128-bit hash key Kinesis routes `partition_key` by: the MD5 of its UTF-8 bytes read
+/// as a big-endian unsigned integer. A record goes to the open shard whose
+/// [`ShardInfo::contains`] this value.
+///
+/// ```
+/// use eventide_aws::kinesis::hash_key;
+/// assert_eq!(hash_key(""), 0xd41d8cd98f00b204e9800998ecf8427e);
+/// ```
+pub fn hash_key(partition_key: &str) -> u128 {
+    u128::from_be_bytes(md5(partition_key.as_bytes()))
+}
+
+/// MD5 (RFC 1321). Only used for routing, never for security.
+fn md5(input: &[u8]) -> [u8; 16] {
+    const S: [u32; 64] = [
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
+        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
+        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+    ];
+    const K: [u32; 64] = [
+        0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613,
+        0xfd469501, 0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193,
+        0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d,
+        0x02441453, 0xd8a1e681, 0xe7d3fbc8, 0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed,
+        0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a, 0xfffa3942, 0x8771f681, 0x6d9d6122,
+        0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70, 0x289b7ec6, 0xeaa127fa,
+        0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665, 0xf4292244,
+        0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+        0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb,
+        0xeb86d391,
+    ];
+    let mut msg = input.to_vec();
+    let bit_len = (input.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_le_bytes());
+
+    let mut h: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
+    for chunk in msg.chunks_exact(64) {
+        let mut m = [0u32; 16];
+        for (w, b) in m.iter_mut().zip(chunk.chunks_exact(4)) {
+            *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        let [mut a, mut b, mut c, mut d] = h;
+        for i in 0..64 {
+            let (f, g) = match i / 16 {
+                0 => ((b & c) | (!b & d), i),
+                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+                2 => (b ^ c ^ d, (3 * i + 5) % 16),
+                _ => (c ^ (b | !d), (7 * i) % 16),
+            };
+            let f = f.wrapping_add(a).wrapping_add(K[i]).wrapping_add(m[g]);
+            a = d;
+            d = c;
+            c = b;
+            b = b.wrapping_add(f.rotate_left(S[i]));
+        }
+        h[0] = h[0].wrapping_add(a);
+        h[1] = h[1].wrapping_add(b);
+        h[2] = h[2].wrapping_add(c);
+        h[3] = h[3].wrapping_add(d);
+    }
+    let mut out = [0u8; 16];
+    for (o, w) in out.chunks_exact_mut(4).zip(h) {
+        o.copy_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Shards
+// ---------------------------------------------------------------------------------------
+
+/// One shard of a stream, as [`list_shards`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardInfo {
+    /// `shardId-000000000000`.
+    pub shard_id: String,
+    /// The shard this one was split from or merged from.
+    pub parent_shard_id: Option<String>,
+    /// The other parent of a merge.
+    pub adjacent_parent_shard_id: Option<String>,
+    /// First hash key of the shard's range (inclusive).
+    pub starting_hash_key: u128,
+    /// Last hash key of the shard's range (inclusive).
+    pub ending_hash_key: u128,
+    /// The shard has an ending sequence number: it was split or merged and takes no new
+    /// records (it can still be read to its end).
+    pub closed: bool,
+}
+
+impl ShardInfo {
+    /// The parent shard ids (0, 1 or 2 of them).
+    pub fn parents(&self) -> Vec<String> {
+        self.parent_shard_id
+            .iter()
+            .chain(self.adjacent_parent_shard_id.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `hash_key` falls into this shard's range.
+    pub fn contains(&self, hash_key: u128) -> bool {
+        self.starting_hash_key <= hash_key && hash_key <= self.ending_hash_key
+    }
+}
+
+fn parse_hash_key(op: &str, s: &str) -> Result<u128, AwsError> {
+    s.parse::<u128>().map_err(|e| AwsError::Corrupt {
+        what: format!("{op}: hash key {s:?}"),
+        message: e.to_string(),
+    })
+}
+
+/// All shards of `stream` (open and closed, as far as retention keeps them), following
+/// `NextToken` across pages and retrying throttled calls.
+///
+/// ```no_run
+/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
+/// let shards = eventide_aws::kinesis::list_shards(&clients.kinesis, "events").await?;
+/// for s in shards.iter().filter(|s| !s.closed) {
+///     println!("{} parents {:?}", s.shard_id, s.parents());
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>, AwsError> {
+    let op = format!("ListShards stream {stream}");
+    let backoff = Backoff::default();
+    let mut out = Vec::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let mut attempt = 0;
+        let page = loop {
+            // With NextToken the stream name must not be sent.
+            let req = match &next_token {
+                Some(t) => client.list_shards().next_token(t),
+                None => client.list_shards().stream_name(stream),
+            };
+            match req.send().await {
+                Ok(p) => break p,
+                Err(e) if is_retryable(&e) && attempt < backoff.max_retries => {
+                    let d = backoff.delay(attempt);
+                    tracing::warn!(%op, attempt, delay_ms = d.as_millis() as u64, "throttled, backing off");
+                    tokio::time::sleep(d).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(AwsError::service(op, e)),
+            }
+        };
+        for s in page.shards() {
+            let (start, end) = match s.hash_key_range() {
+                Some(r) => (
+                    parse_hash_key(&op, r.starting_hash_key())?,
+                    parse_hash_key(&op, r.ending_hash_key())?,
+                ),
+                None => {
+                    return Err(AwsError::Corrupt {
+                        what: format!("{op}: shard {}", s.shard_id()),
+                        message: "no HashKeyRange".into(),
+                    })
+                }
+            };
+            out.push(ShardInfo {
+                shard_id: s.shard_id().to_string(),
+                parent_shard_id: s.parent_shard_id().map(str::to_string),
+                adjacent_parent_shard_id: s.adjacent_parent_shard_id().map(str::to_string),
+                starting_hash_key: start,
+                ending_hash_key: end,
+                closed: s
+                    .sequence_number_range()
+                    .and_then(|r| r.ending_sequence_number())
+                    .is_some(),
+            });
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next_token = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reader
+// ---------------------------------------------------------------------------------------
+
+/// One Kinesis record as the consumer sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KinesisRecord {
+    /// The payload.
+    pub data: Vec<u8>,
+    /// The partition key it was put with.
+    pub partition_key: String,
+    /// Its sequence number: a decimal string, increasing within a shard. Compare numerically
+    /// (by length, then lexically), never as plain strings of different lengths.
+    pub sequence_number: String,
+    /// `ApproximateArrivalTimestamp` in epoch ms, if present.
+    pub approximate_arrival_ms: Option<i64>,
+}
+
+/// What one [`ShardReader::next_batch`] returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The records, in shard order (possibly none).
+    pub records: Vec<KinesisRecord>,
+    /// How far behind the tip of the shard this batch is, in ms.
+    pub millis_behind_latest: Option<i64>,
+    /// `Some` once the shard is closed and fully read (SHARD_END): the child shard ids.
+    pub shard_end: Option<ShardEnd>,
+}
+
+/// The end of a closed shard: nothing more will ever be read from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardEnd {
+    /// The shards that continue its hash range (split: 2; merge: 1).
+    pub child_shard_ids: Vec<String>,
+}
+
+/// Where a [`ShardReader`] starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartPosition {
+    /// At the oldest retained record.
+    TrimHorizon,
+    /// Right after this sequence number (a checkpoint).
+    AfterSequenceNumber(String),
+}
+
+impl StartPosition {
+    /// From a lease checkpoint: `TRIM_HORIZON` (or empty) or a sequence number.
+    pub fn from_checkpoint(checkpoint: &str) -> Self {
+        if checkpoint.is_empty() || checkpoint == TRIM_HORIZON {
+            StartPosition::TrimHorizon
+        } else {
+            StartPosition::AfterSequenceNumber(checkpoint.to_string())
+        }
+    }
+}
+
+/// Settings of a [`ShardReader`].
+#[derive(Clone, Debug)]
+pub struct ReaderConfig {
+    /// GetRecords `Limit` (1..=10000).
+    pub limit: i32,
+    /// Backoff on throttling (`ProvisionedThroughputExceededException` and friends).
+    pub backoff: Backoff,
+}
+
+impl Default for ReaderConfig {
+    fn default() -> Self {
+        ReaderConfig {
+            limit: 1000,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Reads one shard by GetRecords polling.
+///
+/// It keeps the shard iterator between calls and the last sequence number it returned, so
+/// an expired iterator is transparently replaced by one `AFTER_SEQUENCE_NUMBER` of that
+/// record (or the start position if nothing was read yet). Throttled calls are retried with
+/// [`Backoff`]; each call to [`next_batch`](Self::next_batch) makes one successful
+/// GetRecords, so the caller decides the polling rate (AWS allows 5 per second per shard).
+///
+/// ```no_run
+/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
+/// use eventide_aws::kinesis::{ReaderConfig, ShardReader, StartPosition};
+/// let mut reader = ShardReader::new(
+///     clients.kinesis.clone(), "events", "shardId-000000000000",
+///     StartPosition::from_checkpoint("TRIM_HORIZON"), ReaderConfig::default(),
+/// );
+/// loop {
+///     let batch = reader.next_batch().await?;
+///     for r in &batch.records { /* process r.data */ }
+///     if let Some(end) = batch.shard_end { println!("children {:?}", end.child_shard_ids); break; }
+///     if batch.records.is_empty() { tokio::time::sleep(std::time::Duration::from_millis(200)).await; }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ShardReader {
+    client: Client,
+    stream: String,
+    shard_id: String,
+    start: StartPosition,
+    config: ReaderConfig,
+    iterator: Option<String>,
+    last_sequence_number: Option<String>,
+    end: Option<ShardEnd>,
+}
+
+impl ShardReader {
+    /// A reader of `shard_id` of `stream` starting at `start`; makes no call yet.
+    pub fn new(
+        client: Client,
+        stream: impl Into<String>,
+        shard_id: impl Into<String>,
+        start: StartPosition,
+        config: ReaderConfig,
+    ) -> Self {
+        ShardReader {
+            client,
+            stream: stream.into(),
+            shard_id: shard_id.into(),
+            start,
+            config,
+            iterator: None,
+            last_sequence_number: None,
+            end: None,
+        }
+    }
+
+    /// The shard this reader reads.
+    pub fn shard_id(&self) -> &str {
+        &self.shard_id
+    }
+
+    /// The sequence number of the last record returned so far, if any.
+    pub fn last_sequence_number(&self) -> Option<&str> {
+        self.last_sequence_number.as_deref()
+    }
+
+    /// Whether SHARD_END was reached.
+    pub fn is_finished(&self) -> bool {
+        self.end.is_some()
+    }
+
+    fn op(&self, call: &str) -> String {
+        format!("{call} stream {} shard {}", self.stream, self.shard_id)
+    }
+
+    /// Gets a fresh iterator after the last record read, or at the start position.
+    async fn fetch_iterator(&self) -> Result<String, AwsError> {
+        let op = self.op("GetShardIterator");
+        let position = match &self.last_sequence_number {
+            Some(seq) => StartPosition::AfterSequenceNumber(seq.clone()),
+            None => self.start.clone(),
+        };
+        let mut attempt = 0;
+        loop {
+            let req = self
+                .client
+                .get_shard_iterator()
+                .stream_name(&self.stream)
+                .shard_id(&self.shard_id);
+            let req = match &position {
+                StartPosition::TrimHorizon => {
+                    req.shard_iterator_type(ShardIteratorType::TrimHorizon)
+                }
+                StartPosition::AfterSequenceNumber(seq) => req
+                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                    .starting_sequence_number(seq),
+            };
+            match req.send().await {
+                Ok(out) => {
+                    return out.shard_iterator.ok_or_else(|| AwsError::Corrupt {
+                        what: op.clone(),
+                        message: "no ShardIterator in the response".into(),
+                    })
+                }
+                Err(e) if is_retryable(&e) && attempt < self.config.backoff.max_retries => {
+                    let d = self.config.backoff.delay(attempt);
+                    tracing::warn!(%op, attempt, delay_ms = d.as_millis() as u64, "throttled, backing off");
+                    tokio::time::sleep(d).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(AwsError::service(op, e)),
+            }
+        }
+    }
+
+    /// One GetRecords call (with retries): the next records of the shard, possibly none.
+    ///
+    /// Once the shard is closed and read to its end, the batch carries
+    /// [`Batch::shard_end`]; later calls return the same end marker without calling AWS.
+    pub async fn next_batch(&mut self) -> Result<Batch, AwsError> {
+        if let Some(end) = &self.end {
+            return Ok(Batch {
+                records: Vec::new(),
+                millis_behind_latest: Some(0),
+                shard_end: Some(end.clone()),
+            });
+        }
+        let op = self.op("GetRecords");
+        let mut throttled = 0;
+        let mut expired = 0;
+        let out = loop {
+            let iterator = match self.iterator.take() {
+                Some(it) => it,
+                None => self.fetch_iterator().await?,
+            };
+            let res = self
+                .client
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(self.config.limit)
+                .send()
+                .await;
+            match res {
+                Ok(out) => break out,
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), GetRecordsError::ExpiredIteratorException(_)) =>
+                {
+                    // `self.iterator` stays None: the next round re-gets it from the last record.
+                    expired += 1;
+                    if expired > self.config.backoff.max_retries {
+                        return Err(AwsError::Service {
+                            op,
+                            message: format!("shard iterator expired {expired} times in a row"),
+                        });
+                    }
+                    tracing::warn!(%op, last = ?self.last_sequence_number, "shard iterator expired, re-getting it");
+                }
+                Err(e) if is_retryable(&e) && throttled < self.config.backoff.max_retries => {
+                    let d = self.config.backoff.delay(throttled);
+                    tracing::warn!(%op, code = ?error_code(&e), attempt = throttled, delay_ms = d.as_millis() as u64,
+                        "throttled, backing off");
+                    self.iterator = Some(iterator);
+                    tokio::time::sleep(d).await;
+                    throttled += 1;
+                }
+                Err(e) => {
+                    self.iterator = Some(iterator);
+                    return Err(AwsError::service(op, e));
+                }
+            }
+        };
+
+        let mut records = Vec::with_capacity(out.records.len());
+        for r in out.records {
+            let approximate_arrival_ms = r
+                .approximate_arrival_timestamp
+                .and_then(|t| t.to_millis().ok());
+            records.push(KinesisRecord {
+                data: r.data.into_inner(),
+                partition_key: r.partition_key.unwrap_or_default(),
+                sequence_number: r.sequence_number,
+                approximate_arrival_ms,
+            });
+        }
+        if let Some(last) = records.last() {
+            self.last_sequence_number = Some(last.sequence_number.clone());
+        }
+        let shard_end = match out.next_shard_iterator {
+            Some(next) => {
+                self.iterator = Some(next);
+                None
+            }
+            None => {
+                let child_shard_ids: Vec<String> = out
+                    .child_shards
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| c.shard_id)
+                    .collect();
+                tracing::debug!(%op, children = ?child_shard_ids, "shard end");
+                let end = ShardEnd { child_shard_ids };
+                self.end = Some(end.clone());
+                Some(end)
+            }
+        };
+        Ok(Batch {
+            records,
+            millis_behind_latest: out.millis_behind_latest,
+            shard_end,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing and stream management (tests, demo, ticker)
+// ---------------------------------------------------------------------------------------
+
+/// A record to put.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutEntry {
+    /// The payload.
+    pub data: Vec<u8>,
+    /// The partition key (routes the record unless `explicit_hash_key` is set).
+    pub partition_key: String,
+    /// Routes the record to the shard containing this hash key instead.
+    pub explicit_hash_key: Option<u128>,
+}
+
+impl PutEntry {
+    /// A record routed by its partition key.
+    pub fn new(partition_key: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        PutEntry {
+            data: data.into(),
+            partition_key: partition_key.into(),
+            explicit_hash_key: None,
+        }
+    }
+}
+
+/// Where a put record landed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// The shard it was written to.
+    pub shard_id: String,
+    /// Its sequence number.
+    pub sequence_number: String,
+}
+
+/// PutRecords' limits: entries and bytes (data + partition keys) per request.
+const PUT_MAX_ENTRIES: usize = 500;
+const PUT_MAX_BYTES: usize = 5 * 1024 * 1024;
+
+/// Puts `records` in order-preserving batches of at most 500 entries (and 5 MiB), retrying
+/// only the entries that failed (`FailedRecordCount`, e.g. throughput exceeded) with
+/// backoff. Returns one outcome per input record, in input order.
+///
+/// Order within a partition key is kept only between batches, not for retried entries
+/// (as with any PutRecords client).
+///
+/// ```no_run
+/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
+/// use eventide_aws::kinesis::{put_records, PutEntry};
+/// let out = put_records(&clients.kinesis, "events", &[PutEntry::new("k1", b"{}".to_vec())]).await?;
+/// println!("{} {}", out[0].shard_id, out[0].sequence_number);
+/// # Ok(()) }
+/// ```
+pub async fn put_records(
+    client: &Client,
+    stream: &str,
+    records: &[PutEntry],
+) -> Result<Vec<PutOutcome>, AwsError> {
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut start = 0;
+    while start < records.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < records.len() && end - start < PUT_MAX_ENTRIES {
+            let size = records[end].data.len() + records[end].partition_key.len();
+            if end > start && bytes + size > PUT_MAX_BYTES {
+                break;
+            }
+            bytes += size;
+            end += 1;
+        }
+        outcomes.extend(put_batch(client, stream, &records[start..end]).await?);
+        start = end;
+    }
+    Ok(outcomes)
+}
+
+async fn put_batch(
+    client: &Client,
+    stream: &str,
+    batch: &[PutEntry],
+) -> Result<Vec<PutOutcome>, AwsError> {
+    let op = format!("PutRecords stream {stream}");
+    let backoff = Backoff::default();
+    let mut results: Vec<Option<PutOutcome>> = vec![None; batch.len()];
+    let mut pending: Vec<usize> = (0..batch.len()).collect();
+    let mut attempt = 0;
+    loop {
+        let entries = pending
+            .iter()
+            .map(|&i| {
+                let r = &batch[i];
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(r.data.clone()))
+                    .partition_key(&r.partition_key)
+                    .set_explicit_hash_key(r.explicit_hash_key.map(|h| h.to_string()))
+                    .build()
+                    .map_err(|e| AwsError::service(op.clone(), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let res = client
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await;
+        let mut last_error = String::new();
+        match res {
+            Ok(out) => {
+                let mut failed = Vec::new();
+                for (&i, entry) in pending.iter().zip(out.records()) {
+                    match (
+                        entry.shard_id(),
+                        entry.sequence_number(),
+                        entry.error_code(),
+                    ) {
+                        (Some(shard), Some(seq), None) => {
+                            results[i] = Some(PutOutcome {
+                                shard_id: shard.to_string(),
+                                sequence_number: seq.to_string(),
+                            })
+                        }
+                        (_, _, code) => {
+                            last_error = format!(
+                                "{}: {}",
+                                code.unwrap_or("no ShardId/SequenceNumber"),
+                                entry.error_message().unwrap_or("")
+                            );
+                            failed.push(i);
+                        }
+                    }
+                }
+                // Entries the response did not cover (should not happen) are retried too.
+                failed.extend(pending.iter().skip(out.records().len()).copied());
+                if failed.is_empty() {
+                    break;
+                }
+                pending = failed;
+            }
+            Err(e) if is_retryable(&e) => last_error = format!("{:?}", error_code(&e)),
+            Err(e) => return Err(AwsError::service(op, e)),
+        }
+        if attempt >= backoff.max_retries {
+            return Err(AwsError::Service {
+                op,
+                message: format!(
+                    "{} records still failing after {attempt} retries: {last_error}",
+                    pending.len()
+                ),
+            });
+        }
+        let d = backoff.delay(attempt);
+        tracing::warn!(%op, failed = pending.len(), attempt, delay_ms = d.as_millis() as u64, error = %last_error,
+            "retrying failed records");
+        tokio::time::sleep(d).await;
+        attempt += 1;
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.ok_or_else(|| AwsError::Service {
+                op: op.clone(),
+                message: "record without outcome".into(),
+            })
+        })
+        .collect()
+}
+
+/// How long the stream helpers wait for a stream to become ACTIVE.
+const STREAM_WAIT: Duration = Duration::from_secs(120);
+
+/// Waits until `stream` is ACTIVE and, if given, has `open_shards` open shards.
+async fn wait_active(
+    client: &Client,
+    stream: &str,
+    open_shards: Option<i32>,
+) -> Result<(), AwsError> {
+    let op = format!("DescribeStreamSummary stream {stream}");
+    let deadline = tokio::time::Instant::now() + STREAM_WAIT;
+    let mut attempt = 0;
+    loop {
+        match client
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                if let Some(s) = out.stream_description_summary() {
+                    let status_ok = *s.stream_status() == StreamStatus::Active;
+                    if status_ok && open_shards.is_none_or(|n| s.open_shard_count() == n) {
+                        return Ok(());
+                    }
+                }
+            }
+            // Right after CreateStream the stream may not be visible yet; and throttling.
+            Err(e) if is_retryable(&e) || error_code(&e) == Some("ResourceNotFoundException") => {}
+            Err(e) => return Err(AwsError::service(op, e)),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AwsError::Service {
+                op,
+                message: format!("not ACTIVE after {} s", STREAM_WAIT.as_secs()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis((50u64 << attempt.min(4)).min(500))).await;
+        attempt += 1;
+    }
+}
+
+/// Creates `stream` with `shards` shards (provisioned mode) unless it exists, and waits
+/// until it is ACTIVE.
+///
+/// ```no_run
+/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
+/// eventide_aws::kinesis::create_stream_and_wait(&clients.kinesis, "events", 2).await?;
+/// # Ok(()) }
+/// ```
+pub async fn create_stream_and_wait(
+    client: &Client,
+    stream: &str,
+    shards: i32,
+) -> Result<(), AwsError> {
+    let op = format!("CreateStream stream {stream}");
+    match client
+        .create_stream()
+        .stream_name(stream)
+        .shard_count(shards)
+        .send()
+        .await
+    {
+        Ok(_) => tracing::info!(stream, shards, "created stream"),
+        Err(e) if error_code(&e) == Some("ResourceInUseException") => {
+            tracing::debug!(stream, "stream exists already")
+        }
+        Err(e) => return Err(AwsError::service(op, e)),
+    }
+    wait_active(client, stream, None).await
+}
+
+/// Reshards `stream` to `target` open shards (UNIFORM_SCALING) and waits until it is ACTIVE
+/// with that many open shards. The old shards stay readable (closed) until retention.
+pub async fn update_shard_count_and_wait(
+    client: &Client,
+    stream: &str,
+    target: i32,
+) -> Result<(), AwsError> {
+    let op = format!("UpdateShardCount stream {stream} to {target}");
+    wait_active(client, stream, None).await?;
+    client
+        .update_shard_count()
+        .stream_name(stream)
+        .target_shard_count(target)
+        .scaling_type(ScalingType::UniformScaling)
+        .send()
+        .await
+        .map_err(|e| AwsError::service(op, e))?;
+    tracing::info!(stream, target, "resharding");
+    wait_active(client, stream, Some(target)).await
+}
+
+/// Deletes `stream` (and its consumers); a missing stream is not an error.
+pub async fn delete_stream(client: &Client, stream: &str) -> Result<(), AwsError> {
+    match client
+        .delete_stream()
+        .stream_name(stream)
+        .enforce_consumer_deletion(true)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(()),
+        Err(e) => Err(AwsError::service(
+            format!("DeleteStream stream {stream}"),
+            e,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: [u8; 16]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn md5_rfc1321_vectors() {
+        assert_eq!(hex(md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(hex(md5(b"a")), "0cc175b9c0f1b6a831c399e269772661");
+        assert_eq!(hex(md5(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            hex(md5(b"message digest")),
+            "f96b697d7cb7938d525a2f31aaf161d0"
+        );
+        assert_eq!(
+            hex(md5(b"abcdefghijklmnopqrstuvwxyz")),
+            "c3fcd3d76192e4007dfb496cca67e13b"
+        );
+        assert_eq!(
+            hex(md5(
+                b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"
+            )),
+            "57edf4a22be3c955ac49da2e2107b67a"
+        );
+        // 55/56/64 bytes: padding edge cases.
+        assert_eq!(hex(md5(&[b'a'; 56])), "3b0c8ac703f828b04c6c197006d17218");
+        assert_eq!(hex(md5(&[b'a'; 64])), "014842d480b571495a4a0363793f7367");
+    }
+
+    #[test]
+    fn hash_key_is_big_endian_md5() {
+        assert_eq!(hash_key("abc"), 0x900150983cd24fb0d6963f7d28e17f72);
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        let b = Backoff {
+            base_ms: 100,
+            max_ms: 1000,
+            max_retries: 5,
+        };
+        for attempt in 0..40 {
+            let d = b.delay(attempt).as_millis() as u64;
+            let cap = (100u64 << attempt.min(20)).min(1000);
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "attempt {attempt}: {d} not in [{}, {cap}]",
+                cap / 2
+            );
+        }
+    }
+
+    #[test]
+    fn start_position_from_checkpoint() {
+        assert_eq!(
+            StartPosition::from_checkpoint(TRIM_HORIZON),
+            StartPosition::TrimHorizon
+        );
+        assert_eq!(
+            StartPosition::from_checkpoint("49"),
+            StartPosition::AfterSequenceNumber("49".into())
+        );
+    }
+}

@@ -6,6 +6,7 @@
 //!   late-data outputs ([`sinks::dead_letter`]);
 //! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all.
 
+mod decoded;
 pub mod error;
 pub mod format;
 pub mod replay;

@@ -13,14 +13,18 @@
 //! run's.
 
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventide_engine::pane::{Emit, Pane};
+use eventide_engine::record::Schema;
 use eventide_engine::{Output, Pipeline, PipelineSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use eventide_engine::spec::SinkOrder;
 
+use crate::decoded::Batch;
 use crate::error::ConnectorError;
 use crate::sinks::dead_letter::{DeadLetter, LazyFile};
 use crate::sinks::ordered::{KeyBuffer, RowWriter};
@@ -112,7 +116,7 @@ pub fn replay(
     }
 }
 
-/// Most threads a key-ordered run is split over; each one decodes the whole input.
+/// Most threads a key-ordered run is split over.
 const MAX_SHARDS: usize = 4;
 
 /// Runs the whole pipeline on this thread, writing panes as sinks receive them.
@@ -190,13 +194,11 @@ fn replay_streaming(
 
 /// What one shard of a key-ordered run produced.
 struct ShardRun {
-    lines: u64,
     stats: eventide_engine::pipeline::Stats,
     panes: Vec<u64>,
     buffers: Vec<KeyBuffer>,
     /// Per aggregation: the line number and text of each late record.
     late: Vec<Vec<(u64, Box<[u8]>)>>,
-    dead_letters: u64,
 }
 
 /// The output of a shard: panes go to per-key buffers, late records are kept with their
@@ -222,17 +224,13 @@ impl Output for ShardOutput {
     }
 }
 
-/// Runs shard `index` of `count` over the whole input. Shard 0 also writes dead letters
-/// and drives the progress bar.
+/// Runs shard `index` of `count` over the decoded input arriving in `batches`.
 fn run_shard(
     spec: PipelineSpec,
-    input: &Path,
-    out_dir: &Path,
+    batches: Receiver<Arc<Batch>>,
     index: usize,
     count: usize,
-    bar: &ProgressBar,
-) -> Result<ShardRun, ConnectorError> {
-    let mut src = FileSource::open(input)?;
+) -> ShardRun {
     let n = spec.aggregations.len();
     let mut out = ShardOutput {
         buffers: spec
@@ -244,44 +242,81 @@ fn run_shard(
         panes: vec![0; n],
         line: 0,
     };
-    let mut dead = (index == 0).then(|| LazyFile::new(&out_dir.join("dead_letters.jsonl")));
     let mut pipeline = Pipeline::sharded(spec, index, count);
-    let mut lines = 0u64;
-    while let Some((line_no, line)) = src.next_line()? {
-        lines += 1;
-        out.line = line_no;
-        if let Err(reason) = pipeline.process_line(line, "", &mut out) {
-            if let Some(dead) = dead.as_mut() {
-                dead.json(&DeadLetter {
-                    line: line_no,
-                    reason: reason.to_string(),
-                    raw: &String::from_utf8_lossy(line),
-                })?;
-            }
-        }
-        if index == 0 && lines & 0xffff == 0 {
-            bar.set_position(src.progress().0);
-        }
+    for batch in batches {
+        batch.for_each(|line_no, raw, line| {
+            out.line = line_no;
+            pipeline.process_decoded(line, raw, "", &mut out);
+        });
     }
     pipeline.finish(&mut out);
-    let dead_letters = match dead.as_mut() {
-        Some(d) => {
-            d.flush()?;
-            d.written
-        }
-        None => 0,
-    };
-    Ok(ShardRun {
-        lines,
+    ShardRun {
         stats: pipeline.stats().clone(),
         panes: out.panes,
         buffers: out.buffers,
         late: out.late,
-        dead_letters,
+    }
+}
+
+/// Lines per decoded batch handed to the shards.
+const BATCH_LINES: usize = 4096;
+
+/// Batches decoded ahead of the slowest shard.
+const BATCHES_AHEAD: usize = 4;
+
+/// What the decoding thread counted.
+struct ReadCounts {
+    lines: u64,
+    dead_letters: u64,
+}
+
+/// Reads and decodes the input once, sending batches to every shard and malformed lines to
+/// `dead_letters.jsonl`.
+fn read_batches(
+    schema: &Schema,
+    input: &Path,
+    out_dir: &Path,
+    shards: &[SyncSender<Arc<Batch>>],
+    bar: &ProgressBar,
+) -> Result<ReadCounts, ConnectorError> {
+    let mut src = FileSource::open(input)?;
+    let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
+    let mut lines = 0u64;
+    let mut batch = Batch::default();
+    let send = |batch: Batch| {
+        let batch = Arc::new(batch);
+        // A shard stops receiving only by panicking, which the caller re-raises.
+        shards.iter().all(|tx| tx.send(Arc::clone(&batch)).is_ok())
+    };
+    while let Some((line_no, raw)) = src.next_line()? {
+        lines += 1;
+        match schema.parse_line(raw) {
+            Ok(line) => batch.push(line_no, raw, &line),
+            Err(reason) => dead.json(&DeadLetter {
+                line: line_no,
+                reason: reason.to_string(),
+                raw: &String::from_utf8_lossy(raw),
+            })?,
+        }
+        if batch.len() >= BATCH_LINES {
+            if !send(std::mem::take(&mut batch)) {
+                break;
+            }
+            bar.set_position(src.progress().0);
+        }
+    }
+    if !batch.is_empty() {
+        send(batch);
+    }
+    dead.flush()?;
+    Ok(ReadCounts {
+        lines,
+        dead_letters: dead.written,
     })
 }
 
-/// Runs a key-ordered pipeline split by key over `shards` threads.
+/// Runs a key-ordered pipeline split by key over `shards` threads, fed by one decoding
+/// thread (this one).
 fn replay_sharded(
     spec: PipelineSpec,
     input: &Path,
@@ -299,25 +334,32 @@ fn replay_sharded(
     } else {
         ProgressBar::hidden()
     };
-    let runs: Vec<Result<ShardRun, ConnectorError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..shards)
+    let schema = Schema::new(&spec.input);
+    let (read, runs) = std::thread::scope(|s| {
+        let (senders, handles): (Vec<_>, Vec<_>) = (0..shards)
             .map(|i| {
-                let (spec, bar) = (spec.clone(), &bar);
-                s.spawn(move || run_shard(spec, input, out_dir, i, shards, bar))
+                let (tx, rx) = sync_channel(BATCHES_AHEAD);
+                let spec = spec.clone();
+                (tx, s.spawn(move || run_shard(spec, rx, i, shards)))
             })
-            .collect();
-        handles
+            .unzip();
+        let read = read_batches(&schema, input, out_dir, &senders, &bar);
+        drop(senders);
+        let runs: Vec<ShardRun> = handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+            .collect();
+        (read, runs)
     });
-    let runs = runs.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let ReadCounts {
+        lines,
+        dead_letters,
+    } = read?;
     bar.finish_and_clear();
     let n = spec.aggregations.len();
-    let first = runs.first();
-    let (lines, events, controls, dead_letters) = first.map_or((0, 0, 0, 0), |r| {
-        (r.lines, r.stats.events, r.stats.controls, r.dead_letters)
-    });
+    let (events, controls) = runs
+        .first()
+        .map_or((0, 0), |r| (r.stats.events, r.stats.controls));
     let mut panes = vec![0u64; n];
     let mut late_counts = vec![0u64; n];
     let mut buffers: Vec<Vec<KeyBuffer>> = (0..n).map(|_| Vec::with_capacity(shards)).collect();

@@ -174,9 +174,22 @@ impl Pipeline {
         out: &mut O,
     ) -> Result<(), RecordError> {
         let parsed = self.schema.parse_line(line)?;
-        match parsed {
-            Line::Event(rec) => {
-                self.process_record(&rec, line, partition, out);
+        self.process_decoded(&parsed, line, partition, out);
+        Ok(())
+    }
+
+    /// Processes one line already decoded (e.g. once for several shards) with the schema of
+    /// this pipeline's input; `raw` is its text.
+    pub fn process_decoded<O: Output>(
+        &mut self,
+        parsed: &Line<'_>,
+        raw: &[u8],
+        partition: &str,
+        out: &mut O,
+    ) {
+        match *parsed {
+            Line::Event(ref rec) => {
+                self.process_record(rec, raw, partition, out);
             }
             Line::AdvanceProcessingTime(t) => {
                 self.stats.controls += 1;
@@ -187,7 +200,6 @@ impl Pipeline {
                 self.advance_watermark(t, out);
             }
         }
-        Ok(())
     }
 
     /// Processes one decoded event. `raw` is what goes to the late-data output if it is late.

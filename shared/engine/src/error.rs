@@ -34,3 +34,12 @@ pub enum RecordError {
     #[error("control line: {0}")]
     Control(String),
 }
+
+/// Stored key state that cannot be restored.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[error("state of aggregation {aggregation} key {key:?}: {reason}")]
+pub struct StateError {
+    pub aggregation: String,
+    pub key: String,
+    pub reason: String,
+}

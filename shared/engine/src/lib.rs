@@ -26,6 +26,6 @@ pub mod trigger;
 pub mod watermark;
 pub mod window;
 
-pub use error::{RecordError, SpecError};
+pub use error::{RecordError, SpecError, StateError};
 pub use pipeline::{Output, Pipeline};
 pub use spec::PipelineSpec;

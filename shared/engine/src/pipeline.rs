@@ -39,9 +39,9 @@
 
 use smallvec::SmallVec;
 
-use crate::error::RecordError;
+use crate::error::{RecordError, StateError};
 use crate::filter::Filter;
-use crate::operator::{self, Admit, Ctx, WindowOperator};
+use crate::operator::{self, Admit, Ctx, KeyDelta, WindowOperator};
 use crate::pane::{Emit, KEY_SEP};
 use crate::record::{Line, Record, Schema, Value};
 use crate::spec::{PipelineSpec, WatermarkSpec};
@@ -210,6 +210,30 @@ impl Pipeline {
         partition: &str,
         out: &mut O,
     ) {
+        self.process_record_inner(rec, raw, partition, out, None);
+    }
+
+    /// Like [`Pipeline::process_record`], but leaves out the aggregations `i` with
+    /// `skip[i]`: their state already includes this record (a redelivery).
+    pub fn process_record_masked<O: Output>(
+        &mut self,
+        rec: &Record<'_>,
+        raw: &[u8],
+        partition: &str,
+        out: &mut O,
+        skip: &[bool],
+    ) {
+        self.process_record_inner(rec, raw, partition, out, Some(skip));
+    }
+
+    fn process_record_inner<O: Output>(
+        &mut self,
+        rec: &Record<'_>,
+        raw: &[u8],
+        partition: &str,
+        out: &mut O,
+        skip: Option<&[bool]>,
+    ) {
         self.stats.events += 1;
         let ctx = Ctx {
             wm: self.wm.current(),
@@ -235,7 +259,7 @@ impl Pipeline {
                         == index;
                 }
             }
-            if !mine {
+            if !mine || skip.is_some_and(|s| s.get(i).copied().unwrap_or(false)) {
                 continue;
             }
             let values: SmallVec<[Option<f64>; 2]> = route
@@ -329,5 +353,89 @@ fn encode_key(buf: &mut String, fields: &[usize], rec: &Record<'_>) {
             Value::Bool(b) => buf.push_str(if *b { "true" } else { "false" }),
             Value::Null => {}
         }
+    }
+}
+
+/// Keyed state for a runtime that keeps it in a store (the Kinesis consumers): the keys a
+/// record touches, restoring and draining per-key state, and an externally driven watermark.
+impl Pipeline {
+    /// A pipeline whose watermark moves only through [`Pipeline::advance_watermark`] (the
+    /// global watermark agreed through the control table), while it still tracks each
+    /// partition's own watermark ([`Pipeline::partition_watermark`]) to publish. Changed keys
+    /// are recorded for [`Pipeline::drain_dirty`].
+    pub fn with_external_watermark(spec: PipelineSpec) -> Self {
+        let mut p = Pipeline::new(spec);
+        let bound = match p.spec.watermark {
+            WatermarkSpec::Bounded { bound_ms, .. } => bound_ms,
+            WatermarkSpec::Explicit => 0,
+        };
+        p.wm = WatermarkTracker::external(bound);
+        for op in p.ops.iter_mut() {
+            op.track_changes();
+        }
+        p
+    }
+
+    /// Decodes one line against the pipeline's input schema.
+    pub fn decode<'a>(&self, line: &'a [u8]) -> Result<Line<'a>, RecordError> {
+        self.schema.parse_line(line)
+    }
+
+    /// The (aggregation index, key) pairs a record updates: aggregations whose filter it
+    /// passes, with its encoded group-by values.
+    pub fn keys_of(&self, rec: &Record<'_>) -> Vec<(usize, String)> {
+        let mut out = Vec::with_capacity(self.routes.len());
+        let mut key = String::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.filter.as_ref().is_some_and(|f| !f.matches(rec)) {
+                continue;
+            }
+            encode_key(&mut key, &route.group_by, rec);
+            out.push((i, key.clone()));
+        }
+        out
+    }
+
+    /// Replaces the state of `key` in aggregation `aggregation` with a stored one.
+    pub fn restore_key(
+        &mut self,
+        aggregation: usize,
+        key: &str,
+        blob: &[u8],
+    ) -> Result<(), StateError> {
+        let err = |reason: String| StateError {
+            aggregation: self
+                .spec
+                .aggregations
+                .get(aggregation)
+                .map_or_else(|| aggregation.to_string(), |a| a.name.clone()),
+            key: key.to_string(),
+            reason,
+        };
+        let op = self
+            .ops
+            .get_mut(aggregation)
+            .ok_or_else(|| err("no such aggregation".into()))?;
+        op.restore_key(key, blob).map_err(err)
+    }
+
+    /// Every (aggregation, key) whose state changed since the last call, once each.
+    pub fn drain_dirty(&mut self) -> Vec<(usize, KeyDelta)> {
+        let mut out = Vec::new();
+        for (i, op) in self.ops.iter_mut().enumerate() {
+            op.drain_dirty(&mut |d| out.push((i, d)));
+        }
+        out
+    }
+
+    /// Resumes a partition at watermark `wm` (as if a record at `wm + bound` had been seen),
+    /// after restoring state committed at that watermark.
+    pub fn resume_partition(&mut self, partition: &str, wm: i64) {
+        self.wm.resume(partition, wm, self.now);
+    }
+
+    /// The watermark of one partition from its own records, if it has any.
+    pub fn partition_watermark(&self, partition: &str) -> Option<i64> {
+        self.wm.partition_watermark(partition)
     }
 }

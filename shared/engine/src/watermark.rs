@@ -41,6 +41,8 @@ pub struct WatermarkTracker {
     partitions: FxHashMap<Box<str>, Partition>,
     combined: i64,
     explicit: i64,
+    /// The combined watermark moves only by [`WatermarkTracker::advance_to`].
+    external: bool,
 }
 
 impl WatermarkTracker {
@@ -52,7 +54,40 @@ impl WatermarkTracker {
             partitions: FxHashMap::default(),
             combined: WM_MIN,
             explicit: WM_MIN,
+            external: false,
         }
+    }
+
+    /// Tracks each partition's bounded watermark, but the combined watermark is set from
+    /// outside (e.g. the global watermark of all shards).
+    pub fn external(bound_ms: i64) -> Self {
+        WatermarkTracker {
+            external: true,
+            ..Self::bounded(bound_ms, None)
+        }
+    }
+
+    /// Resumes a partition at watermark `wm`: its max event time becomes `wm + bound` unless
+    /// it has seen later records.
+    pub fn resume(&mut self, partition: &str, wm: i64, now: i64) {
+        let ts = wm.saturating_add(self.bound.unwrap_or(0));
+        let p = self
+            .partitions
+            .entry(partition.into())
+            .or_insert(Partition {
+                max_ts: ts,
+                last_active: now,
+                finished: false,
+            });
+        p.max_ts = p.max_ts.max(ts);
+    }
+
+    /// A partition's own watermark: its max event time minus the bound.
+    pub fn partition_watermark(&self, partition: &str) -> Option<i64> {
+        let bound = self.bound.unwrap_or(0);
+        self.partitions
+            .get(partition)
+            .map(|p| p.max_ts.saturating_sub(bound))
     }
 
     /// Watermarks only from explicit control records.
@@ -124,6 +159,9 @@ impl WatermarkTracker {
     }
 
     fn recompute(&mut self, now: i64) -> i64 {
+        if self.external {
+            return self.combined;
+        }
         let bound = self.bound.unwrap_or(0);
         let mut min: Option<i64> = None;
         let mut any_active = false;

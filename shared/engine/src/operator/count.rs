@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 
 use smallvec::SmallVec;
 
-use super::{Admit, Common, Ctx, Keyed, Reset, WindowOperator};
+use super::{
+    decode_state, encode_state, Admit, Common, Ctx, KeyDelta, Keyed, Reset, WindowOperator,
+};
 use crate::pane::Emit;
 use crate::trigger::Timing;
 use crate::window::Window;
@@ -23,6 +25,7 @@ pub struct CountOperator {
     keys: Keyed<KeyState>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState {
     last: VecDeque<(i64, SmallVec<[Option<f64>; 2]>)>,
     since_fire: u64,
@@ -96,5 +99,25 @@ impl WindowOperator for CountOperator {
 
     fn keys(&self) -> usize {
         self.keys.len()
+    }
+
+    fn track_changes(&mut self) {
+        self.keys.track_changes();
+    }
+
+    fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta)) {
+        self.keys.drain_dirty(|key, state| {
+            out(KeyDelta {
+                key: key.to_string(),
+                blob: state.map(encode_state),
+                next_timer: state.and(None),
+            })
+        });
+    }
+
+    fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {
+        let state: KeyState = decode_state(blob)?;
+        self.keys.insert_state(key, state);
+        Ok(())
     }
 }

@@ -54,6 +54,34 @@ pub trait WindowOperator: Send {
     fn on_processing_time(&mut self, ctx: Ctx, out: &mut dyn Emit);
     /// Number of keys holding state.
     fn keys(&self) -> usize;
+    /// Starts recording which keys change, for [`WindowOperator::drain_dirty`].
+    fn track_changes(&mut self);
+    /// Hands over every key changed since the last call, once each: its serialized state,
+    /// or `None` when the key no longer has state.
+    fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta));
+    /// Replaces a key's state with a serialized one (from [`WindowOperator::drain_dirty`])
+    /// and re-arms its timers.
+    fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String>;
+}
+
+/// A key whose state changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyDelta {
+    pub key: String,
+    /// The serialized state, `None` when the key has no state left.
+    pub blob: Option<Vec<u8>>,
+    /// The key's earliest pending event-time timer (a watermark), if any.
+    pub next_timer: Option<i64>,
+}
+
+/// Serializes a key's state for the state store.
+pub(crate) fn encode_state<S: serde::Serialize>(s: &S) -> Vec<u8> {
+    serde_json::to_vec(s).unwrap_or_default()
+}
+
+/// Decodes a key's state from the state store.
+pub(crate) fn decode_state<S: serde::de::DeserializeOwned>(blob: &[u8]) -> Result<S, String> {
+    serde_json::from_slice(blob).map_err(|e| format!("cannot decode stored state: {e}"))
 }
 
 /// Builds the operator for an aggregation.
@@ -145,6 +173,8 @@ struct Slot<S> {
     key: Option<KeyName>,
     /// Grows each time the slot is freed.
     gen: u32,
+    /// Listed in [`Keyed::dirty`] since the last drain.
+    dirty: bool,
     state: S,
 }
 
@@ -156,6 +186,10 @@ pub struct Keyed<S> {
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     hasher: FxBuildHasher,
+    /// Change tracking for the state store (off in replay).
+    track: bool,
+    dirty: Vec<u32>,
+    removed: Vec<String>,
 }
 
 impl<S> Default for Keyed<S> {
@@ -165,6 +199,9 @@ impl<S> Default for Keyed<S> {
             slots: Vec::new(),
             free: Vec::new(),
             hasher: FxBuildHasher,
+            track: false,
+            dirty: Vec::new(),
+            removed: Vec::new(),
         }
     }
 }
@@ -196,6 +233,7 @@ impl<S: Reset> Keyed<S> {
                 self.slots.push(Slot {
                     key: name,
                     gen: 0,
+                    dirty: false,
                     state: init(),
                 });
                 (self.slots.len() - 1) as u32
@@ -215,6 +253,10 @@ impl<S: Reset> Keyed<S> {
     pub fn get_mut(&mut self, slot: u32) -> Option<(KeyRef<'_>, &mut S)> {
         let sl = self.slots.get_mut(slot as usize)?;
         let k = sl.key.as_ref()?;
+        if self.track && !sl.dirty {
+            sl.dirty = true;
+            self.dirty.push(slot);
+        }
         Some((
             KeyRef {
                 name: key_str(k),
@@ -231,8 +273,15 @@ impl<S: Reset> Keyed<S> {
             Some(Slot {
                 key: Some(_),
                 state,
+                dirty,
                 ..
-            }) => Some(state),
+            }) => {
+                if self.track && !*dirty {
+                    *dirty = true;
+                    self.dirty.push(slot);
+                }
+                Some(state)
+            }
             _ => None,
         }
     }
@@ -249,6 +298,9 @@ impl<S: Reset> Keyed<S> {
         if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {
             entry.remove();
         }
+        if self.track {
+            self.removed.push(key_str(&k).to_string());
+        }
         sl.state.reset();
         sl.gen = sl.gen.wrapping_add(1);
         self.free.push(slot);
@@ -257,6 +309,51 @@ impl<S: Reset> Keyed<S> {
     /// Number of keys with state.
     pub fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// Installs `state` as the state of `key`, replacing any, without marking it changed.
+    pub fn insert_state(&mut self, key: &str, state: S) -> u32 {
+        let mut state = Some(state);
+        let slot = self.slot_or_insert(key, || {
+            state
+                .take()
+                .unwrap_or_else(|| unreachable!("init runs once"))
+        });
+        if let Some(s) = state {
+            self.slots[slot as usize].state = s;
+        }
+        slot
+    }
+
+    /// Starts recording changed keys.
+    pub fn track_changes(&mut self) {
+        self.track = true;
+    }
+
+    /// Calls `f` once for every key changed since the last drain: with its state, or with
+    /// `None` for a key whose state was removed.
+    pub fn drain_dirty(&mut self, mut f: impl FnMut(&str, Option<&S>)) {
+        let mut removed = std::mem::take(&mut self.removed);
+        removed.sort_unstable();
+        removed.dedup();
+        for name in removed {
+            let hash = self.hasher.hash_one(name.as_str());
+            let slots = &self.slots;
+            let present = self.table.find(
+                hash,
+                |&s| matches!(&slots[s as usize].key, Some(k) if k.as_slice() == name.as_bytes()),
+            );
+            if present.is_none() {
+                f(&name, None);
+            }
+        }
+        for slot in std::mem::take(&mut self.dirty) {
+            let sl = &mut self.slots[slot as usize];
+            sl.dirty = false;
+            if let Some(k) = &sl.key {
+                f(key_str(k), Some(&sl.state));
+            }
+        }
     }
 
     /// True when no key has state.

@@ -4,7 +4,9 @@
 //! 0, and in retracting mode the sessions it swallowed that were already emitted are
 //! retracted at its next firing, ordered by start, right before its new value.
 
-use super::{Admit, Common, Ctx, Keyed, Reset, Timers, WindowOperator};
+use super::{
+    decode_state, encode_state, Admit, Common, Ctx, KeyDelta, Keyed, Reset, Timers, WindowOperator,
+};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -21,6 +23,7 @@ pub struct SessionOperator {
     pt: Timers,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Session {
     w: Window,
     acc: Acc,
@@ -29,6 +32,7 @@ struct Session {
     retractions: Vec<(Window, Acc)>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState {
     sessions: Vec<Session>,
     timer: i64,
@@ -248,5 +252,33 @@ impl WindowOperator for SessionOperator {
 
     fn keys(&self) -> usize {
         self.keys.len()
+    }
+
+    fn track_changes(&mut self) {
+        self.keys.track_changes();
+    }
+
+    fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta)) {
+        self.keys.drain_dirty(|key, state| {
+            out(KeyDelta {
+                key: key.to_string(),
+                blob: state.map(encode_state),
+                next_timer: state.and_then(|s| (s.timer != i64::MAX).then_some(s.timer)),
+            })
+        });
+    }
+
+    fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {
+        let state: KeyState = decode_state(blob)?;
+        let timer = state.timer;
+        let pane_timers: Vec<i64> = state.sessions.iter().filter_map(|s| s.ps.timer).collect();
+        let slot = self.keys.insert_state(key, state);
+        if timer != i64::MAX {
+            self.et.push(timer, slot);
+        }
+        for t in pane_timers {
+            self.pt.push(t, slot);
+        }
+        Ok(())
     }
 }

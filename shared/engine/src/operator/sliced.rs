@@ -12,7 +12,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{Admit, Common, Ctx, Keyed, Reset, Timers, WindowOperator};
+use super::{
+    decode_state, encode_state, Admit, Common, Ctx, KeyDelta, Keyed, Reset, Timers, WindowOperator,
+};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -31,6 +33,7 @@ pub struct SlicedOperator {
     pt: Timers,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState {
     /// Non-empty slices, sorted by start.
     slices: VecDeque<(i64, Acc)>,
@@ -357,7 +360,12 @@ impl WindowOperator for SlicedOperator {
             .max(first_end_after_horizon(sl, ks.horizon));
         let mut due = if fe <= last_e { fe - 1 } else { i64::MAX };
         if c.lateness > 0 {
+            // Collect garbage on time: the slice's last window, and the earliest window
+            // with pane state (it must close before later records reach its slices).
             due = due.min(c.expiry(last_e));
+            if let Some((&e, _)) = ks.panes.first_key_value() {
+                due = due.min(c.expiry(e));
+            }
         }
         if due < ks.timer {
             ks.timer = due;
@@ -400,5 +408,33 @@ impl WindowOperator for SlicedOperator {
 
     fn keys(&self) -> usize {
         self.keys.len()
+    }
+
+    fn track_changes(&mut self) {
+        self.keys.track_changes();
+    }
+
+    fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta)) {
+        self.keys.drain_dirty(|key, state| {
+            out(KeyDelta {
+                key: key.to_string(),
+                blob: state.map(encode_state),
+                next_timer: state.and_then(|s| (s.timer != i64::MAX).then_some(s.timer)),
+            })
+        });
+    }
+
+    fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {
+        let state: KeyState = decode_state(blob)?;
+        let timer = state.timer;
+        let pane_timers: Vec<i64> = state.panes.values().filter_map(|p| p.timer).collect();
+        let slot = self.keys.insert_state(key, state);
+        if timer != i64::MAX {
+            self.et.push(timer, slot);
+        }
+        for t in pane_timers {
+            self.pt.push(t, slot);
+        }
+        Ok(())
     }
 }

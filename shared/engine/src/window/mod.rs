@@ -37,7 +37,9 @@ pub const GLOBAL_START: i64 = i64::MIN;
 pub const GLOBAL_END: i64 = i64::MAX;
 
 /// A window: `[start, end)` in epoch ms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Window {
     pub start: i64,
     pub end: i64,

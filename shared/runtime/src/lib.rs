@@ -6,3 +6,4 @@
 //! The invariants are stated in `docs/aws-runtime.md`.
 
 pub mod processor;
+pub mod shard;

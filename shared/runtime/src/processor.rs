@@ -160,6 +160,16 @@ impl ShardProcessor {
         out
     }
 
+    /// The keys of `keys` whose state is not loaded yet.
+    pub fn uncached(&self, keys: Vec<StateKey>) -> Vec<StateKey> {
+        keys.into_iter()
+            .filter(|k| {
+                let agg = self.names.aggregations.iter().position(|a| *a == k.aggregation);
+                agg.is_some_and(|a| !self.meta.contains_key(&(a, k.key.clone())))
+            })
+            .collect()
+    }
+
     /// Installs loaded state. Keys asked for but absent from `loaded` start empty.
     pub fn restore(
         &mut self,

@@ -16,7 +16,9 @@ impl Clients {
     pub async fn from_env() -> Self {
         let conf = aws_config::defaults(BehaviorVersion::latest()).load().await;
         // Path-style S3 addressing works with AWS and with local emulators alike.
-        let s3_conf = aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build();
+        let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build();
         Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(&conf),
             kinesis: aws_sdk_kinesis::Client::new(&conf),

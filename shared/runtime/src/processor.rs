@@ -164,7 +164,11 @@ impl ShardProcessor {
     pub fn uncached(&self, keys: Vec<StateKey>) -> Vec<StateKey> {
         keys.into_iter()
             .filter(|k| {
-                let agg = self.names.aggregations.iter().position(|a| *a == k.aggregation);
+                let agg = self
+                    .names
+                    .aggregations
+                    .iter()
+                    .position(|a| *a == k.aggregation);
                 agg.is_some_and(|a| !self.meta.contains_key(&(a, k.key.clone())))
             })
             .collect()

@@ -91,26 +91,44 @@ pub struct ShardConsumer {
 
 impl ShardConsumer {
     /// Starts consuming `shard`: resumes its published watermark (a child shard its parents')
-    /// and loads the keys in its
-    /// hash range that have pending timers, so their windows fire even if no record for
-    /// them arrives again.
-    pub async fn start(io: &Io, pipeline: &str, spec: PipelineSpec, shard: &ShardInfo, now_ms: i64) -> Result<Self, RuntimeError> {
+    /// and loads the keys in its hash range that have pending timers, so their windows fire
+    /// even if no record for them arrives again.
+    pub async fn start(
+        io: &Io,
+        pipeline: &str,
+        spec: PipelineSpec,
+        shard: &ShardInfo,
+        now_ms: i64,
+    ) -> Result<Self, RuntimeError> {
         let mut processor = ShardProcessor::new(pipeline, &shard.shard_id, spec);
         let rows = io.control.shards_status().await?;
         // Resume where this shard (or, for a new child shard, its parents) left off.
         let parents = shard.parents();
-        let resume = rows.iter().filter(|r| r.shard_id == shard.shard_id || parents.contains(&r.shard_id)).map(|r| r.wm).max();
+        let resume = rows
+            .iter()
+            .filter(|r| r.shard_id == shard.shard_id || parents.contains(&r.shard_id))
+            .map(|r| r.wm)
+            .max();
         if let Some(wm) = resume.filter(|&w| w > i64::MIN) {
             processor.resume_watermark(wm);
         }
-        let pending = io.store.pending_timers(pipeline, shard.starting_hash_key, shard.ending_hash_key).await?;
+        let pending = io
+            .store
+            .pending_timers(pipeline, shard.starting_hash_key, shard.ending_hash_key)
+            .await?;
         let pending = processor.uncached(pending);
         if !pending.is_empty() {
             let loaded = io.store.load(&pending).await?;
             processor.restore(&pending, &loaded)?;
             info!(shard = %shard.shard_id, keys = pending.len(), "loaded keys with pending timers");
         }
-        Ok(ShardConsumer { processor, last_data_ms: now_ms, last_publish: Instant::now(), records_since: 0, bytes_since: 0 })
+        Ok(ShardConsumer {
+            processor,
+            last_data_ms: now_ms,
+            last_publish: Instant::now(),
+            records_since: 0,
+            bytes_since: 0,
+        })
     }
 
     /// The shard.
@@ -123,14 +141,23 @@ impl ShardConsumer {
         let rows = io.control.shards_status().await?;
         Ok(rows
             .iter()
-            .filter(|r| r.shard_id != self.shard() && !r.finished && !r.is_idle(io.idle_timeout_ms, now_ms))
+            .filter(|r| {
+                r.shard_id != self.shard() && !r.finished && !r.is_idle(io.idle_timeout_ms, now_ms)
+            })
             .map(|r| r.wm)
             .min())
     }
 
     /// Processes one batch exactly once (see the module docs). `fence` is the lease
     /// counter; `lag_ms` how far behind the tip the batch is.
-    pub async fn process(&mut self, io: &Io, batch: &[InputRecord], fence: u64, lag_ms: i64, now_ms: i64) -> Result<BatchReport, RuntimeError> {
+    pub async fn process(
+        &mut self,
+        io: &Io,
+        batch: &[InputRecord],
+        fence: u64,
+        lag_ms: i64,
+        now_ms: i64,
+    ) -> Result<BatchReport, RuntimeError> {
         let others = self.others(io, now_ms).await?;
         self.processor.set_other_shards_watermark(others);
         let keys = self.processor.keys_to_load(batch);
@@ -143,11 +170,19 @@ impl ShardConsumer {
         if let (Some(o), None) = (others, self.processor.local_watermark()) {
             outcome.panes.extend(self.processor.advance_watermark(o));
         }
-        outcome.panes.extend(self.processor.advance_processing_time(now_ms));
-        let batch_id = format!("{}-{}", self.shard(), batch.first().map_or("tick", |r| r.sequence_number.as_str()));
+        outcome
+            .panes
+            .extend(self.processor.advance_processing_time(now_ms));
+        let batch_id = format!(
+            "{}-{}",
+            self.shard(),
+            batch.first().map_or("tick", |r| r.sequence_number.as_str())
+        );
         io.sinks.write(&outcome.panes, &batch_id).await?;
         if !outcome.dead_letters.is_empty() {
-            io.dead_letters.write(self.shard(), &outcome.dead_letters).await?;
+            io.dead_letters
+                .write(self.shard(), &outcome.dead_letters)
+                .await?;
         }
         let writes = self.processor.drain_writes(now_ms);
         let state_writes = writes.len() as u64;

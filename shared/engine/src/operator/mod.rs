@@ -286,6 +286,21 @@ impl<S: Reset> Keyed<S> {
         }
     }
 
+    /// Reads `peek` of the state of each of `slots` and discards the result. Keys fire in no
+    /// particular memory order, so each one's state is a cache miss; reading the states of
+    /// a batch up front lets those misses overlap, instead of each waiting for the previous
+    /// key to be processed.
+    #[inline]
+    pub fn warm(&self, slots: &[u32], peek: impl Fn(&S) -> i64) {
+        let mut x = 0i64;
+        for &slot in slots {
+            if let Some(sl) = self.slots.get(slot as usize) {
+                x = x.wrapping_add(peek(&sl.state));
+            }
+        }
+        std::hint::black_box(x);
+    }
+
     /// Frees a slot whose state became empty.
     pub fn remove(&mut self, slot: u32) {
         let Some(sl) = self.slots.get_mut(slot as usize) else {
@@ -362,6 +377,9 @@ impl<S: Reset> Keyed<S> {
     }
 }
 
+/// Most keys whose due timers are popped, and their state warmed, together.
+pub const FIRE_BATCH: usize = 16;
+
 /// Timers bucketed by due time. Window ends are aligned, so many keys share a due time and
 /// a push or pop is O(1) amortized. Entries may be stale; owners re-check on pop.
 #[derive(Debug, Default)]
@@ -394,6 +412,28 @@ impl Timers {
             }
         }
         None
+    }
+
+    /// Pops up to [`FIRE_BATCH`] due, armed timers like [`Timers::pop_armed`], into `batch`
+    /// (cleared first), and warms the state of their keys (see [`Keyed::warm`]) with `peek`.
+    /// Returns false when none was due.
+    pub fn pop_armed_batch<S: Reset>(
+        &mut self,
+        upto: i64,
+        keys: &mut Keyed<S>,
+        armed: impl Fn(&mut S) -> &mut i64,
+        peek: impl Fn(&S) -> i64,
+        batch: &mut Vec<u32>,
+    ) -> bool {
+        batch.clear();
+        while batch.len() < FIRE_BATCH {
+            match self.pop_armed(upto, keys, &armed) {
+                Some(slot) => batch.push(slot),
+                None => break,
+            }
+        }
+        keys.warm(batch, peek);
+        !batch.is_empty()
     }
 
     /// Pops the next timer with time `<= upto`.

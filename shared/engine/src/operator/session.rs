@@ -21,6 +21,8 @@ pub struct SessionOperator {
     keys: Keyed<KeyState>,
     et: Timers,
     pt: Timers,
+    /// Keys being fired together (kept to reuse its allocation).
+    batch: Vec<u32>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -53,6 +55,7 @@ impl SessionOperator {
             keys: Keyed::default(),
             et: Timers::default(),
             pt: Timers::default(),
+            batch: Vec::new(),
         }
     }
 }
@@ -222,12 +225,19 @@ impl WindowOperator for SessionOperator {
     }
 
     fn on_watermark(&mut self, ctx: Ctx, out: &mut dyn Emit) {
-        while let Some(slot) = self
-            .et
-            .pop_armed(ctx.wm, &mut self.keys, |ks| &mut ks.timer)
-        {
-            self.process_key(slot, ctx.wm, out);
+        let mut batch = std::mem::take(&mut self.batch);
+        while self.et.pop_armed_batch(
+            ctx.wm,
+            &mut self.keys,
+            |ks| &mut ks.timer,
+            |ks| ks.sessions.first().map_or(0, |s| s.w.start),
+            &mut batch,
+        ) {
+            for &slot in &batch {
+                self.process_key(slot, ctx.wm, out);
+            }
         }
+        self.batch = batch;
     }
 
     fn on_processing_time(&mut self, ctx: Ctx, out: &mut dyn Emit) {

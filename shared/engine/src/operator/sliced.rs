@@ -31,6 +31,8 @@ pub struct SlicedOperator {
     et: Timers,
     /// Processing-time timers.
     pt: Timers,
+    /// Keys being fired together (kept to reuse its allocation).
+    batch: Vec<u32>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -81,6 +83,7 @@ impl SlicedOperator {
             keys: Keyed::default(),
             et: Timers::default(),
             pt: Timers::default(),
+            batch: Vec::new(),
         }
     }
 }
@@ -375,12 +378,19 @@ impl WindowOperator for SlicedOperator {
     }
 
     fn on_watermark(&mut self, ctx: Ctx, out: &mut dyn Emit) {
-        while let Some(slot) = self
-            .et
-            .pop_armed(ctx.wm, &mut self.keys, |ks| &mut ks.timer)
-        {
-            self.process_key(slot, ctx.wm, out);
+        let mut batch = std::mem::take(&mut self.batch);
+        while self.et.pop_armed_batch(
+            ctx.wm,
+            &mut self.keys,
+            |ks| &mut ks.timer,
+            |ks| ks.slices.front().map_or(0, |(s, _)| *s),
+            &mut batch,
+        ) {
+            for &slot in &batch {
+                self.process_key(slot, ctx.wm, out);
+            }
         }
+        self.batch = batch;
     }
 
     fn on_processing_time(&mut self, ctx: Ctx, out: &mut dyn Emit) {

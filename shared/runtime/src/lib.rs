@@ -5,5 +5,9 @@
 //! around it (state store, sinks, control and lease tables) lives in [`shard`].
 //! The invariants are stated in `docs/aws-runtime.md`.
 
+pub mod lambda;
 pub mod processor;
+pub mod resources;
 pub mod shard;
+pub mod ticker;
+pub mod worker;

@@ -1,0 +1,290 @@
+//! `eventide-consumer`: Eventide's shard consumer deployable.
+//!
+//! - `worker`: the long-running, KCL-like worker (ECS, EC2, a laptop): balances shard leases
+//!   with other workers and consumes its shards exactly once.
+//! - `tick`: puts one heartbeat into every open shard, so every shard's Lambda wakes up.
+//! - `lambda`: the Lambda entry point. A Kinesis event (`{"Records": …}`) is consumed with
+//!   `ReportBatchItemFailures` semantics; any other event (the ticker's schedule) ticks.
+//!
+//! AWS endpoints, region and credentials come only from the SDK's standard environment.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use anyhow::{bail, Context, Result};
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use clap::{Parser, Subcommand};
+use eventide_aws::config::Clients;
+use eventide_engine::PipelineSpec;
+use eventide_runtime::lambda::Handler;
+use eventide_runtime::resources::Resources;
+use eventide_runtime::worker::{default_worker_id, run_worker_with, WorkerConfig, WorkerExit};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+#[derive(Parser)]
+#[command(
+    name = "eventide-consumer",
+    version,
+    about = "Eventide's Kinesis shard consumer: worker, Lambda handler and heartbeat ticker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume a stream as one of a group of workers sharing the shards through leases.
+    Worker {
+        /// The pipeline spec (TOML).
+        #[arg(long)]
+        pipeline: PathBuf,
+        /// The pipeline's name (key prefix in the state, lease and control tables).
+        #[arg(long)]
+        name: String,
+        /// The input Kinesis stream.
+        #[arg(long)]
+        stream: String,
+        /// The deployment prefix: tables `<prefix>-state|leases|control|results`, bucket `<prefix>-data`.
+        #[arg(long)]
+        prefix: String,
+        /// This worker's id (default: hostname-pid-start time).
+        #[arg(long)]
+        worker_id: Option<String>,
+        /// The most shards this worker consumes.
+        #[arg(long, default_value_t = 1000)]
+        max_leases: usize,
+        /// How long a lease is held after each renewal, in ms.
+        #[arg(long, default_value_t = 10_000)]
+        lease_ms: i64,
+        /// How often a shard without new records is polled, in ms.
+        #[arg(long, default_value_t = 200)]
+        poll_ms: u64,
+        /// A shard with no new data for this long stops holding the watermark back, in ms.
+        #[arg(long, default_value_t = 10_000)]
+        idle_timeout_ms: i64,
+        /// Also write fired panes to this Kinesis stream.
+        #[arg(long)]
+        output_stream: Option<String>,
+        /// Create the tables and the bucket if they are missing.
+        #[arg(long)]
+        create: bool,
+        /// Treat the stream as finite: once all shards are quiet this long, fire everything
+        /// and exit 0.
+        #[arg(long)]
+        finite_quiet_ms: Option<u64>,
+        /// Stop after this long whatever happens (exit 3 in finite mode).
+        #[arg(long)]
+        stop_after_ms: Option<u64>,
+    },
+    /// Put one heartbeat record into every open shard of a stream.
+    Tick {
+        /// The stream.
+        #[arg(long)]
+        stream: String,
+    },
+    /// Run as an AWS Lambda function (configuration from EVENTIDE_* variables).
+    Lambda,
+}
+
+/// Logs to stderr: JSON lines under Lambda (CloudWatch), human-readable elsewhere.
+/// `RUST_LOG` sets the filter (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        builder.json().with_ansi(false).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn load_spec(path: &Path) -> Result<PipelineSpec> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading pipeline {}", path.display()))?;
+    PipelineSpec::from_toml(&text).with_context(|| format!("invalid pipeline {}", path.display()))
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Worker {
+            pipeline,
+            name,
+            stream,
+            prefix,
+            worker_id,
+            max_leases,
+            lease_ms,
+            poll_ms,
+            idle_timeout_ms,
+            output_stream,
+            create,
+            finite_quiet_ms,
+            stop_after_ms,
+        } => {
+            let spec = load_spec(&pipeline)?;
+            let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
+            config.worker_id = worker_id.unwrap_or_else(default_worker_id);
+            config.max_leases = max_leases;
+            config.lease_ms = lease_ms;
+            config.poll_ms = poll_ms;
+            config.idle_timeout_ms = idle_timeout_ms;
+            config.output_stream = output_stream;
+            config.create = create;
+            config.finite_quiet_ms = finite_quiet_ms;
+            config.stop_after_ms = stop_after_ms;
+            let finite = finite_quiet_ms.is_some();
+            let clients = Clients::from_env().await;
+            let exit = run_worker_with(&clients, config)
+                .await
+                .context("worker failed")?;
+            Ok(match exit {
+                WorkerExit::Deadline if finite => ExitCode::from(3),
+                _ => ExitCode::SUCCESS,
+            })
+        }
+        Command::Tick { stream } => {
+            let clients = Clients::from_env().await;
+            let n = eventide_runtime::ticker::tick(&clients, &stream)
+                .await
+                .with_context(|| format!("ticking stream {stream}"))?;
+            println!("{n}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lambda => {
+            run_lambda().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Lambda
+// ---------------------------------------------------------------------------------------
+
+/// What a Lambda container keeps between invocations.
+struct LambdaState {
+    clients: Clients,
+    /// The consumer, built on the first Kinesis event (the ticker needs no pipeline).
+    handler: OnceCell<Handler>,
+}
+
+fn env(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| format!("environment variable {name} is not set"))
+}
+
+/// The pipeline from `EVENTIDE_PIPELINE_FILE` (a path in the package) or
+/// `EVENTIDE_PIPELINE_S3` (`s3://bucket/key`).
+async fn lambda_spec(clients: &Clients) -> Result<PipelineSpec> {
+    if let Ok(path) = std::env::var("EVENTIDE_PIPELINE_FILE") {
+        return load_spec(Path::new(&path));
+    }
+    let url = env("EVENTIDE_PIPELINE_S3")
+        .context("set EVENTIDE_PIPELINE_FILE or EVENTIDE_PIPELINE_S3")?;
+    let Some((bucket, key)) = url
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        bail!("EVENTIDE_PIPELINE_S3 must be s3://bucket/key, not {url:?}");
+    };
+    let object = clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .with_context(|| format!("reading {url}"))?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .with_context(|| format!("reading {url}"))?
+        .into_bytes();
+    let text = std::str::from_utf8(&bytes).with_context(|| format!("{url} is not UTF-8"))?;
+    PipelineSpec::from_toml(text).with_context(|| format!("invalid pipeline {url}"))
+}
+
+/// Builds the consumer from `EVENTIDE_NAME`, `EVENTIDE_PREFIX`, the pipeline variables and
+/// optionally `EVENTIDE_OUTPUT_STREAM` and `EVENTIDE_IDLE_TIMEOUT_MS` (default 10 s).
+async fn lambda_handler(clients: &Clients) -> Result<Handler> {
+    let spec = lambda_spec(clients).await?;
+    let name = env("EVENTIDE_NAME")?;
+    let resources = Resources::from_prefix(&env("EVENTIDE_PREFIX")?);
+    let idle_timeout_ms = match std::env::var("EVENTIDE_IDLE_TIMEOUT_MS") {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("EVENTIDE_IDLE_TIMEOUT_MS={v:?}"))?,
+        Err(_) => 10_000,
+    };
+    let output = std::env::var("EVENTIDE_OUTPUT_STREAM").ok();
+    let io = resources.io(clients, &name, output.as_deref(), idle_timeout_ms);
+    Ok(Handler::new(io, spec, name, clients.clone()))
+}
+
+/// One invocation: a Kinesis event is consumed; anything else (a schedule) ticks
+/// `EVENTIDE_STREAM`.
+async fn invoke(state: &LambdaState, payload: Value) -> Result<Value> {
+    if payload.get("Records").is_some_and(Value::is_array) {
+        let event: KinesisEvent = serde_json::from_value(payload).context("not a Kinesis event")?;
+        let handler = state
+            .handler
+            .get_or_try_init(|| lambda_handler(&state.clients))
+            .await?;
+        let response = eventide_runtime::lambda::handle(event, handler).await;
+        serde_json::to_value(response).context("serializing the response")
+    } else {
+        let stream = env("EVENTIDE_STREAM")?;
+        let n = eventide_runtime::ticker::tick(&state.clients, &stream)
+            .await
+            .with_context(|| format!("ticking stream {stream}"))?;
+        Ok(serde_json::json!({ "heartbeats": n }))
+    }
+}
+
+async fn run_lambda() -> Result<()> {
+    let state = Rc::new(LambdaState {
+        clients: Clients::from_env().await,
+        handler: OnceCell::new(),
+    });
+    let service = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
+        let state = state.clone();
+        async move {
+            invoke(&state, event.payload)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        }
+    });
+    lambda_runtime::run(service)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("the Lambda runtime stopped")
+}

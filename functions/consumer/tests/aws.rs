@@ -1,0 +1,469 @@
+//! End-to-end tests against local AWS (`localstack/up && eval "$(localstack/env)"`): the
+//! worker and the Lambda handler produce exactly the on-time panes of the engine replayed
+//! over the same records, write malformed records to the S3 dead letters, and a redelivered
+//! Lambda event changes nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use eventide_aws::config::Clients;
+use eventide_aws::kinesis::{create_stream_and_wait, delete_stream, put_records, PutEntry};
+use eventide_engine::pane::{Emit, Pane};
+use eventide_engine::{Output, Pipeline, PipelineSpec};
+use eventide_runtime::lambda::Handler;
+use eventide_runtime::processor::cmp_seq;
+use eventide_runtime::resources::{Resources, DEAD_LETTER_PREFIX};
+use eventide_runtime::worker::{now_ms, run_worker_with, WorkerConfig, WorkerExit};
+use serde_json::json;
+
+const SHARD: &str = "shardId-000000000000";
+
+/// (aggregation, key, window start, window end) → aggregate values in spec order.
+type Panes = BTreeMap<(String, String, i64, i64), Vec<Option<f64>>>;
+
+fn spec() -> PipelineSpec {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/reference/pipeline.toml"
+    );
+    let text = std::fs::read_to_string(path).expect("reference pipeline");
+    PipelineSpec::from_toml(&text).expect("valid pipeline")
+}
+
+/// Logs to the test output (`RUST_LOG`, default `warn`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+async fn clients() -> Clients {
+    init_tracing();
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "integration tests need local AWS: localstack/up && eval \"$(localstack/env)\""
+    );
+    Clients::from_env().await
+}
+
+/// A lowercase name unique to this run (valid for tables, streams and buckets).
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000)
+}
+
+/// `n` events in the reference format (some late by 20 minutes, if `late`) of `keys`
+/// subscribers, with malformed lines at the positions in `bad`; returns (partition key, line).
+fn workload(n: usize, bad: &[usize], keys: u64, late: bool) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut x: u64 = 987_654_321;
+    for i in 0..n {
+        if bad.contains(&out.len()) {
+            out.push(("bad".to_string(), b"{\"subscriber_id\": oops".to_vec()));
+        }
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let sub = format!("s{:03}", (x >> 33) % keys);
+        let counter = if (x >> 20) & 1 == 0 { "x" } else { "y" };
+        let late = late && (x >> 40).is_multiple_of(8);
+        let t = 1_767_225_600_000 + i as i64 * 61_000 - if late { 1_200_000 } else { 0 };
+        let line = format!(
+            r#"{{"subscriber_id":"{sub}","counter":"{counter}","value":{}.{:02},"event_time":{t}}}"#,
+            (x >> 7) % 100,
+            (x >> 3) % 100
+        );
+        out.push((sub, line.into_bytes()));
+    }
+    out
+}
+
+struct Collect<'a> {
+    spec: &'a PipelineSpec,
+    panes: Panes,
+}
+
+impl Emit for Collect<'_> {
+    fn pane(&mut self, p: &Pane<'_>) {
+        if p.timing.as_str() != "ON_TIME" || p.retraction {
+            return;
+        }
+        let name = self.spec.aggregations[p.aggregation].name.clone();
+        self.panes.insert(
+            (name, p.key.to_string(), p.window.start, p.window.end),
+            p.values.to_vec(),
+        );
+    }
+}
+
+impl Output for Collect<'_> {
+    fn late(&mut self, _aggregation: usize, _raw: &[u8]) {}
+}
+
+/// The on-time panes of the engine over `lines` in order, with or without the end of input.
+fn replay(spec: &PipelineSpec, lines: &[Vec<u8>], finish: bool) -> Panes {
+    let mut pipeline = Pipeline::new(spec.clone());
+    let mut out = Collect {
+        spec,
+        panes: Panes::new(),
+    };
+    for line in lines {
+        let _ = pipeline.process_line(line, SHARD, &mut out);
+    }
+    if finish {
+        pipeline.finish(&mut out);
+    }
+    out.panes
+}
+
+/// The on-time panes in the results table.
+async fn results(clients: &Clients, table: &str, spec: &PipelineSpec) -> Panes {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut panes = Panes::new();
+    let mut start = None;
+    loop {
+        let page = clients
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("scan results");
+        for item in page.items() {
+            let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+            let n = |k: &str| match item.get(k) {
+                Some(AttributeValue::N(v)) => Some(v.parse::<f64>().expect("number")),
+                _ => None,
+            };
+            if s("timing").as_deref() != Some("ON_TIME")
+                || item.get("retraction").and_then(|v| v.as_bool().ok()) == Some(&true)
+            {
+                continue;
+            }
+            let agg = s("aggregation").expect("aggregation");
+            let pk = s("pk").expect("pk");
+            let key = pk
+                .strip_prefix(&format!("{agg}#"))
+                .expect("pk is <aggregation>#<key>")
+                .to_string();
+            let a = spec
+                .aggregations
+                .iter()
+                .find(|a| a.name == agg)
+                .expect("known aggregation");
+            let values = a.aggregates.iter().map(|x| n(&x.name)).collect();
+            let ws = n("window_start").expect("window_start") as i64;
+            let we = n("window_end").expect("window_end") as i64;
+            panes.insert((agg, key, ws, we), values);
+        }
+        match page.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    panes
+}
+
+/// The dead-letter lines in the bucket.
+async fn dead_letters(clients: &Clients, bucket: &str) -> Vec<serde_json::Value> {
+    let listed = clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("{DEAD_LETTER_PREFIX}/"))
+        .send()
+        .await
+        .expect("list dead letters");
+    let mut out = Vec::new();
+    for obj in listed.contents() {
+        let key = obj.key().expect("key");
+        let body = clients
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("get dead letters")
+            .body
+            .collect()
+            .await
+            .expect("read dead letters")
+            .into_bytes();
+        for line in String::from_utf8_lossy(&body).lines() {
+            out.push(serde_json::from_str(line).expect("dead letter JSON"));
+        }
+    }
+    out
+}
+
+fn assert_same(got: &Panes, want: &Panes) {
+    for (k, v) in want {
+        assert_eq!(got.get(k), Some(v), "pane {k:?}");
+    }
+    for k in got.keys() {
+        assert!(want.contains_key(k), "unexpected pane {k:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_matches_the_engine_and_dead_letters_go_to_s3() {
+    let clients = clients().await;
+    let prefix = unique("evc-worker");
+    let stream = format!("{prefix}-in");
+    let resources = Resources::from_prefix(&prefix);
+    create_stream_and_wait(&clients.kinesis, &stream, 1)
+        .await
+        .expect("stream");
+    resources.ensure_all(&clients).await.expect("resources");
+
+    let records = workload(200, &[50, 150], 6, true);
+    let entries: Vec<PutEntry> = records
+        .iter()
+        .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
+        .collect();
+    let outcomes = put_records(&clients.kinesis, &stream, &entries)
+        .await
+        .expect("put");
+    // Replay in shard order, which is what the consumer sees.
+    let mut ordered: Vec<(String, Vec<u8>)> = outcomes
+        .into_iter()
+        .zip(records)
+        .map(|(o, (_, data))| (o.sequence_number, data))
+        .collect();
+    ordered.sort_by(|a, b| cmp_seq(&a.0, &b.0));
+    let lines: Vec<Vec<u8>> = ordered.into_iter().map(|(_, d)| d).collect();
+    let spec = spec();
+    let want = replay(&spec, &lines, true);
+    assert!(want.len() > 50, "the workload fires panes: {}", want.len());
+
+    let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
+    config.worker_id = "test-worker".into();
+    config.lease_ms = 3_000;
+    config.poll_ms = 100;
+    config.finite_quiet_ms = Some(1_500);
+    config.stop_after_ms = Some(45_000);
+    let exit = tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
+        .await
+        .expect("the worker stops by itself")
+        .expect("the worker runs");
+    assert_eq!(exit, WorkerExit::EndOfInput);
+
+    let got = results(&clients, &resources.results_table, &spec).await;
+    assert_same(&got, &want);
+
+    let dead = dead_letters(&clients, &resources.bucket).await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for d in &dead {
+        assert_eq!(d["shard"], SHARD);
+        assert!(d["raw"].as_str().is_some_and(|r| r.contains("oops")), "{d}");
+    }
+    let _ = delete_stream(&clients.kinesis, &stream).await;
+}
+
+/// Standard base64 (with padding), for building Lambda events.
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// A Kinesis event as Lambda delivers it, for records `(sequence number, partition key,
+/// data)` of one shard of `stream`.
+fn kinesis_event(stream: &str, records: &[(String, String, Vec<u8>)]) -> KinesisEvent {
+    let arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}");
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(seq, pk, data)| {
+            json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": pk,
+                    "sequenceNumber": seq,
+                    "data": base64(data),
+                    "approximateArrivalTimestamp": 1767225600.123
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{SHARD}:{seq}"),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::000000000000:role/eventide",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": arn,
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).expect("a Kinesis event")
+}
+
+#[test]
+fn base64_matches_rfc4648() {
+    assert_eq!(base64(b""), "");
+    assert_eq!(base64(b"f"), "Zg==");
+    assert_eq!(base64(b"fo"), "Zm8=");
+    assert_eq!(base64(b"foo"), "Zm9v");
+    assert_eq!(base64(b"Hello World"), "SGVsbG8gV29ybGQ=");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_handler_is_exactly_once_under_redelivery() {
+    let clients = clients().await;
+    let prefix = unique("evc-lambda");
+    let stream = format!("{prefix}-in");
+    let resources = Resources::from_prefix(&prefix);
+    // The handler looks the shard's hash-key range up in the stream.
+    create_stream_and_wait(&clients.kinesis, &stream, 1)
+        .await
+        .expect("stream");
+    resources.ensure_all(&clients).await.expect("resources");
+
+    let records: Vec<(String, String, Vec<u8>)> = workload(160, &[40], 6, true)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (pk, data))| (format!("4960{:030}", 1_000 + i * 7), pk, data))
+        .collect();
+    let (first, second) = records.split_at(90);
+    let e1 = kinesis_event(&stream, first);
+    let e2 = kinesis_event(&stream, second);
+    let spec = spec();
+    let io = resources.io(&clients, "demo", None, 10_000);
+    let handler = Handler::new(io, spec.clone(), "demo", clients.clone());
+
+    for event in [e1, e2.clone()] {
+        let response = handler.handle(event, now_ms()).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    let lines: Vec<Vec<u8>> = records.iter().map(|r| r.2.clone()).collect();
+    let want = replay(&spec, &lines, false);
+    assert!(want.len() > 20, "the workload fires panes: {}", want.len());
+    let got = results(&clients, &resources.results_table, &spec).await;
+    assert_same(&got, &want);
+
+    // Lambda redelivers the second batch (e.g. the invocation timed out after committing).
+    let response = handler.handle(e2, now_ms()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let again = results(&clients, &resources.results_table, &spec).await;
+    assert_eq!(again, got, "a redelivered event changed the results");
+    assert_eq!(dead_letters(&clients, &resources.bucket).await.len(), 1);
+
+    // The response serializes as Lambda expects.
+    let v = serde_json::to_value(&response).expect("serialize");
+    assert_eq!(v, json!({ "batchItemFailures": [] }));
+    let _ = delete_stream(&clients.kinesis, &stream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_two_shards() {
+    let clients = clients().await;
+    let prefix = unique("evc-two");
+    let stream = format!("{prefix}-in");
+    let resources = Resources::from_prefix(&prefix);
+    create_stream_and_wait(&clients.kinesis, &stream, 2)
+        .await
+        .expect("stream");
+    resources.ensure_all(&clients).await.expect("resources");
+
+    // In event-time order: no record is late on either shard whatever the interleaving, so
+    // the result must equal the engine's over all records.
+    let records = workload(240, &[], 12, false);
+    let entries: Vec<PutEntry> = records
+        .iter()
+        .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
+        .collect();
+    let outcomes = put_records(&clients.kinesis, &stream, &entries)
+        .await
+        .expect("put");
+    let shards: std::collections::BTreeSet<&str> =
+        outcomes.iter().map(|o| o.shard_id.as_str()).collect();
+    assert_eq!(shards.len(), 2, "the keys spread over both shards");
+    let lines: Vec<Vec<u8>> = records.into_iter().map(|(_, d)| d).collect();
+    let spec = spec();
+    let want = replay(&spec, &lines, true);
+
+    let worker = |id: &str| {
+        let mut c = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
+        c.worker_id = id.into();
+        c.lease_ms = 3_000;
+        c.poll_ms = 100;
+        c.finite_quiet_ms = Some(2_000);
+        c.stop_after_ms = Some(45_000);
+        run_worker_with(&clients, c)
+    };
+    let both = async { tokio::join!(worker("a"), worker("b")) };
+    let (a, b) = tokio::time::timeout(Duration::from_secs(55), both)
+        .await
+        .expect("the workers stop by themselves");
+    assert_eq!(a.expect("worker a runs"), WorkerExit::EndOfInput);
+    assert_eq!(b.expect("worker b runs"), WorkerExit::EndOfInput);
+
+    let got = results(&clients, &resources.results_table, &spec).await;
+    assert_same(&got, &want);
+    let _ = delete_stream(&clients.kinesis, &stream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resharding_finishes_the_parent_before_its_children() {
+    let clients = clients().await;
+    let prefix = unique("evc-split");
+    let stream = format!("{prefix}-in");
+    let resources = Resources::from_prefix(&prefix);
+    create_stream_and_wait(&clients.kinesis, &stream, 1)
+        .await
+        .expect("stream");
+    resources.ensure_all(&clients).await.expect("resources");
+
+    // In event-time order, half before and half after a split into two shards.
+    let records = workload(240, &[], 12, false);
+    let entries: Vec<PutEntry> = records
+        .iter()
+        .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
+        .collect();
+    let (before, after) = entries.split_at(120);
+    put_records(&clients.kinesis, &stream, before)
+        .await
+        .expect("put");
+    eventide_aws::kinesis::update_shard_count_and_wait(&clients.kinesis, &stream, 2)
+        .await
+        .expect("split");
+    put_records(&clients.kinesis, &stream, after)
+        .await
+        .expect("put");
+    let lines: Vec<Vec<u8>> = records.into_iter().map(|(_, d)| d).collect();
+    let spec = spec();
+    let want = replay(&spec, &lines, true);
+
+    let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
+    config.worker_id = "test-worker".into();
+    config.lease_ms = 3_000;
+    config.poll_ms = 100;
+    config.finite_quiet_ms = Some(1_500);
+    config.stop_after_ms = Some(45_000);
+    let exit = tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
+        .await
+        .expect("the worker stops by itself")
+        .expect("the worker runs");
+    assert_eq!(exit, WorkerExit::EndOfInput);
+    let got = results(&clients, &resources.results_table, &spec).await;
+    assert_same(&got, &want);
+    let _ = delete_stream(&clients.kinesis, &stream).await;
+}

@@ -1,0 +1,177 @@
+//! The Kinesis Lambda handler: one invocation is one batch per shard, processed exactly once
+//! with the same [`ShardConsumer`] as the worker.
+//!
+//! Lambda's event source mapping plays the lease table's role: it invokes at most one
+//! function per shard at a time (parallelization factor 1) and checkpoints the batch when
+//! the invocation succeeds. So the fence is 0 and no lease is taken; the state store's
+//! positions still make a redelivered batch count once. State is reloaded on every
+//! invocation, because another container may have processed the shard in between.
+//!
+//! Failures are reported with `ReportBatchItemFailures` semantics: for every shard whose
+//! batch failed, the first sequence number of that shard's records, so Lambda retries the
+//! shard from there (everything before it was committed by earlier invocations).
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use eventide_aws::config::Clients;
+use eventide_aws::kinesis::{list_shards, ShardInfo};
+use eventide_aws::AwsError;
+use eventide_engine::PipelineSpec;
+use tokio::sync::Mutex;
+use tracing::{error, info};
+
+use crate::processor::InputRecord;
+use crate::shard::{Io, RuntimeError, ShardConsumer};
+
+/// Everything an invocation needs, built once per container.
+pub struct Handler {
+    /// The consumer's I/O.
+    pub io: Io,
+    /// The pipeline.
+    pub spec: PipelineSpec,
+    /// The pipeline's name (the state and control tables' key prefix).
+    pub pipeline: String,
+    clients: Clients,
+    /// Shard ranges and parents by stream, cached across invocations (shards never change;
+    /// only new ones appear).
+    shards: Mutex<HashMap<String, Vec<ShardInfo>>>,
+}
+
+/// The records of one shard in one invocation.
+#[derive(Debug, Default)]
+struct ShardGroup {
+    stream: String,
+    records: Vec<InputRecord>,
+}
+
+/// The shard id of an event record: `eventID` is `shardId-…:<sequence number>`.
+fn shard_of(event_id: Option<&str>) -> Option<&str> {
+    event_id
+        .and_then(|id| id.split_once(':'))
+        .map(|(shard, _)| shard)
+        .filter(|s| s.starts_with("shardId-"))
+}
+
+/// The stream name of an ARN `arn:aws:kinesis:<region>:<account>:stream/<name>`.
+fn stream_of(arn: Option<&str>) -> String {
+    arn.and_then(|a| a.rsplit_once(":stream/"))
+        .map(|(_, name)| name.split('/').next().unwrap_or(name).to_string())
+        .unwrap_or_default()
+}
+
+impl Handler {
+    /// A handler over `io` for pipeline `spec` named `pipeline`; `clients` is used to look
+    /// up shard hash-key ranges.
+    pub fn new(io: Io, spec: PipelineSpec, pipeline: impl Into<String>, clients: Clients) -> Self {
+        Handler {
+            io,
+            spec,
+            pipeline: pipeline.into(),
+            clients,
+            shards: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The shard `shard_id` of `stream`, listing the stream's shards when it is not cached.
+    async fn shard_info(&self, stream: &str, shard_id: &str) -> Result<ShardInfo, AwsError> {
+        let mut cache = self.shards.lock().await;
+        let known = cache
+            .get(stream)
+            .and_then(|v| v.iter().find(|s| s.shard_id == shard_id));
+        if let Some(s) = known {
+            return Ok(s.clone());
+        }
+        let listed = list_shards(&self.clients.kinesis, stream).await?;
+        let mut found = listed.iter().find(|s| s.shard_id == shard_id).cloned();
+        // A group keyed by the stream ARN (no shard in `eventID`) is unambiguous only when
+        // the stream has a single open shard.
+        let open: Vec<&ShardInfo> = listed.iter().filter(|s| !s.closed).collect();
+        if found.is_none() && !shard_id.starts_with("shardId-") && open.len() == 1 {
+            found = Some(open[0].clone());
+        }
+        cache.insert(stream.to_string(), listed);
+        found.ok_or_else(|| AwsError::Corrupt {
+            what: format!("stream {stream}"),
+            message: format!("shard {shard_id} is not listed"),
+        })
+    }
+
+    /// Processes one shard's records as one batch.
+    async fn process_group(
+        &self,
+        shard_id: &str,
+        group: &ShardGroup,
+        now_ms: i64,
+    ) -> Result<(), RuntimeError> {
+        let shard = self.shard_info(&group.stream, shard_id).await?;
+        let mut consumer =
+            ShardConsumer::start(&self.io, &self.pipeline, self.spec.clone(), &shard, now_ms)
+                .await?;
+        let report = consumer
+            .process(&self.io, &group.records, 0, 0, now_ms)
+            .await?;
+        info!(shard = shard_id, records = report.records, heartbeats = report.heartbeats,
+            skipped = report.skipped, panes = report.panes, dead_letters = report.dead_letters,
+            watermark = ?report.watermark, "batch committed");
+        Ok(())
+    }
+
+    /// Handles one Kinesis event: groups the records by shard (in event order), processes
+    /// each group exactly once, and returns the first sequence number of every group that
+    /// failed as a batch item failure (none on success).
+    pub async fn handle(&self, event: KinesisEvent, now_ms: i64) -> KinesisEventResponse {
+        let mut groups: BTreeMap<String, ShardGroup> = BTreeMap::new();
+        for r in event.records {
+            let stream = stream_of(r.event_source_arn.as_deref());
+            // Without an eventID, all records of a stream count as one group.
+            let shard = shard_of(r.event_id.as_deref())
+                .map(str::to_string)
+                .unwrap_or_else(|| r.event_source_arn.clone().unwrap_or_default());
+            let group = groups.entry(shard).or_default();
+            group.stream = stream;
+            group.records.push(InputRecord {
+                sequence_number: r.kinesis.sequence_number,
+                partition_key: r.kinesis.partition_key,
+                data: r.kinesis.data.0,
+            });
+        }
+        let mut response = KinesisEventResponse::default();
+        for (shard, group) in &groups {
+            if let Err(e) = self.process_group(shard, group, now_ms).await {
+                error!(shard = %shard, error = %e, records = group.records.len(), "batch failed; reporting it for retry");
+                if let Some(first) = group.records.first() {
+                    response.add_failure(first.sequence_number.clone());
+                }
+            }
+        }
+        response
+    }
+}
+
+/// Handles one Kinesis event with `handler` at the current time; see [`Handler::handle`].
+pub async fn handle(event: KinesisEvent, handler: &Handler) -> KinesisEventResponse {
+    handler.handle(event, crate::worker::now_ms()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_and_stream_from_event_fields() {
+        assert_eq!(
+            shard_of(Some("shardId-000000000001:4956816737333")),
+            Some("shardId-000000000001")
+        );
+        assert_eq!(shard_of(Some("garbage")), None);
+        assert_eq!(
+            stream_of(Some(
+                "arn:aws:kinesis:us-east-1:123456789012:stream/simple-stream"
+            )),
+            "simple-stream"
+        );
+        assert_eq!(stream_of(None), "");
+    }
+}

@@ -1,0 +1,111 @@
+//! The AWS resources of one deployment, named from a single prefix, so the worker, the
+//! Lambda functions, the tests and the infra template agree on them without configuration:
+//!
+//! | resource | name |
+//! |---|---|
+//! | state table | `<prefix>-state` |
+//! | lease table | `<prefix>-leases` |
+//! | control table | `<prefix>-control` |
+//! | results table | `<prefix>-results` |
+//! | bucket | `<prefix>-data`: dead letters under `dead-letters/`, panes under `panes/` |
+//!
+//! In AWS the infra template creates them; [`Resources::ensure_all`] creates them for tests
+//! and the local demo with the same schema.
+
+use eventide_aws::config::Clients;
+use eventide_aws::control::{self, ControlTable};
+use eventide_aws::dead_letter::DeadLetters;
+use eventide_aws::leases::{self, LeaseTable};
+use eventide_aws::sinks::{DynamoDbSink, KinesisSink, S3Sink};
+use eventide_aws::state_store::StateStore;
+use eventide_aws::AwsError;
+
+use crate::shard::{Io, Sinks};
+
+/// The key prefix of dead letters in the data bucket.
+pub const DEAD_LETTER_PREFIX: &str = "dead-letters";
+/// The key prefix of fired panes in the data bucket.
+pub const PANES_PREFIX: &str = "panes";
+
+/// The names of a deployment's tables and bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    /// The state table (`<prefix>-state`).
+    pub state_table: String,
+    /// The lease table (`<prefix>-leases`).
+    pub lease_table: String,
+    /// The control table (`<prefix>-control`).
+    pub control_table: String,
+    /// The results table (`<prefix>-results`).
+    pub results_table: String,
+    /// The data bucket (`<prefix>-data`).
+    pub bucket: String,
+}
+
+impl Resources {
+    /// The resources of the deployment named `prefix`.
+    ///
+    /// ```
+    /// let r = eventide_runtime::resources::Resources::from_prefix("demo");
+    /// assert_eq!(r.state_table, "demo-state");
+    /// assert_eq!(r.bucket, "demo-data");
+    /// ```
+    pub fn from_prefix(prefix: &str) -> Self {
+        Resources {
+            state_table: format!("{prefix}-state"),
+            lease_table: format!("{prefix}-leases"),
+            control_table: format!("{prefix}-control"),
+            results_table: format!("{prefix}-results"),
+            bucket: format!("{prefix}-data"),
+        }
+    }
+
+    /// Creates every table and the bucket unless they exist, and waits until they are
+    /// usable. Idempotent.
+    pub async fn ensure_all(&self, clients: &Clients) -> Result<(), AwsError> {
+        let db = &clients.dynamodb;
+        StateStore::ensure_table(db, &self.state_table).await?;
+        leases::ensure_table(db, &self.lease_table).await?;
+        control::ensure_table(db, &self.control_table).await?;
+        DynamoDbSink::ensure_table(db, &self.results_table).await?;
+        DeadLetters::ensure_bucket(&clients.s3, &self.bucket).await?;
+        Ok(())
+    }
+
+    /// The I/O of a consumer of pipeline `pipeline`: state, control rows, dead letters, and
+    /// panes to the results table, to `panes/` in the bucket and, if given, to
+    /// `output_stream`. A shard with no new data for `idle_timeout_ms` stops holding the
+    /// global watermark back.
+    pub fn io(
+        &self,
+        clients: &Clients,
+        pipeline: &str,
+        output_stream: Option<&str>,
+        idle_timeout_ms: i64,
+    ) -> Io {
+        Io {
+            store: StateStore::new(clients.dynamodb.clone(), &self.state_table),
+            control: ControlTable::new(clients.dynamodb.clone(), &self.control_table, pipeline),
+            dead_letters: DeadLetters::new(clients.s3.clone(), &self.bucket, DEAD_LETTER_PREFIX),
+            sinks: Sinks {
+                dynamodb: Some(DynamoDbSink::new(
+                    clients.dynamodb.clone(),
+                    &self.results_table,
+                )),
+                s3: Some(S3Sink::new(clients.s3.clone(), &self.bucket, PANES_PREFIX)),
+                kinesis: output_stream.map(|s| KinesisSink::new(clients.kinesis.clone(), s)),
+            },
+            idle_timeout_ms,
+        }
+    }
+
+    /// The lease table of pipeline `pipeline`, holding leases for `lease_ms`.
+    pub fn leases(&self, clients: &Clients, pipeline: &str, lease_ms: i64) -> LeaseTable {
+        LeaseTable::new(
+            clients.dynamodb.clone(),
+            &self.lease_table,
+            pipeline,
+            lease_ms,
+        )
+    }
+}

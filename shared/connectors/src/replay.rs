@@ -216,6 +216,13 @@ impl Emit for ShardOutput {
         self.panes[pane.aggregation] += 1;
         self.buffers[pane.aggregation].push(pane);
     }
+
+    #[inline]
+    fn upcoming(&mut self, aggregation: usize, key_ids: &[u64]) {
+        if let Some(b) = self.buffers.get(aggregation) {
+            b.warm(key_ids);
+        }
+    }
 }
 
 impl Output for ShardOutput {

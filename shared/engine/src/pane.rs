@@ -77,6 +77,12 @@ pub struct KeyRef<'a> {
 pub trait Emit {
     /// A fired pane.
     fn pane(&mut self, pane: &Pane<'_>);
+
+    /// A hint that panes of `aggregation` for these keys (by [`Pane::key_id`]) come next,
+    /// so that a sink can load what it keeps per key ahead of them. Does nothing by default.
+    fn upcoming(&mut self, aggregation: usize, key_ids: &[u64]) {
+        let _ = (aggregation, key_ids);
+    }
 }
 
 impl<F: FnMut(&Pane<'_>)> Emit for F {

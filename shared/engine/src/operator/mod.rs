@@ -38,7 +38,7 @@ pub enum Admit {
 }
 
 /// A window operator: the state and timers of one aggregation.
-pub trait WindowOperator: Send {
+pub trait WindowOperator: Send + Sync {
     /// Adds a record of `key` at event time `t` with the aggregation's field values.
     fn on_record(
         &mut self,
@@ -299,6 +299,19 @@ impl<S: Reset> Keyed<S> {
             }
         }
         std::hint::black_box(x);
+    }
+
+    /// The ids (see [`Pane::key_id`]) of the keys in `slots` that are in use.
+    pub fn key_ids(&self, slots: &[u32], ids: &mut Vec<u64>) {
+        ids.clear();
+        for &slot in slots {
+            if let Some(Slot {
+                key: Some(_), gen, ..
+            }) = self.slots.get(slot as usize)
+            {
+                ids.push(u64::from(*gen) << 32 | u64::from(slot));
+            }
+        }
     }
 
     /// Frees a slot whose state became empty.

@@ -23,6 +23,8 @@ pub struct SessionOperator {
     pt: Timers,
     /// Keys being fired together (kept to reuse its allocation).
     batch: Vec<u32>,
+    /// Their key ids, for [`Emit::upcoming`].
+    batch_ids: Vec<u64>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -56,6 +58,7 @@ impl SessionOperator {
             et: Timers::default(),
             pt: Timers::default(),
             batch: Vec::new(),
+            batch_ids: Vec::new(),
         }
     }
 }
@@ -233,6 +236,8 @@ impl WindowOperator for SessionOperator {
             |ks| ks.sessions.first().map_or(0, |s| s.w.start),
             &mut batch,
         ) {
+            self.keys.key_ids(&batch, &mut self.batch_ids);
+            out.upcoming(self.c.index, &self.batch_ids);
             for &slot in &batch {
                 self.process_key(slot, ctx.wm, out);
             }

@@ -33,6 +33,8 @@ pub struct SlicedOperator {
     pt: Timers,
     /// Keys being fired together (kept to reuse its allocation).
     batch: Vec<u32>,
+    /// Their key ids, for [`Emit::upcoming`].
+    batch_ids: Vec<u64>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -84,6 +86,7 @@ impl SlicedOperator {
             et: Timers::default(),
             pt: Timers::default(),
             batch: Vec::new(),
+            batch_ids: Vec::new(),
         }
     }
 }
@@ -386,6 +389,8 @@ impl WindowOperator for SlicedOperator {
             |ks| ks.slices.front().map_or(0, |(s, _)| *s),
             &mut batch,
         ) {
+            self.keys.key_ids(&batch, &mut self.batch_ids);
+            out.upcoming(self.c.index, &self.batch_ids);
             for &slot in &batch {
                 self.process_key(slot, ctx.wm, out);
             }

@@ -78,6 +78,9 @@ enum Command {
         /// Stop after this long whatever happens (exit 3 in finite mode).
         #[arg(long)]
         stop_after_ms: Option<u64>,
+        /// The most records per GetRecords call.
+        #[arg(long, default_value_t = 1000)]
+        batch_limit: i32,
     },
     /// Put one heartbeat record into every open shard of a stream.
     Tick {
@@ -149,6 +152,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             create,
             finite_quiet_ms,
             stop_after_ms,
+            batch_limit,
         } => {
             let spec = load_spec(&pipeline)?;
             let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
@@ -161,6 +165,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config.create = create;
             config.finite_quiet_ms = finite_quiet_ms;
             config.stop_after_ms = stop_after_ms;
+            config.batch_limit = batch_limit;
             let finite = finite_quiet_ms.is_some();
             let clients = Clients::from_env().await;
             let exit = run_worker_with(&clients, config)

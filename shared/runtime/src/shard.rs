@@ -166,9 +166,14 @@ impl ShardConsumer {
             self.processor.restore(&keys, &loaded)?;
         }
         let mut outcome: BatchOutcome = self.processor.apply(batch);
-        // With no data (or only heartbeats) the watermark can still move: the other shards'.
-        if let (Some(o), None) = (others, self.processor.local_watermark()) {
-            outcome.panes.extend(self.processor.advance_watermark(o));
+        // Catch up with the other shards: with no data (or only heartbeats), or when this
+        // shard's last records were held back by a slower shard that has moved since.
+        let target = match (others, self.processor.local_watermark()) {
+            (Some(o), Some(l)) => Some(o.min(l)),
+            (o, l) => o.or(l),
+        };
+        if let Some(t) = target {
+            outcome.panes.extend(self.processor.advance_watermark(t));
         }
         outcome
             .panes

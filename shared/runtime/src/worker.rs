@@ -80,6 +80,8 @@ pub struct WorkerConfig {
     pub finite_quiet_ms: Option<u64>,
     /// Stop (gracefully) after this long whatever happens: a safety bound.
     pub stop_after_ms: Option<u64>,
+    /// The most records per GetRecords call (Kinesis allows up to 10,000).
+    pub batch_limit: i32,
 }
 
 impl WorkerConfig {
@@ -105,6 +107,7 @@ impl WorkerConfig {
             create: false,
             finite_quiet_ms: None,
             stop_after_ms: None,
+            batch_limit: 1000,
         }
     }
 }
@@ -178,6 +181,7 @@ struct Shared {
     pipeline: String,
     spec: PipelineSpec,
     poll: Duration,
+    batch_limit: i32,
 }
 
 /// A running shard task.
@@ -259,6 +263,7 @@ async fn worker_loop(clients: &Clients, config: WorkerConfig) -> Result<WorkerEx
         pipeline: config.pipeline.clone(),
         spec: config.spec.clone(),
         poll: Duration::from_millis(config.poll_ms.max(1)),
+        batch_limit: config.batch_limit.clamp(1, 10_000),
     });
     let worker = config.worker_id.as_str();
     info!(worker, pipeline = %config.pipeline, stream = %config.stream, finite = ?config.finite_quiet_ms,
@@ -556,7 +561,10 @@ async fn run_shard(
         &shared.stream,
         &shard.shard_id,
         StartPosition::from_checkpoint(&lease.checkpoint),
-        ReaderConfig::default(),
+        ReaderConfig {
+            limit: shared.batch_limit,
+            ..ReaderConfig::default()
+        },
     );
     loop {
         if flags.stop.load(Ordering::SeqCst) {

@@ -106,19 +106,39 @@ fn first_end_after_horizon(sl: &Slicing, horizon: i64) -> i64 {
     e.min(i64::MAX as i128) as i64
 }
 
-/// The index of the first slice starting at or after `t`. A key keeps few slices and the
-/// one sought is usually near the front, so a short run is scanned in order, which touches
-/// consecutive memory instead of jumping around like a binary search.
+/// Slices scanned in order before a binary search.
+const SCAN: usize = 8;
+
+/// The index of the first slice starting at or after `t`, for a `t` usually among the
+/// oldest slices (window starts are: older slices are gone). A short scan from the front
+/// touches consecutive memory instead of jumping around like a binary search.
 #[inline]
 fn lower_bound(slices: &VecDeque<(i64, Acc)>, t: i64) -> usize {
-    if slices.len() <= 16 {
-        slices
-            .iter()
-            .position(|(s, _)| *s >= t)
-            .unwrap_or(slices.len())
-    } else {
-        slices.partition_point(|(s, _)| *s < t)
+    for (i, (s, _)) in slices.iter().take(SCAN).enumerate() {
+        if *s >= t {
+            return i;
+        }
     }
+    if slices.len() <= SCAN {
+        return slices.len();
+    }
+    slices.partition_point(|(s, _)| *s < t)
+}
+
+/// Like [`lower_bound`], for a `t` usually among the newest slices, so scanned from the back.
+#[inline]
+fn lower_bound_back(slices: &VecDeque<(i64, Acc)>, t: i64) -> usize {
+    let mut i = slices.len();
+    for (s, _) in slices.iter().rev().take(SCAN) {
+        if *s < t {
+            return i;
+        }
+        i -= 1;
+    }
+    if i == 0 {
+        return 0;
+    }
+    slices.partition_point(|(s, _)| *s < t)
 }
 
 fn window_start(sl: &Slicing, e: i64) -> i64 {
@@ -139,7 +159,7 @@ fn window_value(c: &Common, sl: &Slicing, ks: &mut KeyState, e: i64) -> Acc {
         if let Some((re, racc)) = ks.running.as_mut() {
             if *re < e && e - *re < sl.size {
                 let (old_end, old_start) = (*re, *re - sl.size);
-                let add_from = lower_bound(&ks.slices, old_end);
+                let add_from = lower_bound_back(&ks.slices, old_end);
                 for (s, a) in ks.slices.range(add_from..) {
                     if *s >= e {
                         break;
@@ -451,5 +471,23 @@ impl WindowOperator for SlicedOperator {
             self.pt.push(t, slot);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lower_bounds_agree_with_a_binary_search() {
+        for n in [0usize, 1, 5, 8, 9, 30] {
+            let slices: VecDeque<(i64, Acc)> =
+                (0..n as i64).map(|i| (i * 10, Acc::new(1))).collect();
+            for t in -5..(n as i64 * 10 + 5) {
+                let want = slices.partition_point(|(s, _)| *s < t);
+                assert_eq!(lower_bound(&slices, t), want, "n {n} t {t}");
+                assert_eq!(lower_bound_back(&slices, t), want, "n {n} t {t}");
+            }
+        }
     }
 }

@@ -81,6 +81,9 @@ enum Command {
         /// The most records per GetRecords call.
         #[arg(long, default_value_t = 1000)]
         batch_limit: i32,
+        /// Print every fired pane as a JSON line on stdout.
+        #[arg(long)]
+        print_panes: bool,
     },
     /// Put one heartbeat record into every open shard of a stream.
     Tick {
@@ -153,6 +156,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             finite_quiet_ms,
             stop_after_ms,
             batch_limit,
+            print_panes,
         } => {
             let spec = load_spec(&pipeline)?;
             let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
@@ -166,6 +170,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config.finite_quiet_ms = finite_quiet_ms;
             config.stop_after_ms = stop_after_ms;
             config.batch_limit = batch_limit;
+            config.print_panes = print_panes;
             let finite = finite_quiet_ms.is_some();
             let clients = Clients::from_env().await;
             let exit = run_worker_with(&clients, config)

@@ -3,6 +3,10 @@
 //! * `eventide replay --pipeline P --input FILE --out DIR` runs a pipeline over JSON lines.
 //! * `eventide validate --pipeline P` checks a spec and prints what it will compute.
 //! * `eventide bench --pipeline P --input FILE` measures events/s and peak memory.
+//! * `eventide put --stream S --input FILE --key-field F` writes events into Kinesis.
+//! * `eventide results --pipeline P --table T --out DIR` reads a results table back.
+
+mod aws;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -55,6 +59,29 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a JSON-lines file into a Kinesis stream, in order.
+    Put {
+        #[arg(long)]
+        stream: String,
+        #[arg(long)]
+        input: PathBuf,
+        /// The field whose value is each record's partition key.
+        #[arg(long)]
+        key_field: String,
+        /// Create the stream with this many shards first.
+        #[arg(long)]
+        create_shards: Option<i32>,
+    },
+    /// Read a pipeline's DynamoDB results table into the files `replay` writes.
+    Results {
+        #[arg(long)]
+        pipeline: PathBuf,
+        /// The results table (`<prefix>-results` for `eventide-consumer worker --prefix`).
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn load_spec(path: &Path) -> Result<PipelineSpec> {
@@ -100,7 +127,31 @@ fn peak_rss_mib() -> Option<f64> {
 fn main() -> Result<()> {
     init_logging();
     let cli = Cli::parse();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")
+    };
     match cli.command {
+        Command::Put {
+            stream,
+            input,
+            key_field,
+            create_shards,
+        } => {
+            let n = runtime()?.block_on(aws::put(&stream, &input, &key_field, create_shards))?;
+            eprintln!("wrote {n} records to stream {stream}");
+        }
+        Command::Results {
+            pipeline,
+            table,
+            out,
+        } => {
+            let spec = load_spec(&pipeline)?;
+            let n = runtime()?.block_on(aws::results(&spec, &table, &out))?;
+            eprintln!("read {n} panes from {table} into {}", out.display());
+        }
         Command::Replay {
             pipeline,
             input,

@@ -94,6 +94,7 @@ impl Resources {
                 )),
                 s3: Some(S3Sink::new(clients.s3.clone(), &self.bucket, PANES_PREFIX)),
                 kinesis: output_stream.map(|s| KinesisSink::new(clients.kinesis.clone(), s)),
+                print: false,
             },
             idle_timeout_ms,
         }

@@ -35,6 +35,8 @@ pub struct Sinks {
     pub dynamodb: Option<DynamoDbSink>,
     pub s3: Option<S3Sink>,
     pub kinesis: Option<KinesisSink>,
+    /// Also print every pane as a JSON line on stdout (the local demo).
+    pub print: bool,
 }
 
 impl Sinks {
@@ -42,6 +44,13 @@ impl Sinks {
     pub async fn write(&self, rows: &[PaneRow], batch_id: &str) -> Result<(), AwsError> {
         if rows.is_empty() {
             return Ok(());
+        }
+        if self.print {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            for r in rows {
+                let _ = writeln!(out, "{}", r.to_json_string());
+            }
         }
         if let Some(s) = &self.dynamodb {
             s.write(rows, batch_id).await?;

@@ -82,6 +82,8 @@ pub struct WorkerConfig {
     pub stop_after_ms: Option<u64>,
     /// The most records per GetRecords call (Kinesis allows up to 10,000).
     pub batch_limit: i32,
+    /// Print every fired pane as a JSON line on stdout.
+    pub print_panes: bool,
 }
 
 impl WorkerConfig {
@@ -108,6 +110,7 @@ impl WorkerConfig {
             finite_quiet_ms: None,
             stop_after_ms: None,
             batch_limit: 1000,
+            print_panes: false,
         }
     }
 }
@@ -246,12 +249,13 @@ async fn worker_loop(clients: &Clients, config: WorkerConfig) -> Result<WorkerEx
     if config.create {
         config.resources.ensure_all(clients).await?;
     }
-    let io = config.resources.io(
+    let mut io = config.resources.io(
         clients,
         &config.pipeline,
         config.output_stream.as_deref(),
         config.idle_timeout_ms,
     );
+    io.sinks.print = config.print_panes;
     let leases = config
         .resources
         .leases(clients, &config.pipeline, config.lease_ms);

@@ -1,0 +1,133 @@
+//! `eventide put` and `eventide results`: move data into a Kinesis stream and read a
+//! pipeline's results table back into the same files `eventide replay` writes.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use eventide_aws::config::Clients;
+use eventide_aws::kinesis::{create_stream_and_wait, put_records, PutEntry};
+use eventide_connectors::sinks::open_file_sink;
+use eventide_engine::pane::{Pane, KEY_SEP};
+use eventide_engine::trigger::Timing;
+use eventide_engine::window::Window;
+use eventide_engine::PipelineSpec;
+
+/// Writes the JSON lines of `input` to `stream` in order, each with the value of
+/// `key_field` as partition key (a line without it goes with the key `"-"`). Creates the
+/// stream with `shards` shards first when asked.
+pub async fn put(
+    stream: &str,
+    input: &Path,
+    key_field: &str,
+    create_shards: Option<i32>,
+) -> Result<usize> {
+    let clients = Clients::from_env().await;
+    if let Some(n) = create_shards {
+        create_stream_and_wait(&clients.kinesis, stream, n)
+            .await
+            .with_context(|| format!("creating stream {stream}"))?;
+    }
+    let text =
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let entries: Vec<PutEntry> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let key = serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| {
+                    v.get(key_field)
+                        .map(|k| k.as_str().map_or_else(|| k.to_string(), str::to_string))
+                })
+                .unwrap_or_else(|| "-".into());
+            PutEntry::new(key, l.as_bytes().to_vec())
+        })
+        .collect();
+    put_records(&clients.kinesis, stream, &entries)
+        .await
+        .with_context(|| format!("writing to stream {stream}"))?;
+    Ok(entries.len())
+}
+
+/// Reads the results table `table` of the pipeline and writes one file per aggregation
+/// under `out`, exactly as `eventide replay` would (same columns, format and order).
+pub async fn results(spec: &PipelineSpec, table: &str, out: &Path) -> Result<usize> {
+    let clients = Clients::from_env().await;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut sinks = spec
+        .aggregations
+        .iter()
+        .map(|a| open_file_sink(out, spec, a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = clients
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .with_context(|| format!("scanning {table}"))?;
+        items.extend(page.items().iter().cloned());
+        match page.last_evaluated_key() {
+            Some(k) => start = Some(k.clone()),
+            None => break,
+        }
+    }
+    // Rows go to the sinks in window order per key, as they fired.
+    let s = |item: &HashMap<String, AttributeValue>, k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        _ => String::new(),
+    };
+    let n = |item: &HashMap<String, AttributeValue>, k: &str| match item.get(k) {
+        Some(AttributeValue::N(v)) => v.parse::<f64>().ok(),
+        _ => None,
+    };
+    items.sort_by_key(|a| s(a, "sk"));
+    let mut key_ids: HashMap<String, u64> = HashMap::new();
+    let mut written = 0;
+    for item in &items {
+        let agg = s(item, "aggregation");
+        let Some(i) = spec.aggregations.iter().position(|a| a.name == agg) else {
+            continue;
+        };
+        let a = &spec.aggregations[i];
+        let key: Vec<String> = a
+            .group_by
+            .iter()
+            .map(|&f| s(item, &spec.input.fields[f].0))
+            .collect();
+        let key = key.join(&KEY_SEP.to_string());
+        let next = key_ids.len() as u64;
+        let key_id = *key_ids.entry(format!("{agg}#{key}")).or_insert(next);
+        let values: Vec<Option<f64>> = a.aggregates.iter().map(|x| n(item, &x.name)).collect();
+        let timing = match s(item, "timing").as_str() {
+            "EARLY" => Timing::Early,
+            "LATE" => Timing::Late,
+            _ => Timing::OnTime,
+        };
+        let pane = Pane {
+            aggregation: i,
+            key: &key,
+            key_id,
+            window: Window {
+                start: n(item, "window_start").unwrap_or(0.0) as i64,
+                end: n(item, "window_end").unwrap_or(0.0) as i64,
+            },
+            timing,
+            index: n(item, "pane_index").unwrap_or(0.0) as u32,
+            retraction: matches!(item.get("retraction"), Some(AttributeValue::Bool(true))),
+            values: &values,
+        };
+        sinks[i].write(&pane)?;
+        written += 1;
+    }
+    for s in sinks.iter_mut() {
+        s.finish()?;
+    }
+    Ok(written)
+}

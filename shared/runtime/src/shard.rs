@@ -86,6 +86,9 @@ pub struct BatchReport {
     pub panes: u64,
     pub state_writes: u64,
     pub watermark: Option<i64>,
+    /// From the moment the batch's records moved the watermark (panes fired in memory) to
+    /// the panes being in every sink, in ms; `None` when nothing fired.
+    pub pane_latency_ms: Option<f64>,
 }
 
 /// The consumer of one shard.
@@ -174,6 +177,7 @@ impl ShardConsumer {
             let loaded = io.store.load(&keys).await?;
             self.processor.restore(&keys, &loaded)?;
         }
+        let fired_at = Instant::now();
         let mut outcome: BatchOutcome = self.processor.apply(batch);
         // Catch up with the other shards: with no data (or only heartbeats), or when this
         // shard's last records were held back by a slower shard that has moved since.
@@ -193,6 +197,8 @@ impl ShardConsumer {
             batch.first().map_or("tick", |r| r.sequence_number.as_str())
         );
         io.sinks.write(&outcome.panes, &batch_id).await?;
+        let pane_latency_ms =
+            (!outcome.panes.is_empty()).then(|| fired_at.elapsed().as_secs_f64() * 1e3);
         if !outcome.dead_letters.is_empty() {
             io.dead_letters
                 .write(self.shard(), &outcome.dead_letters)
@@ -215,6 +221,7 @@ impl ShardConsumer {
             panes: outcome.panes.len() as u64,
             state_writes,
             watermark: self.processor.local_watermark(),
+            pane_latency_ms,
         };
         debug!(shard = %self.shard(), ?report, "batch committed");
         Ok(report)

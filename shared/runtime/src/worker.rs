@@ -22,7 +22,7 @@
 //! of its input), publishes `wm = i64::MAX`, and exits once every shard has done so.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -185,6 +185,17 @@ struct Shared {
     spec: PipelineSpec,
     poll: Duration,
     batch_limit: i32,
+    figures: Figures,
+}
+
+/// Totals of a worker run, for the summary it logs when it stops.
+#[derive(Debug, Default)]
+struct Figures {
+    records: AtomicU64,
+    panes: AtomicU64,
+    batches_with_panes: AtomicU64,
+    latency_us_sum: AtomicU64,
+    latency_us_max: AtomicU64,
 }
 
 /// A running shard task.
@@ -268,6 +279,7 @@ async fn worker_loop(clients: &Clients, config: WorkerConfig) -> Result<WorkerEx
         spec: config.spec.clone(),
         poll: Duration::from_millis(config.poll_ms.max(1)),
         batch_limit: config.batch_limit.clamp(1, 10_000),
+        figures: Figures::default(),
     });
     let worker = config.worker_id.as_str();
     info!(worker, pipeline = %config.pipeline, stream = %config.stream, finite = ?config.finite_quiet_ms,
@@ -385,7 +397,22 @@ async fn worker_loop(clients: &Clients, config: WorkerConfig) -> Result<WorkerEx
         Duration::from_millis(config.lease_ms.max(1000) as u64),
     )
     .await;
-    info!(worker, ?exit, "worker stopped");
+    let f = &shared.figures;
+    let (records, writes) = (f.records.load(Ordering::Relaxed), shared.io.store.writes());
+    let batches = f.batches_with_panes.load(Ordering::Relaxed).max(1);
+    info!(
+        worker,
+        ?exit,
+        records,
+        panes = f.panes.load(Ordering::Relaxed),
+        state_writes = writes,
+        state_writes_per_1000_events = writes as f64 * 1000.0 / records.max(1) as f64,
+        events_per_second = records as f64 / started.elapsed().as_secs_f64().max(1e-3),
+        pane_latency_ms_mean =
+            f.latency_us_sum.load(Ordering::Relaxed) as f64 / batches as f64 / 1e3,
+        pane_latency_ms_max = f.latency_us_max.load(Ordering::Relaxed) as f64 / 1e3,
+        "worker stopped"
+    );
     Ok(exit)
 }
 
@@ -608,6 +635,15 @@ async fn run_shard(
             Err(e) if is_conflict(&e) => return Ok(TaskExit::LeaseLost),
             Err(e) => return Err(e),
         };
+        let f = &shared.figures;
+        f.records.fetch_add(report.records, Ordering::Relaxed);
+        f.panes.fetch_add(report.panes, Ordering::Relaxed);
+        if let Some(ms) = report.pane_latency_ms {
+            let us = (ms * 1e3) as u64;
+            f.batches_with_panes.fetch_add(1, Ordering::Relaxed);
+            f.latency_us_sum.fetch_add(us, Ordering::Relaxed);
+            f.latency_us_max.fetch_max(us, Ordering::Relaxed);
+        }
         if let Some(last) = records.last() {
             match shared
                 .leases

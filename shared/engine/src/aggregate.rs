@@ -1,9 +1,10 @@
 //! What is computed: mergeable, serializable accumulators.
 //!
 //! An aggregation's aggregates are compiled into one [`Acc`] per slice, window or session.
-//! `Acc` keeps a row count and one [`Cell`] per distinct input field; a cell tracks every
-//! statistic that any aggregate function needs (count, sum, min, max, first and last by
-//! event time), so merging two accumulators is a fixed, allocation-free loop.
+//! `Acc` keeps a row count and one [`Cell`] per distinct input field; a cell tracks the
+//! count and sum of its field, plus min, max, first and last by event time ([`Extrema`])
+//! only if an aggregate of the aggregation needs them, so accumulators of count, sum and
+//! avg stay small. Merging two accumulators is a fixed loop.
 //! Count and sum (and hence avg) are invertible: [`Acc::subtract`] removes a slice, which
 //! makes a long sliding window cost about as much per event as a tumbling one.
 //!
@@ -211,11 +212,11 @@ fn decimal(v: f64, min_scale: u8) -> Option<(i64, u8)> {
     None
 }
 
-/// Statistics of one numeric field.
+/// Minimum, maximum, and first and last value by event time of one field. Only
+/// aggregations that compute one of them keep it, so the cells of the others (count, sum,
+/// avg) stay small.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Cell {
-    pub n: u64,
-    pub sum: Sum,
+pub struct Extrema {
     pub min: f64,
     pub max: f64,
     pub first_t: i64,
@@ -224,11 +225,9 @@ pub struct Cell {
     pub last_v: f64,
 }
 
-impl Default for Cell {
+impl Default for Extrema {
     fn default() -> Self {
-        Cell {
-            n: 0,
-            sum: Sum::ZERO,
+        Extrema {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             first_t: i64::MAX,
@@ -239,11 +238,9 @@ impl Default for Cell {
     }
 }
 
-impl Cell {
+impl Extrema {
     #[inline]
     fn add(&mut self, t: i64, v: f64) {
-        self.n += 1;
-        self.sum.add(v);
         if v < self.min {
             self.min = v;
         }
@@ -261,12 +258,7 @@ impl Cell {
     }
 
     #[inline]
-    fn merge(&mut self, o: &Cell) {
-        if o.n == 0 {
-            return;
-        }
-        self.n += o.n;
-        self.sum.merge(o.sum);
+    fn merge(&mut self, o: &Extrema) {
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
         if o.first_t < self.first_t {
@@ -280,7 +272,48 @@ impl Cell {
     }
 }
 
-/// A mergeable accumulator: a row count and one [`Cell`] per input field.
+/// Statistics of one numeric field: count and sum, and [`Extrema`] when the aggregation
+/// needs them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub n: u64,
+    pub sum: Sum,
+    pub ext: Option<Box<Extrema>>,
+}
+
+impl Cell {
+    fn new(extrema: bool) -> Cell {
+        Cell {
+            n: 0,
+            sum: Sum::ZERO,
+            ext: extrema.then(Box::default),
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, t: i64, v: f64) {
+        self.n += 1;
+        self.sum.add(v);
+        if let Some(e) = &mut self.ext {
+            e.add(t, v);
+        }
+    }
+
+    #[inline]
+    fn merge(&mut self, o: &Cell) {
+        if o.n == 0 {
+            return;
+        }
+        self.n += o.n;
+        self.sum.merge(o.sum);
+        if let (Some(a), Some(b)) = (&mut self.ext, &o.ext) {
+            a.merge(b);
+        }
+    }
+}
+
+/// A mergeable accumulator: a row count and one [`Cell`] per input field. Accumulators that
+/// are merged together have the same layout (see [`CompiledAggregates::new_acc`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Acc {
     pub rows: u64,
@@ -288,11 +321,16 @@ pub struct Acc {
 }
 
 impl Acc {
-    /// An empty accumulator over `fields` numeric fields.
+    /// An empty accumulator over `fields` numeric fields, with every statistic.
     pub fn new(fields: usize) -> Acc {
+        Acc::with_layout(fields, true)
+    }
+
+    /// An empty accumulator over `fields` numeric fields, with [`Extrema`] if `extrema`.
+    pub fn with_layout(fields: usize, extrema: bool) -> Acc {
         Acc {
             rows: 0,
-            cells: SmallVec::from_elem(Cell::default(), fields),
+            cells: (0..fields).map(|_| Cell::new(extrema)).collect(),
         }
     }
 
@@ -339,7 +377,11 @@ impl Acc {
     pub fn clear(&mut self) {
         self.rows = 0;
         for c in self.cells.iter_mut() {
-            *c = Cell::default();
+            c.n = 0;
+            c.sum = Sum::ZERO;
+            if let Some(e) = &mut c.ext {
+                **e = Extrema::default();
+            }
         }
     }
 
@@ -353,11 +395,11 @@ impl Acc {
             AggFn::Count => Some(c.n as f64),
             _ if c.n == 0 => None,
             AggFn::Sum => Some(c.sum.value()),
-            AggFn::Min => Some(c.min),
-            AggFn::Max => Some(c.max),
             AggFn::Avg => Some(c.sum.value() / c.n as f64),
-            AggFn::First => Some(c.first_v),
-            AggFn::Last => Some(c.last_v),
+            AggFn::Min => c.ext.as_ref().map(|e| e.min),
+            AggFn::Max => c.ext.as_ref().map(|e| e.max),
+            AggFn::First => c.ext.as_ref().map(|e| e.first_v),
+            AggFn::Last => c.ext.as_ref().map(|e| e.last_v),
         }
     }
 }
@@ -371,6 +413,8 @@ pub struct CompiledAggregates {
     pub outputs: Vec<(AggFn, Option<usize>, Option<u8>)>,
     /// True when every aggregate is invertible.
     pub invertible: bool,
+    /// True when an aggregate needs [`Extrema`].
+    pub extrema: bool,
 }
 
 impl CompiledAggregates {
@@ -391,16 +435,21 @@ impl CompiledAggregates {
             outputs.push((s.func, cell, s.decimals));
         }
         let invertible = specs.iter().all(|s| s.func.invertible());
+        let extrema = specs.iter().any(|s| {
+            s.field.is_some()
+                && matches!(s.func, AggFn::Min | AggFn::Max | AggFn::First | AggFn::Last)
+        });
         CompiledAggregates {
             cell_fields,
             outputs,
             invertible,
+            extrema,
         }
     }
 
     /// A new empty accumulator for this aggregation.
     pub fn new_acc(&self) -> Acc {
-        Acc::new(self.cell_fields.len())
+        Acc::with_layout(self.cell_fields.len(), self.extrema)
     }
 
     /// The output values of an accumulator, in aggregate order.
@@ -457,6 +506,26 @@ mod tests {
         assert_eq!(l, r2);
         let json = serde_json::to_string(&l).unwrap();
         assert_eq!(serde_json::from_str::<Acc>(&json).unwrap(), l);
+    }
+
+    #[test]
+    fn only_aggregations_with_min_max_first_or_last_keep_extrema() {
+        let spec = |func| AggregateSpec {
+            name: "x".into(),
+            func,
+            field: Some(0),
+            decimals: None,
+        };
+        let small = CompiledAggregates::new(&[spec(AggFn::Sum), spec(AggFn::Avg)]);
+        let mut a = small.new_acc();
+        a.add(1, &[Some(2.5)]);
+        assert!(a.cells[0].ext.is_none());
+        assert_eq!(small.values(&a).as_slice(), &[Some(2.5), Some(2.5)]);
+        let full = CompiledAggregates::new(&[spec(AggFn::Sum), spec(AggFn::Max)]);
+        let mut b = full.new_acc();
+        b.add(1, &[Some(2.5)]);
+        b.add(2, &[Some(4.0)]);
+        assert_eq!(full.values(&b).as_slice(), &[Some(6.5), Some(4.0)]);
     }
 
     #[test]

@@ -347,7 +347,7 @@ impl WindowOperator for SlicedOperator {
                 }
             }
             _ => {
-                let mut a = Acc::new(fields);
+                let mut a = c.aggs.new_acc();
                 a.add(t, values);
                 ks.slices.push_back((s, a));
             }

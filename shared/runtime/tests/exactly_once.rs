@@ -50,7 +50,10 @@ fn records(n: usize) -> Vec<InputRecord> {
 }
 
 #[derive(Default)]
-struct Store(HashMap<StateKey, StoredState>);
+struct Store(
+    HashMap<StateKey, StoredState>,
+    std::collections::HashSet<StateKey>,
+);
 
 impl Store {
     fn load(&self, keys: &[StateKey]) -> HashMap<StateKey, StoredState> {
@@ -58,8 +61,17 @@ impl Store {
             .filter_map(|k| self.0.get(k).map(|s| (k.clone(), s.clone())))
             .collect()
     }
+    /// Keys with pending timers (the state table's `timers` index).
+    fn pending(&self) -> Vec<StateKey> {
+        self.1.iter().cloned().collect()
+    }
     fn commit(&mut self, writes: Vec<StateWrite>) {
         for w in writes {
+            if w.next_timer.is_some() {
+                self.1.insert(w.key.clone());
+            } else {
+                self.1.remove(&w.key);
+            }
             let stored = StoredState {
                 blob: w.blob.unwrap_or_default(),
                 pos: w.pos,
@@ -276,4 +288,106 @@ fn batches_on_one_shard_equal_the_file_replay() {
         finish(&mut p, &mut panes);
         assert_eq!(panes, want, "batch size {batch_size}");
     }
+}
+
+#[test]
+fn early_late_and_retracting_panes_behave_as_in_replay() {
+    use eventide_engine::pane::{Emit, Pane};
+    use eventide_engine::{Output, Pipeline};
+
+    let text = r#"
+        [input]
+        event_time = { field = "event_time" }
+        fields = { subscriber_id = "string", counter = "string", value = "number" }
+        [watermark]
+        max_out_of_orderness = "5m"
+        [[aggregation]]
+        name = "hop"
+        group_by = ["subscriber_id"]
+        window = { type = "sliding", size = "30m", slide = "10m" }
+        aggregates = [{ name = "n", fn = "count" }, { name = "s", fn = "sum", field = "value" }]
+        allowed_lateness = "30m"
+        accumulation = "retracting"
+        trigger = { early = { every = 3 }, late = "every" }
+        [[aggregation]]
+        name = "sess"
+        group_by = ["subscriber_id", "counter"]
+        window = { type = "session", gap = "10m" }
+        aggregates = [{ name = "n", fn = "count" }, { name = "mx", fn = "max", field = "value" }]
+        allowed_lateness = "20m"
+        accumulation = "discarding"
+        trigger = { early = { every = 2 }, late = "every" }
+    "#;
+    let sp = PipelineSpec::from_toml(text).unwrap();
+    struct Rows(Vec<PaneRow>, PipelineSpec);
+    impl Emit for Rows {
+        fn pane(&mut self, p: &Pane<'_>) {
+            let a = &self.1.aggregations[p.aggregation];
+            let g: Vec<String> = a
+                .group_by
+                .iter()
+                .map(|&i| self.1.input.fields[i].0.clone())
+                .collect();
+            let n: Vec<String> = a.aggregates.iter().map(|x| x.name.clone()).collect();
+            self.0.push(PaneRow::from_pane(p, &a.name, &g, &n));
+        }
+    }
+    impl Output for Rows {
+        fn late(&mut self, _: usize, _: &[u8]) {}
+    }
+    let recs = records(500);
+    let mut rows = Rows(Vec::new(), sp.clone());
+    let mut replay = Pipeline::new(sp.clone());
+    for r in &recs {
+        if !r.data.starts_with(HEARTBEAT_PREFIX) {
+            let _ = replay.process_line(&r.data, "", &mut rows);
+        }
+    }
+    replay.finish(&mut rows);
+    let timings: std::collections::BTreeSet<&str> = rows.0.iter().map(|r| r.timing).collect();
+    assert_eq!(
+        timings.len(),
+        3,
+        "early, on-time and late panes: {timings:?}"
+    );
+    assert!(rows.0.iter().any(|r| r.retraction), "retractions");
+    let want: Vec<PaneRow> = rows.0;
+
+    for batch_size in [1, 25, 500] {
+        let mut store = Store::default();
+        let mut p = ShardProcessor::new("demo", SHARD, sp.clone());
+        let mut got = Vec::new();
+        for batch in recs.chunks(batch_size) {
+            let keys = p.keys_to_load(batch);
+            p.restore(&keys, &store.load(&keys)).unwrap();
+            got.extend(p.apply(batch).panes);
+            store.commit(p.drain_writes(0));
+            // Every few batches the consumer is replaced: state comes from the store only.
+            if got.len() % 3 == 0 {
+                let wm = p.local_watermark().unwrap_or(i64::MIN);
+                p = ShardProcessor::new("demo", SHARD, sp.clone());
+                if wm > i64::MIN {
+                    p.resume_watermark(wm);
+                }
+                // As ShardConsumer::start does: load the keys with pending timers.
+                let pending = store.pending();
+                p.restore(&pending, &store.load(&pending)).unwrap();
+            }
+        }
+        // As the end of input does: the keys with pending timers fire at +inf.
+        let pending = p.uncached(store.pending());
+        p.restore(&pending, &store.load(&pending)).unwrap();
+        got.extend(p.advance_watermark(i64::MAX));
+        // Across keys the firing order is free; per window it must be the same sequence.
+        let (got, want) = (by_window(got), by_window(want.clone()));
+        if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
+            panic!("batch size {batch_size}: {} panes, expected {}; first difference at {i}:\n got  {:?}\n want {:?}", got.len(), want.len(), got.get(i), want.get(i));
+        }
+    }
+}
+
+/// Panes grouped by window, each window's panes in firing order.
+fn by_window(mut rows: Vec<PaneRow>) -> Vec<PaneRow> {
+    rows.sort_by_key(|r| (r.aggregation.clone(), r.key(), r.window_start, r.window_end));
+    rows
 }

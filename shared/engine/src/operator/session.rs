@@ -148,10 +148,24 @@ impl WindowOperator for SessionOperator {
             end: t.saturating_add(self.gap),
         };
         let fields = c.aggs.cell_fields.len();
-        let known = self.keys.slot_or_insert(key, || KeyState {
+        let new_state = || KeyState {
             sessions: Vec::new(),
             timer: i64::MAX,
-        });
+        };
+        let mut known = self.keys.slot_or_insert(key, new_state);
+        if self
+            .keys
+            .state_mut(known)
+            .is_some_and(|ks| ks.timer <= ctx.wm)
+        {
+            // A key restored from a store with timers already due: fire them first.
+            if let Some(ks) = self.keys.state_mut(known) {
+                ks.timer = i64::MAX;
+            }
+            self.process_key(known, ctx.wm, out);
+            known = self.keys.slot_or_insert(key, new_state);
+        }
+        let c = &self.c;
         let Some((key, ks)) = self.keys.get_mut(known) else {
             return Admit::Accepted;
         };

@@ -327,7 +327,21 @@ impl WindowOperator for SlicedOperator {
             return Admit::TooLate;
         }
         let fields = c.aggs.cell_fields.len();
-        let slot = self.keys.slot_or_insert(key, KeyState::new);
+        let mut slot = self.keys.slot_or_insert(key, KeyState::new);
+        if self
+            .keys
+            .state_mut(slot)
+            .is_some_and(|ks| ks.timer <= ctx.wm)
+        {
+            // A key restored from a store with timers already due: fire them before this
+            // record moves its horizon, as if they had fired on time.
+            if let Some(ks) = self.keys.state_mut(slot) {
+                ks.timer = i64::MAX;
+            }
+            self.process_key(slot, ctx.wm, out);
+            slot = self.keys.slot_or_insert(key, KeyState::new);
+        }
+        let (c, sl) = (&self.c, &self.sl);
         let Some((key, ks)) = self.keys.get_mut(slot) else {
             return Admit::Accepted;
         };

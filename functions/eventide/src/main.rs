@@ -5,8 +5,10 @@
 //! * `eventide bench --pipeline P --input FILE` measures events/s and peak memory.
 //! * `eventide put --stream S --input FILE --key-field F` writes events into Kinesis.
 //! * `eventide results --pipeline P --table T --out DIR` reads a results table back.
+//! * `eventide status --name PIPELINE --prefix PREFIX` shows leases, watermarks and rates.
 
 mod aws;
+mod status;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -82,6 +84,18 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Show a pipeline's shards: lease owners, checkpoints, watermarks, rates and lag.
+    Status {
+        /// The pipeline name (`eventide-consumer worker --name`).
+        #[arg(long)]
+        name: String,
+        /// The table prefix: reads `<prefix>-control` and `<prefix>-leases`.
+        #[arg(long)]
+        prefix: String,
+        /// Shards without new data for longer than this don't hold the global watermark.
+        #[arg(long, default_value_t = 10_000)]
+        idle_timeout_ms: i64,
+    },
 }
 
 fn load_spec(path: &Path) -> Result<PipelineSpec> {
@@ -151,6 +165,13 @@ fn main() -> Result<()> {
             let spec = load_spec(&pipeline)?;
             let n = runtime()?.block_on(aws::results(&spec, &table, &out))?;
             eprintln!("read {n} panes from {table} into {}", out.display());
+        }
+        Command::Status {
+            name,
+            prefix,
+            idle_timeout_ms,
+        } => {
+            runtime()?.block_on(status::status(&name, &prefix, idle_timeout_ms))?;
         }
         Command::Replay {
             pipeline,

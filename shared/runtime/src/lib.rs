@@ -5,6 +5,7 @@
 //! around it (state store, sinks, control and lease tables) lives in [`shard`].
 //! The invariants are stated in `docs/aws-runtime.md`.
 
+pub mod autoscale;
 pub mod lambda;
 pub mod processor;
 pub mod resources;

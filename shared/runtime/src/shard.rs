@@ -208,7 +208,9 @@ impl ShardConsumer {
         let state_writes = writes.len() as u64;
         io.store.commit(writes, self.shard(), fence).await?;
         if outcome.records > 0 {
-            self.last_data_ms = now_ms;
+            // Active until this batch is committed: a slow commit (DynamoDB throttling, a
+            // slow emulator) must not make the shard look idle to the others.
+            self.last_data_ms = now_ms.saturating_add(fired_at.elapsed().as_millis() as i64);
         }
         self.records_since += outcome.records;
         self.bytes_since += outcome.bytes;

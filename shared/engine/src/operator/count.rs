@@ -10,9 +10,7 @@ use std::collections::VecDeque;
 
 use smallvec::SmallVec;
 
-use super::{
-    decode_state, encode_state, Admit, Common, Ctx, KeyDelta, Keyed, Reset, WindowOperator,
-};
+use super::{decode_state, Admit, Common, Ctx, KeyDelta, Keyed, Reset, WindowOperator};
 use crate::pane::Emit;
 use crate::trigger::Timing;
 use crate::window::Window;
@@ -106,13 +104,7 @@ impl WindowOperator for CountOperator {
     }
 
     fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta)) {
-        self.keys.drain_dirty(|key, state| {
-            out(KeyDelta {
-                key: key.to_string(),
-                blob: state.map(encode_state),
-                next_timer: state.and(None),
-            })
-        });
+        self.keys.drain_deltas(|_| i64::MAX, out);
     }
 
     fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {

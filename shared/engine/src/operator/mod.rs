@@ -353,6 +353,21 @@ impl<S: Reset> Keyed<S> {
         slot
     }
 
+    /// Hands over every changed key as a [`KeyDelta`]: its serialized state and its armed
+    /// event-time timer (`timer_of`, `i64::MAX` when none).
+    pub fn drain_deltas(&mut self, timer_of: impl Fn(&S) -> i64, out: &mut dyn FnMut(KeyDelta))
+    where
+        S: serde::Serialize,
+    {
+        self.drain_dirty(|key, state| {
+            out(KeyDelta {
+                key: key.to_string(),
+                blob: state.map(encode_state),
+                next_timer: state.map(&timer_of).filter(|&t| t != i64::MAX),
+            })
+        });
+    }
+
     /// Starts recording changed keys.
     pub fn track_changes(&mut self) {
         self.track = true;

@@ -12,9 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{
-    decode_state, encode_state, Admit, Common, Ctx, KeyDelta, Keyed, Reset, Timers, WindowOperator,
-};
+use super::{decode_state, Admit, Common, Ctx, KeyDelta, Keyed, Reset, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -464,13 +462,7 @@ impl WindowOperator for SlicedOperator {
     }
 
     fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta)) {
-        self.keys.drain_dirty(|key, state| {
-            out(KeyDelta {
-                key: key.to_string(),
-                blob: state.map(encode_state),
-                next_timer: state.and_then(|s| (s.timer != i64::MAX).then_some(s.timer)),
-            })
-        });
+        self.keys.drain_deltas(|s| s.timer, out);
     }
 
     fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {

@@ -33,6 +33,10 @@ pub enum RecordError {
     Field { field: String, reason: String },
     #[error("control line: {0}")]
     Control(String),
+    /// Dropped on purpose by an enrichment whose `on_miss` is `drop`: counted, not a dead
+    /// letter.
+    #[error("dropped: {0}")]
+    Dropped(String),
 }
 
 /// Stored key state that cannot be restored.

@@ -15,6 +15,7 @@
 pub mod accumulation;
 pub mod aggregate;
 pub mod duration;
+pub mod enrich;
 pub mod error;
 pub mod filter;
 pub mod operator;

@@ -82,12 +82,15 @@ pub struct Pipeline {
     stats: Stats,
     /// `(index, count)`: only keys whose hash falls in this shard get state here.
     shard: Option<(u64, u64)>,
+    /// Adds the enrichments' columns to decoded records.
+    enrich: crate::enrich::Enricher,
 }
 
 impl Pipeline {
     /// Builds a pipeline with empty state.
     pub fn new(spec: PipelineSpec) -> Self {
-        let schema = Schema::new(&spec.input);
+        let schema = Schema::new(&crate::enrich::decoded_input(&spec));
+        let enrich = crate::enrich::Enricher::new(&spec);
         let mut routes: Vec<Route> = Vec::with_capacity(spec.aggregations.len());
         for a in &spec.aggregations {
             let same = routes.last().is_some_and(|r| r.group_by == a.group_by);
@@ -125,6 +128,7 @@ impl Pipeline {
             key: String::new(),
             stats,
             shard: None,
+            enrich,
         }
     }
 
@@ -173,7 +177,7 @@ impl Pipeline {
         partition: &str,
         out: &mut O,
     ) -> Result<(), RecordError> {
-        let parsed = self.schema.parse_line(line)?;
+        let parsed = self.decode(line)?;
         self.process_decoded(&parsed, line, partition, out);
         Ok(())
     }
@@ -376,9 +380,23 @@ impl Pipeline {
         p
     }
 
-    /// Decodes one line against the pipeline's input schema.
+    /// Decodes one line against the pipeline's input schema and enriches it with the
+    /// installed lookup snapshot ([`Pipeline::set_lookups`]).
     pub fn decode<'a>(&self, line: &'a [u8]) -> Result<Line<'a>, RecordError> {
-        self.schema.parse_line(line)
+        let mut parsed = self.schema.parse_line(line)?;
+        self.enrich.apply_line(&mut parsed)?;
+        Ok(parsed)
+    }
+
+    /// Installs the enrichment tables the following records see: one version of each, for
+    /// a whole batch (see [`crate::enrich`]).
+    pub fn set_lookups(&mut self, snapshot: crate::enrich::Snapshot) {
+        self.enrich.set_snapshot(snapshot);
+    }
+
+    /// The enricher, e.g. to collect a batch's keys for live lookups.
+    pub fn enricher(&self) -> &crate::enrich::Enricher {
+        &self.enrich
     }
 
     /// The (aggregation index, key) pairs a record updates: aggregations whose filter it

@@ -149,6 +149,8 @@ pub struct PipelineSpec {
     pub input: InputSpec,
     pub watermark: WatermarkSpec,
     pub aggregations: Vec<AggregationSpec>,
+    /// Slow-table and live lookups whose columns are appended to the input fields.
+    pub enrichments: Vec<crate::enrich::EnrichmentSpec>,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +161,8 @@ struct RawPipeline {
     watermark: Option<RawWatermark>,
     #[serde(default)]
     aggregation: Vec<RawAggregation>,
+    #[serde(default)]
+    enrichment: Vec<crate::enrich::spec::RawEnrichment>,
 }
 
 #[derive(Deserialize)]
@@ -273,7 +277,8 @@ impl PipelineSpec {
 
 impl RawPipeline {
     fn validate(self) -> Result<PipelineSpec, SpecError> {
-        let input = self.input.validate()?;
+        let mut input = self.input.validate()?;
+        let enrichments = crate::enrich::spec::validate(self.enrichment, &mut input)?;
         let watermark = match self.watermark {
             None => WatermarkSpec::Bounded {
                 bound_ms: 0,
@@ -305,6 +310,7 @@ impl RawPipeline {
             input,
             watermark,
             aggregations,
+            enrichments,
         })
     }
 }

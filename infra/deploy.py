@@ -200,6 +200,10 @@ def is_local() -> bool:
     return bool(os.environ.get("AWS_ENDPOINT_URL"))
 
 
+def partition_of(region: str) -> str:
+    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
 def error_code(e: ClientError) -> str:
     return e.response.get("Error", {}).get("Code", "")
 
@@ -231,7 +235,7 @@ def ensure_code_bucket(s3: Any, bucket: str, region: str) -> None:
         "Version": "2012-10-17",
         "Statement": [{
             "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Resource": [f"arn:{partition_of(region)}:s3:::{bucket}", f"arn:{partition_of(region)}:s3:::{bucket}/*"],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }],
     }))
@@ -749,7 +753,7 @@ def verify(session: boto3.Session, cfn: Any, stack: str, template: dict[str, Any
         listed.extend(page["StackResourceSummaries"])
     in_stack = {r["LogicalResourceId"]: r for r in listed if r.get("LogicalResourceId")}
     physical = {k: r.get("PhysicalResourceId") for k, r in in_stack.items()}
-    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    partition = partition_of(region)
     pseudo = {"AWS::Region": region, "AWS::AccountId": account, "AWS::Partition": partition,
               "AWS::StackName": stack, "AWS::URLSuffix": "amazonaws.com"}
     # Parameters the stack resolved by their Default.

@@ -45,6 +45,10 @@ enum Command {
         /// Print a summary as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// A rules file (`[[rule]]` tables) replacing the spec's rules, reloaded when it
+        /// changes; alerts go to `<out>/alerts.jsonl`.
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
     /// Check a pipeline spec and describe it.
     Validate {
@@ -60,6 +64,11 @@ enum Command {
         /// Where the outputs go (a scratch directory by default).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A rules file replacing the spec's rules. With rules, the bench also measures
+        /// their cost per event: a run with rules only against a run with neither rules
+        /// nor aggregations.
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
     /// Write a JSON-lines file into a Kinesis stream, in order.
     Put {
@@ -138,6 +147,33 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Rule evaluation cost per event: the best of three runs with the rules only, minus the
+/// best of three with neither rules nor aggregations (decoding and watermarks).
+fn bench_rules(spec: PipelineSpec, input: &Path, out: &Path) -> Result<()> {
+    let mut rules_only = spec;
+    rules_only.aggregations.clear();
+    let mut bare = rules_only.clone();
+    bare.rules.clear();
+    let best = |s: &PipelineSpec| -> Result<(f64, u64, u64)> {
+        let mut best = (f64::MAX, 0, 0);
+        for _ in 0..3 {
+            let r = replay(s.clone(), input, out, &ReplayOptions::default())?;
+            best.0 = best.0.min(r.elapsed.as_secs_f64());
+            (best.1, best.2) = (r.events, r.alerts);
+        }
+        Ok(best)
+    };
+    let (with_rules, events, alerts) = best(&rules_only)?;
+    let (without, _, _) = best(&bare)?;
+    let per_event_ns = (with_rules - without).max(0.0) * 1e9 / (events.max(1) as f64);
+    println!("rules: {}", rules_only.rules.len());
+    println!("rule_alerts: {alerts}");
+    println!("decode_and_watermark_seconds: {without:.3}");
+    println!("rules_only_seconds: {with_rules:.3}");
+    println!("rule_ns_per_event: {per_event_ns:.1}");
+    Ok(())
+}
+
 fn main() -> Result<()> {
     init_logging();
     let cli = Cli::parse();
@@ -178,14 +214,26 @@ fn main() -> Result<()> {
             input,
             out,
             json,
+            rules,
         } => {
             let spec = load_spec(&pipeline)?;
-            let opts = ReplayOptions {
+            let mut opts = ReplayOptions {
                 progress: std::io::stderr().is_terminal(),
+                rules_file: rules,
+                ..ReplayOptions::default()
             };
+            if !spec.enrichments.is_empty() {
+                let lookups = runtime()?
+                    .block_on(eventide_aws::enrichment::Lookups::start(&spec))
+                    .context("loading the enrichment tables")?;
+                opts.lookups = lookups.snapshot();
+            }
             let report = replay(spec, &input, &out, &opts)
                 .with_context(|| format!("replay of {} failed", input.display()))?;
             print_report(&report);
+            if report.alerts > 0 {
+                eprintln!("  {} alerts in {}", report.alerts, out.join("alerts.jsonl").display());
+            }
             if json {
                 let aggs: Vec<String> = report
                     .aggregations
@@ -222,12 +270,19 @@ fn main() -> Result<()> {
             pipeline,
             input,
             out,
+            rules,
         } => {
-            let spec = load_spec(&pipeline)?;
+            let mut spec = load_spec(&pipeline)?;
+            if let Some(path) = &rules {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read rules file {}", path.display()))?;
+                spec.rules = eventide_engine::rules::parse_rules(&text, &spec.input)
+                    .with_context(|| format!("invalid rules file {}", path.display()))?;
+            }
             let out = out.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("eventide-bench-{}", std::process::id()))
             });
-            let report = replay(spec, &input, &out, &ReplayOptions::default())?;
+            let report = replay(spec.clone(), &input, &out, &ReplayOptions::default())?;
             print_report(&report);
             let secs = report.elapsed.as_secs_f64();
             println!("events: {}", report.events);
@@ -238,6 +293,9 @@ fn main() -> Result<()> {
             );
             if let Some(mib) = peak_rss_mib() {
                 println!("peak_rss_mib: {mib:.1}");
+            }
+            if !spec.rules.is_empty() {
+                bench_rules(spec, &input, &out)?;
             }
         }
     }

@@ -19,4 +19,7 @@ pub enum ConnectorError {
     },
     #[error(transparent)]
     Spec(#[from] eventide_engine::SpecError),
+    /// A rules file that cannot be used (rule, field, column and reason).
+    #[error("{0}")]
+    Rules(String),
 }

@@ -4,12 +4,14 @@
 //! * [`sources`]: where lines come from ([`sources::file`]: JSON lines from a file or stdin);
 //! * [`sinks`]: where panes go ([`sinks::csv`], [`sinks::jsonl`]), plus the dead-letter and
 //!   late-data outputs ([`sinks::dead_letter`]);
-//! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all.
+//! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all;
+//! * [`rules_file`]: a local rules file, reloaded when it changes.
 
 mod decoded;
 pub mod error;
 pub mod format;
 pub mod replay;
+pub mod rules_file;
 pub mod sinks;
 pub mod sources;
 

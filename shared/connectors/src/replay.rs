@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventide_engine::pane::{Emit, Pane};
-use eventide_engine::record::Schema;
+use eventide_engine::rules::Alert;
 use eventide_engine::{Output, Pipeline, PipelineSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -37,6 +37,11 @@ use crate::sources::LineSource;
 pub struct ReplayOptions {
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
+    /// A rules file (`[[rule]]` tables) that replaces the spec's rules; a streaming run
+    /// reloads it when it changes (see [`crate::rules_file`]).
+    pub rules_file: Option<std::path::PathBuf>,
+    /// The enrichment tables every record is joined with (loaded by the caller).
+    pub lookups: eventide_engine::enrich::Snapshot,
 }
 
 /// What a replay did.
@@ -48,6 +53,8 @@ pub struct ReplayReport {
     pub dead_letters: u64,
     /// Per aggregation: name, panes written, records dropped as too late.
     pub aggregations: Vec<(String, u64, u64)>,
+    /// Rule alerts written to `alerts.jsonl`.
+    pub alerts: u64,
     pub elapsed: Duration,
 }
 
@@ -56,6 +63,8 @@ struct FileOutput {
     late: Vec<LazyFile>,
     panes: Vec<u64>,
     error: Option<ConnectorError>,
+    /// Rule alerts, as they fire.
+    alerts: LazyFile,
 }
 
 impl Emit for FileOutput {
@@ -71,6 +80,12 @@ impl Emit for FileOutput {
 impl Output for FileOutput {
     fn late(&mut self, aggregation: usize, raw: &[u8]) {
         if let Err(e) = self.late[aggregation].raw_line(raw) {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    fn alert(&mut self, alert: &Alert) {
+        if let Err(e) = self.alerts.json(&alert.to_json()) {
             self.error.get_or_insert(e);
         }
     }
@@ -93,6 +108,14 @@ pub fn replay(
     opts: &ReplayOptions,
 ) -> Result<ReplayReport, ConnectorError> {
     let started = Instant::now();
+    let mut spec = spec;
+    if let Some(path) = &opts.rules_file {
+        match crate::rules_file::RulesFile::new(path).poll(&spec.input) {
+            Some(Ok(rules)) => spec.rules = rules,
+            Some(Err(e)) => return Err(ConnectorError::Rules(e.to_string())),
+            None => {}
+        }
+    }
     std::fs::create_dir_all(out_dir).map_err(|source| ConnectorError::Write {
         path: out_dir.to_path_buf(),
         source,
@@ -142,9 +165,16 @@ fn replay_streaming(
         sinks,
         late,
         error: None,
+        alerts: LazyFile::new(&out_dir.join("alerts.jsonl")),
     };
+    let mut rules_file = opts.rules_file.as_deref().map(|p| {
+        let mut f = crate::rules_file::RulesFile::new(p);
+        let _ = f.poll(&spec.input); // loaded by `replay` already
+        f
+    });
     let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
     let mut pipeline = Pipeline::new(spec);
+    pipeline.set_lookups(opts.lookups.clone());
 
     let bar = if opts.progress {
         progress_bar(src.progress().1)
@@ -154,7 +184,8 @@ fn replay_streaming(
     let mut lines = 0u64;
     while let Some((n, line)) = src.next_line()? {
         lines += 1;
-        if let Err(reason) = pipeline.process_line(line, "", &mut out) {
+        let done = pipeline.process_line(line, "", &mut out);
+        if let Err(reason) = done.or_else(keep_dropped) {
             dead.json(&DeadLetter {
                 line: n,
                 reason: reason.to_string(),
@@ -164,6 +195,16 @@ fn replay_streaming(
         if lines & 0xffff == 0 {
             out.check()?;
             bar.set_position(src.progress().0);
+            if let Some(f) = rules_file.as_mut() {
+                match f.poll(&pipeline.spec().input) {
+                    Some(Ok(rules)) => {
+                        let started = pipeline.set_rules(&rules);
+                        tracing::info!(line = lines, ?started, "rules reloaded");
+                    }
+                    Some(Err(e)) => tracing::error!("{e}; the previous rules keep running"),
+                    None => {}
+                }
+            }
         }
     }
     pipeline.finish(&mut out);
@@ -175,6 +216,7 @@ fn replay_streaming(
     for l in out.late.iter_mut() {
         l.flush()?;
     }
+    out.alerts.flush()?;
     dead.flush()?;
     let stats = pipeline.stats();
     Ok(ReplayReport {
@@ -188,6 +230,7 @@ fn replay_streaming(
             .zip(stats.late.iter().copied())
             .map(|((n, p), l)| (n, p, l))
             .collect(),
+        alerts: out.alerts.written,
         elapsed: started.elapsed(),
     })
 }
@@ -199,6 +242,7 @@ struct ShardRun {
     buffers: Vec<KeyBuffer>,
     /// Per aggregation: the line number and text of each late record.
     late: Vec<Vec<(u64, Box<[u8]>)>>,
+    alerts: Vec<Alert>,
 }
 
 /// The output of a shard: panes go to per-key buffers, late records are kept with their
@@ -208,6 +252,7 @@ struct ShardOutput {
     late: Vec<Vec<(u64, Box<[u8]>)>>,
     panes: Vec<u64>,
     line: u64,
+    alerts: Vec<Alert>,
 }
 
 impl Emit for ShardOutput {
@@ -229,6 +274,10 @@ impl Output for ShardOutput {
     fn late(&mut self, aggregation: usize, raw: &[u8]) {
         self.late[aggregation].push((self.line, raw.into()));
     }
+
+    fn alert(&mut self, alert: &Alert) {
+        self.alerts.push(alert.clone());
+    }
 }
 
 /// Runs shard `index` of `count` over the decoded input arriving in `batches`.
@@ -248,6 +297,7 @@ fn run_shard(
         late: vec![Vec::new(); n],
         panes: vec![0; n],
         line: 0,
+        alerts: Vec::new(),
     };
     let mut pipeline = Pipeline::sharded(spec, index, count);
     for batch in batches {
@@ -262,6 +312,7 @@ fn run_shard(
         panes: out.panes,
         buffers: out.buffers,
         late: out.late,
+        alerts: out.alerts,
     }
 }
 
@@ -280,7 +331,7 @@ struct ReadCounts {
 /// Reads and decodes the input once, sending batches to every shard and malformed lines to
 /// `dead_letters.jsonl`.
 fn read_batches(
-    schema: &Schema,
+    schema: &eventide_engine::enrich::Decoder,
     input: &Path,
     out_dir: &Path,
     shards: &[SyncSender<Arc<Batch>>],
@@ -297,8 +348,9 @@ fn read_batches(
     };
     while let Some((line_no, raw)) = src.next_line()? {
         lines += 1;
-        match schema.parse_line(raw) {
-            Ok(line) => batch.push(line_no, raw, &line),
+        match schema.decode(raw).map(Some).or_else(|e| keep_dropped(e).map(|()| None)) {
+            Ok(Some(line)) => batch.push(line_no, raw, &line),
+            Ok(None) => {}
             Err(reason) => dead.json(&DeadLetter {
                 line: line_no,
                 reason: reason.to_string(),
@@ -341,7 +393,8 @@ fn replay_sharded(
     } else {
         ProgressBar::hidden()
     };
-    let schema = Schema::new(&spec.input);
+    let mut schema = eventide_engine::enrich::Decoder::new(&spec);
+    schema.set_lookups(opts.lookups.clone());
     let (read, runs) = std::thread::scope(|s| {
         let (senders, handles): (Vec<_>, Vec<_>) = (0..shards)
             .map(|i| {
@@ -371,7 +424,9 @@ fn replay_sharded(
     let mut late_counts = vec![0u64; n];
     let mut buffers: Vec<Vec<KeyBuffer>> = (0..n).map(|_| Vec::with_capacity(shards)).collect();
     let mut late: Vec<Vec<(u64, Box<[u8]>)>> = vec![Vec::new(); n];
-    for run in runs {
+    let mut alerts: Vec<Alert> = Vec::new();
+    for mut run in runs {
+        alerts.append(&mut run.alerts);
         for i in 0..n {
             panes[i] += run.panes.get(i).copied().unwrap_or(0);
             late_counts[i] += run.stats.late.get(i).copied().unwrap_or(0);
@@ -383,6 +438,13 @@ fn replay_sharded(
             late[i].extend(l);
         }
     }
+    // Alerts by time, then rule and key (the shards fire in their own orders).
+    alerts.sort_by(|a, b| (a.time, &a.rule, &a.key).cmp(&(b.time, &b.rule, &b.key)));
+    let mut alerts_file = LazyFile::new(&out_dir.join("alerts.jsonl"));
+    for a in &alerts {
+        alerts_file.json(&a.to_json())?;
+    }
+    alerts_file.flush()?;
     // Late records in input order, as a single-threaded run writes them.
     for (agg, mut records) in spec.aggregations.iter().zip(late) {
         let mut file = LazyFile::new(&out_dir.join(format!("{}.late.jsonl", agg.name)));
@@ -416,8 +478,17 @@ fn replay_sharded(
             .zip(late_counts)
             .map(|((n, p), l)| (n, p, l))
             .collect(),
+        alerts: alerts_file.written,
         elapsed: started.elapsed(),
     })
+}
+
+/// A record an enrichment dropped on purpose (`on_miss = "drop"`) is not a dead letter.
+fn keep_dropped(e: eventide_engine::RecordError) -> Result<(), eventide_engine::RecordError> {
+    match e {
+        eventide_engine::RecordError::Dropped(_) => Ok(()),
+        e => Err(e),
+    }
 }
 
 fn progress_bar(total: Option<u64>) -> ProgressBar {

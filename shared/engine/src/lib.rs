@@ -22,6 +22,7 @@ pub mod operator;
 pub mod pane;
 pub mod pipeline;
 pub mod record;
+pub mod rules;
 pub mod spec;
 pub mod trigger;
 pub mod watermark;

@@ -51,6 +51,11 @@ use crate::watermark::{WatermarkTracker, WM_MAX};
 pub trait Output: Emit {
     /// A record later than the allowed lateness of every window of `aggregation` it falls in.
     fn late(&mut self, aggregation: usize, raw: &[u8]);
+
+    /// A rule's alert (see [`crate::rules`]). Ignored by default.
+    fn alert(&mut self, alert: &crate::rules::Alert) {
+        let _ = alert;
+    }
 }
 
 /// Counters of a run.
@@ -84,6 +89,8 @@ pub struct Pipeline {
     shard: Option<(u64, u64)>,
     /// Adds the enrichments' columns to decoded records.
     enrich: crate::enrich::Enricher,
+    /// The running rules and their per-key state.
+    rules: crate::rules::Rules,
 }
 
 impl Pipeline {
@@ -91,6 +98,7 @@ impl Pipeline {
     pub fn new(spec: PipelineSpec) -> Self {
         let schema = Schema::new(&crate::enrich::decoded_input(&spec));
         let enrich = crate::enrich::Enricher::new(&spec);
+        let spec_rules = spec.rules.clone();
         let mut routes: Vec<Route> = Vec::with_capacity(spec.aggregations.len());
         for a in &spec.aggregations {
             let same = routes.last().is_some_and(|r| r.group_by == a.group_by);
@@ -129,6 +137,7 @@ impl Pipeline {
             stats,
             shard: None,
             enrich,
+            rules: crate::rules::Rules::new(&spec_rules),
         }
     }
 
@@ -283,6 +292,9 @@ impl Pipeline {
             },
             None => partition,
         };
+        if !self.rules.is_empty() {
+            self.rules.on_record(rec, ctx.wm, self.shard);
+        }
         let before = ctx.wm;
         let after = self.wm.observe(part, rec.time, self.now);
         if after > before {
@@ -338,6 +350,21 @@ impl Pipeline {
         for op in self.ops.iter_mut() {
             op.on_watermark(ctx, out);
         }
+        if !self.rules.is_empty() {
+            self.rules.on_watermark(wm, &mut |a| out.alert(&a));
+        }
+    }
+
+    /// Swaps the running rules for `rules` (a hot reload): unchanged rules keep their
+    /// state, new or changed ones start empty. Returns the ids of the rules that started.
+    pub fn set_rules(&mut self, rules: &[crate::rules::RuleSpec]) -> Vec<String> {
+        self.spec.rules = rules.to_vec();
+        self.rules.replace(rules)
+    }
+
+    /// The running rules.
+    pub fn rules(&self) -> &crate::rules::Rules {
+        &self.rules
     }
 }
 

@@ -149,6 +149,8 @@ pub struct PipelineSpec {
     pub input: InputSpec,
     pub watermark: WatermarkSpec,
     pub aggregations: Vec<AggregationSpec>,
+    /// Rules evaluated per key alongside the aggregations (see [`crate::rules`]).
+    pub rules: Vec<crate::rules::RuleSpec>,
     /// Slow-table and live lookups whose columns are appended to the input fields.
     pub enrichments: Vec<crate::enrich::EnrichmentSpec>,
 }
@@ -161,6 +163,8 @@ struct RawPipeline {
     watermark: Option<RawWatermark>,
     #[serde(default)]
     aggregation: Vec<RawAggregation>,
+    #[serde(default)]
+    rule: Vec<crate::rules::RawRule>,
     #[serde(default)]
     enrichment: Vec<crate::enrich::spec::RawEnrichment>,
 }
@@ -286,10 +290,10 @@ impl RawPipeline {
             },
             Some(w) => w.validate()?,
         };
-        if self.aggregation.is_empty() {
+        if self.aggregation.is_empty() && self.rule.is_empty() {
             return Err(SpecError::invalid(
                 "aggregation",
-                "the pipeline declares no aggregation",
+                "the pipeline declares no aggregation and no rule",
             ));
         }
         let mut aggregations = Vec::with_capacity(self.aggregation.len());
@@ -306,12 +310,34 @@ impl RawPipeline {
             }
             aggregations.push(agg);
         }
+        let rules = crate::rules::compile_rules(self.rule, &input).map_err(rule_error)?;
         Ok(PipelineSpec {
+            rules,
             input,
             watermark,
             aggregations,
             enrichments,
         })
+    }
+}
+
+/// A rule error as a spec error naming `rule[i] (id).field`.
+fn rule_error(e: crate::rules::RuleError) -> SpecError {
+    match e {
+        crate::rules::RuleError::Syntax(s) => SpecError::Syntax(s),
+        crate::rules::RuleError::Invalid {
+            index,
+            id,
+            field,
+            column,
+            reason,
+        } => SpecError::invalid(
+            format!("rule[{index}] ({id}).{field}"),
+            match column {
+                Some(c) => format!("at column {c}: {reason}"),
+                None => reason,
+            },
+        ),
     }
 }
 

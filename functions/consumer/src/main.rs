@@ -3,8 +3,12 @@
 //! - `worker`: the long-running, KCL-like worker (ECS, EC2, a laptop): balances shard leases
 //!   with other workers and consumes its shards exactly once.
 //! - `tick`: puts one heartbeat into every open shard, so every shard's Lambda wakes up.
+//! - `autoscale`: one autoscaler pass (or one every `--every`): reads the consumers' rates
+//!   and lag from the control table and reshards with `UpdateShardCount` when they ask for it.
+//! - `decision-table`: prints the autoscaler's decisions over the documented scenarios.
 //! - `lambda`: the Lambda entry point. A Kinesis event (`{"Records": …}`) is consumed with
-//!   `ReportBatchItemFailures` semantics; any other event (the ticker's schedule) ticks.
+//!   `ReportBatchItemFailures` semantics; any other event (a schedule) ticks, or runs one
+//!   autoscaler pass when `EVENTIDE_ROLE=autoscaler`.
 //!
 //! AWS endpoints, region and credentials come only from the SDK's standard environment.
 
@@ -17,9 +21,13 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use clap::{Parser, Subcommand};
 use eventide_aws::config::Clients;
 use eventide_engine::PipelineSpec;
+use eventide_runtime::autoscale::ScalePolicy;
+use eventide_runtime::autoscaler::{run_pass, AutoscalerConfig};
 use eventide_runtime::lambda::Handler;
 use eventide_runtime::resources::Resources;
-use eventide_runtime::worker::{default_worker_id, run_worker_with, WorkerConfig, WorkerExit};
+use eventide_runtime::worker::{
+    default_worker_id, now_ms, run_worker_with, WorkerConfig, WorkerExit,
+};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -91,8 +99,58 @@ enum Command {
         #[arg(long)]
         stream: String,
     },
+    /// Run the autoscaler: read the consumers' load from the control table and reshard the
+    /// stream (UpdateShardCount, UNIFORM_SCALING) when it asks for it. One pass, or one every
+    /// `--every`.
+    Autoscale {
+        /// The pipeline's name (its partition of the control table).
+        #[arg(long)]
+        name: String,
+        /// The deployment prefix (control table `<prefix>-control`).
+        #[arg(long)]
+        prefix: String,
+        /// The stream to reshard.
+        #[arg(long)]
+        stream: String,
+        /// Never fewer shards than this.
+        #[arg(long, default_value_t = 1)]
+        min_shards: u32,
+        /// Never more shards than this.
+        #[arg(long, default_value_t = 64)]
+        max_shards: u32,
+        /// Minimum time since the last call before scaling up (e.g. `5m`).
+        #[arg(long, default_value = "5m")]
+        cooldown_up: String,
+        /// Minimum time since the last call before scaling down (e.g. `15m`).
+        #[arg(long, default_value = "15m")]
+        cooldown_down: String,
+        /// Run a pass every this long (e.g. `1m`) until SIGTERM or Ctrl-C.
+        #[arg(long)]
+        every: Option<String>,
+        /// Decide and print, but call and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the autoscaler's decision table: its decisions over ramp, spike, flapping, lag,
+    /// 24 h limit and bound scenarios (Markdown).
+    DecisionTable,
     /// Run as an AWS Lambda function (configuration from EVENTIDE_* variables).
     Lambda,
+}
+
+fn duration_ms(flag: &str, text: &str) -> Result<i64> {
+    eventide_engine::duration::parse_ms(flag, text).with_context(|| format!("--{flag} {text:?}"))
+}
+
+/// A non-negative whole number from environment variable `name`, or `default` when unset.
+fn env_u32(name: &str, default: u32) -> Result<u32> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a whole number")),
+        Err(_) => Ok(default),
+    }
 }
 
 /// Logs to stderr: JSON lines under Lambda (CloudWatch), human-readable elsewhere.
@@ -189,11 +247,104 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{n}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Autoscale {
+            name,
+            prefix,
+            stream,
+            min_shards,
+            max_shards,
+            cooldown_up,
+            cooldown_down,
+            every,
+            dry_run,
+        } => {
+            if min_shards == 0 || min_shards > max_shards {
+                bail!("--min-shards {min_shards} must be at least 1 and at most --max-shards {max_shards}");
+            }
+            let config = AutoscalerConfig {
+                pipeline: name,
+                stream,
+                resources: Resources::from_prefix(&prefix),
+                policy: ScalePolicy {
+                    min_shards,
+                    max_shards,
+                    cooldown_up_ms: duration_ms("cooldown-up", &cooldown_up)?,
+                    cooldown_down_ms: duration_ms("cooldown-down", &cooldown_down)?,
+                    ..ScalePolicy::default()
+                },
+                dry_run,
+            };
+            let every = every.map(|e| duration_ms("every", &e)).transpose()?;
+            autoscale(&config, every).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DecisionTable => {
+            print!("{}", eventide_runtime::autoscale::decision_table());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Lambda => {
             run_lambda().await?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One autoscaler pass, or one every `every_ms` until a signal (a failed pass is logged and
+/// the loop goes on).
+async fn autoscale(config: &AutoscalerConfig, every_ms: Option<i64>) -> Result<()> {
+    let clients = Clients::from_env().await;
+    let Some(every_ms) = every_ms else {
+        let pass = run_pass(&clients, config, now_ms())
+            .await
+            .with_context(|| format!("autoscaling stream {}", config.stream))?;
+        print!("{pass}");
+        return Ok(());
+    };
+    let period = std::time::Duration::from_millis(every_ms.max(1000) as u64);
+    loop {
+        match run_pass(&clients, config, now_ms()).await {
+            Ok(pass) => print!("{pass}"),
+            Err(e) => tracing::warn!(stream = %config.stream, error = %e, "autoscaler pass failed"),
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = sigterm() => return Ok(()),
+            _ = tokio::time::sleep(period) => {}
+        }
+    }
+}
+
+/// Resolves on SIGTERM (never elsewhere).
+async fn sigterm() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        term.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await
+}
+
+/// The autoscaler of a Lambda function with `EVENTIDE_ROLE=autoscaler`: `EVENTIDE_NAME`,
+/// `EVENTIDE_PREFIX`, `EVENTIDE_STREAM`, and optionally `EVENTIDE_MIN_SHARDS` (1) and
+/// `EVENTIDE_MAX_SHARDS` (64).
+fn lambda_autoscaler() -> Result<AutoscalerConfig> {
+    let min_shards = env_u32("EVENTIDE_MIN_SHARDS", 1)?;
+    let max_shards = env_u32("EVENTIDE_MAX_SHARDS", 64)?;
+    if min_shards == 0 || min_shards > max_shards {
+        bail!("EVENTIDE_MIN_SHARDS={min_shards} must be at least 1 and at most EVENTIDE_MAX_SHARDS={max_shards}");
+    }
+    Ok(AutoscalerConfig {
+        pipeline: env("EVENTIDE_NAME")?,
+        stream: env("EVENTIDE_STREAM")?,
+        resources: Resources::from_prefix(&env("EVENTIDE_PREFIX")?),
+        policy: ScalePolicy {
+            min_shards,
+            max_shards,
+            ..ScalePolicy::default()
+        },
+        dry_run: false,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -256,12 +407,19 @@ async fn lambda_handler(clients: &Clients) -> Result<Handler> {
         Err(_) => 10_000,
     };
     let output = std::env::var("EVENTIDE_OUTPUT_STREAM").ok();
-    let io = resources.io(clients, &name, output.as_deref(), idle_timeout_ms);
+    let mut io = resources.io(clients, &name, output.as_deref(), idle_timeout_ms);
+    if !spec.enrichments.is_empty() {
+        io.lookups = Some(
+            eventide_aws::enrichment::Lookups::start(&spec)
+                .await
+                .context("loading the enrichment tables")?,
+        );
+    }
     Ok(Handler::new(io, spec, name, clients.clone()))
 }
 
-/// One invocation: a Kinesis event is consumed; anything else (a schedule) ticks
-/// `EVENTIDE_STREAM`.
+/// One invocation: a Kinesis event is consumed; anything else (a schedule) runs one
+/// autoscaler pass when `EVENTIDE_ROLE=autoscaler`, and otherwise ticks `EVENTIDE_STREAM`.
 async fn invoke(state: &LambdaState, payload: Value) -> Result<Value> {
     if payload.get("Records").is_some_and(Value::is_array) {
         let event: KinesisEvent = serde_json::from_value(payload).context("not a Kinesis event")?;
@@ -271,6 +429,12 @@ async fn invoke(state: &LambdaState, payload: Value) -> Result<Value> {
             .await?;
         let response = eventide_runtime::lambda::handle(event, handler).await;
         serde_json::to_value(response).context("serializing the response")
+    } else if std::env::var("EVENTIDE_ROLE").is_ok_and(|r| r == "autoscaler") {
+        let config = lambda_autoscaler()?;
+        let pass = run_pass(&state.clients, &config, now_ms())
+            .await
+            .with_context(|| format!("autoscaling stream {}", config.stream))?;
+        Ok(pass.to_json())
     } else {
         let stream = env("EVENTIDE_STREAM")?;
         let n = eventide_runtime::ticker::tick(&state.clients, &stream)

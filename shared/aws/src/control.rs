@@ -129,11 +129,9 @@ impl ControlTable {
         &self.pipeline
     }
 
-    /// Writes (replaces) the row of `status.shard_id`. Only the shard's lease owner should
-    /// publish; the rows are advisory (the global watermark is kept monotone by
-    /// [`WatermarkView`]), so the write is unconditional.
-    pub async fn publish(&self, status: &ShardStatus) -> Result<(), AwsError> {
-        let item = HashMap::from([
+    /// The item of `status`'s row.
+    fn item(&self, status: &ShardStatus) -> HashMap<String, AttributeValue> {
+        HashMap::from([
             ("pk".to_string(), AttributeValue::S(self.pipeline.clone())),
             (
                 "sk".to_string(),
@@ -154,7 +152,14 @@ impl ControlTable {
                 "finished".to_string(),
                 AttributeValue::Bool(status.finished),
             ),
-        ]);
+        ])
+    }
+
+    /// Writes (replaces) the row of `status.shard_id`. Only the shard's lease owner should
+    /// publish; the rows are advisory (the global watermark is kept monotone by
+    /// [`WatermarkView`]), so the write is unconditional.
+    pub async fn publish(&self, status: &ShardStatus) -> Result<(), AwsError> {
+        let item = self.item(status);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -171,6 +176,33 @@ impl ControlTable {
                 )
             })?;
         Ok(())
+    }
+
+    /// Writes the row of `status.shard_id` only if the shard has no row yet; returns whether
+    /// it did. A parent at SHARD_END uses it to stand in for its children until they start:
+    /// a row with the parent's watermark keeps the global watermark from jumping ahead (and
+    /// then back) in the moment between the parent finishing and a child publishing.
+    pub async fn publish_if_absent(&self, status: &ShardStatus) -> Result<bool, AwsError> {
+        let item = self.item(status);
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if crate::leases::is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(AwsError::service(
+                format!(
+                    "PutItem(if absent) table {} pipeline {} shard {}",
+                    self.table, self.pipeline, status.shard_id
+                ),
+                e,
+            )),
+        }
     }
 
     /// All rows of the pipeline (strongly consistent query), sorted by shard id.

@@ -7,7 +7,8 @@
 //! (see [`crate::leases`]).
 //!
 //! [`put_records`], [`create_stream_and_wait`] and [`update_shard_count_and_wait`] are for
-//! tests, the demo and the ticker. [`hash_key`] computes the 128-bit hash key Kinesis routes
+//! tests, the demo and the ticker; [`stream_summary`] and [`update_shard_count`] for the
+//! autoscaler. [`hash_key`] computes the 128-bit hash key Kinesis routes
 //! a partition key by (MD5, big-endian), which the state table stores as `hk`.
 
 use std::time::Duration;
@@ -841,8 +842,26 @@ pub async fn update_shard_count_and_wait(
     stream: &str,
     target: i32,
 ) -> Result<(), AwsError> {
-    let op = format!("UpdateShardCount stream {stream} to {target}");
     wait_active(client, stream, None).await?;
+    update_shard_count(client, stream, target).await?;
+    wait_active(client, stream, Some(target)).await
+}
+
+/// Starts resharding `stream` to `target` open shards (UNIFORM_SCALING) and returns at once;
+/// the stream is `UPDATING` until the new shards are open. AWS accepts at most double or
+/// half the current count per call and 10 calls per rolling 24 h (`LimitExceededException`).
+///
+/// ```no_run
+/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
+/// eventide_aws::kinesis::update_shard_count(&clients.kinesis, "events", 4).await?;
+/// # Ok(()) }
+/// ```
+pub async fn update_shard_count(
+    client: &Client,
+    stream: &str,
+    target: i32,
+) -> Result<(), AwsError> {
+    let op = format!("UpdateShardCount stream {stream} to {target}");
     client
         .update_shard_count()
         .stream_name(stream)
@@ -852,7 +871,64 @@ pub async fn update_shard_count_and_wait(
         .await
         .map_err(|e| AwsError::service(op, e))?;
     tracing::info!(stream, target, "resharding");
-    wait_active(client, stream, Some(target)).await
+    Ok(())
+}
+
+/// A stream's status and open shard count, from DescribeStreamSummary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// `ACTIVE`, `UPDATING`, `CREATING` or `DELETING`.
+    pub status: String,
+    /// Shards that take writes (closed parents excluded).
+    pub open_shards: u32,
+}
+
+impl StreamSummary {
+    /// Whether the stream is ACTIVE (only then does it accept UpdateShardCount).
+    pub fn is_active(&self) -> bool {
+        self.status == StreamStatus::Active.as_str()
+    }
+}
+
+/// The status and open shard count of `stream` (DescribeStreamSummary), retrying throttled
+/// calls.
+///
+/// ```no_run
+/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
+/// let s = eventide_aws::kinesis::stream_summary(&clients.kinesis, "events").await?;
+/// println!("{} with {} open shards", s.status, s.open_shards);
+/// # Ok(()) }
+/// ```
+pub async fn stream_summary(client: &Client, stream: &str) -> Result<StreamSummary, AwsError> {
+    let op = format!("DescribeStreamSummary stream {stream}");
+    let backoff = Backoff::default();
+    let mut attempt = 0;
+    loop {
+        match client
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let s = out
+                    .stream_description_summary()
+                    .ok_or_else(|| AwsError::Corrupt {
+                        what: op.clone(),
+                        message: "no StreamDescriptionSummary".into(),
+                    })?;
+                return Ok(StreamSummary {
+                    status: s.stream_status().as_str().to_string(),
+                    open_shards: u32::try_from(s.open_shard_count()).unwrap_or(0),
+                });
+            }
+            Err(e) if is_retryable(&e) && attempt < backoff.max_retries => {
+                tokio::time::sleep(backoff.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(AwsError::service(op, e)),
+        }
+    }
 }
 
 /// Deletes `stream` (and its consumers); a missing stream is not an error.

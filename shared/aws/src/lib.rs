@@ -11,6 +11,7 @@ pub mod dead_letter;
 pub mod error;
 pub mod kinesis;
 pub mod leases;
+pub mod scale_log;
 pub mod sinks;
 pub mod state_store;
 

@@ -134,17 +134,24 @@ impl ScalePolicy {
     /// The shard count the load asks for: `ceil(need / headroom)`, at least 1, clamped to
     /// `[min_shards, max_shards]` and then to `[ceil(cur / 2), cur * 2]`.
     pub fn target(&self, input: &ScaleInput) -> u32 {
-        // The epsilon keeps 700 rps / 1000 / 0.7 = 1.0000000000000002 at 1 shard.
-        let raw = (self.need(input) / self.headroom - 1e-9).ceil().max(1.0);
-        let raw = if raw >= u32::MAX as f64 {
-            u32::MAX
-        } else {
-            raw as u32
-        };
+        let raw = self.unbounded_target(input);
         clamp_step(
             raw.clamp(self.min_shards, self.max_shards.max(self.min_shards)),
             input.open_shards,
         )
+    }
+}
+
+impl ScalePolicy {
+    /// `ceil(need / headroom)`, at least 1, before any bound or step limit.
+    fn unbounded_target(&self, input: &ScaleInput) -> u32 {
+        // The epsilon keeps 700 rps / 1000 / 0.7 = 1.0000000000000002 at 1 shard.
+        let raw = (self.need(input) / self.headroom - 1e-9).ceil().max(1.0);
+        if raw >= u32::MAX as f64 {
+            u32::MAX
+        } else {
+            raw as u32
+        }
     }
 }
 
@@ -165,6 +172,25 @@ impl ScaleHistory {
     pub fn record(&mut self, now_ms: i64) {
         self.calls_ms.retain(|&t| now_ms - t < DAY_MS);
         self.calls_ms.push(now_ms);
+    }
+
+    /// The calls within the rolling 24 h before `now_ms`, oldest first: what is worth
+    /// persisting (older calls no longer count against the limit).
+    ///
+    /// ```
+    /// use eventide_runtime::autoscale::{ScaleHistory, DAY_MS};
+    /// let h = ScaleHistory { calls_ms: vec![5_000, 1_000, DAY_MS + 2_000] };
+    /// assert_eq!(h.pruned(DAY_MS + 3_000).calls_ms, vec![5_000, DAY_MS + 2_000]);
+    /// ```
+    pub fn pruned(&self, now_ms: i64) -> ScaleHistory {
+        ScaleHistory {
+            calls_ms: self.recent(now_ms),
+        }
+    }
+
+    /// How many calls count against the limit at `now_ms`.
+    pub fn calls_in_day(&self, now_ms: i64) -> usize {
+        self.recent(now_ms).len()
     }
 
     /// The last call, if any.
@@ -242,8 +268,17 @@ pub fn decide(
     let need = policy.need(input);
     let lagging = input.max_lag_ms > policy.lag_threshold_ms;
     let mut to = policy.target(input);
+    let raw = policy.unbounded_target(input);
+    let bounded = if raw == to {
+        String::new()
+    } else {
+        format!(
+            " -> {to} (bounds {}..={}, at most 2x/0.5x per call)",
+            policy.min_shards, policy.max_shards
+        )
+    };
     let mut why = format!(
-        "load {need:.2} shards ({:.0} rec/s, {:.0} B/s) wants {to} at {:.0}% headroom",
+        "load {need:.2} shards ({:.0} rec/s, {:.0} B/s) wants {raw} at {:.0}% headroom{bounded}",
         input.rps,
         input.bps,
         policy.headroom * 100.0
@@ -324,6 +359,231 @@ pub fn decide(
         to,
         reason: format!("{why}; {:.0}% utilisation at {to}", util * 100.0),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios: the decision table of the documentation
+// ---------------------------------------------------------------------------------------
+
+/// One observation of a [`Scenario`]: the load at a time (the shard count comes from the
+/// scenario's previous decisions).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Minutes since the scenario's start.
+    pub minute: i64,
+    /// Records per second over the stream.
+    pub rps: f64,
+    /// Bytes per second over the stream.
+    pub bps: f64,
+    /// The largest consumer lag, ms.
+    pub lag_ms: i64,
+}
+
+/// A named sequence of observations run through [`decide`], each decision applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// What it shows.
+    pub name: &'static str,
+    /// The policy.
+    pub policy: ScalePolicy,
+    /// Open shards at the start.
+    pub start_shards: u32,
+    /// Calls made before the start, in minutes relative to it (negative: before).
+    pub earlier_calls_min: Vec<i64>,
+    /// The observations.
+    pub steps: Vec<Step>,
+}
+
+/// One line of the decision table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableRow {
+    /// The scenario.
+    pub scenario: &'static str,
+    /// The observation.
+    pub step: Step,
+    /// Open shards before the decision.
+    pub shards: u32,
+    /// Calls in the rolling 24 h before the decision.
+    pub calls_24h: usize,
+    /// The decision.
+    pub decision: ScaleDecision,
+}
+
+fn step(minute: i64, rps: f64, lag_ms: i64) -> Step {
+    Step {
+        minute,
+        rps,
+        bps: rps * 100.0,
+        lag_ms,
+    }
+}
+
+/// The scenarios of the decision table: ramp, spike, flapping, lag, the 24 h limit, the
+/// reserve for scale-ups, and the min/max bounds. Records are 100 bytes.
+pub fn scenarios() -> Vec<Scenario> {
+    let p = ScalePolicy::default();
+    let hour = 60;
+    vec![
+        Scenario {
+            name: "ramp",
+            policy: p.clone(),
+            start_shards: 1,
+            earlier_calls_min: vec![],
+            steps: [
+                (0, 500.0),
+                (5, 1_000.0),
+                (10, 2_500.0),
+                (15, 6_000.0),
+                (20, 12_000.0),
+                (25, 20_000.0),
+                (30, 20_000.0),
+            ]
+            .into_iter()
+            .map(|(m, r)| step(m, r, 0))
+            .collect(),
+        },
+        Scenario {
+            name: "spike",
+            policy: p.clone(),
+            start_shards: 4,
+            earlier_calls_min: vec![-2],
+            steps: vec![
+                step(0, 2_000.0, 0),
+                step(1, 9_000.0, 0),
+                step(3, 2_000.0, 0),
+                step(10, 2_000.0, 0),
+            ],
+        },
+        Scenario {
+            name: "flapping",
+            policy: p.clone(),
+            start_shards: 4,
+            earlier_calls_min: vec![],
+            steps: [
+                (0, 3_500.0),
+                (5, 300.0),
+                (10, 3_500.0),
+                (15, 300.0),
+                (20, 300.0),
+                (35, 300.0),
+                (40, 3_500.0),
+            ]
+            .into_iter()
+            .map(|(m, r)| step(m, r, 0))
+            .collect(),
+        },
+        Scenario {
+            name: "lag",
+            policy: p.clone(),
+            start_shards: 2,
+            earlier_calls_min: vec![],
+            steps: vec![
+                step(0, 500.0, 120_000),
+                step(2, 500.0, 90_000),
+                step(6, 500.0, 70_000),
+                step(12, 500.0, 0),
+            ],
+        },
+        Scenario {
+            name: "24h limit",
+            policy: p.clone(),
+            start_shards: 4,
+            earlier_calls_min: (0..10).map(|i| -20 * hour + i * hour).collect(),
+            steps: vec![
+                step(0, 50_000.0, 0),
+                step(4 * hour - 1, 50_000.0, 0),
+                step(4 * hour, 50_000.0, 0),
+            ],
+        },
+        Scenario {
+            name: "up reserve",
+            policy: p.clone(),
+            start_shards: 8,
+            earlier_calls_min: (0..8).map(|i| -10 * hour + i * hour).collect(),
+            steps: vec![step(0, 100.0, 0), step(1, 9_000.0, 0)],
+        },
+        Scenario {
+            name: "min 2, max 8",
+            policy: ScalePolicy {
+                min_shards: 2,
+                max_shards: 8,
+                ..p.clone()
+            },
+            start_shards: 1,
+            earlier_calls_min: vec![],
+            steps: vec![
+                step(0, 0.0, 0),
+                step(5, 20_000.0, 0),
+                step(10, 20_000.0, 0),
+                step(15, 20_000.0, 0),
+                step(40, 0.0, 0),
+                step(60, 0.0, 0),
+            ],
+        },
+    ]
+}
+
+/// Runs a scenario: one [`decide`] per step, applying every scale decision.
+pub fn run_scenario(s: &Scenario) -> Vec<TableRow> {
+    const T0: i64 = 1_767_225_600_000;
+    let mut history = ScaleHistory {
+        calls_ms: s
+            .earlier_calls_min
+            .iter()
+            .map(|m| T0 + m * 60_000)
+            .collect(),
+    };
+    let mut shards = s.start_shards;
+    let mut rows = Vec::new();
+    for st in &s.steps {
+        let now = T0 + st.minute * 60_000;
+        let input = ScaleInput {
+            open_shards: shards,
+            rps: st.rps,
+            bps: st.bps,
+            max_lag_ms: st.lag_ms,
+        };
+        let decision = decide(&input, &s.policy, &history, now);
+        rows.push(TableRow {
+            scenario: s.name,
+            step: st.clone(),
+            shards,
+            calls_24h: history.calls_in_day(now),
+            decision: decision.clone(),
+        });
+        if let ScaleDecision::Scale { to, .. } = decision {
+            history.record(now);
+            shards = to;
+        }
+    }
+    rows
+}
+
+/// The decision table of every [`scenarios`] as Markdown.
+pub fn decision_table() -> String {
+    let mut out = String::from(
+        "| scenario | t (min) | shards | rec/s | lag s | calls/24h | decision | reason |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for s in scenarios() {
+        for r in run_scenario(&s) {
+            let (decision, reason) = match &r.decision {
+                ScaleDecision::Keep { reason } => (format!("keep {}", r.shards), reason),
+                ScaleDecision::Scale { from, to, reason } => (format!("**{from} → {to}**"), reason),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {:.0} | {} | {} | {} | {} |\n",
+                r.scenario,
+                r.step.minute,
+                r.shards,
+                r.step.rps,
+                r.step.lag_ms / 1000,
+                r.calls_24h,
+                decision,
+                reason.replace('|', "/")
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -561,6 +821,65 @@ mod tests {
         assert!(reason(&d).starts_with("up-cooldown"), "{d:?}");
         let d = decide(&lag, &ScalePolicy { max_shards: 6, ..p }, &h, T0 + 10 * MIN);
         assert_eq!(to(&d), Some(6));
+    }
+
+    #[test]
+    fn history_pruning_keeps_the_rolling_day() {
+        let h = ScaleHistory {
+            calls_ms: vec![T0 + 5, T0, T0 - DAY_MS, T0 - DAY_MS + 1],
+        };
+        let p = h.pruned(T0);
+        assert_eq!(p.calls_ms, vec![T0 - DAY_MS + 1, T0, T0 + 5]);
+        assert_eq!(h.calls_in_day(T0 + 1), 2);
+        assert_eq!(h.calls_in_day(T0 + DAY_MS), 1);
+        assert_eq!(p.pruned(T0 + DAY_MS + 5).calls_ms, Vec::<i64>::new());
+        // Pruning changes no decision: only calls within 24 h count.
+        let big = input(2, 50_000.0);
+        for now in [T0 + 10 * MIN, T0 + DAY_MS - 1, T0 + DAY_MS + 6] {
+            assert_eq!(
+                decide(&big, &policy(), &h, now),
+                decide(&big, &policy(), &h.pruned(now), now)
+            );
+        }
+    }
+
+    #[test]
+    fn scenario_table_shows_each_rule() {
+        let rows: Vec<TableRow> = scenarios().iter().flat_map(run_scenario).collect();
+        let find = |name: &str, minute: i64| {
+            rows.iter()
+                .find(|r| r.scenario == name && r.step.minute == minute)
+                .map(|r| (r.shards, r.decision.clone()))
+                .unwrap_or_else(|| panic!("no row {name} {minute}"))
+        };
+        let ramp: Vec<u32> = rows
+            .iter()
+            .filter(|r| r.scenario == "ramp")
+            .map(|r| r.decision.shards_after(r.shards))
+            .collect();
+        assert_eq!(ramp, vec![1, 2, 4, 8, 16, 29, 29]);
+        assert!(reason(&find("spike", 1).1).starts_with("up-cooldown"));
+        assert_eq!(find("spike", 10).1.shards_after(4), 4);
+        assert!(reason(&find("flapping", 5).1).starts_with("down-cooldown"));
+        assert!(reason(&find("lag", 0).1).starts_with("lag"));
+        assert!(reason(&find("24h limit", 239).1).starts_with("daily limit"));
+        assert_eq!(to(&find("24h limit", 240).1), Some(8));
+        assert!(reason(&find("up reserve", 0).1).starts_with("daily limit"));
+        assert_eq!(to(&find("up reserve", 1).1), Some(13));
+        assert_eq!(to(&find("min 2, max 8", 0).1), Some(2));
+        assert!(reason(&find("min 2, max 8", 15).1).contains("fit"));
+        for r in &rows {
+            if let ScaleDecision::Scale { from, to, .. } = r.decision {
+                assert!(to <= from * 2 && to >= from.div_ceil(2), "{r:?}");
+                assert!(r.calls_24h < 10, "{r:?}");
+            }
+        }
+        let table = super::decision_table();
+        assert_eq!(table.lines().count(), rows.len() + 2);
+        assert!(
+            table.contains("| ramp | 10 | 2 | 2500 | 0 | 1 | **2 → 4** |"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! The invariants are stated in `docs/aws-runtime.md`.
 
 pub mod autoscale;
+pub mod autoscaler;
 pub mod lambda;
 pub mod processor;
 pub mod resources;

@@ -229,6 +229,36 @@ impl ShardConsumer {
         Ok(report)
     }
 
+    /// The shard reached SHARD_END and everything is committed: stands in for the child
+    /// shards that have no control row yet (a row with this shard's watermark, which is
+    /// where they resume), then publishes this shard as finished. In that order the global
+    /// watermark never jumps ahead of a child and back, and a finished parent stops holding
+    /// it back once its children are represented.
+    pub async fn finish(
+        &mut self,
+        io: &Io,
+        children: &[String],
+        now_ms: i64,
+    ) -> Result<(), AwsError> {
+        if let Some(wm) = self.processor.local_watermark() {
+            for child in children {
+                let placeholder = ShardStatus {
+                    shard_id: child.clone(),
+                    wm,
+                    heartbeat_ms: now_ms,
+                    rps: 0.0,
+                    bps: 0.0,
+                    lag_ms: 0,
+                    finished: false,
+                };
+                if io.control.publish_if_absent(&placeholder).await? {
+                    debug!(shard = %self.shard(), child, wm, "control row for the child until it starts");
+                }
+            }
+        }
+        self.publish(io, 0, true).await
+    }
+
     /// Publishes this shard's watermark, heartbeat and throughput to the control table.
     pub async fn publish(&mut self, io: &Io, lag_ms: i64, finished: bool) -> Result<(), AwsError> {
         let secs = self.last_publish.elapsed().as_secs_f64().max(1e-3);

@@ -668,7 +668,7 @@ async fn run_shard(
             flags.quiet_since_ms.store(0, Ordering::SeqCst);
         }
         if let Some(end) = batch.shard_end {
-            consumer.publish(io, 0, true).await?;
+            consumer.finish(io, &end.child_shard_ids, now_ms()).await?;
             match shared.leases.finish(&mut lease).await {
                 Ok(()) => {}
                 Err(AwsError::Conflict { .. }) => return Ok(TaskExit::LeaseLost),

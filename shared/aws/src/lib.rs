@@ -8,6 +8,7 @@
 pub mod config;
 pub mod control;
 pub mod dead_letter;
+pub mod enrichment;
 pub mod error;
 pub mod kinesis;
 pub mod leases;

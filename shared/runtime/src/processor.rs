@@ -56,6 +56,8 @@ pub struct BatchOutcome {
     /// Records whose effects were already committed (redelivery), per aggregation skipped.
     pub skipped: u64,
     pub bytes: u64,
+    /// Records dropped by an enrichment's `on_miss = "drop"`.
+    pub dropped: u64,
 }
 
 struct Names {
@@ -228,6 +230,10 @@ impl ShardProcessor {
                     });
                     continue;
                 }
+                Err(eventide_engine::RecordError::Dropped(_)) => {
+                    out.dropped += 1;
+                    continue;
+                }
                 Err(e) => {
                     out.dead_letters.push(DeadLetter {
                         sequence_number: r.sequence_number.clone(),
@@ -268,6 +274,11 @@ impl ShardProcessor {
             }
         }
         out
+    }
+
+    /// Installs the enrichment tables the next batch sees (one version of each).
+    pub fn set_lookups(&mut self, snapshot: eventide_engine::enrich::Snapshot) {
+        self.pipeline.set_lookups(snapshot);
     }
 
     /// Sets the minimum watermark published by the other active shards (`None` when this

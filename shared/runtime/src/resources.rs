@@ -97,6 +97,7 @@ impl Resources {
                 print: false,
             },
             idle_timeout_ms,
+            lookups: None,
         }
     }
 

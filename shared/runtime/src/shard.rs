@@ -74,6 +74,9 @@ pub struct Io {
     pub sinks: Sinks,
     /// A shard with no new data for this long stops holding the global watermark back.
     pub idle_timeout_ms: i64,
+    /// The pipeline's enrichment tables, loaded at start and refreshed in the background;
+    /// each batch runs with one snapshot of them.
+    pub lookups: Option<std::sync::Arc<eventide_aws::enrichment::Lookups>>,
 }
 
 /// What one batch did, for logs and the control table.
@@ -170,6 +173,12 @@ impl ShardConsumer {
         lag_ms: i64,
         now_ms: i64,
     ) -> Result<BatchReport, RuntimeError> {
+        if let Some(lookups) = &io.lookups {
+            let snapshot = lookups
+                .snapshot_for_batch(batch.iter().map(|r| r.data.as_slice()))
+                .await?;
+            self.processor.set_lookups(snapshot);
+        }
         let others = self.others(io, now_ms).await?;
         self.processor.set_other_shards_watermark(others);
         let keys = self.processor.keys_to_load(batch);

@@ -267,6 +267,9 @@ async fn worker_loop(clients: &Clients, config: WorkerConfig) -> Result<WorkerEx
         config.idle_timeout_ms,
     );
     io.sinks.print = config.print_panes;
+    if !config.spec.enrichments.is_empty() {
+        io.lookups = Some(eventide_aws::enrichment::Lookups::start(&config.spec).await?);
+    }
     let leases = config
         .resources
         .leases(clients, &config.pipeline, config.lease_ms);

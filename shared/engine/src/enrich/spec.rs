@@ -337,6 +337,7 @@ pub(crate) fn validate(
     input: &mut InputSpec,
 ) -> Result<Vec<EnrichmentSpec>, SpecError> {
     let mut out: Vec<EnrichmentSpec> = Vec::with_capacity(raw.len());
+    let decoded = input.fields.len();
     for (i, e) in raw.into_iter().enumerate() {
         let p = format!("enrichment[{i}]");
         if e.name.is_empty()
@@ -365,7 +366,7 @@ pub(crate) fn validate(
         ];
         if given.iter().filter(|&&g| g).count() != 1 {
             return Err(SpecError::invalid(
-                format!("{p}"),
+                p.clone(),
                 "give exactly one source: glue, s3, file or dynamodb",
             ));
         }
@@ -477,6 +478,13 @@ pub(crate) fn validate(
                 field_name,
                 column,
             });
+        }
+        if matches!(source, SourceSpec::DynamoDb { .. }) && join.iter().any(|k| k.field >= decoded)
+        {
+            return Err(SpecError::invalid(
+                format!("{p}.join"),
+                "a dynamodb lookup joins on input fields, not on enriched ones",
+            ));
         }
         if matches!(source, SourceSpec::DynamoDb { .. }) && join.len() > 2 {
             return Err(SpecError::invalid(

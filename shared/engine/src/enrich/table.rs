@@ -400,7 +400,7 @@ impl TableBuilder {
             let v = cells.get(nk + c).unwrap_or(&Value::Null);
             self.set(c, v)?;
         }
-        if self.seen % 4096 == 0 && self.bytes() as u64 > self.layout.max_bytes {
+        if self.seen.is_multiple_of(4096) && self.bytes() as u64 > self.layout.max_bytes {
             return Err(self.too_many_bytes());
         }
         Ok(())

@@ -1,0 +1,457 @@
+//! Loading and refreshing a pipeline's enrichment tables: Glue-catalogued or plain S3
+//! tables and local files, preloaded in memory, and live DynamoDB lookups.
+//!
+//! [`Lookups::start`] loads every slow table before the consumer starts, then a tokio task
+//! per table with a `refresh` interval checks the source's version (the Glue table's
+//! VersionId and UpdateTime plus the objects' ETags; the S3 objects' ETags; a file's size
+//! and mtime). A new version is loaded in the background and swapped in atomically
+//! (`ArcSwap`); a failed load is logged and the old version stays. Records never wait for
+//! a load: each batch takes a [`Snapshot`] ([`Lookups::snapshot_for_batch`]) and sees
+//! exactly one version of every table.
+//!
+//! ```no_run
+//! # async fn f(spec: eventide_engine::PipelineSpec) -> Result<(), eventide_aws::AwsError> {
+//! use eventide_aws::enrichment::Lookups;
+//! let lookups = Lookups::start(&spec).await?;
+//! let lines: Vec<&[u8]> = vec![br#"{"sub":"s1","t":1}"#];
+//! let snapshot = lookups.snapshot_for_batch(lines).await?;
+//! # let _ = snapshot; Ok(()) }
+//! ```
+
+pub mod dynamodb;
+pub mod formats;
+pub mod glue;
+pub mod s3;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use eventide_engine::enrich::spec::TableFormat;
+use eventide_engine::enrich::table::{LookupTable, TableBuilder};
+use eventide_engine::enrich::{layout, Enricher, EnrichmentSpec, Snapshot, SourceSpec};
+use eventide_engine::record::{Line, Schema};
+use eventide_engine::PipelineSpec;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::error::AwsError;
+use dynamodb::DynamoLookup;
+use s3::TableObject;
+
+/// The SDK clients enrichment uses.
+#[derive(Debug, Clone)]
+pub struct EnrichClients {
+    pub s3: aws_sdk_s3::Client,
+    pub glue: aws_sdk_glue::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl EnrichClients {
+    /// Clients from the standard configuration chain (as [`crate::config::Clients`]).
+    pub async fn from_env() -> Self {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build();
+        EnrichClients {
+            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            glue: aws_sdk_glue::Client::new(&conf),
+            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
+        }
+    }
+}
+
+/// What one load of a table measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    pub version: String,
+    pub rows: usize,
+    pub bytes: usize,
+    pub objects: usize,
+    pub elapsed: Duration,
+}
+
+enum Slot {
+    Preloaded {
+        spec: EnrichmentSpec,
+        current: ArcSwapOption<LookupTable>,
+    },
+    Live(DynamoLookup),
+}
+
+/// The enrichment tables of a running pipeline.
+pub struct Lookups {
+    clients: EnrichClients,
+    slots: Vec<Slot>,
+    schema: Schema,
+    enricher: Enricher,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Lookups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookups")
+            .field("snapshot", &self.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Lookups {
+    fn drop(&mut self) {
+        if let Ok(tasks) = self.tasks.lock() {
+            for t in tasks.iter() {
+                t.abort();
+            }
+        }
+    }
+}
+
+/// Where a table's version and objects come from, resolved for one load.
+enum Resolved {
+    Objects {
+        objects: Vec<TableObject>,
+        format: TableFormat,
+        version: String,
+    },
+    File {
+        path: std::path::PathBuf,
+        format: TableFormat,
+        version: String,
+    },
+}
+
+impl Resolved {
+    fn version(&self) -> &str {
+        match self {
+            Resolved::Objects { version, .. } | Resolved::File { version, .. } => version,
+        }
+    }
+}
+
+async fn resolve(clients: &EnrichClients, spec: &EnrichmentSpec) -> Result<Resolved, AwsError> {
+    match &spec.source {
+        SourceSpec::S3 { location, format } => {
+            let (bucket, prefix) = s3::parse_location(location)?;
+            let objects = s3::list(&clients.s3, &bucket, &prefix).await?;
+            let version = s3::version_of(&objects);
+            Ok(Resolved::Objects {
+                objects,
+                format: format.clone(),
+                version,
+            })
+        }
+        SourceSpec::Glue { database, table } => {
+            let t = glue::resolve(&clients.glue, database, table).await?;
+            let mut objects = Vec::new();
+            if t.partitions.is_empty() {
+                let (bucket, prefix) = s3::parse_location(&t.location)?;
+                objects = s3::list(&clients.s3, &bucket, &prefix).await?;
+            } else {
+                for (values, loc) in &t.partitions {
+                    let (bucket, prefix) = s3::parse_location(loc)?;
+                    for mut o in s3::list(&clients.s3, &bucket, &prefix).await? {
+                        o.partitions = t
+                            .partition_keys
+                            .iter()
+                            .cloned()
+                            .zip(values.iter().cloned())
+                            .collect();
+                        objects.push(o);
+                    }
+                }
+            }
+            let version = format!("{}|{}", t.version, s3::version_of(&objects));
+            Ok(Resolved::Objects {
+                objects,
+                format: t.format,
+                version,
+            })
+        }
+        SourceSpec::File { path, format } => {
+            let meta = std::fs::metadata(path).map_err(|e| AwsError::Corrupt {
+                what: format!("enrichment `{}` file {path}", spec.name),
+                message: e.to_string(),
+            })?;
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            Ok(Resolved::File {
+                path: path.into(),
+                format: format.clone(),
+                version: format!("file:{}@{mtime}", meta.len()),
+            })
+        }
+        SourceSpec::DynamoDb { .. } => Err(AwsError::Corrupt {
+            what: format!("enrichment `{}`", spec.name),
+            message: "a dynamodb lookup is not preloaded".into(),
+        }),
+    }
+}
+
+/// Loads one version of a preloaded table. Parsing runs on a blocking thread so the
+/// consumer's tasks keep running.
+async fn load(
+    clients: &EnrichClients,
+    spec: &EnrichmentSpec,
+    resolved: Resolved,
+) -> Result<(LookupTable, LoadReport), AwsError> {
+    let started = Instant::now();
+    let wanted: Arc<Vec<String>> = Arc::new(
+        spec.join
+            .iter()
+            .map(|k| k.column.clone())
+            .chain(spec.columns.iter().map(|c| c.column.clone()))
+            .collect(),
+    );
+    let version = resolved.version().to_string();
+    let mut builder = TableBuilder::new(layout(spec));
+    let corrupt = |e: formats::FormatError| AwsError::Corrupt {
+        what: format!("enrichment `{}`", spec.name),
+        message: e.to_string(),
+    };
+    let join_err = |e: tokio::task::JoinError| AwsError::Corrupt {
+        what: format!("enrichment `{}`", spec.name),
+        message: format!("loader task failed: {e}"),
+    };
+    let mut count = 0;
+    match resolved {
+        Resolved::Objects {
+            objects, format, ..
+        } => {
+            let format = Arc::new(format);
+            for o in objects {
+                count += 1;
+                let data = s3::get(&clients.s3, &o.bucket, &o.key).await?;
+                let (format, wanted) = (Arc::clone(&format), Arc::clone(&wanted));
+                let name = format!("s3://{}/{}", o.bucket, o.key);
+                builder = tokio::task::spawn_blocking(move || {
+                    formats::load_object(data, &format, &wanted, &o.partitions, &name, &mut builder)
+                        .map(|()| builder)
+                })
+                .await
+                .map_err(join_err)?
+                .map_err(corrupt)?;
+            }
+        }
+        Resolved::File { path, format, .. } => {
+            let mut files = Vec::new();
+            if path.is_dir() {
+                let entries = std::fs::read_dir(&path).map_err(|e| AwsError::Corrupt {
+                    what: format!("enrichment `{}` directory {}", spec.name, path.display()),
+                    message: e.to_string(),
+                })?;
+                for e in entries.flatten() {
+                    let p = e.path();
+                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    if p.is_file() && !name.starts_with('.') && !name.starts_with('_') {
+                        files.push(p);
+                    }
+                }
+                files.sort();
+            } else {
+                files.push(path);
+            }
+            for f in files {
+                count += 1;
+                let wanted = Arc::clone(&wanted);
+                let format = format.clone();
+                builder = tokio::task::spawn_blocking(move || {
+                    let name = f.display().to_string();
+                    let data = std::fs::read(&f).map_err(|e| formats::FormatError::Object {
+                        object: name.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    formats::load_object(data, &format, &wanted, &[], &name, &mut builder)
+                        .map(|()| builder)
+                })
+                .await
+                .map_err(join_err)?
+                .map_err(corrupt)?;
+            }
+        }
+    }
+    let table = builder
+        .try_finish(&version)
+        .map_err(|e| AwsError::Corrupt {
+            what: format!("enrichment `{}`", spec.name),
+            message: e.to_string(),
+        })?;
+    let report = LoadReport {
+        version,
+        rows: table.rows(),
+        bytes: table.heap_bytes(),
+        objects: count,
+        elapsed: started.elapsed(),
+    };
+    Ok((table, report))
+}
+
+impl Lookups {
+    /// Loads every preloaded table of `spec` (failing if one cannot be loaded: the consumer
+    /// must not start without its tables) and starts the refresh tasks.
+    pub async fn start(spec: &PipelineSpec) -> Result<Arc<Self>, AwsError> {
+        Self::start_with(spec, EnrichClients::from_env().await).await
+    }
+
+    /// [`Lookups::start`] with given clients.
+    pub async fn start_with(
+        spec: &PipelineSpec,
+        clients: EnrichClients,
+    ) -> Result<Arc<Self>, AwsError> {
+        let mut slots = Vec::with_capacity(spec.enrichments.len());
+        for e in &spec.enrichments {
+            match DynamoLookup::new(clients.dynamodb.clone(), e) {
+                Some(l) => slots.push(Slot::Live(l)),
+                None => {
+                    let resolved = resolve(&clients, e).await?;
+                    let (table, report) = load(&clients, e, resolved).await?;
+                    info!(enrichment = %e.name, version = %report.version, rows = report.rows,
+                        bytes = report.bytes, ms = report.elapsed.as_millis() as u64, "loaded slow table");
+                    slots.push(Slot::Preloaded {
+                        spec: e.clone(),
+                        current: ArcSwapOption::from_pointee(table),
+                    });
+                }
+            }
+        }
+        let this = Arc::new(Lookups {
+            clients,
+            slots,
+            schema: Schema::new(&eventide_engine::enrich::decoded_input(spec)),
+            enricher: Enricher::new(spec),
+            tasks: std::sync::Mutex::new(Vec::new()),
+        });
+        let mut tasks = Vec::new();
+        for (i, s) in this.slots.iter().enumerate() {
+            if let Slot::Preloaded { spec: e, .. } = s {
+                if let Some(every) = e.refresh_ms {
+                    let weak = Arc::downgrade(&this);
+                    tasks.push(tokio::spawn(refresh_loop(
+                        weak,
+                        i,
+                        Duration::from_millis(every as u64),
+                    )));
+                }
+            }
+        }
+        if let Ok(mut t) = this.tasks.lock() {
+            *t = tasks;
+        }
+        Ok(this)
+    }
+
+    /// The current version of every preloaded table (live lookups absent).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(
+            self.slots
+                .iter()
+                .map(|s| match s {
+                    Slot::Preloaded { current, .. } => current.load_full(),
+                    Slot::Live(_) => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// True when some enrichment needs per-batch lookups.
+    pub fn has_live(&self) -> bool {
+        self.slots.iter().any(|s| matches!(s, Slot::Live(_)))
+    }
+
+    /// The snapshot a batch runs with: the current preloaded versions, plus for each live
+    /// lookup a table of the batch's distinct keys fetched from DynamoDB (or its cache).
+    pub async fn snapshot_for_batch<'a, I>(&self, lines: I) -> Result<Snapshot, AwsError>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut tables: Vec<_> = self
+            .slots
+            .iter()
+            .map(|s| match s {
+                Slot::Preloaded { current, .. } => current.load_full(),
+                Slot::Live(_) => None,
+            })
+            .collect();
+        if !self.has_live() {
+            return Ok(Snapshot::new(tables));
+        }
+        let mut keys: Vec<Vec<String>> = vec![Vec::new(); self.slots.len()];
+        let mut seen: Vec<std::collections::HashSet<String>> =
+            vec![Default::default(); self.slots.len()];
+        for line in lines {
+            let Ok(Line::Event(rec)) = self.schema.parse_line(line) else {
+                continue;
+            };
+            for (i, s) in self.slots.iter().enumerate() {
+                if matches!(s, Slot::Live(_)) {
+                    if let Some(k) = self.enricher.key_of(i, &rec) {
+                        if seen[i].insert(k.clone()) {
+                            keys[i].push(k);
+                        }
+                    }
+                }
+            }
+        }
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Slot::Live(l) = s {
+                let k = std::mem::take(&mut keys[i]);
+                tables[i] = Some(Arc::new(l.table_for(k).await?));
+            }
+        }
+        Ok(Snapshot::new(tables))
+    }
+
+    /// The live lookup of enrichment `i`, if it is one.
+    pub fn live(&self, i: usize) -> Option<&DynamoLookup> {
+        match self.slots.get(i) {
+            Some(Slot::Live(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Checks enrichment `i`'s source and, if its version changed, loads and swaps it in.
+    /// Returns the new version's report, `None` when unchanged. On error the old version
+    /// stays.
+    pub async fn refresh(&self, i: usize) -> Result<Option<LoadReport>, AwsError> {
+        let Some(Slot::Preloaded { spec, current }) = self.slots.get(i) else {
+            return Ok(None);
+        };
+        let resolved = resolve(&self.clients, spec).await?;
+        if current
+            .load()
+            .as_ref()
+            .is_some_and(|t| t.version() == resolved.version())
+        {
+            return Ok(None);
+        }
+        let (table, report) = load(&self.clients, spec, resolved).await?;
+        current.store(Some(Arc::new(table)));
+        Ok(Some(report))
+    }
+}
+
+async fn refresh_loop(lookups: std::sync::Weak<Lookups>, i: usize, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(l) = lookups.upgrade() else {
+            return;
+        };
+        let name = match l.slots.get(i) {
+            Some(Slot::Preloaded { spec, .. }) => spec.name.clone(),
+            _ => return,
+        };
+        match l.refresh(i).await {
+            Ok(Some(r)) => info!(enrichment = %name, version = %r.version, rows = r.rows,
+                bytes = r.bytes, ms = r.elapsed.as_millis() as u64, "swapped in a new version"),
+            Ok(None) => {}
+            Err(e) => {
+                warn!(enrichment = %name, error = %e, "reload failed; keeping the current version")
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Slow tables stored as S3 objects: listing a prefix (with Hive partitions such as
+//! `region=eu/`), fetching objects, and the version of a listing (its keys and ETags).
+//!
+//! ```
+//! use eventide_aws::enrichment::s3::{hive_partitions, parse_location};
+//! assert_eq!(parse_location("s3://b/ref/subs/").unwrap(), ("b".to_string(), "ref/subs/".to_string()));
+//! assert_eq!(hive_partitions("region=eu/day=1/part-0.csv"),
+//!     vec![("region".to_string(), "eu".to_string()), ("day".to_string(), "1".to_string())]);
+//! ```
+
+use std::hash::{BuildHasher, Hasher};
+
+use aws_sdk_s3::Client;
+
+use crate::error::AwsError;
+
+/// One object of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableObject {
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+    pub size: i64,
+    /// Hive partition values from the object's path below the table location.
+    pub partitions: Vec<(String, String)>,
+}
+
+/// Splits `s3://bucket/prefix` into bucket and prefix.
+pub fn parse_location(location: &str) -> Result<(String, String), AwsError> {
+    let rest = location
+        .strip_prefix("s3://")
+        .or_else(|| location.strip_prefix("s3a://"))
+        .ok_or_else(|| AwsError::Corrupt {
+            what: format!("table location {location:?}"),
+            message: "not an s3:// location".into(),
+        })?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    Ok((bucket.to_string(), prefix.to_string()))
+}
+
+/// The `key=value` directories of a path relative to a table's location.
+pub fn hive_partitions(relative: &str) -> Vec<(String, String)> {
+    let mut parts: Vec<&str> = relative.split('/').collect();
+    parts.pop();
+    parts
+        .into_iter()
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Lists the data objects under `s3://bucket/prefix` (or the one object named so), skipping
+/// folder markers and hidden files (`_SUCCESS`, `.crc`).
+pub async fn list(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<TableObject>, AwsError> {
+    let mut out = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let dir = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    };
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(|e| AwsError::service(format!("ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
+        for o in page.contents() {
+            let Some(key) = o.key() else { continue };
+            let name = key.rsplit('/').next().unwrap_or(key);
+            if key.ends_with('/') || name.starts_with('_') || name.starts_with('.') {
+                continue;
+            }
+            // `prefix` names a folder or one object; `s3://b/t` must not pick up `s3://b/t2/x`.
+            let relative = if key == prefix {
+                ""
+            } else if let Some(r) = key.strip_prefix(&dir) {
+                r
+            } else {
+                continue;
+            };
+            out.push(TableObject {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                etag: o.e_tag().unwrap_or_default().to_string(),
+                size: o.size().unwrap_or(0),
+                partitions: hive_partitions(relative),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// Fetches an object's bytes.
+pub async fn get(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+    let op = format!("GetObject s3://{bucket}/{key}");
+    let resp = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| AwsError::service(&op, e))?;
+    let body = resp
+        .body
+        .collect()
+        .await
+        .map_err(|e| AwsError::service(&op, e))?;
+    Ok(body.into_bytes().to_vec())
+}
+
+/// A version string for a set of objects: their count and a digest of keys and ETags, so
+/// an object added, removed or overwritten in place makes a new version.
+pub fn version_of(objects: &[TableObject]) -> String {
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    for o in objects {
+        h.write(o.key.as_bytes());
+        h.write_u8(0);
+        h.write(o.etag.as_bytes());
+        h.write_u8(0);
+    }
+    format!("{}objects-{:016x}", objects.len(), h.finish())
+}

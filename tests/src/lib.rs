@@ -253,7 +253,20 @@ pub fn spawn_worker(
     worker_id: &str,
     extra: &[&str],
 ) -> Child {
-    let mut cmd = Command::new(consumer_bin());
+    spawn_worker_with(&consumer_bin(), name, stream, prefix, worker_id, extra)
+}
+
+/// [`spawn_worker`] with a binary built beforehand (by [`consumer_bin`]), so starting
+/// several workers does not wait for cargo in between.
+pub fn spawn_worker_with(
+    bin: &Path,
+    name: &str,
+    stream: &str,
+    prefix: &str,
+    worker_id: &str,
+    extra: &[&str],
+) -> Child {
+    let mut cmd = Command::new(bin);
     cmd.arg("worker")
         .args([
             "--pipeline",

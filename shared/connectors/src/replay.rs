@@ -348,9 +348,10 @@ fn read_batches(
     };
     while let Some((line_no, raw)) = src.next_line()? {
         lines += 1;
-        match schema.decode(raw).map(Some).or_else(|e| keep_dropped(e).map(|()| None)) {
-            Ok(Some(line)) => batch.push(line_no, raw, &line),
-            Ok(None) => {}
+        match schema.decode(raw) {
+            Ok(line) => batch.push(line_no, raw, &line),
+            // Dropped on purpose by an enrichment (`on_miss = "drop"`): not a dead letter.
+            Err(eventide_engine::RecordError::Dropped(_)) => {}
             Err(reason) => dead.json(&DeadLetter {
                 line: line_no,
                 reason: reason.to_string(),

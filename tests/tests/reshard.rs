@@ -31,7 +31,7 @@ use eventide_e2e::*;
 
 const LIMIT: Duration = Duration::from_secs(300);
 /// Events of the reference workload, written in three equal phases: 2, 4, then 2 shards.
-const EVENTS: u64 = 1_200;
+const EVENTS: u64 = 2_400;
 const KEYS: u64 = 16;
 const WORKERS: usize = 2;
 

@@ -92,6 +92,13 @@ enum Command {
         /// Print every fired pane as a JSON line on stdout.
         #[arg(long)]
         print_panes: bool,
+        /// A rules file in S3 (`s3://bucket/key`), hot-reloaded: checked by ETag every
+        /// `--rules-poll-ms`, swapped in with no restart; an invalid file is rejected.
+        #[arg(long)]
+        rules_s3: Option<String>,
+        /// How often the rules object is checked, in ms.
+        #[arg(long, default_value_t = 10_000)]
+        rules_poll_ms: u64,
     },
     /// Put one heartbeat record into every open shard of a stream.
     Tick {
@@ -215,6 +222,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             stop_after_ms,
             batch_limit,
             print_panes,
+            rules_s3,
+            rules_poll_ms,
         } => {
             let spec = load_spec(&pipeline)?;
             let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
@@ -229,6 +238,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config.stop_after_ms = stop_after_ms;
             config.batch_limit = batch_limit;
             config.print_panes = print_panes;
+            config.rules_s3 = rules_s3;
+            config.rules_poll_ms = rules_poll_ms;
             let finite = finite_quiet_ms.is_some();
             let clients = Clients::from_env().await;
             let exit = run_worker_with(&clients, config)
@@ -414,6 +425,23 @@ async fn lambda_handler(clients: &Clients) -> Result<Handler> {
                 .await
                 .context("loading the enrichment tables")?,
         );
+    }
+    if let Ok(url) = std::env::var("EVENTIDE_RULES_S3") {
+        let poll_ms = match std::env::var("EVENTIDE_RULES_POLL_MS") {
+            Ok(v) => v
+                .parse()
+                .with_context(|| format!("EVENTIDE_RULES_POLL_MS={v:?}"))?,
+            Err(_) => 10_000,
+        };
+        io.rules = Some(std::sync::Arc::new(
+            eventide_aws::rules::LiveRules::new(
+                clients.s3.clone(),
+                &url,
+                spec.input.clone(),
+                std::time::Duration::from_millis(poll_ms),
+            )
+            .context("EVENTIDE_RULES_S3")?,
+        ));
     }
     Ok(Handler::new(io, spec, name, clients.clone()))
 }

@@ -12,6 +12,7 @@ pub mod enrichment;
 pub mod error;
 pub mod kinesis;
 pub mod leases;
+pub mod rules;
 pub mod scale_log;
 pub mod sinks;
 pub mod state_store;

@@ -85,6 +85,11 @@ impl Emit for Collect<'_> {
 
 impl Output for Collect<'_> {
     fn late(&mut self, _aggregation: usize, _raw: &[u8]) {}
+
+    /// Alerts go to the pane sinks as rows of `alert:<rule>`, with their ids.
+    fn alert(&mut self, alert: &eventide_engine::rules::Alert) {
+        self.panes.push(eventide_aws::rules::alert_row(alert));
+    }
 }
 
 /// The exactly-once state machine of one shard consumer.
@@ -99,6 +104,8 @@ pub struct ShardProcessor {
     /// The minimum published watermark of the other active shards; `None` when this is the
     /// only one.
     others: Option<i64>,
+    /// The version of the hot-reloaded rules running (0: the spec's rules).
+    rules_version: u64,
 }
 
 impl ShardProcessor {
@@ -130,6 +137,7 @@ impl ShardProcessor {
             names,
             meta: HashMap::new(),
             others: None,
+            rules_version: 0,
         }
     }
 
@@ -279,6 +287,16 @@ impl ShardProcessor {
     /// Installs the enrichment tables the next batch sees (one version of each).
     pub fn set_lookups(&mut self, snapshot: eventide_engine::enrich::Snapshot) {
         self.pipeline.set_lookups(snapshot);
+    }
+
+    /// Runs `rules` from now on unless this version already runs (a hot reload: unchanged
+    /// rules keep their state, see [`Pipeline::set_rules`]).
+    pub fn apply_rules(&mut self, rules: &eventide_aws::rules::RulesVersion) {
+        if rules.version != self.rules_version {
+            let started = self.pipeline.set_rules(&rules.rules);
+            tracing::info!(shard = %self.shard, version = rules.version, ?started, "rules swapped");
+            self.rules_version = rules.version;
+        }
     }
 
     /// Sets the minimum watermark published by the other active shards (`None` when this

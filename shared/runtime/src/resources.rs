@@ -98,6 +98,7 @@ impl Resources {
             },
             idle_timeout_ms,
             lookups: None,
+            rules: None,
         }
     }
 

@@ -77,6 +77,8 @@ pub struct Io {
     /// The pipeline's enrichment tables, loaded at start and refreshed in the background;
     /// each batch runs with one snapshot of them.
     pub lookups: Option<std::sync::Arc<eventide_aws::enrichment::Lookups>>,
+    /// Hot-reloaded rules (an S3 object), swapped in before a batch when they change.
+    pub rules: Option<std::sync::Arc<eventide_aws::rules::LiveRules>>,
 }
 
 /// What one batch did, for logs and the control table.
@@ -178,6 +180,11 @@ impl ShardConsumer {
                 .snapshot_for_batch(batch.iter().map(|r| r.data.as_slice()))
                 .await?;
             self.processor.set_lookups(snapshot);
+        }
+        if let Some(live) = &io.rules {
+            if let Some(v) = live.current().await {
+                self.processor.apply_rules(&v);
+            }
         }
         let others = self.others(io, now_ms).await?;
         self.processor.set_other_shards_watermark(others);

@@ -84,6 +84,10 @@ pub struct WorkerConfig {
     pub batch_limit: i32,
     /// Print every fired pane as a JSON line on stdout.
     pub print_panes: bool,
+    /// A rules file in S3 (`s3://bucket/key`), hot-reloaded (see `eventide_aws::rules`).
+    pub rules_s3: Option<String>,
+    /// How often the rules object's ETag is checked, in ms.
+    pub rules_poll_ms: u64,
 }
 
 impl WorkerConfig {
@@ -111,6 +115,8 @@ impl WorkerConfig {
             stop_after_ms: None,
             batch_limit: 1000,
             print_panes: false,
+            rules_s3: None,
+            rules_poll_ms: 10_000,
         }
     }
 }
@@ -269,6 +275,14 @@ async fn worker_loop(clients: &Clients, config: WorkerConfig) -> Result<WorkerEx
     io.sinks.print = config.print_panes;
     if !config.spec.enrichments.is_empty() {
         io.lookups = Some(eventide_aws::enrichment::Lookups::start(&config.spec).await?);
+    }
+    if let Some(url) = &config.rules_s3 {
+        io.rules = Some(Arc::new(eventide_aws::rules::LiveRules::new(
+            clients.s3.clone(),
+            url,
+            config.spec.input.clone(),
+            Duration::from_millis(config.rules_poll_ms),
+        )?));
     }
     let leases = config
         .resources

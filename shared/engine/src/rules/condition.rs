@@ -201,43 +201,55 @@ impl CondOp {
             while state.slices.front().is_some_and(|s| s.start < t - span) {
                 state.slices.pop_front();
             }
-            for (i, term) in rule.expr.terms.iter().enumerate() {
-                let mut acc = Acc::with_layout(usize::from(term.field.is_some()), term.extrema());
-                for s in state.slices.iter() {
-                    if s.start >= t {
-                        break;
+            if state.slices.front().is_none_or(|s| s.start >= t) {
+                // No record in the longest window: not an instant, false.
+                state.was_true = false;
+            } else {
+                for (i, term) in rule.expr.terms.iter().enumerate() {
+                    let mut acc =
+                        Acc::with_layout(usize::from(term.field.is_some()), term.extrema());
+                    for s in state.slices.iter() {
+                        if s.start >= t {
+                            break;
+                        }
+                        if s.start >= t - term.window_ms {
+                            acc.merge(&s.accs[i]);
+                        }
                     }
-                    if s.start >= t - term.window_ms {
-                        acc.merge(&s.accs[i]);
-                    }
+                    terms[i] = term.value(&acc);
                 }
-                terms[i] = term.value(&acc);
+                for (j, v) in fields.iter_mut().enumerate() {
+                    *v = state
+                        .slices
+                        .iter()
+                        .take_while(|s| s.start < t)
+                        .filter_map(|s| s.latest[j])
+                        .max_by_key(|&(ts, _)| ts)
+                        .map(|(_, v)| v);
+                }
+                let now = rule.expr.root.truth(&Inputs {
+                    terms: &terms,
+                    fields: &fields,
+                });
+                let before = state.was_true && state.last == t - every;
+                if now && !before {
+                    out(Alert::condition(spec, key.name, t, rule, &terms, &fields));
+                }
+                state.was_true = now;
+                state.last = t;
             }
-            for (j, v) in fields.iter_mut().enumerate() {
-                *v = state
-                    .slices
-                    .iter()
-                    .take_while(|s| s.start < t)
-                    .filter_map(|s| s.latest[j])
-                    .max_by_key(|&(ts, _)| ts)
-                    .map(|(_, v)| v);
-            }
-            let now = rule.expr.root.truth(&Inputs {
-                terms: &terms,
-                fields: &fields,
-            });
-            let before = state.was_true && state.last == t - every;
-            if now && !before {
-                out(Alert::condition(spec, key.name, t, rule, &terms, &fields));
-            }
-            state.was_true = now;
-            state.last = t;
             // The next instant with data in the longest window, if any.
             let next = t + every;
             while state.slices.front().is_some_and(|s| s.start < next - span) {
                 state.slices.pop_front();
             }
             match state.slices.front() {
+                // A key true now is kept until the next instant, which then counts as a
+                // transition from true (and as false if no record arrives for it).
+                None if state.was_true => {
+                    state.next = next;
+                    timers.push(next, slot);
+                }
                 None => keys.remove(slot),
                 Some(s) => {
                     let n = next.max(s.start + every);

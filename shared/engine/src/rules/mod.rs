@@ -517,12 +517,7 @@ impl Alert {
         }
     }
 
-    fn pattern(
-        spec: &RuleSpec,
-        key: &str,
-        p: &PatternRule,
-        events: Vec<pattern::Taken>,
-    ) -> Alert {
+    fn pattern(spec: &RuleSpec, key: &str, p: &PatternRule, events: Vec<pattern::Taken>) -> Alert {
         let time = events.last().map_or(0, |e| e.0);
         Alert {
             rule: spec.id.clone(),

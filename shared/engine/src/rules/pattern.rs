@@ -206,11 +206,7 @@ impl PatOp {
 }
 
 /// Feeds one record to the partial matches; returns a completed match's records.
-fn step(
-    p: &PatternRule,
-    partials: &mut Vec<Partial>,
-    ev: Ev,
-) -> Option<Vec<Taken>> {
+fn step(p: &PatternRule, partials: &mut Vec<Partial>, ev: Ev) -> Option<Vec<Taken>> {
     partials.retain(|x| ev.t - x.start() < p.within_ms);
     let mut done = None;
     for (i, x) in partials.iter_mut().enumerate() {

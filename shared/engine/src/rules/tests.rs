@@ -556,3 +556,32 @@ fn state_round_trips_through_drain_and_restore() {
     let got: Vec<(&str, i64)> = alerts.iter().map(|x| (x.rule.as_str(), x.time)).collect();
     assert_eq!(got, vec![("c", MIN), ("p", 1)]);
 }
+
+#[test]
+fn a_true_key_outlives_its_window_until_the_next_instant() {
+    let rules = r#"
+        [[rule]]
+        id = "busy"
+        key = ["k"]
+        when = "count(1m) >= 2"
+    "#;
+    let mut p = pipeline(rules, "0s");
+    let wm = |t: i64| format!(r#"{{"advance_watermark":{t}}}"#);
+    // Minute 0 is busy and fires (the watermark reaches 1m - 1) before any record of
+    // minute 1 arrives; minute 1 is busy too: one transition, one alert.
+    let lines = vec![
+        ev("a", "x", 1.0, 1),
+        ev("a", "x", 1.0, 2),
+        wm(MIN),
+        ev("a", "x", 1.0, MIN + 1),
+        ev("a", "x", 1.0, MIN + 2),
+        wm(2 * MIN),
+        wm(3 * MIN),
+        ev("a", "x", 1.0, 3 * MIN + 1),
+        ev("a", "x", 1.0, 3 * MIN + 2),
+    ];
+    let alerts = run(&mut p, &lines);
+    // Minute 2 has no record (false), minute 3 is busy again: a second alert.
+    let times: Vec<i64> = alerts.iter().map(|a| a.time).collect();
+    assert_eq!(times, vec![MIN, 4 * MIN]);
+}

@@ -226,6 +226,12 @@ fn main() -> Result<()> {
                 let lookups = runtime()?
                     .block_on(eventide_aws::enrichment::Lookups::start(&spec))
                     .context("loading the enrichment tables")?;
+                if lookups.has_live() {
+                    anyhow::bail!(
+                        "replay cannot use a dynamodb enrichment (live lookups run in the consumer); \
+                         use a file, s3 or glue source"
+                    );
+                }
                 opts.lookups = lookups.snapshot();
             }
             let report = replay(spec, &input, &out, &opts)

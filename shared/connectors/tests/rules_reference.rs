@@ -231,3 +231,15 @@ fn a_rules_file_replaces_the_spec_rules_and_an_invalid_one_is_rejected() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_rules_example_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rules");
+    let spec =
+        PipelineSpec::from_toml(&std::fs::read_to_string(dir.join("pipeline.toml")).unwrap())
+            .unwrap();
+    assert_eq!(spec.rules.len(), 2);
+    let file = std::fs::read_to_string(dir.join("rules.toml")).unwrap();
+    let rules = eventide_engine::rules::parse_rules(&file, &spec.input).unwrap();
+    assert_eq!(rules[0].id, "concierge");
+}

@@ -112,7 +112,9 @@ async fn autoscaler_doubles_a_hot_stream_once_and_remembers_the_call() {
     log.save(after.version, &calls, "scale 2 -> 4: test", 1)
         .await
         .expect("first writer wins");
-    let lost = log.save(after.version, &calls, "scale 2 -> 4: test", 1).await;
+    let lost = log
+        .save(after.version, &calls, "scale 2 -> 4: test", 1)
+        .await;
     assert!(matches!(lost, Err(AwsError::Conflict { .. })), "{lost:?}");
     let _ = delete_stream(&c.kinesis, &stream).await;
 }

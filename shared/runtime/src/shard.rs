@@ -207,11 +207,19 @@ impl ShardConsumer {
         outcome
             .panes
             .extend(self.processor.advance_processing_time(now_ms));
-        let batch_id = format!(
-            "{}-{}",
-            self.shard(),
-            batch.first().map_or("tick", |r| r.sequence_number.as_str())
-        );
+        let batch_id = match batch.first() {
+            Some(r) => format!("{}-{}", self.shard(), r.sequence_number),
+            // No records, only timers: name the batch by what it fired, so two such batches
+            // never overwrite each other's sink objects and a repeat of one overwrites itself.
+            None => {
+                let ids: Vec<&str> = outcome.panes.iter().map(|p| p.pane_id.as_str()).collect();
+                format!(
+                    "{}-tick-{:032x}",
+                    self.shard(),
+                    eventide_aws::kinesis::hash_key(&ids.join("\n"))
+                )
+            }
+        };
         io.sinks.write(&outcome.panes, &batch_id).await?;
         let pane_latency_ms =
             (!outcome.panes.is_empty()).then(|| fired_at.elapsed().as_secs_f64() * 1e3);

@@ -238,7 +238,11 @@ fn main() -> Result<()> {
                 .with_context(|| format!("replay of {} failed", input.display()))?;
             print_report(&report);
             if report.alerts > 0 {
-                eprintln!("  {} alerts in {}", report.alerts, out.join("alerts.jsonl").display());
+                eprintln!(
+                    "  {} alerts in {}",
+                    report.alerts,
+                    out.join("alerts.jsonl").display()
+                );
             }
             if json {
                 let aggs: Vec<String> = report

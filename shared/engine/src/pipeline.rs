@@ -227,7 +227,8 @@ impl Pipeline {
     }
 
     /// Like [`Pipeline::process_record`], but leaves out the aggregations `i` with
-    /// `skip[i]`: their state already includes this record (a redelivery).
+    /// `skip[i]`: their state already includes this record (a redelivery). Entries past
+    /// the aggregations mask the rules: `skip[aggregations + r]` leaves out rule `r`.
     pub fn process_record_masked<O: Output>(
         &mut self,
         rec: &Record<'_>,
@@ -293,7 +294,15 @@ impl Pipeline {
             None => partition,
         };
         if !self.rules.is_empty() {
-            self.rules.on_record(rec, ctx.wm, self.shard);
+            // Past the aggregations, `skip` masks the rules (in [`Pipeline::rules`] order).
+            match skip {
+                Some(s) => {
+                    let rules_skip = s.get(self.ops.len()..).unwrap_or(&[]);
+                    self.rules
+                        .on_record_masked(rec, ctx.wm, self.shard, rules_skip);
+                }
+                None => self.rules.on_record(rec, ctx.wm, self.shard),
+            }
         }
         let before = ctx.wm;
         let after = self.wm.observe(part, rec.time, self.now);
@@ -404,7 +413,13 @@ impl Pipeline {
         for op in p.ops.iter_mut() {
             op.track_changes();
         }
+        p.rules.track_changes();
         p
+    }
+
+    /// The running rules, mutable: to restore and drain their per-key state.
+    pub fn rules_mut(&mut self) -> &mut crate::rules::Rules {
+        &mut self.rules
     }
 
     /// Decodes one line against the pipeline's input schema and enriches it with the

@@ -10,6 +10,12 @@
 //! 3. [`ShardProcessor::apply`] runs the records, collecting panes and dead letters;
 //! 4. [`ShardProcessor::advance_watermark`] fires what the global watermark makes due;
 //! 5. [`ShardProcessor::drain_writes`] returns each dirty key's new state once.
+//!
+//! Each rule is one more slot in this bookkeeping, named `rule:<id>@<version>` where the
+//! version is a hash of the rule's text: its per-key state (window contents, last truth
+//! value, a pattern's partial matches) is stored, restored and skipped on redelivery like an
+//! aggregation's, so a consumer that takes over neither re-alerts nor forgets a partial
+//! match. A changed rule has a new slot name, so it never restores an older version's state.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +26,7 @@ use eventide_aws::sinks::PaneRow;
 use eventide_aws::state_store::{StateKey, StateWrite, StoredState};
 use eventide_engine::pane::{Emit, Pane};
 use eventide_engine::record::Line;
+use eventide_engine::rules::RuleKind;
 use eventide_engine::{Output, Pipeline, PipelineSpec};
 
 /// The prefix of heartbeat records written by the ticker into every shard. They move a
@@ -106,6 +113,34 @@ pub struct ShardProcessor {
     others: Option<i64>,
     /// The version of the hot-reloaded rules running (0: the spec's rules).
     rules_version: u64,
+    /// The state slot of each running rule, in [`Pipeline::rules`] order.
+    rule_slots: Vec<String>,
+    /// Positions per (rule slot, key), as `meta` for aggregations.
+    rule_meta: HashMap<(String, String), KeyMeta>,
+}
+
+/// The state slot name of a rule: `rule:<id>@<hash of its text>`.
+///
+/// ```
+/// use eventide_runtime::processor::rule_slot;
+/// assert!(rule_slot("busy", "count(1m) >= 2").starts_with("rule:busy@"));
+/// assert_ne!(rule_slot("busy", "count(1m) >= 2"), rule_slot("busy", "count(1m) >= 3"));
+/// ```
+pub fn rule_slot(id: &str, source: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in source.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("rule:{id}@{h:016x}")
+}
+
+fn rule_slots(pipeline: &Pipeline) -> Vec<String> {
+    pipeline
+        .rules()
+        .specs()
+        .map(|r| rule_slot(&r.id, &r.source))
+        .collect()
 }
 
 impl ShardProcessor {
@@ -129,15 +164,18 @@ impl ShardProcessor {
                 .map(|a| a.aggregates.iter().map(|x| x.name.clone()).collect())
                 .collect(),
         };
+        let pipeline = Pipeline::with_external_watermark(spec);
         ShardProcessor {
-            retention_ms: retention_ms(&spec),
+            retention_ms: retention_ms(pipeline.spec()),
             pipeline_name: pipeline_name.to_string(),
             shard: shard.to_string(),
-            pipeline: Pipeline::with_external_watermark(spec),
+            rule_slots: rule_slots(&pipeline),
+            pipeline,
             names,
             meta: HashMap::new(),
             others: None,
             rules_version: 0,
+            rule_meta: HashMap::new(),
         }
     }
 
@@ -154,6 +192,7 @@ impl ShardProcessor {
     pub fn keys_to_load(&self, batch: &[InputRecord]) -> Vec<StateKey> {
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut seen_rules = std::collections::HashSet::new();
         for r in batch {
             if r.data.starts_with(HEARTBEAT_PREFIX) {
                 continue;
@@ -166,6 +205,14 @@ impl ShardProcessor {
                     out.push(self.state_key(agg, &key));
                 }
             }
+            for (r, key) in self.pipeline.rules().keys_of(&rec) {
+                let slot = &self.rule_slots[r];
+                if !self.rule_meta.contains_key(&(slot.clone(), key.clone()))
+                    && seen_rules.insert((r, key.clone()))
+                {
+                    out.push(StateKey::new(&self.pipeline_name, slot.as_str(), key));
+                }
+            }
         }
         out
     }
@@ -174,6 +221,11 @@ impl ShardProcessor {
     pub fn uncached(&self, keys: Vec<StateKey>) -> Vec<StateKey> {
         keys.into_iter()
             .filter(|k| {
+                if self.rule_slots.contains(&k.aggregation) {
+                    return !self
+                        .rule_meta
+                        .contains_key(&(k.aggregation.clone(), k.key.clone()));
+                }
                 let agg = self
                     .names
                     .aggregations
@@ -191,6 +243,26 @@ impl ShardProcessor {
         loaded: &HashMap<StateKey, StoredState>,
     ) -> Result<(), eventide_engine::StateError> {
         for k in asked {
+            if let Some(r) = self.rule_slots.iter().position(|s| *s == k.aggregation) {
+                let mut meta = KeyMeta::default();
+                if let Some(s) = loaded.get(k) {
+                    if !s.blob.is_empty() {
+                        let id = self.pipeline.spec().rules[r].id.clone();
+                        self.pipeline
+                            .rules_mut()
+                            .restore_key(&id, &k.key, &s.blob)
+                            .map_err(|reason| eventide_engine::StateError {
+                                aggregation: k.aggregation.clone(),
+                                key: k.key.clone(),
+                                reason,
+                            })?;
+                    }
+                    meta.pos = s.pos.clone();
+                }
+                self.rule_meta
+                    .insert((k.aggregation.clone(), k.key.clone()), meta);
+                continue;
+            }
             let Some(agg) = self
                 .names
                 .aggregations
@@ -221,6 +293,8 @@ impl ShardProcessor {
             meta,
             shard,
             others,
+            rule_slots,
+            rule_meta,
             ..
         } = self;
         for r in batch {
@@ -252,7 +326,8 @@ impl ShardProcessor {
                 }
             };
             let keys = pipeline.keys_of(&rec);
-            let mut skip = vec![true; names.aggregations.len()];
+            let aggs = names.aggregations.len();
+            let mut skip = vec![true; aggs + rule_slots.len()];
             for (agg, key) in &keys {
                 let m = meta.entry((*agg, key.clone())).or_default();
                 let done = m
@@ -263,6 +338,20 @@ impl ShardProcessor {
                     out.skipped += 1;
                 } else {
                     skip[*agg] = false;
+                    m.pos.insert(shard.clone(), r.sequence_number.clone());
+                    m.hk = hash_key(&r.partition_key);
+                }
+            }
+            for (i, key) in pipeline.rules().keys_of(&rec) {
+                let m = rule_meta.entry((rule_slots[i].clone(), key)).or_default();
+                let done = m
+                    .pos
+                    .get(shard.as_str())
+                    .is_some_and(|p| cmp_seq(p, &r.sequence_number) != Ordering::Less);
+                if done {
+                    out.skipped += 1;
+                } else {
+                    skip[aggs + i] = false;
                     m.pos.insert(shard.clone(), r.sequence_number.clone());
                     m.hk = hash_key(&r.partition_key);
                 }
@@ -296,6 +385,11 @@ impl ShardProcessor {
             let started = self.pipeline.set_rules(&rules.rules);
             tracing::info!(shard = %self.shard, version = rules.version, ?started, "rules swapped");
             self.rules_version = rules.version;
+            // A changed rule has a new slot: it starts empty and loads its own stored state.
+            self.rule_slots = rule_slots(&self.pipeline);
+            self.retention_ms = retention_ms(self.pipeline.spec());
+            let slots = &self.rule_slots;
+            self.rule_meta.retain(|(slot, _), _| slots.contains(slot));
         }
     }
 
@@ -368,12 +462,38 @@ impl ShardProcessor {
                 ttl_epoch_s,
             });
         }
+        let ShardProcessor {
+            pipeline,
+            rule_slots,
+            rule_meta,
+            pipeline_name,
+            ..
+        } = self;
+        let ids: Vec<String> = pipeline.rules().specs().map(|r| r.id.clone()).collect();
+        pipeline.rules_mut().drain_dirty(&mut |id, d| {
+            let Some(slot) = ids.iter().position(|x| x == id).map(|i| &rule_slots[i]) else {
+                return;
+            };
+            let meta = rule_meta
+                .get(&(slot.clone(), d.key.clone()))
+                .cloned()
+                .unwrap_or_default();
+            writes.push(StateWrite {
+                key: StateKey::new(pipeline_name.as_str(), slot.as_str(), d.key.as_str()),
+                blob: Some(d.blob.unwrap_or_default()),
+                pos: meta.pos,
+                hk: meta.hk,
+                next_timer: d.next_timer,
+                ttl_epoch_s,
+            });
+        });
         writes
     }
 }
 
 /// How long state must outlive its last update: the longest window span plus allowed
-/// lateness plus a day of margin; `None` (keep forever) for global and count windows.
+/// lateness (or the longest rule window) plus a day of margin; `None` (keep forever) for
+/// global and count windows.
 fn retention_ms(spec: &PipelineSpec) -> Option<i64> {
     use eventide_engine::window::WindowSpec;
     let mut longest = 0i64;
@@ -384,6 +504,14 @@ fn retention_ms(spec: &PipelineSpec) -> Option<i64> {
             WindowSpec::Count { .. } | WindowSpec::Global => return None,
         };
         longest = longest.max(span.saturating_add(a.allowed_lateness_ms));
+    }
+    // A rule's state must outlive its longest window (or a pattern's `within`) too.
+    for r in &spec.rules {
+        let span = match &r.kind {
+            RuleKind::Condition(c) => c.span_ms.saturating_add(c.every_ms),
+            RuleKind::Pattern(p) => p.within_ms,
+        };
+        longest = longest.max(span);
     }
     Some(longest.saturating_add(86_400_000))
 }

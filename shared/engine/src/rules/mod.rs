@@ -749,6 +749,44 @@ impl Rules {
         }
     }
 
+    /// The (rule index, key) pairs a record updates, rules in [`Rules::specs`] order.
+    pub fn keys_of(&self, rec: &Record<'_>) -> Vec<(usize, String)> {
+        let mut key = String::new();
+        self.ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                encode(&mut key, &op.spec().key, rec);
+                (i, key.clone())
+            })
+            .collect()
+    }
+
+    /// Like [`Rules::on_record`], but leaves out the rules `i` with `skip[i]`: their stored
+    /// state already includes this record (a redelivery).
+    pub fn on_record_masked(
+        &mut self,
+        rec: &Record<'_>,
+        wm: i64,
+        shard: Option<(u64, u64)>,
+        skip: &[bool],
+    ) {
+        let Rules { ops, key, .. } = self;
+        for (i, op) in ops.iter_mut().enumerate() {
+            if skip.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            encode(key, &op.spec().key, rec);
+            if !in_shard(key, shard) {
+                continue;
+            }
+            match op {
+                Op::Cond(o) => o.on_record(key, rec, wm),
+                Op::Pat(o) => o.on_record(key, rec, wm),
+            }
+        }
+    }
+
     /// Replaces the state of `key` in rule `rule` with a stored one.
     pub fn restore_key(&mut self, rule: &str, key: &str, blob: &[u8]) -> Result<(), String> {
         let op = self

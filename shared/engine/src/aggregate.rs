@@ -70,7 +70,7 @@ pub struct AggregateSpec {
 }
 
 /// Largest number of decimals a sum is kept exact at.
-const MAX_SCALE: u8 = 9;
+pub(crate) const MAX_SCALE: u8 = 9;
 
 /// `10^k` for `k <= MAX_SCALE`, as integers and as floats (all exact).
 const POW10_I: [i64; MAX_SCALE as usize + 1] = [

@@ -11,15 +11,24 @@
 //! Slices older than the rule's longest window are evicted; a key whose longest window is
 //! empty at the next instant is dropped, so state is bounded by `span / every` slices per
 //! active key.
+//!
+//! Count, sum and avg terms are not re-merged at each instant: a running accumulator per
+//! term merges the slices entering its window and subtracts those leaving it (and takes
+//! late records into a slice already inside it), so an evaluation costs O(slices that
+//! moved), not O(window / every). Sums are exact decimals, so the result is identical to
+//! merging the window; when it could not be (a non-decimal or huge value), the term is
+//! recomputed from its slices. Min, max, first and last keep their window as two stacks
+//! ([`Stacks`]): amortised O(1) merges per evaluation. Neither is stored: after a restore
+//! they are rebuilt from the slices at the next instant.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
 
-use super::expr::Inputs;
+use super::expr::{Inputs, Term};
 use super::{Alert, ConditionRule, RuleSpec};
-use crate::aggregate::Acc;
+use crate::aggregate::{Acc, Sum, MAX_SCALE};
 use crate::operator::{decode_state, KeyDelta, Keyed, Reset, Timers};
 use crate::record::Record;
 
@@ -44,6 +53,277 @@ pub(crate) struct CondKey {
     last: i64,
     /// The value at `last`.
     was_true: bool,
+    /// Running totals of the invertible terms (not stored: rebuilt from the slices after a
+    /// restore, so the stored format is the slices alone).
+    #[serde(skip)]
+    run: Option<Running>,
+}
+
+/// The invertible terms' (count, sum, avg) accumulators over their windows ending at `t`:
+/// moving to the next instant merges the slices that enter a window and subtracts those that
+/// leave it, so an evaluation costs O(slices that moved) rather than O(window / every).
+///
+/// Results stay identical to merging the window's slices: counts are integers and sums are
+/// exact decimals ([`Sum::Exact`]), which add and subtract without rounding. Whenever a
+/// running sum is not exact, or the window's slices could overflow the exact form when merged
+/// one by one (`abs` bounds that), the term is recomputed from its slices instead.
+#[derive(Debug, Clone)]
+struct Running {
+    t: i64,
+    /// Per term (unused for the others): the accumulator of `[t - window, t)`.
+    accs: Vec<Acc>,
+    /// Per term: an upper bound on the sum of the window's slices' `|sum|`, in units of
+    /// `10^-MAX_SCALE` (`i128::MAX` when unknown).
+    abs: Vec<i128>,
+    /// Per min/max/first/last term: its window as two stacks, `None` to rebuild.
+    ext: Vec<Option<Stacks>>,
+}
+
+/// A min/max/first/last term's window `[t - window, t)` as two stacks: `front` holds, for
+/// each slice in `[t - window, mid)`, the merge of it and every later slice before `mid`,
+/// and `back` the merge of the slices in `[mid, t)`. The window's value is the merge of the
+/// first `front` entry and `back`. A slice leaving drops its `front` entry; a slice entering
+/// merges into `back`; when `front` runs out, the window's slices are folded into a new
+/// `front` (each slice once), so an evaluation costs amortised O(1) merges. These merges
+/// are order-insensitive (slices are disjoint in time), so the value is identical to
+/// merging the window's slices oldest first.
+#[derive(Debug, Clone)]
+struct Stacks {
+    mid: i64,
+    front: VecDeque<(i64, Acc)>,
+    back: Acc,
+}
+
+/// A min/max/first/last term's value at `t`, moving its stacks there from `from`.
+fn stacks_value(
+    st: &mut Option<Stacks>,
+    slices: &VecDeque<Slice>,
+    i: usize,
+    term: &Term,
+    from: i64,
+    t: i64,
+) -> Option<f64> {
+    let lo = t - term.window_ms;
+    let empty = || Acc::with_layout(usize::from(term.field.is_some()), true);
+    if let Some(s) = st {
+        while s.front.front().is_some_and(|(start, _)| *start < lo) {
+            s.front.pop_front();
+        }
+        if s.front.is_empty() {
+            *st = None;
+        }
+    }
+    let s = match st {
+        Some(s) => {
+            // `front` still has a slice at or after `lo`, so `back` and every entering
+            // slice (from `from >= mid`) are inside the window.
+            let k = slices.partition_point(|x| x.start < from);
+            for x in slices.range(k..) {
+                if x.start >= t {
+                    break;
+                }
+                s.back.merge(&x.accs[i]);
+            }
+            s
+        }
+        None => {
+            let a = slices.partition_point(|x| x.start < lo);
+            let b = slices.partition_point(|x| x.start < t);
+            let mut front: VecDeque<(i64, Acc)> = VecDeque::with_capacity(b - a);
+            for x in slices.range(a..b).rev() {
+                let mut acc = x.accs[i].clone();
+                if let Some((_, later)) = front.front() {
+                    acc.merge(later);
+                }
+                front.push_front((x.start, acc));
+            }
+            st.insert(Stacks {
+                mid: t,
+                front,
+                back: empty(),
+            })
+        }
+    };
+    match s.front.front() {
+        Some((_, f)) => {
+            let mut acc = f.clone();
+            acc.merge(&s.back);
+            term.value(&acc)
+        }
+        None => term.value(&s.back),
+    }
+}
+
+/// `|s|` in units of `10^-9` (the finest exact scale), `None` for a float sum.
+fn abs_units(s: Sum) -> Option<i128> {
+    match s {
+        Sum::Exact { units, scale } => Some(i128::from(units).abs() * pow10_to_finest(scale)),
+        Sum::Float(_) => None,
+    }
+}
+
+/// `10^(MAX_SCALE - scale)`: one unit at `scale` in the finest units.
+fn pow10_to_finest(scale: u8) -> i128 {
+    10i128.pow(u32::from(MAX_SCALE.saturating_sub(scale)))
+}
+
+fn add_abs(a: &mut i128, s: Sum) {
+    *a = match abs_units(s) {
+        Some(x) => a.saturating_add(x),
+        None => i128::MAX,
+    };
+}
+
+/// Takes out a slice's `|sum|` that [`add_abs`] added; an unknown bound stays unknown.
+fn sub_abs(a: &mut i128, s: Sum) {
+    if *a != i128::MAX {
+        if let Some(x) = abs_units(s) {
+            *a = (*a - x).max(0);
+        }
+    }
+}
+
+/// True when a running accumulator can stand for the merge of its window's slices: its sum
+/// is exact and no partial merge of those slices can leave the exact range.
+fn trusted(acc: &Acc, abs: i128) -> bool {
+    match acc.cells.first().map(|c| c.sum) {
+        None => true,
+        Some(Sum::Float(_)) => false,
+        Some(Sum::Exact { scale, .. }) => abs <= (1i128 << 53) * pow10_to_finest(scale),
+    }
+}
+
+/// A term's accumulator over the slices in `[t - window, t)`, merged oldest first, and the
+/// sum of their `|sum|` (see [`Running::abs`]).
+fn merge_window(slices: &VecDeque<Slice>, i: usize, term: &Term, t: i64) -> (Acc, i128) {
+    let mut acc = Acc::with_layout(usize::from(term.field.is_some()), term.extrema());
+    let mut abs = 0i128;
+    let from = slices.partition_point(|s| s.start < t - term.window_ms);
+    for s in slices.range(from..) {
+        if s.start >= t {
+            break;
+        }
+        acc.merge(&s.accs[i]);
+        if let Some(c) = s.accs[i].cells.first() {
+            add_abs(&mut abs, c.sum);
+        }
+    }
+    (acc, abs)
+}
+
+/// Pops the slices that start before `bound`, taking them out of the running totals.
+fn evict(state: &mut CondKey, rule: &ConditionRule, bound: i64) {
+    while state.slices.front().is_some_and(|s| s.start < bound) {
+        let Some(s) = state.slices.pop_front() else {
+            break;
+        };
+        let Some(run) = &mut state.run else {
+            continue;
+        };
+        for (i, term) in rule.expr.terms.iter().enumerate() {
+            if s.start < run.t - term.window_ms || s.start >= run.t {
+                continue;
+            }
+            if term.func.invertible() {
+                run.accs[i].subtract(&s.accs[i]);
+                if let Some(c) = s.accs[i].cells.first() {
+                    sub_abs(&mut run.abs[i], c.sum);
+                }
+            } else if let Some(st) = &mut run.ext[i] {
+                if s.start >= st.mid {
+                    run.ext[i] = None;
+                } else {
+                    while st.front.front().is_some_and(|(start, _)| *start <= s.start) {
+                        st.front.pop_front();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set it to recompute every term from its slices (the reference the running
+    /// totals are compared with).
+    pub(crate) static NAIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The terms' values at `t`, moving the running totals there.
+fn term_values(state: &mut CondKey, rule: &ConditionRule, t: i64, out: &mut [Option<f64>]) {
+    #[cfg(test)]
+    if NAIVE.with(|n| n.get()) {
+        state.run = None;
+    }
+    let terms = &rule.expr.terms;
+    let (mut run, from) = match state.run.take() {
+        Some(mut run) if run.t < t => {
+            for (i, term) in terms.iter().enumerate() {
+                if !term.func.invertible() {
+                    continue;
+                }
+                let w = term.window_ms;
+                let (acc, abs) = (&mut run.accs[i], &mut run.abs[i]);
+                // Leaving: [run.t - w, min(run.t, t - w)); entering: [max(run.t, t - w), t).
+                let (leave_to, enter_from) = (run.t.min(t - w), run.t.max(t - w));
+                let from = state.slices.partition_point(|s| s.start < run.t - w);
+                for s in state.slices.range(from..) {
+                    if s.start >= t {
+                        break;
+                    }
+                    if s.start < leave_to {
+                        acc.subtract(&s.accs[i]);
+                        if let Some(c) = s.accs[i].cells.first() {
+                            sub_abs(abs, c.sum);
+                        }
+                    } else if s.start >= enter_from {
+                        acc.merge(&s.accs[i]);
+                        if let Some(c) = s.accs[i].cells.first() {
+                            add_abs(abs, c.sum);
+                        }
+                    }
+                }
+                if !trusted(acc, *abs) {
+                    (*acc, *abs) = merge_window(&state.slices, i, term, t);
+                }
+            }
+            let from = run.t;
+            run.t = t;
+            (run, from)
+        }
+        _ => {
+            let mut run = Running {
+                t,
+                accs: Vec::with_capacity(terms.len()),
+                abs: Vec::with_capacity(terms.len()),
+                ext: vec![None; terms.len()],
+            };
+            for (i, term) in terms.iter().enumerate() {
+                let (acc, abs) = if term.func.invertible() {
+                    merge_window(&state.slices, i, term, t)
+                } else {
+                    (Acc::with_layout(0, false), 0)
+                };
+                run.accs.push(acc);
+                run.abs.push(abs);
+            }
+            (run, t)
+        }
+    };
+    for (i, term) in terms.iter().enumerate() {
+        out[i] = if term.func.invertible() {
+            term.value(&run.accs[i])
+        } else {
+            stacks_value(&mut run.ext[i], &state.slices, i, term, from, t)
+        };
+    }
+    #[cfg(test)]
+    if NAIVE.with(|n| n.get()) {
+        for (i, term) in terms.iter().enumerate() {
+            out[i] = term.value(&merge_window(&state.slices, i, term, t).0);
+        }
+    }
+    state.run = Some(run);
 }
 
 impl CondKey {
@@ -53,6 +333,7 @@ impl CondKey {
             next: i64::MAX,
             last: i64::MIN,
             was_true: false,
+            run: None,
         }
     }
 }
@@ -156,13 +437,39 @@ impl CondOp {
             );
         }
         let slice = &mut state.slices[pos];
-        for (term, acc) in rule.expr.terms.iter().zip(slice.accs.iter_mut()) {
+        for (i, (term, acc)) in rule
+            .expr
+            .terms
+            .iter()
+            .zip(slice.accs.iter_mut())
+            .enumerate()
+        {
             if term.filter.as_ref().is_some_and(|f| !f.matches(rec)) {
                 continue;
             }
-            match term.field {
-                Some(f) => acc.add(rec.time, &[rec.values[f].as_num()]),
-                None => acc.add(rec.time, &[]),
+            let v = term.field.map(|f| rec.values[f].as_num());
+            let values = v.as_slice();
+            acc.add(rec.time, values);
+            // A late record in a slice inside a running window joins that window too.
+            if let Some(run) = &mut state.run {
+                if start < run.t - term.window_ms || start >= run.t {
+                    continue;
+                }
+                if term.func.invertible() {
+                    run.accs[i].add(rec.time, values);
+                    if let Some(Some(x)) = v {
+                        let mut one = Sum::ZERO;
+                        one.add(x);
+                        add_abs(&mut run.abs[i], one);
+                    }
+                } else if let Some(st) = &mut run.ext[i] {
+                    // In `back` it merges there; inside `front` the stacks are rebuilt.
+                    if start >= st.mid {
+                        st.back.add(rec.time, values);
+                    } else {
+                        run.ext[i] = None;
+                    }
+                }
             }
         }
         for (&f, latest) in rule.expr.fields.iter().zip(slice.latest.iter_mut()) {
@@ -198,33 +505,21 @@ impl CondOp {
             if state.next != t {
                 continue; // a stale timer
             }
-            while state.slices.front().is_some_and(|s| s.start < t - span) {
-                state.slices.pop_front();
-            }
+            evict(state, rule, t - span);
             if state.slices.front().is_none_or(|s| s.start >= t) {
                 // No record in the longest window: not an instant, false.
                 state.was_true = false;
             } else {
-                for (i, term) in rule.expr.terms.iter().enumerate() {
-                    let mut acc =
-                        Acc::with_layout(usize::from(term.field.is_some()), term.extrema());
-                    for s in state.slices.iter() {
-                        if s.start >= t {
-                            break;
-                        }
-                        if s.start >= t - term.window_ms {
-                            acc.merge(&s.accs[i]);
-                        }
-                    }
-                    terms[i] = term.value(&acc);
-                }
+                term_values(state, rule, t, &mut terms);
                 for (j, v) in fields.iter_mut().enumerate() {
+                    // Slices are disjoint and sorted by time: the latest value is in the
+                    // newest slice before `t` that has one.
                     *v = state
                         .slices
                         .iter()
-                        .take_while(|s| s.start < t)
-                        .filter_map(|s| s.latest[j])
-                        .max_by_key(|&(ts, _)| ts)
+                        .rev()
+                        .skip_while(|s| s.start >= t)
+                        .find_map(|s| s.latest[j])
                         .map(|(_, v)| v);
                 }
                 let now = rule.expr.root.truth(&Inputs {
@@ -240,9 +535,7 @@ impl CondOp {
             }
             // The next instant with data in the longest window, if any.
             let next = t + every;
-            while state.slices.front().is_some_and(|s| s.start < next - span) {
-                state.slices.pop_front();
-            }
+            evict(state, rule, next - span);
             match state.slices.front() {
                 // A key true now is kept until the next instant, which then counts as a
                 // transition from true (and as false if no record arrives for it).

@@ -118,6 +118,13 @@ impl ShardConsumer {
         now_ms: i64,
     ) -> Result<Self, RuntimeError> {
         let mut processor = ShardProcessor::new(pipeline, &shard.shard_id, spec);
+        // The live rules first: their keys with pending evaluations are stored under their
+        // own versions' slots.
+        if let Some(live) = &io.rules {
+            if let Some(v) = live.current().await {
+                processor.apply_rules(&v);
+            }
+        }
         let rows = io.control.shards_status().await?;
         // Resume where this shard (or, for a new child shard, its parents) left off.
         let parents = shard.parents();

@@ -710,6 +710,11 @@ async fn end_input(shared: &Shared, shard: &ShardInfo, fence: u64) -> Result<u64
     let io = &shared.io;
     let now = now_ms();
     let mut processor = ShardProcessor::new(&shared.pipeline, &shard.shard_id, shared.spec.clone());
+    if let Some(live) = &io.rules {
+        if let Some(v) = live.current().await {
+            processor.apply_rules(&v);
+        }
+    }
     let pending = io
         .store
         .pending_timers(

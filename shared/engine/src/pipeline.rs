@@ -378,7 +378,7 @@ impl Pipeline {
 }
 
 /// Encodes the group-by values of a record as one string, joined by [`KEY_SEP`].
-fn encode_key(buf: &mut String, fields: &[usize], rec: &Record<'_>) {
+pub(crate) fn encode_key(buf: &mut String, fields: &[usize], rec: &Record<'_>) {
     use std::fmt::Write;
     buf.clear();
     for (j, &f) in fields.iter().enumerate() {

@@ -54,7 +54,8 @@ use crate::duration::parse_ms;
 use crate::filter::Filter;
 use crate::operator::KeyDelta;
 use crate::pane::KEY_SEP;
-use crate::record::{Record, Value};
+use crate::pipeline::encode_key;
+use crate::record::Record;
 use crate::spec::InputSpec;
 use condition::{in_shard, CondOp};
 use expr::Expr;
@@ -690,7 +691,7 @@ impl Rules {
     pub fn on_record(&mut self, rec: &Record<'_>, wm: i64, shard: Option<(u64, u64)>) {
         let Rules { ops, key, .. } = self;
         for op in ops.iter_mut() {
-            encode(key, &op.spec().key, rec);
+            encode_key(key, &op.spec().key, rec);
             if !in_shard(key, shard) {
                 continue;
             }
@@ -756,7 +757,7 @@ impl Rules {
             .iter()
             .enumerate()
             .map(|(i, op)| {
-                encode(&mut key, &op.spec().key, rec);
+                encode_key(&mut key, &op.spec().key, rec);
                 (i, key.clone())
             })
             .collect()
@@ -776,7 +777,7 @@ impl Rules {
             if skip.get(i).copied().unwrap_or(false) {
                 continue;
             }
-            encode(key, &op.spec().key, rec);
+            encode_key(key, &op.spec().key, rec);
             if !in_shard(key, shard) {
                 continue;
             }
@@ -797,25 +798,6 @@ impl Rules {
         match op {
             Op::Cond(o) => o.restore_key(key, blob),
             Op::Pat(o) => o.restore_key(key, blob),
-        }
-    }
-}
-
-/// Encodes a rule's key fields as the pipeline encodes group-by values.
-fn encode(buf: &mut String, fields: &[usize], rec: &Record<'_>) {
-    use std::fmt::Write;
-    buf.clear();
-    for (j, &f) in fields.iter().enumerate() {
-        if j > 0 {
-            buf.push(KEY_SEP);
-        }
-        match &rec.values[f] {
-            Value::Str(s) => buf.push_str(s),
-            Value::Num(n) => {
-                let _ = write!(buf, "{n}");
-            }
-            Value::Bool(b) => buf.push_str(if *b { "true" } else { "false" }),
-            Value::Null => {}
         }
     }
 }

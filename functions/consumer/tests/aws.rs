@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use eventide_aws::config::Clients;
 use eventide_aws::kinesis::{create_stream_and_wait, delete_stream, put_records, PutEntry};
 use eventide_engine::pane::{Emit, Pane};
@@ -17,7 +16,9 @@ use eventide_runtime::resources::{Resources, DEAD_LETTER_PREFIX};
 use eventide_runtime::worker::{now_ms, run_worker_with, WorkerConfig, WorkerExit};
 use serde_json::json;
 
-const SHARD: &str = "shardId-000000000000";
+mod common;
+
+use common::{kinesis_event, unique, SHARD};
 
 /// (aggregation, key, window start, window end) → aggregate values in spec order.
 type Panes = BTreeMap<(String, String, i64, i64), Vec<Option<f64>>>;
@@ -48,15 +49,6 @@ async fn clients() -> Clients {
         "integration tests need local AWS: localstack/up && eval \"$(localstack/env)\""
     );
     Clients::from_env().await
-}
-
-/// A lowercase name unique to this run (valid for tables, streams and buckets).
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000)
 }
 
 /// `n` events in the reference format (some late by 20 minutes, if `late`) of `keys`
@@ -268,61 +260,6 @@ async fn worker_matches_the_engine_and_dead_letters_go_to_s3() {
         assert!(d["raw"].as_str().is_some_and(|r| r.contains("oops")), "{d}");
     }
     let _ = delete_stream(&clients.kinesis, &stream).await;
-}
-
-/// Standard base64 (with padding), for building Lambda events.
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
-
-/// A Kinesis event as Lambda delivers it, for records `(sequence number, partition key,
-/// data)` of one shard of `stream`.
-fn kinesis_event(stream: &str, records: &[(String, String, Vec<u8>)]) -> KinesisEvent {
-    let arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}");
-    let records: Vec<serde_json::Value> = records
-        .iter()
-        .map(|(seq, pk, data)| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": pk,
-                    "sequenceNumber": seq,
-                    "data": base64(data),
-                    "approximateArrivalTimestamp": 1767225600.123
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{SHARD}:{seq}"),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::000000000000:role/eventide",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": arn,
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).expect("a Kinesis event")
-}
-
-#[test]
-fn base64_matches_rfc4648() {
-    assert_eq!(base64(b""), "");
-    assert_eq!(base64(b"f"), "Zg==");
-    assert_eq!(base64(b"fo"), "Zm8=");
-    assert_eq!(base64(b"foo"), "Zm9v");
-    assert_eq!(base64(b"Hello World"), "SGVsbG8gV29ybGQ=");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

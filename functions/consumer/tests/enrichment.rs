@@ -16,59 +16,18 @@ use eventide_engine::PipelineSpec;
 use eventide_runtime::lambda::Handler;
 use eventide_runtime::resources::Resources;
 use eventide_runtime::worker::now_ms;
-use serde_json::json;
 
-const SHARD: &str = "shardId-000000000000";
+mod common;
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000)
-}
+use common::unique;
 
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
-
+/// A Kinesis event of `(sequence number, data)` records, all with partition key `k`.
 fn kinesis_event(stream: &str, records: &[(String, Vec<u8>)]) -> KinesisEvent {
-    let arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}");
-    let records: Vec<serde_json::Value> = records
+    let records: Vec<(String, String, Vec<u8>)> = records
         .iter()
-        .map(|(seq, data)| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": "k",
-                    "sequenceNumber": seq,
-                    "data": base64(data),
-                    "approximateArrivalTimestamp": 1767225600.123
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{SHARD}:{seq}"),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::000000000000:role/eventide",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": arn,
-            })
-        })
+        .map(|(seq, data)| (seq.clone(), "k".to_string(), data.clone()))
         .collect();
-    serde_json::from_value(json!({ "Records": records })).expect("a Kinesis event")
+    common::kinesis_event(stream, &records)
 }
 
 /// `id,tier` rows: subscriber `s{i}` has tier `{version}-{a|b}`.

@@ -11,9 +11,12 @@
 //!
 //! [`operator`] combines them per aggregation, and [`pipeline::Pipeline`] runs a whole
 //! [`spec::PipelineSpec`] over decoded [`record`]s, emitting [`pane::Pane`]s.
+//! [`bounded`] runs the same operators over a finite input one key at a time, for sinks
+//! that write in key order.
 
 pub mod accumulation;
 pub mod aggregate;
+pub mod bounded;
 pub mod duration;
 pub mod enrich;
 pub mod error;

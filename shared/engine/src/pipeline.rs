@@ -115,13 +115,7 @@ impl Pipeline {
             .enumerate()
             .map(|(i, a)| operator::build(i, a))
             .collect();
-        let wm = match spec.watermark {
-            WatermarkSpec::Bounded {
-                bound_ms,
-                idle_timeout_ms,
-            } => WatermarkTracker::bounded(bound_ms, idle_timeout_ms),
-            WatermarkSpec::Explicit => WatermarkTracker::explicit(),
-        };
+        let wm = WatermarkTracker::for_spec(&spec.watermark);
         let stats = Stats {
             late: vec![0; spec.aggregations.len()],
             ..Stats::default()

@@ -90,6 +90,17 @@ impl WatermarkTracker {
             .map(|p| p.max_ts.saturating_sub(bound))
     }
 
+    /// The tracker a pipeline's watermark strategy calls for.
+    pub fn for_spec(spec: &crate::spec::WatermarkSpec) -> Self {
+        match *spec {
+            crate::spec::WatermarkSpec::Bounded {
+                bound_ms,
+                idle_timeout_ms,
+            } => WatermarkTracker::bounded(bound_ms, idle_timeout_ms),
+            crate::spec::WatermarkSpec::Explicit => WatermarkTracker::explicit(),
+        }
+    }
+
     /// Watermarks only from explicit control records.
     pub fn explicit() -> Self {
         WatermarkTracker {

@@ -1,0 +1,625 @@
+//! Key-by-key execution of a bounded input, for sinks that write rows in key order.
+//!
+//! A streaming run interleaves all keys in arrival order, so each record looks its key's
+//! state up in a large table and each watermark step visits keys all over memory. When the
+//! input is finite and the sinks want rows sorted by key anyway, the same results come out
+//! of running one key at a time: a key's state changes only through its own records and
+//! through time (the watermark and processing time), and time is the same for every key.
+//!
+//! So the input is decoded once into columns ([`Chunk`], one per slice of the input, built in
+//! parallel), the global time is computed once over the whole arrival order ([`Timeline`]:
+//! the watermark and processing time each record meets, exactly as [`crate::Pipeline`]
+//! computes them, idle partitions and explicit watermarks included), and then every key
+//! replays its own records against that timeline through the very same window operators
+//! ([`KeyRunner`]). A key's state stays in cache, and its rows come out together, so keys
+//! split freely over threads and no output needs buffering for a final sort.
+//!
+//! This is the idea of Flink's batch execution mode (sort by key, then run one key at a
+//! time), but the streaming watermark is kept: records are judged late, dropped, or fire
+//! late panes exactly as in the streaming run, instead of all becoming on time.
+//!
+//! ```
+//! use eventide_engine::bounded::{BoundedInput, Chunk, KeyOutput, KeyRunner, Layout};
+//! use eventide_engine::pane::{Emit, Pane};
+//! use eventide_engine::record::Line;
+//! use eventide_engine::spec::PipelineSpec;
+//!
+//! let spec = PipelineSpec::from_toml(r#"
+//!     [input]
+//!     event_time = { field = "t" }
+//!     fields = { k = "string", v = "number" }
+//!     [watermark]
+//!     strategy = "bounded"
+//!     max_out_of_orderness = "0ms"
+//!     [[aggregation]]
+//!     name = "sums"
+//!     group_by = ["k"]
+//!     window = { type = "tumbling", size = "10ms" }
+//!     aggregates = [{ name = "sum", fn = "sum", field = "v" }]
+//!     sink = { format = "csv", order = "key" }
+//! "#).unwrap();
+//! let layout = Layout::new(&spec).unwrap();
+//! let decoder = eventide_engine::enrich::Decoder::new(&spec);
+//! let mut chunk = Chunk::new(&layout);
+//! let lines = [r#"{"k":"b","v":1,"t":1}"#, r#"{"k":"a","v":2,"t":12}"#, r#"{"k":"b","v":4,"t":3}"#];
+//! for (i, line) in lines.iter().enumerate() {
+//!     match decoder.decode(line.as_bytes()).unwrap() {
+//!         Line::Event(rec) => chunk.push_event(&layout, &rec, i as u64),
+//!         other => chunk.push_control(&other),
+//!     }
+//! }
+//! let input = BoundedInput::new(&spec, layout, vec![chunk]);
+//!
+//! #[derive(Default)]
+//! struct Rows(Vec<(String, i64, Option<f64>)>, Vec<u64>);
+//! impl Emit for Rows {
+//!     fn pane(&mut self, p: &Pane<'_>) { self.0.push((p.key.into(), p.window.start, p.values[0])); }
+//! }
+//! impl KeyOutput for Rows {
+//!     fn late(&mut self, tag: u64) { self.1.push(tag) }
+//! }
+//! let mut runner = KeyRunner::new(&spec, 0);
+//! let mut rows = Rows::default();
+//! for rank in 0..input.keys(0) {
+//!     runner.run_key(&input, rank, &mut rows);
+//! }
+//! // Keys in order; "b"'s record at t=3 came after the watermark passed 12: too late.
+//! assert_eq!(rows.0, vec![("a".into(), 10, Some(2.0)), ("b".into(), 0, Some(1.0))]);
+//! assert_eq!(rows.1, vec![2]);
+//! ```
+
+use std::ops::Range;
+
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use crate::filter::Filter;
+use crate::operator::{self, Admit, Ctx, WindowOperator};
+use crate::pane::{Emit, KEY_SEP};
+use crate::pipeline::encode_key;
+use crate::record::{Line, Record, Value};
+use crate::spec::PipelineSpec;
+use crate::trigger::{EarlyTrigger, LateTrigger};
+use crate::watermark::{WatermarkTracker, WM_MAX, WM_MIN};
+
+/// Most aggregations a key-by-key run handles (their filters are a bit mask per record).
+pub const MAX_AGGREGATIONS: usize = 64;
+
+/// What a key-by-key run keeps of each record, compiled from the spec: the distinct
+/// group-by field lists, each aggregation's filter, and the numeric fields aggregates read.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Distinct group-by field lists.
+    groups: Vec<Vec<usize>>,
+    /// Per aggregation: its index in `groups`.
+    agg_group: Vec<usize>,
+    filters: Vec<Option<Filter>>,
+    /// Record fields whose numbers are kept, once each.
+    cols: Vec<usize>,
+    /// Per aggregation: the column of each of its cells.
+    agg_cols: Vec<Vec<usize>>,
+    partition: Option<usize>,
+}
+
+impl Layout {
+    /// The layout of a spec, or `None` when the spec can't run key by key: it has rules
+    /// (they fire alerts in time order across keys) or more than [`MAX_AGGREGATIONS`].
+    pub fn new(spec: &PipelineSpec) -> Option<Self> {
+        if !spec.rules.is_empty()
+            || spec.aggregations.is_empty()
+            || spec.aggregations.len() > MAX_AGGREGATIONS
+        {
+            return None;
+        }
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut agg_group = Vec::new();
+        let mut cols: Vec<usize> = Vec::new();
+        let mut agg_cols = Vec::new();
+        for a in &spec.aggregations {
+            let g = match groups.iter().position(|g| *g == a.group_by) {
+                Some(g) => g,
+                None => {
+                    groups.push(a.group_by.clone());
+                    groups.len() - 1
+                }
+            };
+            agg_group.push(g);
+            let cells = crate::aggregate::CompiledAggregates::new(&a.aggregates).cell_fields;
+            let mut mine = Vec::with_capacity(cells.len());
+            for f in cells {
+                let c = match cols.iter().position(|&x| x == f) {
+                    Some(c) => c,
+                    None => {
+                        cols.push(f);
+                        cols.len() - 1
+                    }
+                };
+                mine.push(c);
+            }
+            agg_cols.push(mine);
+        }
+        Some(Layout {
+            groups,
+            agg_group,
+            filters: spec.aggregations.iter().map(|a| a.filter.clone()).collect(),
+            cols,
+            agg_cols,
+            partition: spec.input.partition,
+        })
+    }
+}
+
+/// Strings numbered in order of first sight.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: FxHashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    #[inline]
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+}
+
+/// A time control line, in arrival order among the events.
+#[derive(Debug, Clone, Copy)]
+struct Control {
+    /// Events before it.
+    before: u32,
+    line: ControlLine,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ControlLine {
+    ProcessingTime(i64),
+    Watermark(i64),
+}
+
+/// Consecutive records of a bounded input, in columns. Chunks of different slices of the
+/// input are built independently (in parallel) and joined in order by [`BoundedInput::new`].
+#[derive(Debug)]
+pub struct Chunk {
+    time: Vec<i64>,
+    tag: Vec<u64>,
+    /// `groups` chunk-local key ids per event.
+    keys: Vec<u32>,
+    /// Per event: bit `a` set when aggregation `a`'s filter passes.
+    mask: Vec<u64>,
+    /// `cols` values per event.
+    values: Vec<Option<f64>>,
+    /// Chunk-local partition id per event (with a partition field only).
+    part: Vec<u32>,
+    controls: Vec<Control>,
+    dicts: Vec<Interner>,
+    parts: Interner,
+    key: String,
+}
+
+impl Chunk {
+    /// An empty chunk for records of `layout`.
+    pub fn new(layout: &Layout) -> Self {
+        Chunk {
+            time: Vec::new(),
+            tag: Vec::new(),
+            keys: Vec::new(),
+            mask: Vec::new(),
+            values: Vec::new(),
+            part: Vec::new(),
+            controls: Vec::new(),
+            dicts: (0..layout.groups.len())
+                .map(|_| Interner::default())
+                .collect(),
+            parts: Interner::default(),
+            key: String::new(),
+        }
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.time.len()
+    }
+
+    /// True when the chunk holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.time.is_empty()
+    }
+
+    /// Appends an event. `tag` is the caller's handle on it (e.g. where its line starts),
+    /// handed back by [`KeyOutput::late`] when the event is too late.
+    pub fn push_event(&mut self, layout: &Layout, rec: &Record<'_>, tag: u64) {
+        self.time.push(rec.time);
+        self.tag.push(tag);
+        for (g, fields) in layout.groups.iter().enumerate() {
+            encode_key(&mut self.key, fields, rec);
+            let id = self.dicts[g].id(&self.key);
+            self.keys.push(id);
+        }
+        let mut mask = 0u64;
+        for (a, f) in layout.filters.iter().enumerate() {
+            if f.as_ref().is_none_or(|f| f.matches(rec)) {
+                mask |= 1 << a;
+            }
+        }
+        self.mask.push(mask);
+        self.values
+            .extend(layout.cols.iter().map(|&f| rec.values[f].as_num()));
+        if let Some(p) = layout.partition {
+            let id = match &rec.values[p] {
+                Value::Str(s) => self.parts.id(s),
+                _ => self.parts.id(""),
+            };
+            self.part.push(id);
+        }
+    }
+
+    /// Appends a control line (events are ignored here: see [`Chunk::push_event`]).
+    pub fn push_control(&mut self, line: &Line<'_>) {
+        let line = match *line {
+            Line::AdvanceProcessingTime(t) => ControlLine::ProcessingTime(t),
+            Line::AdvanceWatermark(t) => ControlLine::Watermark(t),
+            Line::Event(_) => return,
+        };
+        self.controls.push(Control {
+            before: self.time.len() as u32,
+            line,
+        });
+    }
+}
+
+/// A processing-time advance, as every key must see it.
+#[derive(Debug, Clone, Copy)]
+struct Break {
+    /// Events before it.
+    before: u32,
+    /// The watermark when it came, the new processing time, and the watermark after it
+    /// (idle partitions may stop holding the watermark back).
+    wm: i64,
+    now: i64,
+    wm_after: i64,
+}
+
+/// The global time of a bounded input: the watermark and processing time each event met
+/// when it arrived, and the processing-time advances in between.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    wm: Vec<i64>,
+    now: Vec<i64>,
+    breaks: Vec<Break>,
+    final_now: i64,
+    /// Control lines seen.
+    pub controls: u64,
+}
+
+impl Timeline {
+    /// The watermark event `seq` (in arrival order) was judged against.
+    pub fn watermark_before(&self, seq: usize) -> i64 {
+        self.wm.get(seq).copied().unwrap_or(WM_MIN)
+    }
+}
+
+/// A bounded input ready to run key by key: its events in arrival order, their global
+/// time, and per group-by the keys in output order with each key's events.
+#[derive(Debug)]
+pub struct BoundedInput {
+    layout: Layout,
+    time: Vec<i64>,
+    tag: Vec<u64>,
+    mask: Vec<u64>,
+    values: Vec<Option<f64>>,
+    timeline: Timeline,
+    /// Per group-by: key names by id, key ids by rank, events by rank.
+    names: Vec<Vec<Box<str>>>,
+    ranked: Vec<Vec<u32>>,
+    offsets: Vec<Vec<u32>>,
+    events: Vec<Vec<u32>>,
+}
+
+impl BoundedInput {
+    /// Joins the chunks of an input (in input order), computes its timeline with the spec's
+    /// watermark strategy and groups its events by key.
+    pub fn new(spec: &PipelineSpec, layout: Layout, chunks: Vec<Chunk>) -> Self {
+        let n: usize = chunks.iter().map(Chunk::len).sum();
+        let groups = layout.groups.len();
+        let mut time = Vec::with_capacity(n);
+        let mut tag = Vec::with_capacity(n);
+        let mut mask = Vec::with_capacity(n);
+        let mut values = Vec::with_capacity(n * layout.cols.len());
+        let mut keys: Vec<Vec<u32>> = (0..groups).map(|_| Vec::with_capacity(n)).collect();
+        let mut dicts: Vec<Interner> = (0..groups).map(|_| Interner::default()).collect();
+        let mut tracker = WatermarkTracker::for_spec(&spec.watermark);
+        let mut tl = Timeline {
+            wm: Vec::with_capacity(n),
+            now: Vec::with_capacity(n),
+            ..Timeline::default()
+        };
+        let mut now = 0i64;
+        for chunk in chunks {
+            let base = time.len() as u32;
+            // Chunk-local key ids to global ones.
+            let remap: Vec<Vec<u32>> = chunk
+                .dicts
+                .iter()
+                .zip(dicts.iter_mut())
+                .map(|(local, global)| local.names.iter().map(|k| global.id(k)).collect())
+                .collect();
+            let mut controls = chunk.controls.iter().peekable();
+            for i in 0..chunk.len() {
+                while let Some(c) = controls.next_if(|c| c.before as usize <= i) {
+                    tl.control(&mut tracker, &mut now, base + c.before, c.line);
+                }
+                tl.wm.push(tracker.current());
+                tl.now.push(now);
+                let part = match chunk.part.get(i) {
+                    Some(&p) => chunk.parts.names.get(p as usize).map_or("", |s| s),
+                    None => "",
+                };
+                tracker.observe(part, chunk.time[i], now);
+                for (g, map) in remap.iter().enumerate() {
+                    keys[g].push(map[chunk.keys[i * groups + g] as usize]);
+                }
+            }
+            for c in controls {
+                tl.control(&mut tracker, &mut now, base + c.before, c.line);
+            }
+            time.extend_from_slice(&chunk.time);
+            tag.extend_from_slice(&chunk.tag);
+            mask.extend_from_slice(&chunk.mask);
+            values.extend_from_slice(&chunk.values);
+        }
+        tl.final_now = now;
+        let mut names = Vec::with_capacity(groups);
+        let mut ranked = Vec::with_capacity(groups);
+        let mut offsets = Vec::with_capacity(groups);
+        let mut events = Vec::with_capacity(groups);
+        for (dict, keys) in dicts.into_iter().zip(keys) {
+            let (r, o, e) = group(&dict.names, &keys);
+            names.push(dict.names);
+            ranked.push(r);
+            offsets.push(o);
+            events.push(e);
+        }
+        BoundedInput {
+            layout,
+            time,
+            tag,
+            mask,
+            values,
+            timeline: tl,
+            names,
+            ranked,
+            offsets,
+            events,
+        }
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.time.len()
+    }
+
+    /// True when the input holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.time.is_empty()
+    }
+
+    /// The input's global time.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// Number of keys of aggregation `agg`'s group-by (some may have no event passing its
+    /// filter, and then produce nothing).
+    pub fn keys(&self, agg: usize) -> u32 {
+        let g = self.layout.agg_group.get(agg).copied().unwrap_or(0);
+        self.ranked.get(g).map_or(0, |r| r.len() as u32)
+    }
+
+    /// Splits aggregation `agg`'s keys, in output order, into consecutive ranges of about
+    /// `events` events each.
+    pub fn split(&self, agg: usize, events: usize) -> Vec<Range<u32>> {
+        let g = self.layout.agg_group.get(agg).copied().unwrap_or(0);
+        let Some(off) = self.offsets.get(g) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut from = 0u32;
+        for rank in 1..off.len().saturating_sub(1) {
+            if (off[rank] - off[from as usize]) as usize >= events.max(1) {
+                out.push(from..rank as u32);
+                from = rank as u32;
+            }
+        }
+        let end = off.len().saturating_sub(1) as u32;
+        if from < end {
+            out.push(from..end);
+        }
+        out
+    }
+}
+
+impl Timeline {
+    /// Applies a control line as [`crate::Pipeline`] does.
+    fn control(&mut self, tracker: &mut WatermarkTracker, now: &mut i64, before: u32, c: ControlLine) {
+        self.controls += 1;
+        match c {
+            ControlLine::Watermark(t) => {
+                tracker.advance_to(t);
+            }
+            ControlLine::ProcessingTime(t) => {
+                if t <= *now {
+                    return;
+                }
+                *now = t;
+                let wm = tracker.current();
+                let wm_after = tracker.on_processing_time(t);
+                self.breaks.push(Break {
+                    before,
+                    wm,
+                    now: t,
+                    wm_after,
+                });
+            }
+        }
+    }
+}
+
+/// Orders keys as key-ordered sinks write them (group-by values compared one by one), and
+/// lists each key's events in arrival order: (key ids by rank, event offsets by rank,
+/// events).
+fn group(names: &[Box<str>], keys: &[u32]) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    let mut ranked: Vec<u32> = (0..names.len() as u32).collect();
+    ranked.sort_unstable_by(|&a, &b| {
+        names[a as usize]
+            .split(KEY_SEP)
+            .cmp(names[b as usize].split(KEY_SEP))
+    });
+    let mut rank_of = vec![0u32; names.len()];
+    for (r, &k) in ranked.iter().enumerate() {
+        rank_of[k as usize] = r as u32;
+    }
+    let mut offsets = vec![0u32; names.len() + 1];
+    for &k in keys {
+        offsets[rank_of[k as usize] as usize + 1] += 1;
+    }
+    for i in 1..offsets.len() {
+        offsets[i] += offsets[i - 1];
+    }
+    let mut fill = offsets.clone();
+    let mut events = vec![0u32; keys.len()];
+    for (seq, &k) in keys.iter().enumerate() {
+        let r = rank_of[k as usize] as usize;
+        events[fill[r] as usize] = seq as u32;
+        fill[r] += 1;
+    }
+    (ranked, offsets, events)
+}
+
+/// Where a key's results go: its panes, and its events too late for every window.
+pub trait KeyOutput: Emit {
+    /// An event later than the allowed lateness, by the tag it was pushed with.
+    fn late(&mut self, tag: u64);
+}
+
+/// Runs one aggregation's keys, one at a time, with the streaming operator of that
+/// aggregation. Reusable across keys and inputs of the same spec.
+pub struct KeyRunner {
+    agg: usize,
+    op: Box<dyn WindowOperator>,
+    /// The trigger reacts to processing time.
+    processing_time: bool,
+    /// Records dropped as too late so far.
+    pub late: u64,
+}
+
+impl KeyRunner {
+    /// A runner for aggregation `agg` of `spec`.
+    pub fn new(spec: &PipelineSpec, agg: usize) -> Self {
+        let a = &spec.aggregations[agg];
+        let processing_time = matches!(
+            a.trigger.early,
+            Some(EarlyTrigger::AfterProcessingTime { .. })
+        ) || matches!(a.trigger.late, Some(LateTrigger::AfterProcessingTime { .. }));
+        KeyRunner {
+            agg,
+            op: operator::build(agg, a),
+            processing_time,
+            late: 0,
+        }
+    }
+
+    /// Runs the key of rank `rank` (see [`BoundedInput::keys`]) from its first event to the
+    /// end of the input, where the watermark goes to +∞ and everything fires.
+    pub fn run_key<O: KeyOutput>(&mut self, input: &BoundedInput, rank: u32, out: &mut O) {
+        let layout = &input.layout;
+        let g = layout.agg_group[self.agg];
+        let (Some(&id), Some(off)) = (
+            input.ranked[g].get(rank as usize),
+            input.offsets[g].get(rank as usize..rank as usize + 2),
+        ) else {
+            return;
+        };
+        let key: &str = &input.names[g][id as usize];
+        let events = &input.events[g][off[0] as usize..off[1] as usize];
+        let tl = &input.timeline;
+        let bit = 1u64 << self.agg;
+        let cols = &layout.agg_cols[self.agg];
+        let ncols = layout.cols.len();
+        let mut values: SmallVec<[Option<f64>; 2]> = SmallVec::new();
+        let mut wm = WM_MIN;
+        let mut now = 0i64;
+        let mut breaks: &[Break] = &[];
+        let mut started = false;
+        for &seq in events {
+            let seq = seq as usize;
+            if input.mask[seq] & bit == 0 {
+                continue;
+            }
+            if !started {
+                started = true;
+                if self.processing_time {
+                    // Before its first event a key has no state: earlier advances do nothing.
+                    let from = tl.breaks.partition_point(|b| b.before as usize <= seq);
+                    breaks = &tl.breaks[from..];
+                }
+            }
+            while let Some((b, rest)) = breaks.split_first() {
+                if b.before as usize > seq {
+                    break;
+                }
+                self.apply(b, &mut wm, &mut now, out);
+                breaks = rest;
+            }
+            let ctx = Ctx {
+                wm: tl.wm[seq],
+                now: tl.now[seq],
+            };
+            now = ctx.now;
+            if ctx.wm > wm {
+                wm = ctx.wm;
+                self.op.on_watermark(ctx, out);
+            }
+            values.clear();
+            let row = &input.values[seq * ncols..(seq + 1) * ncols];
+            values.extend(cols.iter().map(|&c| row[c]));
+            if self.op.on_record(key, input.time[seq], &values, ctx, out) == Admit::TooLate {
+                self.late += 1;
+                out.late(input.tag[seq]);
+            }
+        }
+        if !started {
+            return;
+        }
+        for b in breaks {
+            self.apply(b, &mut wm, &mut now, out);
+        }
+        self.op.on_watermark(
+            Ctx {
+                wm: WM_MAX,
+                now: tl.final_now,
+            },
+            out,
+        );
+    }
+
+    /// A processing-time advance, with the watermark before and after it.
+    fn apply<O: KeyOutput>(&mut self, b: &Break, wm: &mut i64, now: &mut i64, out: &mut O) {
+        if b.wm > *wm {
+            *wm = b.wm;
+            self.op.on_watermark(Ctx { wm: *wm, now: *now }, out);
+        }
+        *now = b.now;
+        self.op.on_processing_time(Ctx { wm: *wm, now: *now }, out);
+        if b.wm_after > *wm {
+            *wm = b.wm_after;
+            self.op.on_watermark(Ctx { wm: *wm, now: *now }, out);
+        }
+    }
+}

@@ -4,9 +4,11 @@
 //! * [`sources`]: where lines come from ([`sources::file`]: JSON lines from a file or stdin);
 //! * [`sinks`]: where panes go ([`sinks::csv`], [`sinks::jsonl`]), plus the dead-letter and
 //!   late-data outputs ([`sinks::dead_letter`]);
-//! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all;
+//! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all, and
+//!   [`by_key`], its key-by-key run for key-ordered sinks;
 //! * [`rules_file`]: a local rules file, reloaded when it changes.
 
+pub mod by_key;
 mod decoded;
 pub mod error;
 pub mod format;

@@ -6,8 +6,9 @@
 //! `<aggregation>.late.jsonl`. A bad line never aborts the run. At the end of the input the
 //! watermark goes to +∞ and every window fires.
 //!
-//! When every sink writes in key order and the input is a file, the run is split by key
-//! over the machine's cores: each thread reads and decodes the whole input (so all see the
+//! When every sink writes in key order and the input is a file, the input is run one key at
+//! a time (see [`crate::by_key`]); with rules, which alert in time order across keys, the
+//! run is split by key over the machine's cores instead: each thread reads and decodes the whole input (so all see the
 //! same watermarks) but aggregates only its share of the keys into compact per-key buffers,
 //! which are merged in key order at the end. The output is the same as a single-threaded
 //! run's.
@@ -125,13 +126,18 @@ pub fn replay(
             .aggregations
             .iter()
             .all(|a| a.sink.order == SinkOrder::Key);
-    let shards = if all_key_ordered && input.as_os_str() != "-" {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_SHARDS)
-    } else {
-        1
-    };
+    let file = input.as_os_str() != "-";
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_SHARDS);
+    if all_key_ordered && file {
+        if let Some(layout) = eventide_engine::bounded::Layout::new(&spec) {
+            return crate::by_key::replay_by_key(
+                &spec, layout, input, out_dir, opts, cores, started,
+            );
+        }
+    }
+    let shards = if all_key_ordered && file { cores } else { 1 };
     if shards > 1 {
         replay_sharded(spec, input, out_dir, opts, shards, started)
     } else {
@@ -492,7 +498,7 @@ fn keep_dropped(e: eventide_engine::RecordError) -> Result<(), eventide_engine::
     }
 }
 
-fn progress_bar(total: Option<u64>) -> ProgressBar {
+pub(crate) fn progress_bar(total: Option<u64>) -> ProgressBar {
     let bar = match total {
         Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),

@@ -7,63 +7,54 @@ use std::path::{Path, PathBuf};
 use eventide_engine::pane::{Pane, KEY_SEP};
 
 use super::ordered::RowWriter;
-use super::Layout;
+use super::{Layout, RowFormat};
 use crate::error::ConnectorError;
 use crate::format::{push_csv_field, push_number};
 
-/// Writes one CSV row per pane, with a header.
-pub struct CsvRows {
-    path: PathBuf,
-    out: BufWriter<File>,
+/// Formats panes as CSV rows. The group-by columns of consecutive rows of the same key are
+/// escaped once.
+#[derive(Debug, Clone)]
+pub struct CsvFormat {
     layout: Layout,
-    buf: Vec<u8>,
     /// The key of the previous row and its escaped group-by columns with the comma after.
     last_key: String,
     prefix: Vec<u8>,
 }
 
-impl CsvRows {
-    /// Creates (truncates) the file and writes the header.
-    pub fn create(path: &Path, layout: Layout) -> Result<Self, ConnectorError> {
-        let err = |source| ConnectorError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::create(path).map_err(err)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let header = layout.columns().join(",");
-        writeln!(out, "{header}").map_err(err)?;
-        Ok(CsvRows {
-            path: path.to_path_buf(),
-            out,
+impl CsvFormat {
+    pub fn new(layout: Layout) -> Self {
+        CsvFormat {
             layout,
-            buf: Vec::with_capacity(256),
             last_key: String::new(),
             prefix: Vec::new(),
-        })
+        }
     }
 }
 
-impl RowWriter for CsvRows {
+impl RowFormat for CsvFormat {
+    fn header(&self) -> Vec<u8> {
+        let mut h = self.layout.columns().join(",").into_bytes();
+        h.push(b'\n');
+        h
+    }
+
     #[inline]
-    fn row(&mut self, p: &Pane<'_>) -> Result<(), ConnectorError> {
+    fn row(&mut self, b: &mut Vec<u8>, p: &Pane<'_>) {
         if self.prefix.is_empty() || self.last_key != p.key {
-            let b = &mut self.prefix;
-            b.clear();
+            let pre = &mut self.prefix;
+            pre.clear();
             for (i, part) in p.key.split(KEY_SEP).enumerate() {
                 if i > 0 {
-                    b.push(b',');
+                    pre.push(b',');
                 }
-                push_csv_field(b, part);
+                push_csv_field(pre, part);
             }
             if !self.layout.group_by.is_empty() {
-                b.push(b',');
+                pre.push(b',');
             }
             self.last_key.clear();
             self.last_key.push_str(p.key);
         }
-        let b = &mut self.buf;
-        b.clear();
         b.extend_from_slice(&self.prefix);
         let mut ib = itoa::Buffer::new();
         b.extend_from_slice(ib.format(p.window.start).as_bytes());
@@ -85,8 +76,44 @@ impl RowWriter for CsvRows {
             b.extend_from_slice(if p.retraction { b",true" } else { b",false" });
         }
         b.push(b'\n');
+    }
+}
+
+/// Writes one CSV row per pane, with a header.
+pub struct CsvRows {
+    path: PathBuf,
+    out: BufWriter<File>,
+    format: CsvFormat,
+    buf: Vec<u8>,
+}
+
+impl CsvRows {
+    /// Creates (truncates) the file and writes the header.
+    pub fn create(path: &Path, layout: Layout) -> Result<Self, ConnectorError> {
+        let err = |source| ConnectorError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::create(path).map_err(err)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let format = CsvFormat::new(layout);
+        out.write_all(&format.header()).map_err(err)?;
+        Ok(CsvRows {
+            path: path.to_path_buf(),
+            out,
+            format,
+            buf: Vec::with_capacity(256),
+        })
+    }
+}
+
+impl RowWriter for CsvRows {
+    #[inline]
+    fn row(&mut self, p: &Pane<'_>) -> Result<(), ConnectorError> {
+        self.buf.clear();
+        self.format.row(&mut self.buf, p);
         self.out
-            .write_all(b)
+            .write_all(&self.buf)
             .map_err(|source| ConnectorError::Write {
                 path: self.path.clone(),
                 source,

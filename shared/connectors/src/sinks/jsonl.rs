@@ -8,15 +8,44 @@ use eventide_engine::pane::Pane;
 use serde_json::{Map, Value};
 
 use super::ordered::RowWriter;
-use super::Layout;
+use super::{Layout, RowFormat};
 use crate::error::ConnectorError;
+
+/// Formats panes as JSON objects, one per line.
+#[derive(Debug, Clone)]
+pub struct JsonFormat {
+    layout: Layout,
+    name: String,
+}
+
+impl JsonFormat {
+    pub fn new(layout: Layout, aggregation: String) -> Self {
+        JsonFormat {
+            layout,
+            name: aggregation,
+        }
+    }
+}
+
+impl RowFormat for JsonFormat {
+    fn header(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn row(&mut self, buf: &mut Vec<u8>, p: &Pane<'_>) {
+        let m = pane_json(p, &self.layout, &self.name);
+        // A map of strings and numbers always serializes.
+        let _ = serde_json::to_writer(&mut *buf, &m);
+        buf.push(b'\n');
+    }
+}
 
 /// Writes one JSON object per pane.
 pub struct JsonRows {
     path: PathBuf,
     out: BufWriter<File>,
-    layout: Layout,
-    name: String,
+    format: JsonFormat,
+    buf: Vec<u8>,
 }
 
 impl JsonRows {
@@ -33,8 +62,8 @@ impl JsonRows {
         Ok(JsonRows {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 20, file),
-            layout,
-            name: aggregation,
+            format: JsonFormat::new(layout, aggregation),
+            buf: Vec::new(),
         })
     }
 }
@@ -60,13 +89,14 @@ pub fn pane_json(p: &Pane<'_>, layout: &Layout, aggregation: &str) -> Map<String
 
 impl RowWriter for JsonRows {
     fn row(&mut self, p: &Pane<'_>) -> Result<(), ConnectorError> {
-        let m = pane_json(p, &self.layout, &self.name);
-        let err = |source| ConnectorError::Write {
-            path: self.path.clone(),
-            source,
-        };
-        serde_json::to_writer(&mut self.out, &m).map_err(|e| err(e.into()))?;
-        self.out.write_all(b"\n").map_err(err)
+        self.buf.clear();
+        self.format.row(&mut self.buf, p);
+        self.out
+            .write_all(&self.buf)
+            .map_err(|source| ConnectorError::Write {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     fn flush(&mut self) -> Result<(), ConnectorError> {

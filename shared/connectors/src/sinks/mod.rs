@@ -26,6 +26,30 @@ pub trait PaneSink {
     fn finish(&mut self) -> Result<(), ConnectorError>;
 }
 
+/// Formats the rows of one aggregation into bytes, for a file of its format.
+pub trait RowFormat: Send {
+    /// What the file starts with (the CSV header line; nothing for JSON lines).
+    fn header(&self) -> Vec<u8>;
+    /// Appends the row of one pane, with its line end.
+    fn row(&mut self, buf: &mut Vec<u8>, pane: &Pane<'_>);
+}
+
+/// The row format of an aggregation's file sink, and the file's name under the output
+/// directory.
+pub fn row_format(spec: &PipelineSpec, agg: &AggregationSpec) -> (Box<dyn RowFormat>, String) {
+    let layout = Layout::of(spec, agg);
+    match agg.sink.format {
+        SinkFormat::Csv => (
+            Box::new(csv::CsvFormat::new(layout)),
+            format!("{}.csv", agg.name),
+        ),
+        SinkFormat::Jsonl => (
+            Box::new(jsonl::JsonFormat::new(layout, agg.name.clone())),
+            format!("{}.jsonl", agg.name),
+        ),
+    }
+}
+
 /// What a file sink needs to know about its aggregation's rows.
 #[derive(Debug, Clone)]
 pub struct Layout {

@@ -1,0 +1,385 @@
+//! The key-by-key replay of a file, for pipelines whose sinks all write in key order.
+//!
+//! The engine's [`eventide_engine::bounded`] runs a finite input one key at a time with the
+//! streaming operators and the streaming watermark; this module is its I/O around it:
+//!
+//! 1. The file is read whole and cut at line boundaries into one slice per core; each slice
+//!    is decoded on its own thread into a [`Chunk`] (malformed lines become dead letters).
+//! 2. [`BoundedInput::new`] joins the chunks, computes the global timeline and groups the
+//!    events by key.
+//! 3. Each aggregation's keys, in output order, are cut into units of about
+//!    [`UNIT_EVENTS`] events. Worker threads take units in order and format their rows into
+//!    memory; this thread writes the units to the files in order as they complete, so no
+//!    more than a few units are ever held.
+//!
+//! The output is byte for byte that of a single-threaded streaming run.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use eventide_engine::bounded::{BoundedInput, Chunk, KeyOutput, KeyRunner, Layout};
+use eventide_engine::enrich::Decoder;
+use eventide_engine::pane::{Emit, Pane};
+use eventide_engine::record::Line;
+use eventide_engine::{PipelineSpec, RecordError};
+use indicatif::ProgressBar;
+
+use crate::error::ConnectorError;
+use crate::replay::{ReplayOptions, ReplayReport};
+use crate::sinks::dead_letter::{DeadLetter, LazyFile};
+use crate::sinks::{row_format, RowFormat};
+
+/// Events per unit of work: small enough to balance threads and bound the rows held in
+/// memory, large enough that handing units over costs nothing.
+pub const UNIT_EVENTS: usize = 1 << 14;
+
+/// A malformed line of a slice: its line number within the slice, the reason, its text.
+struct BadLine {
+    line: u64,
+    reason: String,
+    raw: Range<usize>,
+}
+
+/// What decoding one slice of the file gave.
+struct Decoded {
+    chunk: Chunk,
+    /// Lines in the slice, blank ones included (for line numbers).
+    line_count: u64,
+    /// Lines that are not blank.
+    lines: u64,
+    bad: Vec<BadLine>,
+}
+
+/// Runs `spec` over the file `input` key by key, writing what [`crate::replay::replay`]
+/// writes. `layout` is the spec's (see [`Layout::new`]).
+pub(crate) fn replay_by_key(
+    spec: &PipelineSpec,
+    layout: Layout,
+    input: &Path,
+    out_dir: &Path,
+    opts: &ReplayOptions,
+    threads: usize,
+    started: Instant,
+) -> Result<ReplayReport, ConnectorError> {
+    let text = std::fs::read(input).map_err(|source| ConnectorError::Read {
+        path: input.to_path_buf(),
+        source,
+    })?;
+    let bar = if opts.progress {
+        crate::replay::progress_bar(Some(text.len() as u64))
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut decoder = Decoder::new(spec);
+    decoder.set_lookups(opts.lookups.clone());
+    let slices = cut_lines(&text, threads);
+    let decoded: Vec<Decoded> = std::thread::scope(|s| {
+        let handles: Vec<_> = slices
+            .iter()
+            .map(|r| {
+                let (decoder, layout, text, bar) = (&decoder, &layout, &text, &bar);
+                let r = r.clone();
+                s.spawn(move || decode_slice(decoder, layout, text, r, bar))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
+    let (mut lines, mut base) = (0u64, 0u64);
+    let mut chunks = Vec::with_capacity(decoded.len());
+    for d in decoded {
+        for b in &d.bad {
+            dead.json(&DeadLetter {
+                line: base + b.line,
+                reason: b.reason.clone(),
+                raw: &String::from_utf8_lossy(&text[b.raw.clone()]),
+            })?;
+        }
+        base += d.line_count;
+        lines += d.lines;
+        chunks.push(d.chunk);
+    }
+    dead.flush()?;
+    let input = BoundedInput::new(spec, layout, chunks);
+    bar.finish_and_clear();
+
+    let n = spec.aggregations.len();
+    let units: Vec<(usize, Range<u32>)> = (0..n)
+        .flat_map(|a| input.split(a, UNIT_EVENTS).into_iter().map(move |r| (a, r)))
+        .collect();
+    let mut files = Vec::with_capacity(n);
+    for agg in &spec.aggregations {
+        let (format, name) = row_format(spec, agg);
+        let path = out_dir.join(name);
+        let file = File::create(&path).map_err(|source| ConnectorError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        let mut out = OutFile { path, file };
+        out.write(&format.header())?;
+        files.push(out);
+    }
+    let mut panes = vec![0u64; n];
+    let mut late_counts = vec![0u64; n];
+    let mut late: Vec<Vec<u64>> = vec![Vec::new(); n];
+    let next = AtomicUsize::new(0);
+    let written: Result<(), ConnectorError> = std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<(usize, UnitRows)>(threads * 2);
+        for _ in 0..threads {
+            let (tx, next, units, input) = (tx.clone(), &next, &units, &input);
+            s.spawn(move || {
+                let mut runners: Vec<Option<KeyRunner>> = (0..n).map(|_| None).collect();
+                let mut formats: Vec<Option<Box<dyn RowFormat>>> = (0..n).map(|_| None).collect();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((agg, ranks)) = units.get(i) else {
+                        break;
+                    };
+                    let runner = runners[*agg].get_or_insert_with(|| KeyRunner::new(spec, *agg));
+                    let format = formats[*agg]
+                        .get_or_insert_with(|| row_format(spec, &spec.aggregations[*agg]).0);
+                    let rows = run_unit(&input, runner, format.as_mut(), ranks.clone());
+                    if tx.send((i, rows)).is_err() {
+                        break; // the writer failed and stopped
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Units complete out of order; write them in order.
+        let mut pending: BTreeMap<usize, UnitRows> = BTreeMap::new();
+        let mut due = 0usize;
+        for (i, rows) in rx {
+            pending.insert(i, rows);
+            while let Some(rows) = pending.remove(&due) {
+                let agg = units[due].0;
+                files[agg].write(&rows.rows)?;
+                panes[agg] += rows.panes;
+                late_counts[agg] += rows.late.len() as u64;
+                late[agg].extend(rows.late);
+                due += 1;
+            }
+        }
+        Ok(())
+    });
+    written?;
+    // Late records in input order, as a streaming run writes them.
+    for (agg, mut tags) in spec.aggregations.iter().zip(late) {
+        let mut file = LazyFile::new(&out_dir.join(format!("{}.late.jsonl", agg.name)));
+        tags.sort_unstable();
+        for tag in tags {
+            file.raw_line(line_at(&text, tag as usize))?;
+        }
+        file.flush()?;
+    }
+    Ok(ReplayReport {
+        lines,
+        events: input.len() as u64,
+        controls: input.timeline().controls,
+        dead_letters: dead.written,
+        aggregations: spec
+            .aggregations
+            .iter()
+            .map(|a| a.name.clone())
+            .zip(panes)
+            .zip(late_counts)
+            .map(|((n, p), l)| (n, p, l))
+            .collect(),
+        alerts: 0,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// An output file being written.
+struct OutFile {
+    path: std::path::PathBuf,
+    file: File,
+}
+
+impl OutFile {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ConnectorError> {
+        self.file
+            .write_all(bytes)
+            .map_err(|source| ConnectorError::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+/// Cuts `text` into at most `parts` ranges of whole lines.
+fn cut_lines(text: &[u8], parts: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::with_capacity(parts);
+    let mut from = 0;
+    for i in 1..=parts {
+        let target = text.len() * i / parts.max(1);
+        let to = if i == parts || target <= from {
+            text.len()
+        } else {
+            memchr::memchr(b'\n', &text[target..]).map_or(text.len(), |p| target + p + 1)
+        };
+        if to > from {
+            out.push(from..to);
+        }
+        from = to;
+        if from == text.len() {
+            break;
+        }
+    }
+    out
+}
+
+/// The line starting at `at`, without its line end.
+fn line_at(text: &[u8], at: usize) -> &[u8] {
+    let rest = text.get(at..).unwrap_or_default();
+    let mut line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+    while let [head @ .., b'\r'] = line {
+        line = head;
+    }
+    line
+}
+
+/// Decodes the lines of `text[range]` into a chunk, tagging each event with where its line
+/// starts. Lines are split and skipped exactly as [`crate::sources::file::FileSource`] does.
+fn decode_slice(
+    decoder: &Decoder,
+    layout: &Layout,
+    text: &[u8],
+    range: Range<usize>,
+    bar: &ProgressBar,
+) -> Decoded {
+    let mut d = Decoded {
+        chunk: Chunk::new(layout),
+        line_count: 0,
+        lines: 0,
+        bad: Vec::new(),
+    };
+    let mut at = range.start;
+    let mut reported = at;
+    while at < range.end {
+        let rest = &text[at..range.end];
+        let len = memchr::memchr(b'\n', rest).map_or(rest.len(), |p| p + 1);
+        let start = at;
+        at += len;
+        d.line_count += 1;
+        let mut raw = &rest[..len];
+        while let [head @ .., b'\n' | b'\r'] = raw {
+            raw = head;
+        }
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        d.lines += 1;
+        match decoder.decode(raw) {
+            Ok(Line::Event(rec)) => d.chunk.push_event(layout, &rec, start as u64),
+            Ok(control) => d.chunk.push_control(&control),
+            // Dropped on purpose by an enrichment (`on_miss = "drop"`): not a dead letter.
+            Err(RecordError::Dropped(_)) => {}
+            Err(reason) => d.bad.push(BadLine {
+                line: d.line_count,
+                reason: reason.to_string(),
+                raw: start..start + raw.len(),
+            }),
+        }
+        if at - reported >= 1 << 20 {
+            bar.inc((at - reported) as u64);
+            reported = at;
+        }
+    }
+    bar.inc((at - reported) as u64);
+    d
+}
+
+/// The rows of a unit, formatted, and its late records.
+struct UnitRows {
+    rows: Vec<u8>,
+    panes: u64,
+    late: Vec<u64>,
+}
+
+/// Formats a unit's panes. Panes of one key arrive in window-start order except with late
+/// or early panes of several windows; a key whose rows came out of order is re-sorted by
+/// start (stably, so the panes of one window keep their order) when it ends.
+struct UnitOut<'a> {
+    format: &'a mut dyn RowFormat,
+    out: UnitRows,
+    /// The current key's rows: window start and byte range.
+    key_rows: Vec<(i64, Range<usize>)>,
+    sorted: bool,
+}
+
+impl Emit for UnitOut<'_> {
+    #[inline]
+    fn pane(&mut self, p: &Pane<'_>) {
+        let from = self.out.rows.len();
+        self.format.row(&mut self.out.rows, p);
+        if self
+            .key_rows
+            .last()
+            .is_some_and(|(s, _)| *s > p.window.start)
+        {
+            self.sorted = false;
+        }
+        self.key_rows
+            .push((p.window.start, from..self.out.rows.len()));
+        self.out.panes += 1;
+    }
+}
+
+impl KeyOutput for UnitOut<'_> {
+    fn late(&mut self, tag: u64) {
+        self.out.late.push(tag);
+    }
+}
+
+impl UnitOut<'_> {
+    /// The end of a key's rows.
+    fn end_key(&mut self) {
+        if !self.sorted {
+            if let Some(from) = self.key_rows.first().map(|(_, r)| r.start) {
+                let tail = self.out.rows.split_off(from);
+                self.key_rows.sort_by_key(|(s, _)| *s);
+                for (_, r) in &self.key_rows {
+                    self.out
+                        .rows
+                        .extend_from_slice(&tail[r.start - from..r.end - from]);
+                }
+            }
+        }
+        self.key_rows.clear();
+        self.sorted = true;
+    }
+}
+
+/// Runs the keys `ranks` of a runner's aggregation.
+fn run_unit(
+    input: &BoundedInput,
+    runner: &mut KeyRunner,
+    format: &mut dyn RowFormat,
+    ranks: Range<u32>,
+) -> UnitRows {
+    let mut out = UnitOut {
+        format,
+        out: UnitRows {
+            rows: Vec::with_capacity(1 << 20),
+            panes: 0,
+            late: Vec::new(),
+        },
+        key_rows: Vec::new(),
+        sorted: true,
+    };
+    for rank in ranks {
+        runner.run_key(input, rank, &mut out);
+        out.end_key();
+    }
+    out.out
+}

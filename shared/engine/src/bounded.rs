@@ -447,7 +447,13 @@ impl BoundedInput {
 
 impl Timeline {
     /// Applies a control line as [`crate::Pipeline`] does.
-    fn control(&mut self, tracker: &mut WatermarkTracker, now: &mut i64, before: u32, c: ControlLine) {
+    fn control(
+        &mut self,
+        tracker: &mut WatermarkTracker,
+        now: &mut i64,
+        before: u32,
+        c: ControlLine,
+    ) {
         self.controls += 1;
         match c {
             ControlLine::Watermark(t) => {
@@ -526,7 +532,10 @@ impl KeyRunner {
         let processing_time = matches!(
             a.trigger.early,
             Some(EarlyTrigger::AfterProcessingTime { .. })
-        ) || matches!(a.trigger.late, Some(LateTrigger::AfterProcessingTime { .. }));
+        ) || matches!(
+            a.trigger.late,
+            Some(LateTrigger::AfterProcessingTime { .. })
+        );
         KeyRunner {
             agg,
             op: operator::build(agg, a),

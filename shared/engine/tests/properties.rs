@@ -863,7 +863,8 @@ impl Emit for KeyRows {
     fn pane(&mut self, p: &Pane<'_>) {
         let mut c = Collect::default();
         c.pane(p);
-        self.rows.extend(c.rows.into_iter().map(|r| Row { agg: self.agg, ..r }));
+        self.rows
+            .extend(c.rows.into_iter().map(|r| Row { agg: self.agg, ..r }));
     }
 }
 

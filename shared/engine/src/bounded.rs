@@ -286,163 +286,14 @@ struct Break {
     wm_after: i64,
 }
 
-/// The global time of a bounded input: the watermark and processing time each event met
-/// when it arrived, and the processing-time advances in between.
+/// The global time of a bounded input: the processing-time advances between events, and
+/// counters. (The watermark each event met is kept with the event.)
 #[derive(Debug, Default)]
 pub struct Timeline {
-    wm: Vec<i64>,
-    now: Vec<i64>,
     breaks: Vec<Break>,
     final_now: i64,
     /// Control lines seen.
     pub controls: u64,
-}
-
-impl Timeline {
-    /// The watermark event `seq` (in arrival order) was judged against.
-    pub fn watermark_before(&self, seq: usize) -> i64 {
-        self.wm.get(seq).copied().unwrap_or(WM_MIN)
-    }
-}
-
-/// A bounded input ready to run key by key: its events in arrival order, their global
-/// time, and per group-by the keys in output order with each key's events.
-#[derive(Debug)]
-pub struct BoundedInput {
-    layout: Layout,
-    time: Vec<i64>,
-    tag: Vec<u64>,
-    mask: Vec<u64>,
-    values: Vec<Option<f64>>,
-    timeline: Timeline,
-    /// Per group-by: key names by id, key ids by rank, events by rank.
-    names: Vec<Vec<Box<str>>>,
-    ranked: Vec<Vec<u32>>,
-    offsets: Vec<Vec<u32>>,
-    events: Vec<Vec<u32>>,
-}
-
-impl BoundedInput {
-    /// Joins the chunks of an input (in input order), computes its timeline with the spec's
-    /// watermark strategy and groups its events by key.
-    pub fn new(spec: &PipelineSpec, layout: Layout, chunks: Vec<Chunk>) -> Self {
-        let n: usize = chunks.iter().map(Chunk::len).sum();
-        let groups = layout.groups.len();
-        let mut time = Vec::with_capacity(n);
-        let mut tag = Vec::with_capacity(n);
-        let mut mask = Vec::with_capacity(n);
-        let mut values = Vec::with_capacity(n * layout.cols.len());
-        let mut keys: Vec<Vec<u32>> = (0..groups).map(|_| Vec::with_capacity(n)).collect();
-        let mut dicts: Vec<Interner> = (0..groups).map(|_| Interner::default()).collect();
-        let mut tracker = WatermarkTracker::for_spec(&spec.watermark);
-        let mut tl = Timeline {
-            wm: Vec::with_capacity(n),
-            now: Vec::with_capacity(n),
-            ..Timeline::default()
-        };
-        let mut now = 0i64;
-        for chunk in chunks {
-            let base = time.len() as u32;
-            // Chunk-local key ids to global ones.
-            let remap: Vec<Vec<u32>> = chunk
-                .dicts
-                .iter()
-                .zip(dicts.iter_mut())
-                .map(|(local, global)| local.names.iter().map(|k| global.id(k)).collect())
-                .collect();
-            let mut controls = chunk.controls.iter().peekable();
-            for i in 0..chunk.len() {
-                while let Some(c) = controls.next_if(|c| c.before as usize <= i) {
-                    tl.control(&mut tracker, &mut now, base + c.before, c.line);
-                }
-                tl.wm.push(tracker.current());
-                tl.now.push(now);
-                let part = match chunk.part.get(i) {
-                    Some(&p) => chunk.parts.names.get(p as usize).map_or("", |s| s),
-                    None => "",
-                };
-                tracker.observe(part, chunk.time[i], now);
-                for (g, map) in remap.iter().enumerate() {
-                    keys[g].push(map[chunk.keys[i * groups + g] as usize]);
-                }
-            }
-            for c in controls {
-                tl.control(&mut tracker, &mut now, base + c.before, c.line);
-            }
-            time.extend_from_slice(&chunk.time);
-            tag.extend_from_slice(&chunk.tag);
-            mask.extend_from_slice(&chunk.mask);
-            values.extend_from_slice(&chunk.values);
-        }
-        tl.final_now = now;
-        let mut names = Vec::with_capacity(groups);
-        let mut ranked = Vec::with_capacity(groups);
-        let mut offsets = Vec::with_capacity(groups);
-        let mut events = Vec::with_capacity(groups);
-        for (dict, keys) in dicts.into_iter().zip(keys) {
-            let (r, o, e) = group(&dict.names, &keys);
-            names.push(dict.names);
-            ranked.push(r);
-            offsets.push(o);
-            events.push(e);
-        }
-        BoundedInput {
-            layout,
-            time,
-            tag,
-            mask,
-            values,
-            timeline: tl,
-            names,
-            ranked,
-            offsets,
-            events,
-        }
-    }
-
-    /// Number of events.
-    pub fn len(&self) -> usize {
-        self.time.len()
-    }
-
-    /// True when the input holds no event.
-    pub fn is_empty(&self) -> bool {
-        self.time.is_empty()
-    }
-
-    /// The input's global time.
-    pub fn timeline(&self) -> &Timeline {
-        &self.timeline
-    }
-
-    /// Number of keys of aggregation `agg`'s group-by (some may have no event passing its
-    /// filter, and then produce nothing).
-    pub fn keys(&self, agg: usize) -> u32 {
-        let g = self.layout.agg_group.get(agg).copied().unwrap_or(0);
-        self.ranked.get(g).map_or(0, |r| r.len() as u32)
-    }
-
-    /// Splits aggregation `agg`'s keys, in output order, into consecutive ranges of about
-    /// `events` events each.
-    pub fn split(&self, agg: usize, events: usize) -> Vec<Range<u32>> {
-        let g = self.layout.agg_group.get(agg).copied().unwrap_or(0);
-        let Some(off) = self.offsets.get(g) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let mut from = 0u32;
-        for rank in 1..off.len().saturating_sub(1) {
-            if (off[rank] - off[from as usize]) as usize >= events.max(1) {
-                out.push(from..rank as u32);
-                from = rank as u32;
-            }
-        }
-        let end = off.len().saturating_sub(1) as u32;
-        if from < end {
-            out.push(from..end);
-        }
-        out
-    }
 }
 
 impl Timeline {
@@ -477,10 +328,165 @@ impl Timeline {
     }
 }
 
+/// The events of one group-by, laid out key after key in output order, so that running a
+/// key reads consecutive memory.
+#[derive(Debug, Default)]
+struct Grouped {
+    /// Key names by id, key ids by rank, and each rank's first event (plus the end).
+    names: Vec<Box<str>>,
+    ranked: Vec<u32>,
+    offsets: Vec<u32>,
+    /// Per event: arrival number, event time, the watermark and processing time it met
+    /// (processing time only if the input advances it), filter bits and values.
+    seq: Vec<u32>,
+    time: Vec<i64>,
+    wm: Vec<i64>,
+    now: Vec<i64>,
+    mask: Vec<u64>,
+    values: Vec<Option<f64>>,
+}
+
+/// The events of a bounded input in arrival order, while it is being joined.
+struct Arrivals {
+    time: Vec<i64>,
+    wm: Vec<i64>,
+    now: Vec<i64>,
+    mask: Vec<u64>,
+    values: Vec<Option<f64>>,
+}
+
+/// A bounded input ready to run key by key: per group-by, its keys in output order with
+/// their events, each with the watermark it met on arrival.
+#[derive(Debug)]
+pub struct BoundedInput {
+    layout: Layout,
+    /// By arrival: the tag each event was pushed with.
+    tag: Vec<u64>,
+    timeline: Timeline,
+    groups: Vec<Grouped>,
+}
+
+impl BoundedInput {
+    /// Joins the chunks of an input (in input order), computes its timeline with the spec's
+    /// watermark strategy and groups its events by key.
+    pub fn new(spec: &PipelineSpec, layout: Layout, chunks: Vec<Chunk>) -> Self {
+        let n: usize = chunks.iter().map(Chunk::len).sum();
+        let ngroups = layout.groups.len();
+        let mut all = Arrivals {
+            time: Vec::with_capacity(n),
+            wm: Vec::with_capacity(n),
+            now: Vec::with_capacity(n),
+            mask: Vec::with_capacity(n),
+            values: Vec::with_capacity(n * layout.cols.len()),
+        };
+        let mut tag = Vec::with_capacity(n);
+        let mut keys: Vec<Vec<u32>> = (0..ngroups).map(|_| Vec::with_capacity(n)).collect();
+        let mut dicts: Vec<Interner> = (0..ngroups).map(|_| Interner::default()).collect();
+        let mut tracker = WatermarkTracker::for_spec(&spec.watermark);
+        let mut tl = Timeline::default();
+        let mut now = 0i64;
+        for chunk in chunks {
+            let base = all.time.len() as u32;
+            // Chunk-local key ids to global ones.
+            let remap: Vec<Vec<u32>> = chunk
+                .dicts
+                .iter()
+                .zip(dicts.iter_mut())
+                .map(|(local, global)| local.names.iter().map(|k| global.id(k)).collect())
+                .collect();
+            let mut controls = chunk.controls.iter().peekable();
+            for i in 0..chunk.len() {
+                while let Some(c) = controls.next_if(|c| c.before as usize <= i) {
+                    tl.control(&mut tracker, &mut now, base + c.before, c.line);
+                }
+                all.wm.push(tracker.current());
+                all.now.push(now);
+                let part = match chunk.part.get(i) {
+                    Some(&p) => chunk.parts.names.get(p as usize).map_or("", |s| s),
+                    None => "",
+                };
+                tracker.observe(part, chunk.time[i], now);
+                for (g, map) in remap.iter().enumerate() {
+                    keys[g].push(map[chunk.keys[i * ngroups + g] as usize]);
+                }
+            }
+            for c in controls {
+                tl.control(&mut tracker, &mut now, base + c.before, c.line);
+            }
+            all.time.extend_from_slice(&chunk.time);
+            tag.extend_from_slice(&chunk.tag);
+            all.mask.extend_from_slice(&chunk.mask);
+            all.values.extend_from_slice(&chunk.values);
+        }
+        tl.final_now = now;
+        if tl.breaks.is_empty() {
+            // Processing time never moves: every event met 0.
+            all.now = Vec::new();
+        }
+        let ncols = layout.cols.len();
+        let groups = dicts
+            .into_iter()
+            .zip(keys)
+            .map(|(dict, keys)| group(dict.names, &keys, &all, ncols))
+            .collect();
+        BoundedInput {
+            layout,
+            tag,
+            timeline: tl,
+            groups,
+        }
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.tag.len()
+    }
+
+    /// True when the input holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.tag.is_empty()
+    }
+
+    /// The input's global time.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    fn group_of(&self, agg: usize) -> Option<&Grouped> {
+        self.groups.get(*self.layout.agg_group.get(agg)?)
+    }
+
+    /// Number of keys of aggregation `agg`'s group-by (some may have no event passing its
+    /// filter, and then produce nothing).
+    pub fn keys(&self, agg: usize) -> u32 {
+        self.group_of(agg).map_or(0, |g| g.ranked.len() as u32)
+    }
+
+    /// Splits aggregation `agg`'s keys, in output order, into consecutive ranges of about
+    /// `events` events each.
+    pub fn split(&self, agg: usize, events: usize) -> Vec<Range<u32>> {
+        let Some(off) = self.group_of(agg).map(|g| &g.offsets) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut from = 0u32;
+        for rank in 1..off.len().saturating_sub(1) {
+            if (off[rank] - off[from as usize]) as usize >= events.max(1) {
+                out.push(from..rank as u32);
+                from = rank as u32;
+            }
+        }
+        let end = off.len().saturating_sub(1) as u32;
+        if from < end {
+            out.push(from..end);
+        }
+        out
+    }
+}
+
 /// Orders keys as key-ordered sinks write them (group-by values compared one by one), and
-/// lists each key's events in arrival order: (key ids by rank, event offsets by rank,
-/// events).
-fn group(names: &[Box<str>], keys: &[u32]) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+/// lays each key's events out together, in arrival order.
+fn group(names: Vec<Box<str>>, keys: &[u32], all: &Arrivals, ncols: usize) -> Grouped {
     let mut ranked: Vec<u32> = (0..names.len() as u32).collect();
     ranked.sort_unstable_by(|&a, &b| {
         names[a as usize]
@@ -498,14 +504,36 @@ fn group(names: &[Box<str>], keys: &[u32]) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
     for i in 1..offsets.len() {
         offsets[i] += offsets[i - 1];
     }
+    let n = keys.len();
+    let mut g = Grouped {
+        names,
+        ranked,
+        seq: vec![0; n],
+        time: vec![0; n],
+        wm: vec![0; n],
+        now: vec![0; if all.now.is_empty() { 0 } else { n }],
+        mask: vec![0; n],
+        values: vec![None; n * ncols],
+        offsets: Vec::new(),
+    };
+    // Read in arrival order, write each event to its key's next place.
     let mut fill = offsets.clone();
-    let mut events = vec![0u32; keys.len()];
     for (seq, &k) in keys.iter().enumerate() {
         let r = rank_of[k as usize] as usize;
-        events[fill[r] as usize] = seq as u32;
+        let p = fill[r] as usize;
         fill[r] += 1;
+        g.seq[p] = seq as u32;
+        g.time[p] = all.time[seq];
+        g.wm[p] = all.wm[seq];
+        if let Some(now) = all.now.get(seq) {
+            g.now[p] = *now;
+        }
+        g.mask[p] = all.mask[seq];
+        g.values[p * ncols..(p + 1) * ncols]
+            .copy_from_slice(&all.values[seq * ncols..(seq + 1) * ncols]);
     }
-    (ranked, offsets, events)
+    g.offsets = offsets;
+    g
 }
 
 /// Where a key's results go: its panes, and its events too late for every window.
@@ -547,48 +575,48 @@ impl KeyRunner {
     /// Runs the key of rank `rank` (see [`BoundedInput::keys`]) from its first event to the
     /// end of the input, where the watermark goes to +∞ and everything fires.
     pub fn run_key<O: KeyOutput>(&mut self, input: &BoundedInput, rank: u32, out: &mut O) {
-        let layout = &input.layout;
-        let g = layout.agg_group[self.agg];
+        let Some(g) = input.group_of(self.agg) else {
+            return;
+        };
         let (Some(&id), Some(off)) = (
-            input.ranked[g].get(rank as usize),
-            input.offsets[g].get(rank as usize..rank as usize + 2),
+            g.ranked.get(rank as usize),
+            g.offsets.get(rank as usize..rank as usize + 2),
         ) else {
             return;
         };
-        let key: &str = &input.names[g][id as usize];
-        let events = &input.events[g][off[0] as usize..off[1] as usize];
+        let key: &str = &g.names[id as usize];
         let tl = &input.timeline;
         let bit = 1u64 << self.agg;
-        let cols = &layout.agg_cols[self.agg];
-        let ncols = layout.cols.len();
+        let cols = &input.layout.agg_cols[self.agg];
+        let ncols = input.layout.cols.len();
         let mut values: SmallVec<[Option<f64>; 2]> = SmallVec::new();
         let mut wm = WM_MIN;
         let mut now = 0i64;
         let mut breaks: &[Break] = &[];
         let mut started = false;
-        for &seq in events {
-            let seq = seq as usize;
-            if input.mask[seq] & bit == 0 {
+        for p in off[0] as usize..off[1] as usize {
+            if g.mask[p] & bit == 0 {
                 continue;
             }
+            let seq = g.seq[p];
             if !started {
                 started = true;
                 if self.processing_time {
                     // Before its first event a key has no state: earlier advances do nothing.
-                    let from = tl.breaks.partition_point(|b| b.before as usize <= seq);
+                    let from = tl.breaks.partition_point(|b| b.before <= seq);
                     breaks = &tl.breaks[from..];
                 }
             }
             while let Some((b, rest)) = breaks.split_first() {
-                if b.before as usize > seq {
+                if b.before > seq {
                     break;
                 }
                 self.apply(b, &mut wm, &mut now, out);
                 breaks = rest;
             }
             let ctx = Ctx {
-                wm: tl.wm[seq],
-                now: tl.now[seq],
+                wm: g.wm[p],
+                now: g.now.get(p).copied().unwrap_or(0),
             };
             now = ctx.now;
             if ctx.wm > wm {
@@ -596,11 +624,11 @@ impl KeyRunner {
                 self.op.on_watermark(ctx, out);
             }
             values.clear();
-            let row = &input.values[seq * ncols..(seq + 1) * ncols];
+            let row = &g.values[p * ncols..(p + 1) * ncols];
             values.extend(cols.iter().map(|&c| row[c]));
-            if self.op.on_record(key, input.time[seq], &values, ctx, out) == Admit::TooLate {
+            if self.op.on_record(key, g.time[p], &values, ctx, out) == Admit::TooLate {
                 self.late += 1;
-                out.late(input.tag[seq]);
+                out.late(input.tag[seq as usize]);
             }
         }
         if !started {

@@ -67,10 +67,11 @@ pub(crate) fn replay_by_key(
     threads: usize,
     started: Instant,
 ) -> Result<ReplayReport, ConnectorError> {
-    let text = std::fs::read(input).map_err(|source| ConnectorError::Read {
+    let text = read_file(input, threads).map_err(|source| ConnectorError::Read {
         path: input.to_path_buf(),
         source,
     })?;
+    tracing::debug!(elapsed = ?started.elapsed(), bytes = text.len(), "read");
     let bar = if opts.progress {
         crate::replay::progress_bar(Some(text.len() as u64))
     } else {
@@ -93,6 +94,7 @@ pub(crate) fn replay_by_key(
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
+    tracing::debug!(elapsed = ?started.elapsed(), "read and decoded");
     let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
     let (mut lines, mut base) = (0u64, 0u64);
     let mut chunks = Vec::with_capacity(decoded.len());
@@ -111,6 +113,7 @@ pub(crate) fn replay_by_key(
     dead.flush()?;
     let input = BoundedInput::new(spec, layout, chunks);
     bar.finish_and_clear();
+    tracing::debug!(elapsed = ?started.elapsed(), "grouped by key");
 
     let n = spec.aggregations.len();
     let units: Vec<(usize, Range<u32>)> = (0..n)
@@ -120,7 +123,7 @@ pub(crate) fn replay_by_key(
     for agg in &spec.aggregations {
         let (format, name) = row_format(spec, agg);
         let path = out_dir.join(name);
-        let file = File::create(&path).map_err(|source| ConnectorError::Write {
+        let file = crate::sinks::create_file(&path).map_err(|source| ConnectorError::Write {
             path: path.clone(),
             source,
         })?;
@@ -130,6 +133,7 @@ pub(crate) fn replay_by_key(
     }
     let mut panes = vec![0u64; n];
     let mut late_counts = vec![0u64; n];
+    // Per aggregation, where the lines of its late records start.
     let mut late: Vec<Vec<u64>> = vec![Vec::new(); n];
     let next = AtomicUsize::new(0);
     let written: Result<(), ConnectorError> = std::thread::scope(|s| {
@@ -167,20 +171,18 @@ pub(crate) fn replay_by_key(
                 late_counts[agg] += rows.late.len() as u64;
                 late[agg].extend(rows.late);
                 due += 1;
+                if units.get(due).is_none_or(|(next, _)| *next != agg) {
+                    // The aggregation is complete: its late records can go while the
+                    // workers run the next ones.
+                    let path = out_dir.join(format!("{}.late.jsonl", spec.aggregations[agg].name));
+                    write_late(&path, &text, std::mem::take(&mut late[agg]))?;
+                }
             }
         }
         Ok(())
     });
     written?;
-    // Late records in input order, as a streaming run writes them.
-    for (agg, mut tags) in spec.aggregations.iter().zip(late) {
-        let mut file = LazyFile::new(&out_dir.join(format!("{}.late.jsonl", agg.name)));
-        tags.sort_unstable();
-        for tag in tags {
-            file.raw_line(line_at(&text, tag as usize))?;
-        }
-        file.flush()?;
-    }
+    tracing::debug!(elapsed = ?started.elapsed(), "aggregated and written");
     Ok(ReplayReport {
         lines,
         events: input.len() as u64,
@@ -214,6 +216,48 @@ impl OutFile {
                 source,
             })
     }
+}
+
+/// Reads a whole file, in `parts` pieces side by side.
+fn read_file(path: &Path, parts: usize) -> std::io::Result<Vec<u8>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        let file = File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+        let mut text = vec![0u8; len];
+        let piece = len.div_ceil(parts.max(1)).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = text
+                .chunks_mut(piece)
+                .enumerate()
+                .map(|(i, buf)| {
+                    let file = &file;
+                    s.spawn(move || file.read_exact_at(buf, (i * piece) as u64))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        })?;
+        Ok(text)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = parts;
+        std::fs::read(path)
+    }
+}
+
+/// Writes the late records of an aggregation, by where their lines start, in input order
+/// as a streaming run does. Nothing is created when there are none.
+fn write_late(path: &Path, text: &[u8], mut starts: Vec<u64>) -> Result<(), ConnectorError> {
+    let mut file = LazyFile::new(path);
+    starts.sort_unstable();
+    for at in starts {
+        file.raw_line(line_at(text, at as usize))?;
+    }
+    file.flush()
 }
 
 /// Cuts `text` into at most `parts` ranges of whole lines.

@@ -32,12 +32,21 @@ pub fn push_number(buf: &mut Vec<u8>, v: f64, decimals: Option<u8>) {
             const POW: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
             if (d as usize) < POW.len() && v.is_finite() && v.abs() < 1e9 {
                 let scaled = v * POW[d as usize];
-                let r = scaled.round();
+                // `scaled.round()` without the libm call: |scaled| < 1e18 fits an i64, and
+                // from 2^52 up it is already whole, so the conversions are exact.
+                let t = scaled as i64;
+                let frac = scaled - t as f64;
+                let mut n = if frac >= 0.5 {
+                    t + 1
+                } else if frac <= -0.5 {
+                    t - 1
+                } else {
+                    t
+                };
                 // Away from a tie the rounding is unambiguous despite the product's error.
-                if ((scaled - r).abs() - 0.5).abs() > 1e-6 {
+                if ((scaled - n as f64).abs() - 0.5).abs() > 1e-6 {
                     // A value that rounds to zero prints without a sign: float drift in a
                     // running sum must not show up as "-0.00".
-                    let mut n = r as i64;
                     if n < 0 {
                         buf.push(b'-');
                         n = -n;

@@ -424,11 +424,19 @@ impl BoundedInput {
             all.now = Vec::new();
         }
         let ncols = layout.cols.len();
-        let groups = dicts
-            .into_iter()
-            .zip(keys)
-            .map(|(dict, keys)| group(dict.names, &keys, &all, ncols))
-            .collect();
+        // Group-bys are laid out independently: side by side when there are several.
+        let all = &all;
+        let groups = std::thread::scope(|s| {
+            let handles: Vec<_> = dicts
+                .into_iter()
+                .zip(keys)
+                .map(|(dict, keys)| s.spawn(move || group(dict.names, &keys, all, ncols)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
         BoundedInput {
             layout,
             tag,

@@ -94,7 +94,7 @@ impl CsvRows {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::create(path).map_err(err)?;
+        let file = super::create_file(path).map_err(err)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let format = CsvFormat::new(layout);
         out.write_all(&format.header()).map_err(err)?;

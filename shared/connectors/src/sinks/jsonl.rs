@@ -55,7 +55,7 @@ impl JsonRows {
         layout: Layout,
         aggregation: String,
     ) -> Result<Self, ConnectorError> {
-        let file = File::create(path).map_err(|source| ConnectorError::Write {
+        let file = super::create_file(path).map_err(|source| ConnectorError::Write {
             path: path.to_path_buf(),
             source,
         })?;

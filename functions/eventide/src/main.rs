@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use eventide_connectors::replay::{replay, ReplayOptions, ReplayReport};
+use eventide_connectors::replay::{replay, Execution, ReplayOptions, ReplayReport};
 use eventide_engine::PipelineSpec;
 
 #[derive(Parser)]
@@ -27,6 +27,26 @@ use eventide_engine::PipelineSpec;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--execution` (see [`Execution`]).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExecutionArg {
+    Auto,
+    Streaming,
+    Sharded,
+    ByKey,
+}
+
+impl From<ExecutionArg> for Execution {
+    fn from(e: ExecutionArg) -> Self {
+        match e {
+            ExecutionArg::Auto => Execution::Auto,
+            ExecutionArg::Streaming => Execution::Streaming,
+            ExecutionArg::Sharded => Execution::Sharded,
+            ExecutionArg::ByKey => Execution::ByKey,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -49,6 +69,11 @@ enum Command {
         /// changes; alerts go to `<out>/alerts.jsonl`.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// How to run: every way writes the same files. `by-key` (the default for a file
+        /// whose sinks all write in key order) holds the input in memory; `streaming` keeps
+        /// only the state.
+        #[arg(long, value_enum, default_value_t = ExecutionArg::Auto)]
+        execution: ExecutionArg,
     },
     /// Check a pipeline spec and describe it.
     Validate {
@@ -69,6 +94,9 @@ enum Command {
         /// nor aggregations.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// How to run the replay (see `replay --execution`).
+        #[arg(long, value_enum, default_value_t = ExecutionArg::Auto)]
+        execution: ExecutionArg,
     },
     /// Write a JSON-lines file into a Kinesis stream, in order.
     Put {
@@ -215,11 +243,13 @@ fn main() -> Result<()> {
             out,
             json,
             rules,
+            execution,
         } => {
             let spec = load_spec(&pipeline)?;
             let mut opts = ReplayOptions {
                 progress: std::io::stderr().is_terminal(),
                 rules_file: rules,
+                execution: execution.into(),
                 ..ReplayOptions::default()
             };
             if !spec.enrichments.is_empty() {
@@ -281,6 +311,7 @@ fn main() -> Result<()> {
             input,
             out,
             rules,
+            execution,
         } => {
             let mut spec = load_spec(&pipeline)?;
             if let Some(path) = &rules {
@@ -292,7 +323,11 @@ fn main() -> Result<()> {
             let out = out.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("eventide-bench-{}", std::process::id()))
             });
-            let report = replay(spec.clone(), &input, &out, &ReplayOptions::default())?;
+            let opts = ReplayOptions {
+                execution: execution.into(),
+                ..ReplayOptions::default()
+            };
+            let report = replay(spec.clone(), &input, &out, &opts)?;
             print_report(&report);
             let secs = report.elapsed.as_secs_f64();
             println!("events: {}", report.events);

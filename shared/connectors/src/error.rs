@@ -22,4 +22,7 @@ pub enum ConnectorError {
     /// A rules file that cannot be used (rule, field, column and reason).
     #[error("{0}")]
     Rules(String),
+    /// A replay option that this input or pipeline can't use.
+    #[error("{0}")]
+    Unsupported(String),
 }

@@ -43,6 +43,24 @@ pub struct ReplayOptions {
     pub rules_file: Option<std::path::PathBuf>,
     /// The enrichment tables every record is joined with (loaded by the caller).
     pub lookups: eventide_engine::enrich::Snapshot,
+    /// How the run is executed; every way writes the same files.
+    pub execution: Execution,
+}
+
+/// How a replay runs. Every way writes the same bytes; they differ in speed and memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Execution {
+    /// Key by key when every sink writes in key order and the input is a file without rules;
+    /// key-sharded threads when it has rules; one streaming thread otherwise.
+    #[default]
+    Auto,
+    /// One thread, lines processed as they are read: memory bounded by the state (plus the
+    /// rows of key-ordered sinks), and the only way for stdin.
+    Streaming,
+    /// Key-sharded threads, each reading the whole decoded input (see [`crate::decoded`]).
+    Sharded,
+    /// Key by key ([`crate::by_key`]): the fastest; holds the input file in memory.
+    ByKey,
 }
 
 /// What a replay did.
@@ -130,16 +148,36 @@ pub fn replay(
     let cores = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_SHARDS);
-    if all_key_ordered && file {
-        if let Some(layout) = eventide_engine::bounded::Layout::new(&spec) {
-            return crate::by_key::replay_by_key(
-                &spec, layout, input, out_dir, opts, cores, started,
-            );
+    let layout = eventide_engine::bounded::Layout::new(&spec);
+    let execution = match opts.execution {
+        Execution::Auto if all_key_ordered && file && layout.is_some() => Execution::ByKey,
+        Execution::Auto if all_key_ordered && file && cores > 1 => Execution::Sharded,
+        Execution::Auto => Execution::Streaming,
+        Execution::ByKey | Execution::Sharded if !file => {
+            return Err(ConnectorError::Unsupported(
+                "only a file can be replayed key by key or sharded, not stdin".into(),
+            ))
         }
+        Execution::ByKey | Execution::Sharded if !all_key_ordered => {
+            return Err(ConnectorError::Unsupported(
+                "a key-by-key or sharded replay needs every sink to write in key order \
+                 (sink.order = \"key\")"
+                    .into(),
+            ))
+        }
+        other => other,
+    };
+    if execution == Execution::ByKey {
+        let layout = layout.ok_or_else(|| {
+            ConnectorError::Unsupported(format!(
+                "a pipeline with rules or more than {} aggregations can't run key by key",
+                eventide_engine::bounded::MAX_AGGREGATIONS
+            ))
+        })?;
+        return crate::by_key::replay_by_key(&spec, layout, input, out_dir, opts, cores, started);
     }
-    let shards = if all_key_ordered && file { cores } else { 1 };
-    if shards > 1 {
-        replay_sharded(spec, input, out_dir, opts, shards, started)
+    if execution == Execution::Sharded {
+        replay_sharded(spec, input, out_dir, opts, cores.max(2), started)
     } else {
         replay_streaming(spec, input, out_dir, opts, started)
     }

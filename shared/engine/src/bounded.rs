@@ -70,11 +70,14 @@
 
 use std::ops::Range;
 
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 
 use crate::filter::Filter;
-use crate::operator::{self, Admit, Ctx, WindowOperator};
+use crate::operator::{self, Admit, Ctx, KeyName, WindowOperator};
 use crate::pane::{Emit, KEY_SEP};
 use crate::pipeline::encode_key;
 use crate::record::{Line, Record, Value};
@@ -149,22 +152,30 @@ impl Layout {
     }
 }
 
-/// Strings numbered in order of first sight.
+/// Strings numbered in order of first sight. Short strings (most keys) sit inline in the
+/// hash table's buckets, so a lookup touches the table and nothing else: decoding streams
+/// the whole input through the cache, and a pointer to each name would be one more miss
+/// per record and group-by.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: FxHashMap<Box<str>, u32>,
+    table: HashTable<(KeyName, u32)>,
     names: Vec<Box<str>>,
 }
 
 impl Interner {
     #[inline]
     fn id(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
+        let hash = FxBuildHasher.hash_one(s);
+        let eq = |(k, _): &(KeyName, u32)| k.as_slice() == s.as_bytes();
+        if let Some(&(_, id)) = self.table.find(hash, eq) {
             return id;
         }
         let id = self.names.len() as u32;
         self.names.push(s.into());
-        self.ids.insert(s.into(), id);
+        self.table
+            .insert_unique(hash, (KeyName::from_slice(s.as_bytes()), id), |(k, _)| {
+                FxBuildHasher.hash_one(std::str::from_utf8(k).unwrap_or_default())
+            });
         id
     }
 }
@@ -346,15 +357,6 @@ struct Grouped {
     values: Vec<Option<f64>>,
 }
 
-/// The events of a bounded input in arrival order, while it is being joined.
-struct Arrivals {
-    time: Vec<i64>,
-    wm: Vec<i64>,
-    now: Vec<i64>,
-    mask: Vec<u64>,
-    values: Vec<Option<f64>>,
-}
-
 /// A bounded input ready to run key by key: per group-by, its keys in output order with
 /// their events, each with the watermark it met on arrival.
 #[derive(Debug)]
@@ -369,68 +371,55 @@ pub struct BoundedInput {
 impl BoundedInput {
     /// Joins the chunks of an input (in input order), computes its timeline with the spec's
     /// watermark strategy and groups its events by key.
+    ///
+    /// Only the timeline takes one pass over the arrival order; each group-by then reads
+    /// the chunks on a thread of its own.
     pub fn new(spec: &PipelineSpec, layout: Layout, chunks: Vec<Chunk>) -> Self {
         let n: usize = chunks.iter().map(Chunk::len).sum();
-        let ngroups = layout.groups.len();
-        let mut all = Arrivals {
-            time: Vec::with_capacity(n),
-            wm: Vec::with_capacity(n),
-            now: Vec::with_capacity(n),
-            mask: Vec::with_capacity(n),
-            values: Vec::with_capacity(n * layout.cols.len()),
-        };
         let mut tag = Vec::with_capacity(n);
-        let mut keys: Vec<Vec<u32>> = (0..ngroups).map(|_| Vec::with_capacity(n)).collect();
-        let mut dicts: Vec<Interner> = (0..ngroups).map(|_| Interner::default()).collect();
         let mut tracker = WatermarkTracker::for_spec(&spec.watermark);
         let mut tl = Timeline::default();
         let mut now = 0i64;
-        for chunk in chunks {
-            let base = all.time.len() as u32;
-            // Chunk-local key ids to global ones.
-            let remap: Vec<Vec<u32>> = chunk
-                .dicts
+        let moves_time = chunks.iter().any(|c| {
+            c.controls
                 .iter()
-                .zip(dicts.iter_mut())
-                .map(|(local, global)| local.names.iter().map(|k| global.id(k)).collect())
-                .collect();
+                .any(|c| matches!(c.line, ControlLine::ProcessingTime(_)))
+        });
+        let mut met = Met {
+            wm: Vec::with_capacity(n),
+            now: Vec::with_capacity(if moves_time { n } else { 0 }),
+        };
+        for chunk in &chunks {
+            let base = tag.len() as u32;
             let mut controls = chunk.controls.iter().peekable();
-            for i in 0..chunk.len() {
+            for (i, &t) in chunk.time.iter().enumerate() {
                 while let Some(c) = controls.next_if(|c| c.before as usize <= i) {
                     tl.control(&mut tracker, &mut now, base + c.before, c.line);
                 }
-                all.wm.push(tracker.current());
-                all.now.push(now);
+                met.wm.push(tracker.current());
+                if moves_time {
+                    met.now.push(now);
+                }
                 let part = match chunk.part.get(i) {
                     Some(&p) => chunk.parts.names.get(p as usize).map_or("", |s| s),
                     None => "",
                 };
-                tracker.observe(part, chunk.time[i], now);
-                for (g, map) in remap.iter().enumerate() {
-                    keys[g].push(map[chunk.keys[i * ngroups + g] as usize]);
-                }
+                tracker.observe(part, t, now);
             }
             for c in controls {
                 tl.control(&mut tracker, &mut now, base + c.before, c.line);
             }
-            all.time.extend_from_slice(&chunk.time);
             tag.extend_from_slice(&chunk.tag);
-            all.mask.extend_from_slice(&chunk.mask);
-            all.values.extend_from_slice(&chunk.values);
         }
         tl.final_now = now;
         if tl.breaks.is_empty() {
             // Processing time never moves: every event met 0.
-            all.now = Vec::new();
+            met.now = Vec::new();
         }
-        let ncols = layout.cols.len();
-        // Group-bys are laid out independently: side by side when there are several.
-        let all = &all;
+        let (chunks, met, layout_ref) = (&chunks, &met, &layout);
         let groups = std::thread::scope(|s| {
-            let handles: Vec<_> = dicts
-                .into_iter()
-                .zip(keys)
-                .map(|(dict, keys)| s.spawn(move || group(dict.names, &keys, all, ncols)))
+            let handles: Vec<_> = (0..layout_ref.groups.len())
+                .map(|g| s.spawn(move || group(g, layout_ref, chunks, met)))
                 .collect();
             handles
                 .into_iter()
@@ -492,9 +481,28 @@ impl BoundedInput {
     }
 }
 
-/// Orders keys as key-ordered sinks write them (group-by values compared one by one), and
-/// lays each key's events out together, in arrival order.
-fn group(names: Vec<Box<str>>, keys: &[u32], all: &Arrivals, ncols: usize) -> Grouped {
+/// The watermark and processing time each event met, by arrival (`now` is empty when
+/// processing time never moves).
+struct Met {
+    wm: Vec<i64>,
+    now: Vec<i64>,
+}
+
+/// Lays out the events of group-by `g`: numbers its keys across the chunks, orders them as
+/// key-ordered sinks write them (group-by values compared one by one) and puts each key's
+/// events together, in arrival order.
+fn group(g: usize, layout: &Layout, chunks: &[Chunk], met: &Met) -> Grouped {
+    let ngroups = layout.groups.len();
+    let ncols = layout.cols.len();
+    // Chunk-local key ids to global ones, then every event's global key id.
+    let mut dict = Interner::default();
+    let mut keys = Vec::with_capacity(met.wm.len());
+    for chunk in chunks {
+        let remap: Vec<u32> = chunk.dicts[g].names.iter().map(|k| dict.id(k)).collect();
+        let local = chunk.keys.iter().skip(g).step_by(ngroups);
+        keys.extend(local.map(|&k| remap[k as usize]));
+    }
+    let names = dict.names;
     let mut ranked: Vec<u32> = (0..names.len() as u32).collect();
     ranked.sort_unstable_by(|&a, &b| {
         names[a as usize]
@@ -506,42 +514,46 @@ fn group(names: Vec<Box<str>>, keys: &[u32], all: &Arrivals, ncols: usize) -> Gr
         rank_of[k as usize] = r as u32;
     }
     let mut offsets = vec![0u32; names.len() + 1];
-    for &k in keys {
+    for &k in &keys {
         offsets[rank_of[k as usize] as usize + 1] += 1;
     }
     for i in 1..offsets.len() {
         offsets[i] += offsets[i - 1];
     }
     let n = keys.len();
-    let mut g = Grouped {
+    let mut out = Grouped {
         names,
         ranked,
         seq: vec![0; n],
         time: vec![0; n],
         wm: vec![0; n],
-        now: vec![0; if all.now.is_empty() { 0 } else { n }],
+        now: vec![0; met.now.len()],
         mask: vec![0; n],
         values: vec![None; n * ncols],
         offsets: Vec::new(),
     };
     // Read in arrival order, write each event to its key's next place.
     let mut fill = offsets.clone();
-    for (seq, &k) in keys.iter().enumerate() {
-        let r = rank_of[k as usize] as usize;
-        let p = fill[r] as usize;
-        fill[r] += 1;
-        g.seq[p] = seq as u32;
-        g.time[p] = all.time[seq];
-        g.wm[p] = all.wm[seq];
-        if let Some(now) = all.now.get(seq) {
-            g.now[p] = *now;
+    let mut seq = 0usize;
+    for chunk in chunks {
+        for i in 0..chunk.len() {
+            let r = rank_of[keys[seq] as usize] as usize;
+            let p = fill[r] as usize;
+            fill[r] += 1;
+            out.seq[p] = seq as u32;
+            out.time[p] = chunk.time[i];
+            out.wm[p] = met.wm[seq];
+            if let Some(now) = met.now.get(seq) {
+                out.now[p] = *now;
+            }
+            out.mask[p] = chunk.mask[i];
+            out.values[p * ncols..(p + 1) * ncols]
+                .copy_from_slice(&chunk.values[i * ncols..(i + 1) * ncols]);
+            seq += 1;
         }
-        g.mask[p] = all.mask[seq];
-        g.values[p * ncols..(p + 1) * ncols]
-            .copy_from_slice(&all.values[seq * ncols..(seq + 1) * ncols]);
     }
-    g.offsets = offsets;
-    g
+    out.offsets = offsets;
+    out
 }
 
 /// Where a key's results go: its panes, and its events too late for every window.

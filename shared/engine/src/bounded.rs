@@ -77,7 +77,7 @@ use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 
 use crate::filter::Filter;
-use crate::operator::{self, Admit, Ctx, KeyName, WindowOperator};
+use crate::operator::{self, Admit, Ctx, WindowOperator};
 use crate::pane::{Emit, KEY_SEP};
 use crate::pipeline::encode_key;
 use crate::record::{Line, Record, Value};
@@ -152,32 +152,46 @@ impl Layout {
     }
 }
 
-/// Strings numbered in order of first sight. Short strings (most keys) sit inline in the
-/// hash table's buckets, so a lookup touches the table and nothing else: decoding streams
-/// the whole input through the cache, and a pointer to each name would be one more miss
-/// per record and group-by.
+/// Strings numbered in order of first sight, kept end to end in one buffer. The hash table
+/// holds ids only: decoding streams the whole input through the cache, and a small table
+/// over one compact buffer stays cached where a table of owned strings does not.
 #[derive(Debug, Default)]
 struct Interner {
-    table: HashTable<(KeyName, u32)>,
-    names: Vec<Box<str>>,
+    table: HashTable<u32>,
+    /// Where each string ends in `text`.
+    ends: Vec<usize>,
+    text: String,
 }
 
 impl Interner {
     #[inline]
     fn id(&mut self, s: &str) -> u32 {
         let hash = FxBuildHasher.hash_one(s);
-        let eq = |(k, _): &(KeyName, u32)| k.as_slice() == s.as_bytes();
-        if let Some(&(_, id)) = self.table.find(hash, eq) {
+        let (ends, text) = (&self.ends, &self.text);
+        if let Some(&id) = self.table.find(hash, |&id| name(ends, text, id) == s) {
             return id;
         }
-        let id = self.names.len() as u32;
-        self.names.push(s.into());
+        let id = self.ends.len() as u32;
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+        let (ends, text) = (&self.ends, &self.text);
         self.table
-            .insert_unique(hash, (KeyName::from_slice(s.as_bytes()), id), |(k, _)| {
-                FxBuildHasher.hash_one(std::str::from_utf8(k).unwrap_or_default())
-            });
+            .insert_unique(hash, id, |&id| FxBuildHasher.hash_one(name(ends, text, id)));
         id
     }
+
+    /// The strings, by id.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        (0..self.ends.len() as u32).map(|id| name(&self.ends, &self.text, id))
+    }
+}
+
+/// String `id` of an [`Interner`]'s buffer.
+#[inline]
+fn name<'a>(ends: &[usize], text: &'a str, id: u32) -> &'a str {
+    let id = id as usize;
+    let from = if id == 0 { 0 } else { ends[id - 1] };
+    text.get(from..ends[id]).unwrap_or_default()
 }
 
 /// A time control line, in arrival order among the events.
@@ -401,8 +415,10 @@ impl BoundedInput {
                     met.now.push(now);
                 }
                 let part = match chunk.part.get(i) {
-                    Some(&p) => chunk.parts.names.get(p as usize).map_or("", |s| s),
-                    None => "",
+                    Some(&p) if (p as usize) < chunk.parts.ends.len() => {
+                        name(&chunk.parts.ends, &chunk.parts.text, p)
+                    }
+                    _ => "",
                 };
                 tracker.observe(part, t, now);
             }
@@ -498,11 +514,11 @@ fn group(g: usize, layout: &Layout, chunks: &[Chunk], met: &Met) -> Grouped {
     let mut dict = Interner::default();
     let mut keys = Vec::with_capacity(met.wm.len());
     for chunk in chunks {
-        let remap: Vec<u32> = chunk.dicts[g].names.iter().map(|k| dict.id(k)).collect();
+        let remap: Vec<u32> = chunk.dicts[g].names().map(|k| dict.id(k)).collect();
         let local = chunk.keys.iter().skip(g).step_by(ngroups);
         keys.extend(local.map(|&k| remap[k as usize]));
     }
-    let names = dict.names;
+    let names: Vec<Box<str>> = dict.names().map(Box::from).collect();
     let mut ranked: Vec<u32> = (0..names.len() as u32).collect();
     ranked.sort_unstable_by(|&a, &b| {
         names[a as usize]

@@ -38,7 +38,12 @@ pub struct WatermarkTracker {
     /// `None` for explicit watermarks.
     bound: Option<i64>,
     idle_timeout: Option<i64>,
-    partitions: FxHashMap<Box<str>, Partition>,
+    /// Partitions in order of first sight, found by name through `index`.
+    partitions: Vec<Partition>,
+    index: FxHashMap<Box<str>, usize>,
+    /// The partition of the last lookup with its name: records mostly come from one
+    /// partition after another, so this spares a hash lookup per record.
+    last: Option<(usize, Box<str>)>,
     combined: i64,
     explicit: i64,
     /// The combined watermark moves only by [`WatermarkTracker::advance_to`].
@@ -51,7 +56,9 @@ impl WatermarkTracker {
         WatermarkTracker {
             bound: Some(bound_ms),
             idle_timeout: idle_timeout_ms,
-            partitions: FxHashMap::default(),
+            partitions: Vec::new(),
+            index: FxHashMap::default(),
+            last: None,
             combined: WM_MIN,
             explicit: WM_MIN,
             external: false,
@@ -71,23 +78,17 @@ impl WatermarkTracker {
     /// it has seen later records.
     pub fn resume(&mut self, partition: &str, wm: i64, now: i64) {
         let ts = wm.saturating_add(self.bound.unwrap_or(0));
-        let p = self
-            .partitions
-            .entry(partition.into())
-            .or_insert(Partition {
-                max_ts: ts,
-                last_active: now,
-                finished: false,
-            });
+        let i = self.slot_or_insert(partition, ts, now);
+        let p = &mut self.partitions[i];
         p.max_ts = p.max_ts.max(ts);
     }
 
     /// A partition's own watermark: its max event time minus the bound.
     pub fn partition_watermark(&self, partition: &str) -> Option<i64> {
         let bound = self.bound.unwrap_or(0);
-        self.partitions
+        self.index
             .get(partition)
-            .map(|p| p.max_ts.saturating_sub(bound))
+            .map(|&i| self.partitions[i].max_ts.saturating_sub(bound))
     }
 
     /// The tracker a pipeline's watermark strategy calls for.
@@ -122,24 +123,15 @@ impl WatermarkTracker {
         if self.bound.is_none() {
             return self.combined;
         }
-        match self.partitions.get_mut(partition) {
-            Some(p) => {
-                p.last_active = now;
-                if ts > p.max_ts {
-                    p.max_ts = ts;
-                } else {
-                    return self.combined;
-                }
-            }
-            None => {
-                self.partitions.insert(
-                    partition.into(),
-                    Partition {
-                        max_ts: ts,
-                        last_active: now,
-                        finished: false,
-                    },
-                );
+        let known = self.partitions.len();
+        let i = self.slot_or_insert(partition, ts, now);
+        if i < known {
+            let p = &mut self.partitions[i];
+            p.last_active = now;
+            if ts > p.max_ts {
+                p.max_ts = ts;
+            } else {
+                return self.combined;
             }
         }
         self.recompute(now)
@@ -154,8 +146,8 @@ impl WatermarkTracker {
 
     /// Marks a partition finished (e.g. a closed shard): it no longer holds the watermark back.
     pub fn finish(&mut self, partition: &str, now: i64) -> i64 {
-        if let Some(p) = self.partitions.get_mut(partition) {
-            p.finished = true;
+        if let Some(&i) = self.index.get(partition) {
+            self.partitions[i].finished = true;
         }
         self.recompute(now)
     }
@@ -169,6 +161,31 @@ impl WatermarkTracker {
         }
     }
 
+    /// The index of `partition`, added with max event time `ts` if it is new.
+    #[inline]
+    fn slot_or_insert(&mut self, partition: &str, ts: i64, now: i64) -> usize {
+        if let Some((i, name)) = &self.last {
+            if name.len() == partition.len() && (partition.is_empty() || **name == *partition) {
+                return *i;
+            }
+        }
+        let i = match self.index.get(partition) {
+            Some(&i) => i,
+            None => {
+                self.partitions.push(Partition {
+                    max_ts: ts,
+                    last_active: now,
+                    finished: false,
+                });
+                self.index
+                    .insert(partition.into(), self.partitions.len() - 1);
+                self.partitions.len() - 1
+            }
+        };
+        self.last = Some((i, partition.into()));
+        i
+    }
+
     fn recompute(&mut self, now: i64) -> i64 {
         if self.external {
             return self.combined;
@@ -176,7 +193,7 @@ impl WatermarkTracker {
         let bound = self.bound.unwrap_or(0);
         let mut min: Option<i64> = None;
         let mut any_active = false;
-        for p in self.partitions.values() {
+        for p in &self.partitions {
             if p.finished {
                 continue;
             }
@@ -193,7 +210,7 @@ impl WatermarkTracker {
             // All partitions idle or finished: the most advanced one carries the watermark.
             min = self
                 .partitions
-                .values()
+                .iter()
                 .map(|p| p.max_ts.saturating_sub(bound))
                 .max();
         }

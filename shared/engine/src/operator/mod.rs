@@ -165,7 +165,7 @@ pub trait Reset {
 
 /// A key's encoded group-by values, stored inline when short so that comparing a key on
 /// lookup touches the memory of its slot only.
-pub(crate) type KeyName = SmallVec<[u8; 16]>;
+type KeyName = SmallVec<[u8; 16]>;
 
 /// One slot of a [`Keyed`] slab.
 struct Slot<S> {

@@ -97,8 +97,19 @@ fn first_end_after_horizon(sl: &Slicing, horizon: i64) -> i64 {
     if horizon == WM_MIN {
         return i64::MIN;
     }
+    // In i64 when nothing overflows (always, for real timestamps): i128 division is slow.
+    let (size, slide) = (sl.size, sl.slide);
+    let fast = horizon.checked_add(1).and_then(|t| {
+        let x = t.checked_sub(size)?;
+        x.checked_sub(x.rem_euclid(slide))?
+            .checked_add(slide)?
+            .checked_add(size)
+    });
+    if let Some(e) = fast {
+        return e;
+    }
     let t = horizon as i128 + 1;
-    let (size, slide) = (sl.size as i128, sl.slide as i128);
+    let (size, slide) = (size as i128, slide as i128);
     let x = t - size;
     let e = x - x.rem_euclid(slide) + slide + size;
     e.min(i64::MAX as i128) as i64
@@ -483,6 +494,40 @@ impl WindowOperator for SlicedOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_end_after_horizon_matches_exact_arithmetic() {
+        for (size, slide) in [
+            (10, 10),
+            (7_200_000, 900_000),
+            (259_200_000, 3_600_000),
+            (5, 3),
+        ] {
+            let sl = Slicing::sliding(size, slide);
+            let horizons = [
+                i64::MIN + 1,
+                -1_000_000,
+                -1,
+                0,
+                1,
+                1_767_225_600_123,
+                i64::MAX - size,
+                i64::MAX - 1,
+                i64::MAX,
+            ];
+            for h in horizons.into_iter().chain(-50..50) {
+                let t = h as i128 + 1;
+                let x = t - size as i128;
+                let e = x - x.rem_euclid(slide as i128) + slide as i128 + size as i128;
+                let want = e.min(i64::MAX as i128) as i64;
+                assert_eq!(
+                    first_end_after_horizon(&sl, h),
+                    want,
+                    "size {size} slide {slide} h {h}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn lower_bounds_agree_with_a_binary_search() {

@@ -12,13 +12,14 @@ use crate::error::ConnectorError;
 use crate::format::{push_csv_field, push_number};
 
 /// Formats panes as CSV rows. The group-by columns of consecutive rows of the same key are
-/// escaped once.
+/// escaped once, and window bounds are formatted once per [`Bounds`] slot.
 #[derive(Debug, Clone)]
 pub struct CsvFormat {
     layout: Layout,
     /// The key of the previous row and its escaped group-by columns with the comma after.
     last_key: String,
     prefix: Vec<u8>,
+    bounds: Bounds,
 }
 
 impl CsvFormat {
@@ -27,7 +28,68 @@ impl CsvFormat {
             layout,
             last_key: String::new(),
             prefix: Vec::new(),
+            bounds: Bounds::default(),
         }
+    }
+}
+
+/// Recently formatted `window_start,window_end` pairs, direct-mapped by start. Every key's
+/// windows share the same few hundred bounds, so nearly every row finds its pair here
+/// instead of formatting two 13-digit numbers.
+#[derive(Debug, Clone)]
+struct Bounds {
+    slots: Vec<BoundsSlot>,
+}
+
+/// A formatted pair: two `i64`s of at most 20 characters each and the comma between them.
+#[derive(Debug, Clone, Copy)]
+struct BoundsSlot {
+    start: i64,
+    end: i64,
+    len: u8,
+    text: [u8; 41],
+}
+
+/// Slots of [`Bounds`] (a power of two).
+const BOUNDS_SLOTS: usize = 512;
+
+impl Default for Bounds {
+    fn default() -> Self {
+        let empty = BoundsSlot {
+            start: 0,
+            end: 0,
+            len: 0,
+            text: [0; 41],
+        };
+        Bounds {
+            slots: vec![empty; BOUNDS_SLOTS],
+        }
+    }
+}
+
+impl Bounds {
+    /// `start,end`, formatted.
+    #[inline]
+    fn get(&mut self, start: i64, end: i64) -> &[u8] {
+        let h = (start as u64 ^ (end as u64).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = &mut self.slots[(h >> 55) as usize % BOUNDS_SLOTS];
+        if slot.len == 0 || slot.start != start || slot.end != end {
+            let mut ib = itoa::Buffer::new();
+            let mut n = 0;
+            for (i, v) in [start, end].into_iter().enumerate() {
+                if i > 0 {
+                    slot.text[n] = b',';
+                    n += 1;
+                }
+                let digits = ib.format(v).as_bytes();
+                slot.text[n..n + digits.len()].copy_from_slice(digits);
+                n += digits.len();
+            }
+            slot.len = n as u8;
+            slot.start = start;
+            slot.end = end;
+        }
+        &slot.text[..slot.len as usize]
     }
 }
 
@@ -56,10 +118,8 @@ impl RowFormat for CsvFormat {
             self.last_key.push_str(p.key);
         }
         b.extend_from_slice(&self.prefix);
+        b.extend_from_slice(self.bounds.get(p.window.start, p.window.end));
         let mut ib = itoa::Buffer::new();
-        b.extend_from_slice(ib.format(p.window.start).as_bytes());
-        b.push(b',');
-        b.extend_from_slice(ib.format(p.window.end).as_bytes());
         for (v, (_, dec)) in p.values.iter().zip(&self.layout.aggregates) {
             b.push(b',');
             if let Some(v) = v {
@@ -125,5 +185,33 @@ impl RowWriter for CsvRows {
             path: self.path.clone(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_formatted_like_display_whatever_the_slot_held() {
+        let mut bounds = Bounds::default();
+        let mut pairs = vec![
+            (i64::MIN, i64::MAX),
+            (0, 0),
+            (-900_000, 0),
+            (1_767_225_600_000, 1_767_226_500_000),
+        ];
+        // Far more pairs than slots, twice, so slots are reused and collide.
+        for round in 0..2 {
+            for i in 0..3 * BOUNDS_SLOTS as i64 {
+                pairs.push((i * 900_000 - round, i * 900_000 + 7_200_000));
+            }
+        }
+        for (start, end) in pairs.iter().chain(pairs.iter().rev()) {
+            assert_eq!(
+                std::str::from_utf8(bounds.get(*start, *end)).unwrap(),
+                format!("{start},{end}")
+            );
+        }
     }
 }

@@ -151,7 +151,7 @@ pub(crate) fn replay_by_key(
                     let runner = runners[*agg].get_or_insert_with(|| KeyRunner::new(spec, *agg));
                     let format = formats[*agg]
                         .get_or_insert_with(|| row_format(spec, &spec.aggregations[*agg]).0);
-                    let rows = run_unit(&input, runner, format.as_mut(), ranks.clone());
+                    let rows = run_unit(input, runner, format.as_mut(), ranks.clone());
                     if tx.send((i, rows)).is_err() {
                         break; // the writer failed and stopped
                     }

@@ -1,0 +1,196 @@
+//! Every way of running a replay (`--execution`) writes the same bytes: key by key,
+//! key-sharded threads and one streaming thread, on the reference workload with its late
+//! records, and on a pipeline with early and late firings and retractions. A way that the
+//! input or the pipeline can't use is a clear error, never a silent fallback.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use eventide_connectors::error::ConnectorError;
+use eventide_connectors::replay::{replay, Execution, ReplayOptions};
+use eventide_engine::PipelineSpec;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn work(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eventide-exec-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The files of a directory, by name, with their bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Runs `spec` over `input` in each way and checks that they all write the same files.
+fn same_files(spec: &PipelineSpec, input: &Path, dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut first: Option<Vec<(String, Vec<u8>)>> = None;
+    for (name, execution) in [
+        ("by-key", Execution::ByKey),
+        ("sharded", Execution::Sharded),
+        ("streaming", Execution::Streaming),
+    ] {
+        let out = dir.join(name);
+        let opts = ReplayOptions {
+            execution,
+            ..ReplayOptions::default()
+        };
+        replay(spec.clone(), input, &out, &opts).unwrap();
+        let got = files(&out);
+        match &first {
+            None => first = Some(got),
+            Some(want) => {
+                let names =
+                    |f: &[(String, Vec<u8>)]| f.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+                assert_eq!(names(&got), names(want), "{name}: the same files");
+                for ((file, a), (_, b)) in got.iter().zip(want) {
+                    assert!(a == b, "{name}: {file} differs from the key-by-key run's");
+                }
+            }
+        }
+    }
+    first.unwrap_or_default()
+}
+
+#[test]
+fn reference_workload_gives_the_same_bytes_every_way() {
+    let dir = work("reference");
+    let input = dir.join("events.jsonl");
+    let status = Command::new("python3")
+        .arg(root().join("../shared/reference/gen.py"))
+        .args(["--n", "20000", "--keys", "300", "--seed", "5", "--out"])
+        .arg(&input)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    let spec = PipelineSpec::from_toml(
+        &std::fs::read_to_string(root().join("examples/reference/pipeline.toml")).unwrap(),
+    )
+    .unwrap();
+    let out = same_files(&spec, &input, &dir);
+    let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+    for q in ["q1.csv", "q2.csv", "q3.csv", "q4.csv"] {
+        assert!(names.contains(&q), "{q} written: {names:?}");
+    }
+    assert!(
+        names.iter().any(|n| n.ends_with(".late.jsonl")),
+        "the workload has records too late for some window: {names:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn early_late_and_retracting_panes_are_the_same_every_way() {
+    let dir = work("panes");
+    let input = dir.join("events.jsonl");
+    let mut lines = Vec::new();
+    for i in 0..400i64 {
+        // Keys in no order, event times out of order, a processing-time advance every 25.
+        let t = (i * 37) % 500 * 100 + if i % 10 == 0 { -20_000 } else { 0 };
+        lines.push(format!(
+            r#"{{"k":"k{}","v":{},"t":{}}}"#,
+            (i * 7) % 13,
+            i % 9,
+            t.max(0)
+        ));
+        if i % 25 == 24 {
+            lines.push(format!(
+                r#"{{"advance_processing_time":{}}}"#,
+                (i + 1) * 1_000
+            ));
+        }
+    }
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let spec = PipelineSpec::from_toml(
+        r#"
+        [input]
+        event_time = { field = "t" }
+        fields = { k = "string", v = "number" }
+        [watermark]
+        strategy = "bounded"
+        max_out_of_orderness = "5s"
+        [[aggregation]]
+        name = "sliding"
+        group_by = ["k"]
+        window = { type = "sliding", size = "10s", slide = "5s" }
+        aggregates = [{ name = "sum", fn = "sum", field = "v" }, { name = "n", fn = "count" }]
+        trigger = { early = { every = 3 }, late = "every" }
+        allowed_lateness = "15s"
+        accumulation = "retracting"
+        sink = { format = "csv", order = "key" }
+        [[aggregation]]
+        name = "sessions"
+        group_by = ["k"]
+        window = { type = "session", gap = "3s" }
+        aggregates = [{ name = "max", fn = "max", field = "v" }]
+        trigger = { early = { after = "2s" }, late = { after = "1s" } }
+        allowed_lateness = "10s"
+        accumulation = "retracting"
+        sink = { format = "csv", order = "key" }
+        "#,
+    )
+    .unwrap();
+    let out = same_files(&spec, &input, &dir);
+    let sliding = String::from_utf8_lossy(&out.iter().find(|(n, _)| n == "sliding.csv").unwrap().1)
+        .into_owned();
+    for timing in ["EARLY", "ON_TIME", "LATE", "true"] {
+        assert!(sliding.contains(timing), "sliding.csv has {timing} rows");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_way_that_does_not_fit_is_an_error() {
+    let dir = work("errors");
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, "{\"k\":\"a\",\"v\":1,\"t\":1}\n").unwrap();
+    let spec = |order: &str| {
+        PipelineSpec::from_toml(&format!(
+            r#"
+            [input]
+            event_time = {{ field = "t" }}
+            fields = {{ k = "string", v = "number" }}
+            [[aggregation]]
+            name = "sums"
+            group_by = ["k"]
+            window = {{ type = "tumbling", size = "1s" }}
+            aggregates = [{{ name = "sum", fn = "sum", field = "v" }}]
+            sink = {{ format = "csv", order = "{order}" }}
+            "#
+        ))
+        .unwrap()
+    };
+    let run = |spec: PipelineSpec, input: &Path, execution| {
+        let opts = ReplayOptions {
+            execution,
+            ..ReplayOptions::default()
+        };
+        replay(spec, input, &dir.join("out"), &opts)
+    };
+    for execution in [Execution::ByKey, Execution::Sharded] {
+        match run(spec("fired"), &input, execution) {
+            Err(ConnectorError::Unsupported(msg)) => assert!(msg.contains("key order"), "{msg}"),
+            other => panic!("{execution:?} with a firing-order sink: {other:?}"),
+        }
+        match run(spec("key"), Path::new("-"), execution) {
+            Err(ConnectorError::Unsupported(msg)) => assert!(msg.contains("stdin"), "{msg}"),
+            other => panic!("{execution:?} on stdin: {other:?}"),
+        }
+    }
+    let report = run(spec("fired"), &input, Execution::Streaming).unwrap();
+    assert_eq!(report.events, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -68,9 +68,8 @@
 //! assert_eq!(rows.1, vec![2]);
 //! ```
 
-use std::ops::Range;
-
 use std::hash::BuildHasher;
+use std::ops::Range;
 
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;

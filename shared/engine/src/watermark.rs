@@ -27,6 +27,7 @@ pub const WM_MAX: i64 = i64::MAX;
 
 #[derive(Debug, Clone)]
 struct Partition {
+    name: Box<str>,
     max_ts: i64,
     last_active: i64,
     finished: bool,
@@ -41,9 +42,9 @@ pub struct WatermarkTracker {
     /// Partitions in order of first sight, found by name through `index`.
     partitions: Vec<Partition>,
     index: FxHashMap<Box<str>, usize>,
-    /// The partition of the last lookup with its name: records mostly come from one
-    /// partition after another, so this spares a hash lookup per record.
-    last: Option<(usize, Box<str>)>,
+    /// The partition of the last lookup: records mostly come from one partition after
+    /// another, so this spares a hash lookup per record.
+    last: usize,
     combined: i64,
     explicit: i64,
     /// The combined watermark moves only by [`WatermarkTracker::advance_to`].
@@ -58,7 +59,7 @@ impl WatermarkTracker {
             idle_timeout: idle_timeout_ms,
             partitions: Vec::new(),
             index: FxHashMap::default(),
-            last: None,
+            last: 0,
             combined: WM_MIN,
             explicit: WM_MIN,
             external: false,
@@ -164,15 +165,16 @@ impl WatermarkTracker {
     /// The index of `partition`, added with max event time `ts` if it is new.
     #[inline]
     fn slot_or_insert(&mut self, partition: &str, ts: i64, now: i64) -> usize {
-        if let Some((i, name)) = &self.last {
-            if name.len() == partition.len() && (partition.is_empty() || **name == *partition) {
-                return *i;
+        if let Some(p) = self.partitions.get(self.last) {
+            if p.name.len() == partition.len() && (partition.is_empty() || *p.name == *partition) {
+                return self.last;
             }
         }
         let i = match self.index.get(partition) {
             Some(&i) => i,
             None => {
                 self.partitions.push(Partition {
+                    name: partition.into(),
                     max_ts: ts,
                     last_active: now,
                     finished: false,
@@ -182,7 +184,7 @@ impl WatermarkTracker {
                 self.partitions.len() - 1
             }
         };
-        self.last = Some((i, partition.into()));
+        self.last = i;
         i
     }
 
@@ -240,6 +242,31 @@ mod tests {
         assert_eq!(w.current(), 100);
         w.observe("b", 150, 0);
         assert_eq!(w.current(), 150);
+    }
+
+    #[test]
+    fn partitions_are_told_apart_whatever_the_order() {
+        let mut w = WatermarkTracker::bounded(0, None);
+        for (p, t) in [
+            ("", 5),
+            ("a", 7),
+            ("", 9),
+            ("ab", 3),
+            ("a", 8),
+            ("a", 6),
+            ("", 1),
+        ] {
+            w.observe(p, t, 0);
+        }
+        assert_eq!(w.partition_watermark(""), Some(9));
+        assert_eq!(w.partition_watermark("a"), Some(8));
+        assert_eq!(w.partition_watermark("ab"), Some(3));
+        assert_eq!(w.partition_watermark("b"), None);
+        assert_eq!(
+            w.current(),
+            7,
+            "never backwards: it was 7 when \"ab\" came at 3"
+        );
     }
 
     #[test]

@@ -72,7 +72,8 @@ impl Bounds {
     #[inline]
     fn get(&mut self, start: i64, end: i64) -> &[u8] {
         let h = (start as u64 ^ (end as u64).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let slot = &mut self.slots[(h >> 55) as usize % BOUNDS_SLOTS];
+        // The top bits of a multiplicative hash pick the slot.
+        let slot = &mut self.slots[(h >> (64 - BOUNDS_SLOTS.trailing_zeros())) as usize];
         if slot.len == 0 || slot.start != start || slot.end != end {
             let mut ib = itoa::Buffer::new();
             let mut n = 0;

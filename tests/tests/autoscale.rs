@@ -48,6 +48,7 @@ async fn autoscaler_doubles_a_hot_stream_once_and_remembers_the_call() {
         rps: 1_500.0,
         bps: 150_000.0,
         lag_ms: 0,
+        late: 0,
         finished: false,
     })
     .await

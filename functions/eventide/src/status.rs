@@ -48,6 +48,7 @@ pub fn render(leases: &[Lease], rows: &[ShardStatus], now_ms: i64, idle_timeout_
         "rec/s",
         "bytes/s",
         "lag ms",
+        "late",
         "finished",
     ]
     .map(String::from)];
@@ -72,10 +73,11 @@ pub fn render(leases: &[Lease], rows: &[ShardStatus], now_ms: i64, idle_timeout_
             row.map_or_else(dash, |r| format!("{:.1}", r.rps)),
             row.map_or_else(dash, |r| format!("{:.0}", r.bps)),
             row.map_or_else(dash, |r| r.lag_ms.to_string()),
+            row.map_or_else(dash, |r| r.late.to_string()),
             if finished { "yes" } else { "no" }.to_string(),
         ]);
     }
-    let mut widths = [0usize; 10];
+    let mut widths = [0usize; 11];
     for line in &lines {
         for (w, cell) in widths.iter_mut().zip(line) {
             *w = (*w).max(cell.chars().count());
@@ -203,6 +205,7 @@ mod tests {
             rps: 12.0,
             bps: 3_400.0,
             lag_ms: 0,
+            late: 4,
             finished: false,
         };
         let out = render(&[lease], &[row], now, 10_000);
@@ -210,7 +213,9 @@ mod tests {
         assert_eq!(lines.len(), 3, "{out}");
         assert!(lines[0].starts_with("shard "), "{out}");
         assert!(
-            lines[1].contains("2023-11-14T22:13:20.000Z") && lines[1].contains("1.5s"),
+            lines[1].contains("2023-11-14T22:13:20.000Z")
+                && lines[1].contains("1.5s")
+                && lines[1].contains(" 4 "),
             "{out}"
         );
         assert!(

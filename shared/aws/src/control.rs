@@ -32,51 +32,7 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), AwsError> 
     create_table_if_missing(client, table, "pk", Some("sk")).await
 }
 
-/// The published state of one shard (one control-table row).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ShardStatus {
-    /// The shard.
-    pub shard_id: String,
-    /// The shard's watermark, epoch ms.
-    pub wm: i64,
-    /// The last time the shard delivered new data, epoch ms.
-    pub heartbeat_ms: i64,
-    /// Records per second over the last interval.
-    pub rps: f64,
-    /// Bytes per second over the last interval.
-    pub bps: f64,
-    /// How far behind the tip of the shard the consumer is, ms.
-    pub lag_ms: i64,
-    /// The shard reached SHARD_END and everything is committed.
-    pub finished: bool,
-}
-
-impl ShardStatus {
-    /// Whether the shard is idle at `now_ms`: no new data for longer than `idle_timeout_ms`.
-    pub fn is_idle(&self, idle_timeout_ms: i64, now_ms: i64) -> bool {
-        now_ms.saturating_sub(self.heartbeat_ms) > idle_timeout_ms
-    }
-}
-
-/// The global watermark of `rows` at `now_ms`: the minimum `wm` over shards that are
-/// neither finished nor idle; if every shard is idle or finished, the maximum of their
-/// `wm`; `None` when there are no rows.
-///
-/// ```
-/// use eventide_aws::control::{global_watermark_of, ShardStatus};
-/// let row = |id: &str, wm, hb| ShardStatus {
-///     shard_id: id.into(), wm, heartbeat_ms: hb, rps: 0.0, bps: 0.0, lag_ms: 0, finished: false,
-/// };
-/// // Shard b is idle (no data for 60 s > 10 s), so only a counts.
-/// assert_eq!(global_watermark_of(&[row("a", 500, 100_000), row("b", 100, 40_000)], 10_000, 100_000), Some(500));
-/// ```
-pub fn global_watermark_of(rows: &[ShardStatus], idle_timeout_ms: i64, now_ms: i64) -> Option<i64> {
-    rows.iter()
-        .filter(|r| !r.finished && !r.is_idle(idle_timeout_ms, now_ms))
-        .map(|r| r.wm)
-        .min()
-        .or_else(|| rows.iter().map(|r| r.wm).max())
-}
+pub use eventide_ports::control::{global_watermark_of, ShardStatus};
 
 /// The control table of one pipeline.
 ///
@@ -87,7 +43,7 @@ pub fn global_watermark_of(rows: &[ShardStatus], idle_timeout_ms: i64, now_ms: i
 /// let now = 1_700_000_000_000;
 /// control.publish(&ShardStatus {
 ///     shard_id: "shardId-000000000000".into(), wm: now - 5_000, heartbeat_ms: now,
-///     rps: 120.0, bps: 24_000.0, lag_ms: 0, finished: false,
+///     rps: 120.0, bps: 24_000.0, lag_ms: 0, late: 0, finished: false,
 /// }).await?;
 /// let mut view = WatermarkView::default();
 /// let global = view.refresh(&control, 60_000, now).await?;
@@ -147,6 +103,10 @@ impl ControlTable {
             (
                 "lag".to_string(),
                 AttributeValue::N(status.lag_ms.to_string()),
+            ),
+            (
+                "late".to_string(),
+                AttributeValue::N(status.late.to_string()),
             ),
             (
                 "finished".to_string(),
@@ -234,6 +194,7 @@ impl ControlTable {
                     rps: get_n(item, "rps", &what)?.unwrap_or(0.0),
                     bps: get_n(item, "bps", &what)?.unwrap_or(0.0),
                     lag_ms: get_n(item, "lag", &what)?.unwrap_or(0),
+                    late: get_n(item, "late", &what)?.unwrap_or(0),
                     finished: get_bool(item, "finished"),
                 });
             }
@@ -315,6 +276,7 @@ mod tests {
             rps: 0.0,
             bps: 0.0,
             lag_ms: 0,
+            late: 0,
             finished,
         }
     }

@@ -16,16 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::AwsError;
 
-/// One malformed input record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The record's sequence number in its shard.
-    pub sequence_number: String,
-    /// Why it was rejected (e.g. the decode error).
-    pub reason: String,
-    /// The record's data as received.
-    pub data: Vec<u8>,
-}
+pub use eventide_ports::rows::DeadLetter;
 
 /// Writes dead letters under a prefix of a bucket.
 ///

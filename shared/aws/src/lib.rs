@@ -4,6 +4,11 @@
 //! standard configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KINESIS`, …), never from
 //! code, so the same adapters run against AWS, LocalStack or the local emulators.
 //! The design (tables, the exactly-once invariant) is in `docs/aws-runtime.md`.
+//!
+//! The shard consumer's ports (`eventide-ports`) are implemented here: the state log
+//! ([`state_log`]), the control plane ([`control`]), the pane sinks ([`sinks`]) and the
+//! record sinks for dead letters and late data ([`dead_letter`]); [`ports`](crate) holds
+//! the trait impls.
 
 pub mod config;
 pub mod control;
@@ -12,9 +17,11 @@ pub mod enrichment;
 pub mod error;
 pub mod kinesis;
 pub mod leases;
+mod ports;
+mod retry;
 pub mod rules;
 pub mod scale_log;
 pub mod sinks;
-pub mod state_store;
+pub mod state_log;
 
 pub use error::AwsError;

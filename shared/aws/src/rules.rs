@@ -41,6 +41,9 @@ pub struct RulesVersion {
     pub version: u64,
     pub etag: String,
     pub rules: Vec<RuleSpec>,
+    /// The rules file as loaded: a shard's state log records it, so a replay runs the
+    /// rules that first ran.
+    pub text: String,
 }
 
 /// What one poll found.
@@ -162,6 +165,7 @@ impl LiveRules {
                     version,
                     etag,
                     rules,
+                    text,
                 }));
                 Ok(PollOutcome::Updated { version })
             }

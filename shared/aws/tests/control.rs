@@ -15,6 +15,7 @@ fn status(shard: &str, wm: i64, hb: i64, finished: bool) -> ShardStatus {
         rps: 12.5,
         bps: 2_048.0,
         lag_ms: 7,
+        late: 2,
         finished,
     }
 }

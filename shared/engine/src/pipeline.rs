@@ -395,8 +395,7 @@ pub(crate) fn encode_key(buf: &mut String, fields: &[usize], rec: &Record<'_>) {
 impl Pipeline {
     /// A pipeline whose watermark moves only through [`Pipeline::advance_watermark`] (the
     /// global watermark agreed through the control table), while it still tracks each
-    /// partition's own watermark ([`Pipeline::partition_watermark`]) to publish. Changed keys
-    /// are recorded for [`Pipeline::drain_dirty`].
+    /// partition's own watermark ([`Pipeline::partition_watermark`]) to publish.
     pub fn with_external_watermark(spec: PipelineSpec) -> Self {
         let mut p = Pipeline::new(spec);
         let bound = match p.spec.watermark {
@@ -404,10 +403,6 @@ impl Pipeline {
             WatermarkSpec::Explicit => 0,
         };
         p.wm = WatermarkTracker::external(bound);
-        for op in p.ops.iter_mut() {
-            op.track_changes();
-        }
-        p.rules.track_changes();
         p
     }
 
@@ -471,6 +466,15 @@ impl Pipeline {
             .get_mut(aggregation)
             .ok_or_else(|| err("no such aggregation".into()))?;
         op.restore_key(key, blob).map_err(err)
+    }
+
+    /// Calls `out` with (aggregation, key, serialized state) for every key that holds state
+    /// in any aggregation, serialized as for [`Pipeline::restore_key`]: a snapshot of the
+    /// window state (the rules' is [`crate::rules::Rules::snapshot`]).
+    pub fn snapshot(&self, out: &mut dyn FnMut(usize, &str, Vec<u8>)) {
+        for (i, op) in self.ops.iter().enumerate() {
+            op.snapshot(&mut |k, b| out(i, k, b));
+        }
     }
 
     /// Every (aggregation, key) whose state changed since the last call, once each.

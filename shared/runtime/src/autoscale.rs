@@ -59,7 +59,7 @@ impl ScaleInput {
     /// use eventide_aws::control::ShardStatus;
     /// use eventide_runtime::autoscale::ScaleInput;
     /// let row = |id: &str, rps, lag, finished| ShardStatus {
-    ///     shard_id: id.into(), wm: 0, heartbeat_ms: 0, rps, bps: rps * 100.0, lag_ms: lag, finished,
+    ///     shard_id: id.into(), wm: 0, heartbeat_ms: 0, rps, bps: rps * 100.0, lag_ms: lag, late: 0, finished,
     /// };
     /// let input = ScaleInput::from_status(2, &[row("a", 300.0, 50, false), row("b", 200.0, 900, false), row("p", 999.0, 9_999, true)]);
     /// assert_eq!(input, ScaleInput { open_shards: 2, rps: 500.0, bps: 50_000.0, max_lag_ms: 900 });

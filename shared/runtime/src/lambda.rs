@@ -3,9 +3,17 @@
 //!
 //! Lambda's event source mapping plays the lease table's role: it invokes at most one
 //! function per shard at a time (parallelization factor 1) and checkpoints the batch when
-//! the invocation succeeds. So the fence is 0 and no lease is taken; the state store's
-//! positions still make a redelivered batch count once. State is reloaded on every
-//! invocation, because another container may have processed the shard in between.
+//! the invocation succeeds. No lease is taken; the state log's position still makes a
+//! redelivered batch count once.
+//!
+//! **Warm state.** A container keeps each shard's consumer, with its state in memory,
+//! between invocations: a warm invocation reads no state at all. Another container may have
+//! processed the shard in between; then the cached state is stale, and its commit (written
+//! only if no entry of its version exists) fails with a conflict. The handler drops the
+//! stale consumer, rebuilds the state from the log (snapshot plus the entries after it) and
+//! runs the batch again, once. A stale state is never committed. A failure of any other
+//! kind drops the consumer too (its memory may be ahead of the log), and the batch is
+//! reported for retry.
 //!
 //! Failures are reported with `ReportBatchItemFailures` semantics: for every shard whose
 //! batch failed, the first sequence number of that shard's records, so Lambda retries the
@@ -37,6 +45,8 @@ pub struct Handler {
     /// Shard ranges and parents by stream, cached across invocations (shards never change;
     /// only new ones appear).
     shards: Mutex<HashMap<String, Vec<ShardInfo>>>,
+    /// Each shard's consumer, kept warm between invocations.
+    consumers: Mutex<HashMap<String, ShardConsumer>>,
 }
 
 /// The records of one shard in one invocation.
@@ -71,6 +81,7 @@ impl Handler {
             pipeline: pipeline.into(),
             clients,
             shards: Mutex::new(HashMap::new()),
+            consumers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -98,7 +109,8 @@ impl Handler {
         })
     }
 
-    /// Processes one shard's records as one batch.
+    /// Processes one shard's records as one batch, with the shard's warm consumer when
+    /// this container has one (see the module docs).
     async fn process_group(
         &self,
         shard_id: &str,
@@ -106,16 +118,36 @@ impl Handler {
         now_ms: i64,
     ) -> Result<(), RuntimeError> {
         let shard = self.shard_info(&group.stream, shard_id).await?;
-        let mut consumer =
-            ShardConsumer::start(&self.io, &self.pipeline, self.spec.clone(), &shard, now_ms)
-                .await?;
-        let report = consumer
-            .process(&self.io, &group.records, 0, 0, now_ms)
-            .await?;
-        info!(shard = shard_id, records = report.records, heartbeats = report.heartbeats,
-            skipped = report.skipped, panes = report.panes, dead_letters = report.dead_letters,
-            watermark = ?report.watermark, "batch committed");
+        let mut warm = self.consumers.lock().await;
+        for attempt in 0..2 {
+            let (mut consumer, cold) = match warm.remove(shard_id) {
+                Some(c) => (c, false),
+                None => (
+                    ShardConsumer::start(&self.io, self.spec.clone(), &shard, now_ms).await?,
+                    true,
+                ),
+            };
+            match consumer.process(&self.io, &group.records, 0, now_ms).await {
+                Ok(report) => {
+                    info!(shard = shard_id, cold, records = report.records, heartbeats = report.heartbeats,
+                        skipped = report.skipped, panes = report.panes, dead_letters = report.dead_letters,
+                        late = report.late, state_bytes = report.state_bytes, version = consumer.version(),
+                        watermark = ?report.watermark, "batch committed");
+                    warm.insert(shard_id.to_string(), consumer);
+                    return Ok(());
+                }
+                Err(e) if e.is_conflict() && attempt == 0 && !cold => {
+                    info!(shard = shard_id, error = %e, "another container moved the shard on; reloading its state");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
+    }
+
+    /// Forgets the warm state of every shard (the next invocation of each is cold).
+    pub async fn forget_warm_state(&self) {
+        self.consumers.lock().await.clear();
     }
 
     /// Handles one Kinesis event: groups the records by shard (in event order), processes

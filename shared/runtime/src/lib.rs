@@ -1,8 +1,9 @@
 //! # Eventide runtime
 //!
 //! The shard consumer that Lambda and the long-running worker share. [`processor`] holds
-//! the pure, exactly-once batch logic (no I/O, unit-tested with redeliveries); the I/O
-//! around it (state store, sinks, control and lease tables) lives in [`shard`].
+//! the shard's engine state and exactly-once bookkeeping (no I/O); [`state`] makes it
+//! durable as a changelog with snapshots; [`shard`] runs a batch over the ports of
+//! `eventide-ports` (state log, control plane, sinks), which `eventide-aws` implements.
 //! The invariants are stated in `docs/aws-runtime.md`.
 
 pub mod autoscale;
@@ -11,5 +12,6 @@ pub mod lambda;
 pub mod processor;
 pub mod resources;
 pub mod shard;
+pub mod state;
 pub mod ticker;
 pub mod worker;

@@ -1,33 +1,35 @@
-//! Exactly-once processing of a shard's batches, with no I/O.
+//! A shard's engine state and the exactly-once bookkeeping around it, with no I/O.
 //!
-//! A [`ShardProcessor`] owns a [`Pipeline`] whose state is loaded per key from the state
-//! store. It keeps, per (aggregation, key), the position (sequence number) of the last
-//! record of each shard that the key's state includes, so a redelivered record is skipped
-//! exactly for the aggregations whose state already includes it:
+//! A [`ShardProcessor`] owns the shard's [`Pipeline`] (all its keys, in memory) and logs
+//! every engine call a batch makes into an [`Entry`] (see [`crate::state`]): replaying the
+//! entries on the state they were built on rebuilds the state exactly. It keeps the input
+//! position (sequence number) of the last record whose effects the state includes, and
+//! skips every record at or before it: a redelivered record never counts twice.
 //!
-//! 1. [`ShardProcessor::keys_to_load`] names the keys a batch touches that are not cached;
-//! 2. [`ShardProcessor::restore`] installs what the store returned;
-//! 3. [`ShardProcessor::apply`] runs the records, collecting panes and dead letters;
-//! 4. [`ShardProcessor::advance_watermark`] fires what the global watermark makes due;
-//! 5. [`ShardProcessor::drain_writes`] returns each dirty key's new state once.
+//! Per batch:
+//! 1. [`ShardProcessor::begin`] sets the other shards' watermark and processing time;
+//! 2. [`ShardProcessor::apply`] runs the records, collecting panes, dead letters and late
+//!    records;
+//! 3. [`ShardProcessor::advance_watermark`] fires what the global watermark makes due;
+//! 4. [`ShardProcessor::take_entry`] hands the batch's entry to the log.
 //!
-//! Each rule is one more slot in this bookkeeping, named `rule:<id>@<version>` where the
-//! version is a hash of the rule's text: its per-key state (window contents, last truth
-//! value, a pattern's partial matches) is stored, restored and skipped on redelivery like an
-//! aggregation's, so a consumer that takes over neither re-alerts nor forgets a partial
-//! match. A changed rule has a new slot name, so it never restores an older version's state.
+//! Each rule's per-key state lives in the same pipeline; in a snapshot it is named by the
+//! rule's slot `rule:<id>@<hash of its text>`, so a changed rule never restores an older
+//! version's state.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use eventide_aws::dead_letter::DeadLetter;
 use eventide_aws::kinesis::hash_key;
-use eventide_aws::sinks::PaneRow;
-use eventide_aws::state_store::{StateKey, StateWrite, StoredState};
 use eventide_engine::pane::{Emit, Pane};
-use eventide_engine::record::Line;
-use eventide_engine::rules::RuleKind;
+use eventide_engine::record::{Line, Record};
+use eventide_engine::rules::RuleSpec;
 use eventide_engine::{Output, Pipeline, PipelineSpec};
+use eventide_ports::rows::{DeadLetter, PaneRow};
+
+use crate::state::entry::{Call, Entry, EntryBuilder, Op, Replay};
+use crate::state::snapshot::{split_hash_key, KeyState, Snapshot};
+use crate::state::StateError;
 
 /// The prefix of heartbeat records written by the ticker into every shard. They move a
 /// quiet shard's heartbeat but are never counted as data.
@@ -46,21 +48,17 @@ pub fn cmp_seq(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
-#[derive(Debug, Clone, Default)]
-struct KeyMeta {
-    pos: BTreeMap<String, String>,
-    hk: u128,
-}
-
 /// What one batch produced.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
     pub panes: Vec<PaneRow>,
     pub dead_letters: Vec<DeadLetter>,
-    /// Data records processed (heartbeats and dead letters excluded).
+    /// Records too late for an aggregation, with the reason (one per aggregation).
+    pub late: Vec<DeadLetter>,
+    /// Data records processed (heartbeats, dead letters and skipped records excluded).
     pub records: u64,
     pub heartbeats: u64,
-    /// Records whose effects were already committed (redelivery), per aggregation skipped.
+    /// Records at or before the committed position (a redelivery), skipped.
     pub skipped: u64,
     pub bytes: u64,
     /// Records dropped by an enrichment's `on_miss = "drop"`.
@@ -73,9 +71,13 @@ struct Names {
     aggregates: Vec<Vec<String>>,
 }
 
+/// The engine's output during a batch: panes, and late records with their position.
 struct Collect<'a> {
     names: &'a Names,
     panes: &'a mut Vec<PaneRow>,
+    late: Option<&'a mut Vec<DeadLetter>>,
+    seq: &'a str,
+    wm: i64,
 }
 
 impl Emit for Collect<'_> {
@@ -91,7 +93,18 @@ impl Emit for Collect<'_> {
 }
 
 impl Output for Collect<'_> {
-    fn late(&mut self, _aggregation: usize, _raw: &[u8]) {}
+    fn late(&mut self, aggregation: usize, raw: &[u8]) {
+        if let Some(late) = self.late.as_deref_mut() {
+            late.push(DeadLetter {
+                sequence_number: self.seq.to_string(),
+                reason: format!(
+                    "too late for aggregation `{}`: behind the watermark {} by more than the allowed lateness",
+                    self.names.aggregations[aggregation], self.wm
+                ),
+                data: raw.to_vec(),
+            });
+        }
+    }
 
     /// Alerts go to the pane sinks as rows of `alert:<rule>`, with their ids.
     fn alert(&mut self, alert: &eventide_engine::rules::Alert) {
@@ -101,22 +114,27 @@ impl Output for Collect<'_> {
 
 /// The exactly-once state machine of one shard consumer.
 pub struct ShardProcessor {
-    /// How long an untouched state item is kept (DynamoDB TTL), `None` for forever.
-    retention_ms: Option<i64>,
-    pipeline_name: String,
     shard: String,
     pipeline: Pipeline,
     names: Names,
-    meta: HashMap<(usize, String), KeyMeta>,
+    /// The spec's own rules, for a log that returns to them.
+    spec_rules: Vec<RuleSpec>,
+    /// The rules file running, `None` for the spec's rules.
+    rules_text: Option<String>,
+    /// The version of the hot-reloaded rules running (0: the spec's rules, or unknown
+    /// after a recovery).
+    rules_version: u64,
+    /// The hash key of the partition key of each group key's last record.
+    hash_keys: HashMap<String, u128>,
+    /// The last input position whose effects the state includes.
+    position: Option<String>,
     /// The minimum published watermark of the other active shards; `None` when this is the
     /// only one.
     others: Option<i64>,
-    /// The version of the hot-reloaded rules running (0: the spec's rules).
-    rules_version: u64,
-    /// The state slot of each running rule, in [`Pipeline::rules`] order.
-    rule_slots: Vec<String>,
-    /// Positions per (rule slot, key), as `meta` for aggregations.
-    rule_meta: HashMap<(String, String), KeyMeta>,
+    /// The calls of the batch so far.
+    log: EntryBuilder,
+    /// Whether the batch so far changed the state.
+    changed: bool,
 }
 
 /// The state slot name of a rule: `rule:<id>@<hash of its text>`.
@@ -135,17 +153,9 @@ pub fn rule_slot(id: &str, source: &str) -> String {
     format!("rule:{id}@{h:016x}")
 }
 
-fn rule_slots(pipeline: &Pipeline) -> Vec<String> {
-    pipeline
-        .rules()
-        .specs()
-        .map(|r| rule_slot(&r.id, &r.source))
-        .collect()
-}
-
 impl ShardProcessor {
-    /// A processor for `shard` of the pipeline named `pipeline_name`, with empty state.
-    pub fn new(pipeline_name: &str, shard: &str, spec: PipelineSpec) -> Self {
+    /// A processor for `shard` with empty state.
+    pub fn new(shard: &str, spec: PipelineSpec) -> Self {
         let names = Names {
             aggregations: spec.aggregations.iter().map(|a| a.name.clone()).collect(),
             group_by: spec
@@ -164,18 +174,19 @@ impl ShardProcessor {
                 .map(|a| a.aggregates.iter().map(|x| x.name.clone()).collect())
                 .collect(),
         };
-        let pipeline = Pipeline::with_external_watermark(spec);
+        let spec_rules = spec.rules.clone();
         ShardProcessor {
-            retention_ms: retention_ms(pipeline.spec()),
-            pipeline_name: pipeline_name.to_string(),
             shard: shard.to_string(),
-            rule_slots: rule_slots(&pipeline),
-            pipeline,
+            pipeline: Pipeline::with_external_watermark(spec),
             names,
-            meta: HashMap::new(),
-            others: None,
+            spec_rules,
+            rules_text: None,
             rules_version: 0,
-            rule_meta: HashMap::new(),
+            hash_keys: HashMap::new(),
+            position: None,
+            others: None,
+            log: EntryBuilder::default(),
+            changed: false,
         }
     }
 
@@ -184,125 +195,61 @@ impl ShardProcessor {
         &self.shard
     }
 
-    fn state_key(&self, agg: usize, key: &str) -> StateKey {
-        StateKey::new(&self.pipeline_name, &self.names.aggregations[agg], key)
+    /// The last input position whose effects the state includes.
+    pub fn position(&self) -> Option<&str> {
+        self.position.as_deref()
     }
 
-    /// The state keys a batch touches whose state is not loaded yet.
-    pub fn keys_to_load(&self, batch: &[InputRecord]) -> Vec<StateKey> {
-        let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut seen_rules = std::collections::HashSet::new();
-        for r in batch {
-            if r.data.starts_with(HEARTBEAT_PREFIX) {
-                continue;
-            }
-            let Ok(Line::Event(rec)) = self.pipeline.decode(&r.data) else {
-                continue;
-            };
-            for (agg, key) in self.pipeline.keys_of(&rec) {
-                if !self.meta.contains_key(&(agg, key.clone())) && seen.insert((agg, key.clone())) {
-                    out.push(self.state_key(agg, &key));
-                }
-            }
-            for (r, key) in self.pipeline.rules().keys_of(&rec) {
-                let slot = &self.rule_slots[r];
-                if !self.rule_meta.contains_key(&(slot.clone(), key.clone()))
-                    && seen_rules.insert((r, key.clone()))
-                {
-                    out.push(StateKey::new(&self.pipeline_name, slot.as_str(), key));
-                }
-            }
-        }
-        out
+    /// Keys holding state, per aggregation.
+    pub fn state_keys(&self) -> Vec<usize> {
+        self.pipeline.state_keys()
     }
 
-    /// The keys of `keys` whose state is not loaded yet.
-    pub fn uncached(&self, keys: Vec<StateKey>) -> Vec<StateKey> {
-        keys.into_iter()
-            .filter(|k| {
-                if self.rule_slots.contains(&k.aggregation) {
-                    return !self
-                        .rule_meta
-                        .contains_key(&(k.aggregation.clone(), k.key.clone()));
-                }
-                let agg = self
-                    .names
-                    .aggregations
-                    .iter()
-                    .position(|a| *a == k.aggregation);
-                agg.is_some_and(|a| !self.meta.contains_key(&(a, k.key.clone())))
-            })
-            .collect()
+    /// Starts a batch: the other shards' watermark (it caps this shard's from now on) and
+    /// processing time `now_ms`. Returns the panes that processing time fires.
+    pub fn begin(&mut self, others: Option<i64>, now_ms: i64) -> Vec<PaneRow> {
+        self.log.push(Op::Others(others));
+        self.others = others;
+        self.log.push(Op::Time(now_ms));
+        let mut panes = Vec::new();
+        self.do_time(now_ms, &mut panes);
+        self.changed |= !panes.is_empty();
+        panes
     }
 
-    /// Installs loaded state. Keys asked for but absent from `loaded` start empty.
-    pub fn restore(
-        &mut self,
-        asked: &[StateKey],
-        loaded: &HashMap<StateKey, StoredState>,
-    ) -> Result<(), eventide_engine::StateError> {
-        for k in asked {
-            if let Some(r) = self.rule_slots.iter().position(|s| *s == k.aggregation) {
-                let mut meta = KeyMeta::default();
-                if let Some(s) = loaded.get(k) {
-                    if !s.blob.is_empty() {
-                        let id = self.pipeline.spec().rules[r].id.clone();
-                        self.pipeline
-                            .rules_mut()
-                            .restore_key(&id, &k.key, &s.blob)
-                            .map_err(|reason| eventide_engine::StateError {
-                                aggregation: k.aggregation.clone(),
-                                key: k.key.clone(),
-                                reason,
-                            })?;
-                    }
-                    meta.pos = s.pos.clone();
-                }
-                self.rule_meta
-                    .insert((k.aggregation.clone(), k.key.clone()), meta);
-                continue;
-            }
-            let Some(agg) = self
-                .names
-                .aggregations
-                .iter()
-                .position(|a| *a == k.aggregation)
-            else {
-                continue;
-            };
-            let mut meta = KeyMeta::default();
-            if let Some(s) = loaded.get(k) {
-                if !s.blob.is_empty() {
-                    self.pipeline.restore_key(agg, &k.key, &s.blob)?;
-                }
-                meta.pos = s.pos.clone();
-            }
-            self.meta.insert((agg, k.key.clone()), meta);
-        }
-        Ok(())
+    fn do_time(&mut self, now_ms: i64, panes: &mut Vec<PaneRow>) {
+        let ShardProcessor {
+            pipeline, names, ..
+        } = self;
+        let mut sink = Collect {
+            names,
+            panes,
+            late: None,
+            seq: "",
+            wm: i64::MIN,
+        };
+        pipeline.advance_processing_time(now_ms, &mut sink);
     }
 
-    /// Runs a batch whose keys are loaded. Malformed records become dead letters; a record
-    /// whose effects a key's state already includes is skipped for that aggregation.
+    /// Runs a batch. Malformed records become dead letters, records too late for an
+    /// aggregation late records; records at or before the committed position are skipped.
     pub fn apply(&mut self, batch: &[InputRecord]) -> BatchOutcome {
         let mut out = BatchOutcome::default();
-        let ShardProcessor {
-            pipeline,
-            names,
-            meta,
-            shard,
-            others,
-            rule_slots,
-            rule_meta,
-            ..
-        } = self;
         for r in batch {
-            if r.data.starts_with(HEARTBEAT_PREFIX) {
+            if self
+                .position
+                .as_deref()
+                .is_some_and(|p| cmp_seq(&r.sequence_number, p) != Ordering::Greater)
+            {
+                out.skipped += 1;
+                continue;
+            }
+            self.position = Some(r.sequence_number.clone());
+            if r.data.starts_with(HEARTBEAT_PREFIX) && is_heartbeat(&r.data) {
                 out.heartbeats += 1;
                 continue;
             }
-            let rec = match pipeline.decode(&r.data) {
+            let rec = match self.pipeline.decode(&r.data) {
                 Ok(Line::Event(rec)) => rec,
                 Ok(_) => {
                     out.dead_letters.push(DeadLetter {
@@ -325,90 +272,66 @@ impl ShardProcessor {
                     continue;
                 }
             };
-            let keys = pipeline.keys_of(&rec);
-            let aggs = names.aggregations.len();
-            let mut skip = vec![true; aggs + rule_slots.len()];
-            for (agg, key) in &keys {
-                let m = meta.entry((*agg, key.clone())).or_default();
-                let done = m
-                    .pos
-                    .get(shard.as_str())
-                    .is_some_and(|p| cmp_seq(p, &r.sequence_number) != Ordering::Less);
-                if done {
-                    out.skipped += 1;
-                } else {
-                    skip[*agg] = false;
-                    m.pos.insert(shard.clone(), r.sequence_number.clone());
-                    m.hk = hash_key(&r.partition_key);
-                }
-            }
-            for (i, key) in pipeline.rules().keys_of(&rec) {
-                let m = rule_meta.entry((rule_slots[i].clone(), key)).or_default();
-                let done = m
-                    .pos
-                    .get(shard.as_str())
-                    .is_some_and(|p| cmp_seq(p, &r.sequence_number) != Ordering::Less);
-                if done {
-                    out.skipped += 1;
-                } else {
-                    skip[aggs + i] = false;
-                    m.pos.insert(shard.clone(), r.sequence_number.clone());
-                    m.hk = hash_key(&r.partition_key);
-                }
-            }
+            self.log.record(&r.partition_key, &rec);
+            self.changed = true;
             out.records += 1;
             out.bytes += r.data.len() as u64;
-            let mut sink = Collect {
-                names,
-                panes: &mut out.panes,
-            };
-            pipeline.process_record_masked(&rec, &r.data, shard, &mut sink, &skip);
-            // As in Flink, the watermark advances after every record: this shard's own,
-            // capped by what the other shards have published.
-            if let Some(local) = pipeline.partition_watermark(shard) {
-                let wm = others.map_or(local, |o| o.min(local));
-                pipeline.advance_watermark(wm, &mut sink);
-            }
+            run_record(
+                &mut self.pipeline,
+                &self.names,
+                &mut self.hash_keys,
+                &self.shard,
+                self.others,
+                &rec,
+                &r.partition_key,
+                &r.data,
+                &r.sequence_number,
+                &mut out.panes,
+                Some(&mut out.late),
+            );
         }
         out
-    }
-
-    /// Installs the enrichment tables the next batch sees (one version of each).
-    pub fn set_lookups(&mut self, snapshot: eventide_engine::enrich::Snapshot) {
-        self.pipeline.set_lookups(snapshot);
     }
 
     /// Runs `rules` from now on unless this version already runs (a hot reload: unchanged
     /// rules keep their state, see [`Pipeline::set_rules`]).
     pub fn apply_rules(&mut self, rules: &eventide_aws::rules::RulesVersion) {
-        if rules.version != self.rules_version {
+        if rules.version != self.rules_version
+            && self.rules_text.as_deref() != Some(rules.text.as_str())
+        {
             let started = self.pipeline.set_rules(&rules.rules);
             tracing::info!(shard = %self.shard, version = rules.version, ?started, "rules swapped");
-            self.rules_version = rules.version;
-            // A changed rule has a new slot: it starts empty and loads its own stored state.
-            self.rule_slots = rule_slots(&self.pipeline);
-            self.retention_ms = retention_ms(self.pipeline.spec());
-            let slots = &self.rule_slots;
-            self.rule_meta.retain(|(slot, _), _| slots.contains(slot));
+            self.rules_text = Some(rules.text.clone());
+            self.log.push(Op::Rules(Some(rules.text.clone())));
+            self.changed = true;
         }
+        self.rules_version = rules.version;
     }
 
-    /// Sets the minimum watermark published by the other active shards (`None` when this
-    /// shard is the only one); it caps this shard's watermark from then on.
-    pub fn set_other_shards_watermark(&mut self, others: Option<i64>) {
-        self.others = others;
-    }
-
-    /// Resumes from a committed watermark (the one this shard last published), so that a
-    /// replayed batch judges lateness as the first run did.
-    pub fn resume_watermark(&mut self, wm: i64) {
-        self.pipeline.resume_partition(&self.shard, wm);
-        let mut panes = Vec::new();
-        let mut sink = Collect {
-            names: &self.names,
-            panes: &mut panes,
+    fn do_rules(&mut self, text: Option<&str>) -> Result<(), StateError> {
+        let rules = match text {
+            Some(t) => eventide_engine::rules::parse_rules(t, &self.pipeline.spec().input)
+                .map_err(|e| StateError::Rules(e.to_string()))?,
+            None => self.spec_rules.clone(),
         };
-        self.pipeline.advance_watermark(wm, &mut sink);
+        self.pipeline.set_rules(&rules);
+        self.rules_text = text.map(str::to_string);
+        Ok(())
+    }
+
+    /// Resumes from a watermark published earlier (by this shard, or a new shard's parents),
+    /// so that records are judged late as they were before.
+    pub fn resume_watermark(&mut self, wm: i64) {
+        self.log.push(Op::Resume(wm));
+        self.changed = true;
+        self.do_resume(wm);
+    }
+
+    fn do_resume(&mut self, wm: i64) {
+        self.pipeline.resume_partition(&self.shard, wm);
+        // Nothing is restored yet when a shard resumes, so this fires nothing.
+        let mut panes = Vec::new();
+        self.do_watermark(wm, &mut panes);
     }
 
     /// This shard's own watermark (max event time seen − bound), to publish.
@@ -416,102 +339,245 @@ impl ShardProcessor {
         self.pipeline.partition_watermark(&self.shard)
     }
 
-    /// Moves to the global watermark and returns the panes it fires.
-    pub fn advance_watermark(&mut self, global: i64) -> Vec<PaneRow> {
+    /// Moves to watermark `wm` (never back) and returns the panes it fires.
+    pub fn advance_watermark(&mut self, wm: i64) -> Vec<PaneRow> {
+        let before = self.pipeline.watermark();
+        self.log.push(Op::Watermark(wm));
         let mut panes = Vec::new();
-        let mut sink = Collect {
-            names: &self.names,
-            panes: &mut panes,
-        };
-        self.pipeline.advance_watermark(global, &mut sink);
+        self.do_watermark(wm, &mut panes);
+        self.changed |= self.pipeline.watermark() != before || !panes.is_empty();
         panes
     }
 
-    /// Advances processing time (early and late processing-time triggers).
-    pub fn advance_processing_time(&mut self, now_ms: i64) -> Vec<PaneRow> {
-        let mut panes = Vec::new();
-        let mut sink = Collect {
-            names: &self.names,
-            panes: &mut panes,
-        };
-        self.pipeline.advance_processing_time(now_ms, &mut sink);
-        panes
-    }
-
-    /// The new state of every key changed since the last call, once each. `now_ms` (wall
-    /// clock) sets the items' expiry.
-    pub fn drain_writes(&mut self, now_ms: i64) -> Vec<StateWrite> {
-        let ttl_epoch_s = self
-            .retention_ms
-            .map(|r| now_ms.saturating_add(r).div_euclid(1000));
-        let mut writes = Vec::new();
-        for (aggregation, d) in self.pipeline.drain_dirty() {
-            let meta = self
-                .meta
-                .get(&(aggregation, d.key.clone()))
-                .cloned()
-                .unwrap_or_default();
-            // A key whose state became empty keeps an item with no state but with its
-            // positions (until its TTL), so that a redelivered record is still recognised.
-            writes.push(StateWrite {
-                key: self.state_key(aggregation, &d.key),
-                blob: Some(d.blob.unwrap_or_default()),
-                pos: meta.pos,
-                hk: meta.hk,
-                next_timer: d.next_timer,
-                ttl_epoch_s,
-            });
-        }
+    fn do_watermark(&mut self, wm: i64, panes: &mut Vec<PaneRow>) {
         let ShardProcessor {
-            pipeline,
-            rule_slots,
-            rule_meta,
-            pipeline_name,
-            ..
+            pipeline, names, ..
         } = self;
-        let ids: Vec<String> = pipeline.rules().specs().map(|r| r.id.clone()).collect();
-        pipeline.rules_mut().drain_dirty(&mut |id, d| {
-            let Some(slot) = ids.iter().position(|x| x == id).map(|i| &rule_slots[i]) else {
-                return;
-            };
-            let meta = rule_meta
-                .get(&(slot.clone(), d.key.clone()))
-                .cloned()
-                .unwrap_or_default();
-            writes.push(StateWrite {
-                key: StateKey::new(pipeline_name.as_str(), slot.as_str(), d.key.as_str()),
-                blob: Some(d.blob.unwrap_or_default()),
-                pos: meta.pos,
-                hk: meta.hk,
-                next_timer: d.next_timer,
-                ttl_epoch_s,
-            });
+        let mut sink = Collect {
+            names,
+            panes,
+            late: None,
+            seq: "",
+            wm: i64::MIN,
+        };
+        pipeline.advance_watermark(wm, &mut sink);
+    }
+
+    /// The batch's entry, with the position reached; empty when the batch changed no state.
+    pub fn take_entry(&mut self) -> Entry {
+        let mut entry = self.log.take();
+        if !std::mem::take(&mut self.changed) {
+            entry.ops.clear();
+            entry.strings.clear();
+        }
+        entry.position = self.position.clone();
+        entry
+    }
+
+    /// Replays a committed entry on the state it was built on (its output is discarded:
+    /// it was delivered when the entry was first run).
+    ///
+    /// # Errors
+    /// A malformed entry, or rules that no longer parse.
+    pub fn replay(&mut self, entry: &Entry) -> Result<(), StateError> {
+        let mut panes = Vec::new();
+        for call in Replay::new(entry).calls()? {
+            match call {
+                Call::Rules(t) => self.do_rules(t)?,
+                Call::Resume(wm) => self.do_resume(wm),
+                Call::Others(o) => self.others = o,
+                Call::Time(t) => self.do_time(t, &mut panes),
+                Call::Watermark(wm) => self.do_watermark(wm, &mut panes),
+                Call::Record { pk, rec } => run_record(
+                    &mut self.pipeline,
+                    &self.names,
+                    &mut self.hash_keys,
+                    &self.shard,
+                    self.others,
+                    &rec,
+                    pk,
+                    b"",
+                    "",
+                    &mut panes,
+                    None,
+                ),
+            }
+            panes.clear();
+        }
+        if entry.position.is_some() {
+            self.position = entry.position.clone();
+        }
+        Ok(())
+    }
+
+    /// The slot names of the running rules, in [`Pipeline::rules`] order.
+    fn rule_slots(&self) -> Vec<String> {
+        self.pipeline
+            .rules()
+            .specs()
+            .map(|r| rule_slot(&r.id, &r.source))
+            .collect()
+    }
+
+    /// A snapshot of the whole state.
+    pub fn snapshot(&mut self) -> Snapshot {
+        let mut keys = Vec::new();
+        let hks = &self.hash_keys;
+        let hk = |key: &str| split_hash_key(hks.get(key).copied().unwrap_or(0));
+        let names = &self.names.aggregations;
+        self.pipeline.snapshot(&mut |agg, key, blob| {
+            keys.push(KeyState {
+                slot: names[agg].clone(),
+                key: key.to_string(),
+                hk: hk(key),
+                blob,
+            })
         });
-        writes
+        let slots = self.rule_slots();
+        self.pipeline.rules().snapshot(&mut |r, key, blob| {
+            keys.push(KeyState {
+                slot: slots[r].clone(),
+                key: key.to_string(),
+                hk: hk(key),
+                blob,
+            })
+        });
+        // Forget the routes of keys that hold no state any more.
+        let live: std::collections::HashSet<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+        self.hash_keys.retain(|k, _| live.contains(k.as_str()));
+        Snapshot {
+            position: self.position.clone(),
+            local_wm: self.local_watermark(),
+            wm: self.pipeline.watermark(),
+            now: self.pipeline.processing_time(),
+            others: self.others,
+            rules: self.rules_text.clone(),
+            keys,
+        }
+    }
+
+    /// Installs a snapshot in a new processor.
+    ///
+    /// # Errors
+    /// Rules or key state that cannot be restored.
+    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StateError> {
+        self.restore_parts(std::slice::from_ref(snapshot), None)?;
+        self.position = snapshot.position.clone();
+        self.others = snapshot.others;
+        Ok(())
+    }
+
+    /// Takes over the keys of `parents` (the final states of a new shard's parent shards)
+    /// whose hash key is in `[start, end]`: a child shard after a split or a merge.
+    ///
+    /// # Errors
+    /// Rules or key state that cannot be restored.
+    pub fn adopt(
+        &mut self,
+        parents: &[Snapshot],
+        start: u128,
+        end: u128,
+    ) -> Result<(), StateError> {
+        self.restore_parts(parents, Some((start, end)))
+    }
+
+    fn restore_parts(
+        &mut self,
+        parts: &[Snapshot],
+        range: Option<(u128, u128)>,
+    ) -> Result<(), StateError> {
+        if let Some(text) = parts.iter().find_map(|s| s.rules.as_deref()) {
+            self.do_rules(Some(text))?;
+        }
+        let slots = self.rule_slots();
+        let ids: Vec<String> = self
+            .pipeline
+            .rules()
+            .specs()
+            .map(|r| r.id.clone())
+            .collect();
+        for k in parts.iter().flat_map(|s| &s.keys) {
+            let hk = k.hash_key();
+            if range.is_some_and(|(a, b)| hk < a || hk > b) {
+                continue;
+            }
+            if let Some(agg) = self.names.aggregations.iter().position(|a| *a == k.slot) {
+                self.pipeline.restore_key(agg, &k.key, &k.blob)?;
+            } else if let Some(r) = slots.iter().position(|s| *s == k.slot) {
+                self.pipeline
+                    .rules_mut()
+                    .restore_key(&ids[r], &k.key, &k.blob)
+                    .map_err(|reason| eventide_engine::StateError {
+                        aggregation: k.slot.clone(),
+                        key: k.key.clone(),
+                        reason,
+                    })?;
+            } else {
+                // A rule that no longer runs: its state goes with it.
+                continue;
+            }
+            self.hash_keys.insert(k.key.clone(), hk);
+        }
+        if let Some(local) = parts.iter().filter_map(|s| s.local_wm).max() {
+            self.pipeline.resume_partition(&self.shard, local);
+        }
+        let mut panes = Vec::new();
+        if let Some(now) = parts.iter().map(|s| s.now).max() {
+            self.do_time(now, &mut panes);
+        }
+        if let Some(wm) = parts.iter().map(|s| s.wm).max() {
+            self.do_watermark(wm, &mut panes);
+        }
+        Ok(())
+    }
+
+    /// Installs the enrichment tables the next batch sees (one version of each).
+    pub fn set_lookups(&mut self, snapshot: eventide_engine::enrich::Snapshot) {
+        self.pipeline.set_lookups(snapshot);
     }
 }
 
-/// How long state must outlive its last update: the longest window span plus allowed
-/// lateness (or the longest rule window) plus a day of margin; `None` (keep forever) for
-/// global and count windows.
-fn retention_ms(spec: &PipelineSpec) -> Option<i64> {
-    use eventide_engine::window::WindowSpec;
-    let mut longest = 0i64;
-    for a in &spec.aggregations {
-        let span = match a.window {
-            WindowSpec::Sliding { size, .. } => size,
-            WindowSpec::Session { gap } => gap,
-            WindowSpec::Count { .. } | WindowSpec::Global => return None,
-        };
-        longest = longest.max(span.saturating_add(a.allowed_lateness_ms));
+/// True for a ticker heartbeat: a JSON object whose only key is `eventide_heartbeat`.
+/// Anything else that merely starts like one is data (and is decoded, or dead-lettered).
+fn is_heartbeat(data: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(data)
+        .is_ok_and(|m| m.len() == 1 && m.contains_key("eventide_heartbeat"))
+}
+
+/// Applies one record and moves the watermark after it, as in Flink: this shard's own,
+/// capped by what the other shards have published. The same code runs a batch and
+/// replays a logged one, so both reach the same state.
+#[allow(clippy::too_many_arguments)]
+fn run_record(
+    pipeline: &mut Pipeline,
+    names: &Names,
+    hash_keys: &mut HashMap<String, u128>,
+    shard: &str,
+    others: Option<i64>,
+    rec: &Record<'_>,
+    partition_key: &str,
+    raw: &[u8],
+    seq: &str,
+    panes: &mut Vec<PaneRow>,
+    late: Option<&mut Vec<DeadLetter>>,
+) {
+    let hk = hash_key(partition_key);
+    for (_, key) in pipeline.keys_of(rec) {
+        hash_keys.insert(key, hk);
     }
-    // A rule's state must outlive its longest window (or a pattern's `within`) too.
-    for r in &spec.rules {
-        let span = match &r.kind {
-            RuleKind::Condition(c) => c.span_ms.saturating_add(c.every_ms),
-            RuleKind::Pattern(p) => p.within_ms,
-        };
-        longest = longest.max(span);
+    for (_, key) in pipeline.rules().keys_of(rec) {
+        hash_keys.insert(key, hk);
     }
-    Some(longest.saturating_add(86_400_000))
+    let mut sink = Collect {
+        names,
+        panes,
+        late,
+        seq,
+        wm: pipeline.watermark(),
+    };
+    pipeline.process_record(rec, raw, shard, &mut sink);
+    if let Some(local) = pipeline.partition_watermark(shard) {
+        let wm = others.map_or(local, |o| o.min(local));
+        pipeline.advance_watermark(wm, &mut sink);
+    }
 }

@@ -7,23 +7,29 @@
 //! | lease table | `<prefix>-leases` |
 //! | control table | `<prefix>-control` |
 //! | results table | `<prefix>-results` |
-//! | bucket | `<prefix>-data`: dead letters under `dead-letters/`, panes under `panes/` |
+//! | bucket | `<prefix>-data`: dead letters under `dead-letters/`, late records under `late/`, panes under `panes/`, state snapshots under `state/` |
 //!
 //! In AWS the infra template creates them; [`Resources::ensure_all`] creates them for tests
 //! and the local demo with the same schema.
+
+use std::sync::Arc;
 
 use eventide_aws::config::Clients;
 use eventide_aws::control::{self, ControlTable};
 use eventide_aws::dead_letter::DeadLetters;
 use eventide_aws::leases::{self, LeaseTable};
 use eventide_aws::sinks::{DynamoDbSink, KinesisSink, S3Sink};
-use eventide_aws::state_store::StateStore;
+use eventide_aws::state_log::{self, DynamoStateLog};
 use eventide_aws::AwsError;
+use eventide_ports::sink::PaneSink;
 
 use crate::shard::{Io, Sinks};
+use crate::state::SnapshotPolicy;
 
 /// The key prefix of dead letters in the data bucket.
 pub const DEAD_LETTER_PREFIX: &str = "dead-letters";
+/// The key prefix of records too late for an aggregation in the data bucket.
+pub const LATE_PREFIX: &str = "late";
 /// The key prefix of fired panes in the data bucket.
 pub const PANES_PREFIX: &str = "panes";
 
@@ -64,7 +70,7 @@ impl Resources {
     /// usable. Idempotent.
     pub async fn ensure_all(&self, clients: &Clients) -> Result<(), AwsError> {
         let db = &clients.dynamodb;
-        StateStore::ensure_table(db, &self.state_table).await?;
+        state_log::ensure_table(db, &self.state_table).await?;
         leases::ensure_table(db, &self.lease_table).await?;
         control::ensure_table(db, &self.control_table).await?;
         DynamoDbSink::ensure_table(db, &self.results_table).await?;
@@ -72,9 +78,10 @@ impl Resources {
         Ok(())
     }
 
-    /// The I/O of a consumer of pipeline `pipeline`: state, control rows, dead letters, and
-    /// panes to the results table, to `panes/` in the bucket and, if given, to
-    /// `output_stream`. A shard with no new data for `idle_timeout_ms` stops holding the
+    /// The ports of a consumer of pipeline `pipeline` on AWS: the state log (the state table
+    /// and snapshots under `state/`), control rows, dead letters under `dead-letters/`, late
+    /// records under `late/`, and panes to the results table, to `panes/` in the bucket and,
+    /// if given, to `output_stream`. A shard with no new data for `idle_timeout_ms` stops holding the
     /// global watermark back.
     pub fn io(
         &self,
@@ -83,19 +90,43 @@ impl Resources {
         output_stream: Option<&str>,
         idle_timeout_ms: i64,
     ) -> Io {
+        let mut sinks: Vec<Arc<dyn PaneSink>> = vec![
+            Arc::new(DynamoDbSink::new(
+                clients.dynamodb.clone(),
+                &self.results_table,
+            )),
+            Arc::new(S3Sink::new(clients.s3.clone(), &self.bucket, PANES_PREFIX)),
+        ];
+        if let Some(s) = output_stream {
+            sinks.push(Arc::new(KinesisSink::new(clients.kinesis.clone(), s)));
+        }
         Io {
-            store: StateStore::new(clients.dynamodb.clone(), &self.state_table),
-            control: ControlTable::new(clients.dynamodb.clone(), &self.control_table, pipeline),
-            dead_letters: DeadLetters::new(clients.s3.clone(), &self.bucket, DEAD_LETTER_PREFIX),
+            state: Arc::new(DynamoStateLog::new(
+                clients,
+                &self.state_table,
+                &self.bucket,
+                pipeline,
+            )),
+            control: Arc::new(ControlTable::new(
+                clients.dynamodb.clone(),
+                &self.control_table,
+                pipeline,
+            )),
+            dead_letters: Arc::new(DeadLetters::new(
+                clients.s3.clone(),
+                &self.bucket,
+                DEAD_LETTER_PREFIX,
+            )),
+            late: Arc::new(DeadLetters::new(
+                clients.s3.clone(),
+                &self.bucket,
+                LATE_PREFIX,
+            )),
             sinks: Sinks {
-                dynamodb: Some(DynamoDbSink::new(
-                    clients.dynamodb.clone(),
-                    &self.results_table,
-                )),
-                s3: Some(S3Sink::new(clients.s3.clone(), &self.bucket, PANES_PREFIX)),
-                kinesis: output_stream.map(|s| KinesisSink::new(clients.kinesis.clone(), s)),
+                sinks,
                 print: false,
             },
+            snapshots: SnapshotPolicy::default(),
             idle_timeout_ms,
             lookups: None,
             rules: None,

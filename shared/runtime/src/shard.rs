@@ -1,47 +1,90 @@
-//! One shard consumer's I/O around the pure [`ShardProcessor`]: the exactly-once batch of
-//! `docs/aws-runtime.md`, shared by the worker and the Lambda handler.
+//! One shard consumer: the exactly-once batch of `docs/aws-runtime.md` around the pure
+//! [`ShardProcessor`], over the ports of `eventide-ports`. The worker and the Lambda handler
+//! share it.
 //!
-//! Per batch: read the other shards' watermarks, load the state of uncached keys, run the
-//! records, write fired panes to the sinks and malformed records to the dead letters, commit
-//! each dirty key once (fenced), then publish this shard's watermark and throughput. The
-//! caller checkpoints the lease last.
+//! Per batch: read the other shards' watermarks, run the records in memory, write fired
+//! panes to the sinks, malformed records to the dead letters and late records to the late
+//! output, commit the batch's log entry (conditional on the version the state was built
+//! on), then publish this shard's watermark and throughput. The caller checkpoints its
+//! source last.
+//!
+//! After any error the consumer must be dropped: its memory may be ahead of what was
+//! committed. A new one rebuilds the state from the log ([`ShardConsumer::start`]).
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use eventide_aws::control::{ControlTable, ShardStatus};
-use eventide_aws::dead_letter::DeadLetters;
 use eventide_aws::kinesis::ShardInfo;
-use eventide_aws::sinks::{DynamoDbSink, KinesisSink, PaneRow, S3Sink};
-use eventide_aws::state_store::StateStore;
 use eventide_aws::AwsError;
 use eventide_engine::PipelineSpec;
+use eventide_ports::control::{ControlPlane, ShardStatus};
+use eventide_ports::rows::PaneRow;
+use eventide_ports::sink::{PaneSink, RecordSink};
+use eventide_ports::state::StateLog;
+use eventide_ports::PortError;
 use thiserror::Error;
 use tracing::{debug, info};
 
 use crate::processor::{BatchOutcome, InputRecord, ShardProcessor};
+use crate::state::snapshot::Snapshot;
+use crate::state::{LogError, ShardLog, SnapshotPolicy, StateError};
 
-/// A failed batch. Nothing after the failing step happened, so the batch can be retried.
+/// A failed batch. Nothing after the failing step happened; drop the consumer and retry
+/// the batch with a new one.
 #[derive(Debug, Error)]
 pub enum RuntimeError {
     #[error(transparent)]
     Aws(#[from] AwsError),
     #[error(transparent)]
-    State(#[from] eventide_engine::StateError),
+    Port(#[from] PortError),
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
-/// Where fired panes go; each sink is optional.
-#[derive(Debug, Clone, Default)]
+impl From<LogError> for RuntimeError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Port(p) => RuntimeError::Port(p),
+            LogError::State(s) => RuntimeError::State(s),
+        }
+    }
+}
+
+impl From<eventide_engine::StateError> for RuntimeError {
+    fn from(e: eventide_engine::StateError) -> Self {
+        RuntimeError::State(StateError::Engine(e))
+    }
+}
+
+impl RuntimeError {
+    /// True when another writer won a conditional write: this consumer's view is stale
+    /// (its lease was taken over, or another Lambda container processed the shard).
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::Port(PortError::Conflict { .. })
+                | RuntimeError::Aws(AwsError::Conflict { .. })
+        )
+    }
+}
+
+/// Where fired panes go: every sink, in order; each is idempotent per batch id.
+#[derive(Clone, Default)]
 pub struct Sinks {
-    pub dynamodb: Option<DynamoDbSink>,
-    pub s3: Option<S3Sink>,
-    pub kinesis: Option<KinesisSink>,
+    pub sinks: Vec<Arc<dyn PaneSink>>,
     /// Also print every pane as a JSON line on stdout (the local demo).
     pub print: bool,
 }
 
 impl Sinks {
-    /// Writes a batch of panes to every sink. Sinks are idempotent per `batch_id`.
-    pub async fn write(&self, rows: &[PaneRow], batch_id: &str) -> Result<(), AwsError> {
+    /// Writes a batch of panes to every sink.
+    ///
+    /// # Errors
+    /// The first sink that fails.
+    ///
+    /// # Cancel safety
+    /// A cancelled write may have reached some sinks; the batch's retry overwrites them.
+    pub async fn write(&self, rows: &[PaneRow], batch_id: &str) -> Result<(), PortError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -52,33 +95,32 @@ impl Sinks {
                 let _ = writeln!(out, "{}", r.to_json_string());
             }
         }
-        if let Some(s) = &self.dynamodb {
-            s.write(rows, batch_id).await?;
-        }
-        if let Some(s) = &self.s3 {
-            s.write(rows, batch_id).await?;
-        }
-        if let Some(s) = &self.kinesis {
+        for s in &self.sinks {
             s.write(rows, batch_id).await?;
         }
         Ok(())
     }
 }
 
-/// The AWS resources a consumer uses.
-#[derive(Debug, Clone)]
+/// The ports a consumer uses.
+#[derive(Clone)]
 pub struct Io {
-    pub store: StateStore,
-    pub control: ControlTable,
-    pub dead_letters: DeadLetters,
+    /// The shards' state logs and snapshots.
+    pub state: Arc<dyn StateLog>,
+    pub control: Arc<dyn ControlPlane>,
+    pub dead_letters: Arc<dyn RecordSink>,
+    /// Records too late for an aggregation.
+    pub late: Arc<dyn RecordSink>,
     pub sinks: Sinks,
+    /// When a commit carries a snapshot.
+    pub snapshots: SnapshotPolicy,
     /// A shard with no new data for this long stops holding the global watermark back.
     pub idle_timeout_ms: i64,
     /// The pipeline's enrichment tables, loaded at start and refreshed in the background;
     /// each batch runs with one snapshot of them.
-    pub lookups: Option<std::sync::Arc<eventide_aws::enrichment::Lookups>>,
+    pub lookups: Option<Arc<eventide_aws::enrichment::Lookups>>,
     /// Hot-reloaded rules (an S3 object), swapped in before a batch when they change.
-    pub rules: Option<std::sync::Arc<eventide_aws::rules::LiveRules>>,
+    pub rules: Option<Arc<eventide_aws::rules::LiveRules>>,
 }
 
 /// What one batch did, for logs and the control table.
@@ -87,8 +129,12 @@ pub struct BatchReport {
     pub records: u64,
     pub heartbeats: u64,
     pub dead_letters: u64,
+    pub late: u64,
     pub skipped: u64,
     pub panes: u64,
+    /// Bytes of the committed log entry (0: nothing changed, nothing written).
+    pub state_bytes: u64,
+    /// State items written (log entries).
     pub state_writes: u64,
     pub watermark: Option<i64>,
     /// From the moment the batch's records moved the watermark (panes fired in memory) to
@@ -99,59 +145,77 @@ pub struct BatchReport {
 /// The consumer of one shard.
 pub struct ShardConsumer {
     processor: ShardProcessor,
+    log: ShardLog,
     /// The last time the shard delivered data (epoch ms), for idleness.
     last_data_ms: i64,
     last_publish: Instant,
     records_since: u64,
     bytes_since: u64,
+    late_since: u64,
 }
 
 impl ShardConsumer {
-    /// Starts consuming `shard`: resumes its published watermark (a child shard its parents')
-    /// and loads the keys in its hash range that have pending timers, so their windows fire
-    /// even if no record for them arrives again.
+    /// Starts consuming `shard`: rebuilds its state from its log. A shard with no log yet
+    /// takes over the keys of its hash-key range from its parents' final states (a child
+    /// after a split or merge; its first commit is a snapshot) and resumes the watermark it
+    /// or its parents published.
+    ///
+    /// # Errors
+    /// A failed read, or a log that cannot be replayed.
+    ///
+    /// # Cancel safety
+    /// Reads only.
     pub async fn start(
         io: &Io,
-        pipeline: &str,
         spec: PipelineSpec,
         shard: &ShardInfo,
         now_ms: i64,
     ) -> Result<Self, RuntimeError> {
-        let mut processor = ShardProcessor::new(pipeline, &shard.shard_id, spec);
-        // The live rules first: their keys with pending evaluations are stored under their
-        // own versions' slots.
-        if let Some(live) = &io.rules {
-            if let Some(v) = live.current().await {
-                processor.apply_rules(&v);
+        let mut processor = ShardProcessor::new(&shard.shard_id, spec.clone());
+        let (mut log, found) = ShardLog::open(
+            io.state.clone(),
+            &shard.shard_id,
+            io.snapshots,
+            &mut processor,
+        )
+        .await?;
+        if !found {
+            let mut parents: Vec<Snapshot> = Vec::new();
+            for parent in shard.parents() {
+                let mut p = ShardProcessor::new(&parent, spec.clone());
+                let (_, had) =
+                    ShardLog::open(io.state.clone(), &parent, io.snapshots, &mut p).await?;
+                if had {
+                    parents.push(p.snapshot());
+                }
             }
-        }
-        let rows = io.control.shards_status().await?;
-        // Resume where this shard (or, for a new child shard, its parents) left off.
-        let parents = shard.parents();
-        let resume = rows
-            .iter()
-            .filter(|r| r.shard_id == shard.shard_id || parents.contains(&r.shard_id))
-            .map(|r| r.wm)
-            .max();
-        if let Some(wm) = resume.filter(|&w| w > i64::MIN) {
-            processor.resume_watermark(wm);
-        }
-        let pending = io
-            .store
-            .pending_timers(pipeline, shard.starting_hash_key, shard.ending_hash_key)
-            .await?;
-        let pending = processor.uncached(pending);
-        if !pending.is_empty() {
-            let loaded = io.store.load(&pending).await?;
-            processor.restore(&pending, &loaded)?;
-            info!(shard = %shard.shard_id, keys = pending.len(), "loaded keys with pending timers");
+            if !parents.is_empty() {
+                processor.adopt(&parents, shard.starting_hash_key, shard.ending_hash_key)?;
+                log.require_snapshot();
+                info!(shard = %shard.shard_id, parents = parents.len(),
+                    keys = processor.state_keys().iter().sum::<usize>(), "took over the parents' keys");
+            }
+            // Resume where this shard (or, for a new child shard, its parents) left off.
+            let rows = io.control.shards_status().await?;
+            let ids = shard.parents();
+            let resume = rows
+                .iter()
+                .filter(|r| r.shard_id == shard.shard_id || ids.contains(&r.shard_id))
+                .map(|r| r.wm)
+                .chain(processor.local_watermark())
+                .max();
+            if let Some(wm) = resume.filter(|&w| w > i64::MIN) {
+                processor.resume_watermark(wm);
+            }
         }
         Ok(ShardConsumer {
             processor,
+            log,
             last_data_ms: now_ms,
             last_publish: Instant::now(),
             records_since: 0,
             bytes_since: 0,
+            late_since: 0,
         })
     }
 
@@ -160,25 +224,40 @@ impl ShardConsumer {
         self.processor.shard()
     }
 
-    /// The minimum watermark of the other shards that are neither finished nor idle.
-    async fn others(&self, io: &Io, now_ms: i64) -> Result<Option<i64>, AwsError> {
-        let rows = io.control.shards_status().await?;
-        Ok(rows
-            .iter()
-            .filter(|r| {
-                r.shard_id != self.shard() && !r.finished && !r.is_idle(io.idle_timeout_ms, now_ms)
-            })
-            .map(|r| r.wm)
-            .min())
+    /// The version of the last committed log entry.
+    pub fn version(&self) -> u64 {
+        self.log.version()
     }
 
-    /// Processes one batch exactly once (see the module docs). `fence` is the lease
-    /// counter; `lag_ms` how far behind the tip the batch is.
+    /// Keys holding state, per aggregation.
+    pub fn state_keys(&self) -> Vec<usize> {
+        self.processor.state_keys()
+    }
+
+    /// The minimum watermark of the other shards that are neither finished nor idle.
+    async fn others(&self, io: &Io, now_ms: i64) -> Result<Option<i64>, PortError> {
+        let rows = io.control.shards_status().await?;
+        Ok(eventide_ports::control::others_watermark(
+            &rows,
+            self.shard(),
+            io.idle_timeout_ms,
+            now_ms,
+        ))
+    }
+
+    /// Processes one batch exactly once (see the module docs); `lag_ms` is how far behind
+    /// the tip the batch is.
+    ///
+    /// # Errors
+    /// Any failed step. [`RuntimeError::is_conflict`]: another writer committed this
+    /// shard's state first. Either way, drop this consumer.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: drop the consumer if the future is dropped.
     pub async fn process(
         &mut self,
         io: &Io,
         batch: &[InputRecord],
-        fence: u64,
         lag_ms: i64,
         now_ms: i64,
     ) -> Result<BatchReport, RuntimeError> {
@@ -194,14 +273,10 @@ impl ShardConsumer {
             }
         }
         let others = self.others(io, now_ms).await?;
-        self.processor.set_other_shards_watermark(others);
-        let keys = self.processor.keys_to_load(batch);
-        if !keys.is_empty() {
-            let loaded = io.store.load(&keys).await?;
-            self.processor.restore(&keys, &loaded)?;
-        }
+        let mut panes = self.processor.begin(others, now_ms);
         let fired_at = Instant::now();
         let mut outcome: BatchOutcome = self.processor.apply(batch);
+        panes.append(&mut outcome.panes);
         // Catch up with the other shards: with no data (or only heartbeats), or when this
         // shard's last records were held back by a slower shard that has moved since.
         let target = match (others, self.processor.local_watermark()) {
@@ -209,11 +284,9 @@ impl ShardConsumer {
             (o, l) => o.or(l),
         };
         if let Some(t) = target {
-            outcome.panes.extend(self.processor.advance_watermark(t));
+            panes.extend(self.processor.advance_watermark(t));
         }
-        outcome
-            .panes
-            .extend(self.processor.advance_processing_time(now_ms));
+        outcome.panes = panes;
         let batch_id = match batch.first() {
             Some(r) => format!("{}-{}", self.shard(), r.sequence_number),
             // No records, only timers: name the batch by what it fired, so two such batches
@@ -230,14 +303,11 @@ impl ShardConsumer {
         io.sinks.write(&outcome.panes, &batch_id).await?;
         let pane_latency_ms =
             (!outcome.panes.is_empty()).then(|| fired_at.elapsed().as_secs_f64() * 1e3);
-        if !outcome.dead_letters.is_empty() {
-            io.dead_letters
-                .write(self.shard(), &outcome.dead_letters)
-                .await?;
-        }
-        let writes = self.processor.drain_writes(now_ms);
-        let state_writes = writes.len() as u64;
-        io.store.commit(writes, self.shard(), fence).await?;
+        io.dead_letters
+            .write(self.shard(), &outcome.dead_letters)
+            .await?;
+        io.late.write(self.shard(), &outcome.late).await?;
+        let committed = self.log.commit(&mut self.processor).await?;
         if outcome.records > 0 {
             // Active until this batch is committed: a slow commit (DynamoDB throttling, a
             // slow emulator) must not make the shard look idle to the others.
@@ -245,14 +315,17 @@ impl ShardConsumer {
         }
         self.records_since += outcome.records;
         self.bytes_since += outcome.bytes;
+        self.late_since += outcome.late.len() as u64;
         self.publish(io, lag_ms, false).await?;
         let report = BatchReport {
             records: outcome.records,
             heartbeats: outcome.heartbeats,
             dead_letters: outcome.dead_letters.len() as u64,
+            late: outcome.late.len() as u64,
             skipped: outcome.skipped,
             panes: outcome.panes.len() as u64,
-            state_writes,
+            state_bytes: committed.bytes as u64,
+            state_writes: u64::from(committed.version.is_some()),
             watermark: self.processor.local_watermark(),
             pane_latency_ms,
         };
@@ -260,17 +333,50 @@ impl ShardConsumer {
         Ok(report)
     }
 
+    /// The end of a finite input (the demo and tests): fires every pending window as if the
+    /// watermark were +∞, commits, and publishes `wm = i64::MAX`. Returns how many panes
+    /// fired.
+    ///
+    /// # Errors
+    /// As [`ShardConsumer::process`].
+    ///
+    /// # Cancel safety
+    /// Not cancel safe, as [`ShardConsumer::process`].
+    pub async fn end_input(&mut self, io: &Io, now_ms: i64) -> Result<u64, RuntimeError> {
+        let panes = self.processor.advance_watermark(i64::MAX);
+        io.sinks
+            .write(&panes, &format!("{}-end", self.shard()))
+            .await?;
+        self.log.commit(&mut self.processor).await?;
+        io.control
+            .publish(&ShardStatus {
+                shard_id: self.shard().to_string(),
+                wm: i64::MAX,
+                heartbeat_ms: now_ms,
+                rps: 0.0,
+                bps: 0.0,
+                lag_ms: 0,
+                late: 0,
+                finished: false,
+            })
+            .await?;
+        Ok(panes.len() as u64)
+    }
+
     /// The shard reached SHARD_END and everything is committed: stands in for the child
     /// shards that have no control row yet (a row with this shard's watermark, which is
     /// where they resume), then publishes this shard as finished. In that order the global
     /// watermark never jumps ahead of a child and back, and a finished parent stops holding
     /// it back once its children are represented.
+    ///
+    /// # Errors
+    /// A failed control-plane write.
     pub async fn finish(
         &mut self,
         io: &Io,
         children: &[String],
         now_ms: i64,
-    ) -> Result<(), AwsError> {
+    ) -> Result<(), PortError> {
         if let Some(wm) = self.processor.local_watermark() {
             for child in children {
                 let placeholder = ShardStatus {
@@ -280,6 +386,7 @@ impl ShardConsumer {
                     rps: 0.0,
                     bps: 0.0,
                     lag_ms: 0,
+                    late: 0,
                     finished: false,
                 };
                 if io.control.publish_if_absent(&placeholder).await? {
@@ -290,8 +397,11 @@ impl ShardConsumer {
         self.publish(io, 0, true).await
     }
 
-    /// Publishes this shard's watermark, heartbeat and throughput to the control table.
-    pub async fn publish(&mut self, io: &Io, lag_ms: i64, finished: bool) -> Result<(), AwsError> {
+    /// Publishes this shard's watermark, heartbeat, throughput and late records.
+    ///
+    /// # Errors
+    /// A failed control-plane write.
+    pub async fn publish(&mut self, io: &Io, lag_ms: i64, finished: bool) -> Result<(), PortError> {
         let secs = self.last_publish.elapsed().as_secs_f64().max(1e-3);
         let status = ShardStatus {
             shard_id: self.shard().to_string(),
@@ -300,12 +410,14 @@ impl ShardConsumer {
             rps: self.records_since as f64 / secs,
             bps: self.bytes_since as f64 / secs,
             lag_ms,
+            late: self.late_since,
             finished,
         };
         io.control.publish(&status).await?;
         self.last_publish = Instant::now();
         self.records_since = 0;
         self.bytes_since = 0;
+        self.late_since = 0;
         Ok(())
     }
 }

@@ -27,16 +27,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventide_aws::config::Clients;
-use eventide_aws::control::ShardStatus;
 use eventide_aws::kinesis::{list_shards, ReaderConfig, ShardInfo, ShardReader, StartPosition};
 use eventide_aws::leases::{Lease, LeaseTable};
 use eventide_aws::AwsError;
 use eventide_engine::PipelineSpec;
+use eventide_ports::PortError;
 use thiserror::Error;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::processor::{InputRecord, ShardProcessor};
+use crate::processor::InputRecord;
 use crate::resources::Resources;
 use crate::shard::{Io, RuntimeError, ShardConsumer};
 
@@ -187,7 +187,6 @@ struct Shared {
     leases: LeaseTable,
     clients: Clients,
     stream: String,
-    pipeline: String,
     spec: PipelineSpec,
     poll: Duration,
     batch_limit: i32,
@@ -198,6 +197,9 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Figures {
     records: AtomicU64,
+    state_writes: AtomicU64,
+    state_bytes: AtomicU64,
+    late: AtomicU64,
     panes: AtomicU64,
     batches_with_panes: AtomicU64,
     latency_us_sum: AtomicU64,
@@ -213,7 +215,7 @@ struct Active {
 }
 
 fn is_conflict(e: &RuntimeError) -> bool {
-    matches!(e, RuntimeError::Aws(AwsError::Conflict { .. }))
+    e.is_conflict()
 }
 
 /// Runs a worker with clients from the standard AWS environment; see [`run_worker_with`].
@@ -292,7 +294,6 @@ async fn worker_loop(clients: &Clients, config: WorkerConfig) -> Result<WorkerEx
         leases: leases.clone(),
         clients: clients.clone(),
         stream: config.stream.clone(),
-        pipeline: config.pipeline.clone(),
         spec: config.spec.clone(),
         poll: Duration::from_millis(config.poll_ms.max(1)),
         batch_limit: config.batch_limit.clamp(1, 10_000),
@@ -415,15 +416,21 @@ async fn worker_loop(clients: &Clients, config: WorkerConfig) -> Result<WorkerEx
     )
     .await;
     let f = &shared.figures;
-    let (records, writes) = (f.records.load(Ordering::Relaxed), shared.io.store.writes());
+    let (records, writes) = (
+        f.records.load(Ordering::Relaxed),
+        f.state_writes.load(Ordering::Relaxed),
+    );
     let batches = f.batches_with_panes.load(Ordering::Relaxed).max(1);
     info!(
         worker,
         ?exit,
         records,
         panes = f.panes.load(Ordering::Relaxed),
+        late = f.late.load(Ordering::Relaxed),
         state_writes = writes,
-        state_writes_per_1000_events = writes as f64 * 1000.0 / records.max(1) as f64,
+        state_bytes = f.state_bytes.load(Ordering::Relaxed),
+        state_bytes_per_event =
+            f.state_bytes.load(Ordering::Relaxed) as f64 / records.max(1) as f64,
         events_per_second = records as f64 / started.elapsed().as_secs_f64().max(1e-3),
         pane_latency_ms_mean =
             f.latency_us_sum.load(Ordering::Relaxed) as f64 / batches as f64 / 1e3,
@@ -511,7 +518,10 @@ async fn all_quiet(
     if !mine_quiet {
         return false;
     }
-    let (all, rows) = match (leases.list().await, shared.io.control.shards_status().await) {
+    let (all, rows) = match (
+        leases.list().await.map_err(PortError::from),
+        shared.io.control.shards_status().await,
+    ) {
         (Ok(all), Ok(rows)) => (all, rows),
         (Err(e), _) | (_, Err(e)) => {
             warn!(worker, error = %e, "cannot read leases or control rows");
@@ -537,7 +547,10 @@ async fn all_quiet(
 
 /// Finite mode: whether every shard is finished or has published `wm = i64::MAX`.
 async fn all_ended(shared: &Shared, leases: &LeaseTable) -> bool {
-    let (all, rows) = match (leases.list().await, shared.io.control.shards_status().await) {
+    let (all, rows) = match (
+        leases.list().await.map_err(PortError::from),
+        shared.io.control.shards_status().await,
+    ) {
         (Ok(all), Ok(rows)) => (all, rows),
         (Err(e), _) | (_, Err(e)) => {
             warn!(error = %e, "cannot read leases or control rows");
@@ -595,15 +608,11 @@ async fn run_shard(
     flags: Arc<TaskFlags>,
 ) -> Result<TaskExit, RuntimeError> {
     let io = &shared.io;
-    let fence = lease.counter;
-    let mut consumer =
-        match ShardConsumer::start(io, &shared.pipeline, shared.spec.clone(), &shard, now_ms())
-            .await
-        {
-            Ok(c) => c,
-            Err(e) if is_conflict(&e) => return Ok(TaskExit::LeaseLost),
-            Err(e) => return Err(e),
-        };
+    let mut consumer = match ShardConsumer::start(io, shared.spec.clone(), &shard, now_ms()).await {
+        Ok(c) => c,
+        Err(e) if is_conflict(&e) => return Ok(TaskExit::LeaseLost),
+        Err(e) => return Err(e),
+    };
     let mut reader = ShardReader::new(
         shared.clients.kinesis.clone(),
         &shared.stream,
@@ -624,8 +633,9 @@ async fn run_shard(
             continue;
         }
         if flags.end_input.load(Ordering::SeqCst) {
-            match end_input(&shared, &shard, fence).await {
+            match consumer.end_input(io, now_ms()).await {
                 Ok(panes) => {
+                    shared.figures.panes.fetch_add(panes, Ordering::Relaxed);
                     info!(shard = %shard.shard_id, panes, "end of input: fired everything");
                     flags.flushed.store(true, Ordering::SeqCst);
                     continue;
@@ -647,7 +657,7 @@ async fn run_shard(
             .collect();
         let lag = batch.millis_behind_latest.unwrap_or(0);
         let now = now_ms();
-        let report = match consumer.process(io, &records, fence, lag, now).await {
+        let report = match consumer.process(io, &records, lag, now).await {
             Ok(r) => r,
             Err(e) if is_conflict(&e) => return Ok(TaskExit::LeaseLost),
             Err(e) => return Err(e),
@@ -655,6 +665,11 @@ async fn run_shard(
         let f = &shared.figures;
         f.records.fetch_add(report.records, Ordering::Relaxed);
         f.panes.fetch_add(report.panes, Ordering::Relaxed);
+        f.late.fetch_add(report.late, Ordering::Relaxed);
+        f.state_writes
+            .fetch_add(report.state_writes, Ordering::Relaxed);
+        f.state_bytes
+            .fetch_add(report.state_bytes, Ordering::Relaxed);
         if let Some(ms) = report.pane_latency_ms {
             let us = (ms * 1e3) as u64;
             f.batches_with_panes.fetch_add(1, Ordering::Relaxed);
@@ -698,52 +713,4 @@ async fn run_shard(
             tokio::time::sleep(shared.poll).await;
         }
     }
-}
-
-/// End of input for one shard: fires every pending window of the shard's keys as if the
-/// watermark were +∞, commits their state, and publishes `wm = i64::MAX`. Returns how many
-/// panes fired.
-///
-/// The keys are reloaded from the store (every batch committed them), through the index of
-/// keys with pending timers, so this needs nothing from the shard's in-memory consumer.
-async fn end_input(shared: &Shared, shard: &ShardInfo, fence: u64) -> Result<u64, RuntimeError> {
-    let io = &shared.io;
-    let now = now_ms();
-    let mut processor = ShardProcessor::new(&shared.pipeline, &shard.shard_id, shared.spec.clone());
-    if let Some(live) = &io.rules {
-        if let Some(v) = live.current().await {
-            processor.apply_rules(&v);
-        }
-    }
-    let pending = io
-        .store
-        .pending_timers(
-            &shared.pipeline,
-            shard.starting_hash_key,
-            shard.ending_hash_key,
-        )
-        .await?;
-    if !pending.is_empty() {
-        let loaded = io.store.load(&pending).await?;
-        processor.restore(&pending, &loaded)?;
-    }
-    let panes = processor.advance_watermark(i64::MAX);
-    io.sinks
-        .write(&panes, &format!("{}-end", shard.shard_id))
-        .await?;
-    io.store
-        .commit(processor.drain_writes(now), &shard.shard_id, fence)
-        .await?;
-    io.control
-        .publish(&ShardStatus {
-            shard_id: shard.shard_id.clone(),
-            wm: i64::MAX,
-            heartbeat_ms: now,
-            rps: 0.0,
-            bps: 0.0,
-            lag_ms: 0,
-            finished: false,
-        })
-        .await?;
-    Ok(panes.len() as u64)
 }

@@ -1,15 +1,19 @@
-//! Exactly-once under redelivery, without AWS: a consumer crashes after emitting panes but
-//! before (or half-way through) committing state, a new one replays the batch from the
-//! checkpoint against the stored state, and the final results equal an uninterrupted run.
+//! Exactly-once on the real shard consumer over in-memory ports: batches are delivered as
+//! Kinesis delivers them, a failure at any step of a batch drops the consumer (a crash) and
+//! the batch is delivered again to a new one that rebuilds its state from the log, and the
+//! results equal an uninterrupted run and the file replay.
 
-use std::collections::{BTreeMap, HashMap};
+mod common;
 
-use eventide_aws::sinks::PaneRow;
-use eventide_aws::state_store::{StateKey, StateWrite, StoredState};
-use eventide_engine::PipelineSpec;
-use eventide_runtime::processor::{InputRecord, ShardProcessor, HEARTBEAT_PREFIX};
+use std::collections::BTreeMap;
 
-const SHARD: &str = "shardId-000000000000";
+use common::{shard, whole, Driver, Ports, SHARD};
+use eventide_engine::pane::{Emit, Pane};
+use eventide_engine::{Output, Pipeline, PipelineSpec};
+use eventide_ports::memory::When;
+use eventide_ports::rows::PaneRow;
+use eventide_runtime::processor::{InputRecord, HEARTBEAT_PREFIX};
+use eventide_runtime::state::SnapshotPolicy;
 
 fn spec() -> PipelineSpec {
     let text = std::fs::read_to_string(concat!(
@@ -49,252 +53,302 @@ fn records(n: usize) -> Vec<InputRecord> {
     out
 }
 
-#[derive(Default)]
-struct Store(
-    HashMap<StateKey, StoredState>,
-    std::collections::HashSet<StateKey>,
-);
-
-impl Store {
-    fn load(&self, keys: &[StateKey]) -> HashMap<StateKey, StoredState> {
-        keys.iter()
-            .filter_map(|k| self.0.get(k).map(|s| (k.clone(), s.clone())))
-            .collect()
-    }
-    /// Keys with pending timers (the state table's `timers` index).
-    fn pending(&self) -> Vec<StateKey> {
-        self.1.iter().cloned().collect()
-    }
-    fn commit(&mut self, writes: Vec<StateWrite>) {
-        for w in writes {
-            if w.next_timer.is_some() {
-                self.1.insert(w.key.clone());
-            } else {
-                self.1.remove(&w.key);
-            }
-            let stored = StoredState {
-                blob: w.blob.unwrap_or_default(),
-                pos: w.pos,
-                fence: 1,
-                shard: SHARD.into(),
-            };
-            self.0.insert(w.key, stored);
-        }
-    }
+/// What the file replay gives: panes by id, and late records per aggregation.
+struct Replayed {
+    panes: BTreeMap<String, PaneRow>,
+    late: u64,
+    rows: Vec<PaneRow>,
 }
 
-/// Runs one batch through the processor; returns the panes and the writes (not committed).
-fn run_batch(
-    p: &mut ShardProcessor,
-    store: &Store,
-    batch: &[InputRecord],
-    panes: &mut BTreeMap<String, PaneRow>,
-) -> Vec<StateWrite> {
-    let keys = p.keys_to_load(batch);
-    p.restore(&keys, &store.load(&keys)).unwrap();
-    let outcome = p.apply(batch);
-    let mut fired = outcome.panes;
-    if let Some(wm) = p.local_watermark() {
-        fired.extend(p.advance_watermark(wm));
-    }
-    for row in fired {
-        // Sinks upsert by pane id: a re-emitted pane must be identical.
-        if let Some(prev) = panes.get(&row.pane_id) {
-            assert_eq!(prev, &row, "a re-emitted pane differs");
-        }
-        panes.insert(row.pane_id.clone(), row);
-    }
-    p.drain_writes(0)
-}
-
-fn finish(p: &mut ShardProcessor, panes: &mut BTreeMap<String, PaneRow>) {
-    for row in p.advance_watermark(i64::MAX) {
-        panes.insert(row.pane_id.clone(), row);
-    }
-}
-
-fn uninterrupted(recs: &[InputRecord]) -> BTreeMap<String, PaneRow> {
-    let mut store = Store::default();
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    let mut panes = BTreeMap::new();
-    for batch in recs.chunks(50) {
-        let w = run_batch(&mut p, &store, batch, &mut panes);
-        store.commit(w);
-    }
-    finish(&mut p, &mut panes);
-    panes
-}
-
-#[test]
-fn crash_before_commit_replays_without_double_counting() {
-    let recs = records(400);
-    let want = uninterrupted(&recs);
-    assert!(want.len() > 100, "the workload fires panes");
-
-    let mut store = Store::default();
-    let mut panes = BTreeMap::new();
-    let batches: Vec<&[InputRecord]> = recs.chunks(50).collect();
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    for b in &batches[..3] {
-        let w = run_batch(&mut p, &store, b, &mut panes);
-        store.commit(w);
-    }
-    let committed_wm = p.local_watermark().unwrap();
-    // Batch 4 is processed and its panes reach the sinks, but the state is never committed.
-    let _lost = run_batch(&mut p, &store, batches[3], &mut panes);
-    // A new consumer takes over from the checkpoint (and published watermark) after batch 3.
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    p.resume_watermark(committed_wm);
-    for b in &batches[3..] {
-        let w = run_batch(&mut p, &store, b, &mut panes);
-        store.commit(w);
-    }
-    finish(&mut p, &mut panes);
-    assert_eq!(panes, want);
-}
-
-#[test]
-fn crash_after_partial_commit_skips_what_is_stored() {
-    let recs = records(400);
-    let want = uninterrupted(&recs);
-
-    let mut store = Store::default();
-    let mut panes = BTreeMap::new();
-    let batches: Vec<&[InputRecord]> = recs.chunks(50).collect();
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    for b in &batches[..4] {
-        let w = run_batch(&mut p, &store, b, &mut panes);
-        store.commit(w);
-    }
-    let committed_wm = p.local_watermark().unwrap();
-    // Batch 5: half of the dirty keys are written, then the consumer dies.
-    let mut w = run_batch(&mut p, &store, batches[4], &mut panes);
-    let half = w.len() / 2;
-    assert!(half > 0);
-    w.truncate(half);
-    store.commit(w);
-    // The batch is redelivered, then the rest of the stream.
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    p.resume_watermark(committed_wm);
-    let mut skipped = 0;
-    for (i, b) in batches[4..].iter().enumerate() {
-        let keys = p.keys_to_load(b);
-        p.restore(&keys, &store.load(&keys)).unwrap();
-        let outcome = p.apply(b);
-        if i == 0 {
-            skipped = outcome.skipped;
-        }
-        let mut fired = outcome.panes;
-        if let Some(wm) = p.local_watermark() {
-            fired.extend(p.advance_watermark(wm));
-        }
-        for row in fired {
-            panes.insert(row.pane_id.clone(), row);
-        }
-        let w = p.drain_writes(0);
-        store.commit(w);
-    }
-    finish(&mut p, &mut panes);
-    assert!(
-        skipped > 0,
-        "records already in the stored state are skipped"
-    );
-    assert_eq!(panes, want);
-}
-
-#[test]
-fn malformed_records_and_heartbeats_are_not_data() {
-    let recs = records(120);
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    let keys = p.keys_to_load(&recs);
-    p.restore(&keys, &HashMap::new()).unwrap();
-    let outcome = p.apply(&recs);
-    assert_eq!(outcome.dead_letters.len(), 2);
-    assert!(
-        outcome.dead_letters[0].reason.contains("JSON"),
-        "{}",
-        outcome.dead_letters[0].reason
-    );
-    assert_eq!(
-        outcome.dead_letters[0].sequence_number,
-        recs[13].sequence_number
-    );
-    assert_eq!(outcome.heartbeats, 3);
-    assert_eq!(outcome.records, 115);
-}
-
-#[test]
-fn batches_on_one_shard_equal_the_file_replay() {
-    use eventide_engine::pane::{Emit, Pane};
-    use eventide_engine::{Output, Pipeline};
-
-    struct Rows(
-        Vec<PaneRow>,
-        Vec<String>,
-        Vec<Vec<String>>,
-        Vec<Vec<String>>,
-    );
+fn replay(sp: &PipelineSpec, recs: &[InputRecord]) -> Replayed {
+    struct Rows(Vec<PaneRow>, PipelineSpec);
     impl Emit for Rows {
         fn pane(&mut self, p: &Pane<'_>) {
-            let i = p.aggregation;
-            let row = PaneRow::from_pane(p, &self.1[i], &self.2[i], &self.3[i]);
-            self.0.push(row);
+            let a = &self.1.aggregations[p.aggregation];
+            let g: Vec<String> = a
+                .group_by
+                .iter()
+                .map(|&i| self.1.input.fields[i].0.clone())
+                .collect();
+            let n: Vec<String> = a.aggregates.iter().map(|x| x.name.clone()).collect();
+            self.0.push(PaneRow::from_pane(p, &a.name, &g, &n));
         }
     }
     impl Output for Rows {
         fn late(&mut self, _: usize, _: &[u8]) {}
     }
-    let sp = spec();
-    let names = sp.aggregations.iter().map(|a| a.name.clone()).collect();
-    let group_by = sp
-        .aggregations
-        .iter()
-        .map(|a| {
-            a.group_by
-                .iter()
-                .map(|&i| sp.input.fields[i].0.clone())
-                .collect()
-        })
-        .collect();
-    let aggs = sp
-        .aggregations
-        .iter()
-        .map(|a| a.aggregates.iter().map(|x| x.name.clone()).collect())
-        .collect();
-    let mut rows = Rows(Vec::new(), names, group_by, aggs);
-    let mut replay = Pipeline::new(sp);
-    let recs = records(600);
-    for r in &recs {
+    let mut rows = Rows(Vec::new(), sp.clone());
+    let mut replay = Pipeline::new(sp.clone());
+    for r in recs {
         if !r.data.starts_with(HEARTBEAT_PREFIX) {
             let _ = replay.process_line(&r.data, "", &mut rows);
         }
     }
     replay.finish(&mut rows);
-    let want: BTreeMap<String, PaneRow> =
-        rows.0.into_iter().map(|r| (r.pane_id.clone(), r)).collect();
-    assert!(
-        replay.stats().late.iter().sum::<u64>() > 0,
-        "the workload has late records"
-    );
+    Replayed {
+        panes: rows
+            .0
+            .iter()
+            .map(|r| (r.pane_id.clone(), r.clone()))
+            .collect(),
+        late: replay.stats().late.iter().sum(),
+        rows: rows.0,
+    }
+}
 
-    for batch_size in [1, 7, 100, 600] {
-        let mut store = Store::default();
-        let mut p = ShardProcessor::new("demo", SHARD, spec());
-        let mut panes = BTreeMap::new();
-        for batch in recs.chunks(batch_size) {
-            let w = run_batch(&mut p, &store, batch, &mut panes);
-            store.commit(w);
-        }
-        finish(&mut p, &mut panes);
-        assert_eq!(panes, want, "batch size {batch_size}");
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs `recs` in batches of `size` through one shard; `each` may plan faults or replace the
+/// consumer before batch `i`.
+async fn run(
+    ports: &Ports,
+    sp: &PipelineSpec,
+    recs: &[InputRecord],
+    size: usize,
+    mut each: impl FnMut(usize, &Ports, &mut Driver<'_>),
+) -> u64 {
+    let mut d = Driver::new(ports, sp.clone(), whole(SHARD));
+    for (i, batch) in recs.chunks(size).enumerate() {
+        each(i, ports, &mut d);
+        d.deliver(batch).await;
+    }
+    d.end().await;
+    d.crashes
+}
+
+#[test]
+fn batches_on_one_shard_equal_the_file_replay_with_late_and_bad_records_set_aside() {
+    let recs = records(600);
+    let want = replay(&spec(), &recs);
+    assert!(want.late > 0, "the workload has late records");
+    for size in [1, 7, 100, 600] {
+        let ports = Ports::new(SnapshotPolicy::default());
+        rt().block_on(run(&ports, &spec(), &recs, size, |_, _, _| {}));
+        assert_eq!(ports.rows(), want.panes, "batch size {size}");
+        // Nothing is lost silently: every late record (per aggregation) and every
+        // malformed one is set aside with its reason and its bytes.
+        let late = ports.late.records();
+        assert_eq!(late.len() as u64, want.late, "batch size {size}");
+        assert!(late
+            .iter()
+            .all(|l| l.reason.contains("too late for aggregation `q")));
+        let dead = ports.dead_letters.records();
+        let bad = recs.iter().filter(|r| r.data == b"{not json").count();
+        assert_eq!(dead.len(), bad);
+        assert!(dead
+            .iter()
+            .all(|d| d.data == b"{not json" && !d.reason.is_empty()));
     }
 }
 
 #[test]
-fn early_late_and_retracting_panes_behave_as_in_replay() {
-    use eventide_engine::pane::{Emit, Pane};
-    use eventide_engine::{Output, Pipeline};
+fn a_crash_at_any_step_of_a_batch_neither_loses_nor_double_counts() {
+    let recs = records(400);
+    let want = replay(&spec(), &recs).panes;
+    // Small snapshots, so that crashes also hit snapshot writes, trims and recoveries
+    // from a snapshot plus entries.
+    let policy = SnapshotPolicy {
+        every_entries: 3,
+        every_bytes: 1 << 20,
+    };
+    let steps = [
+        ("control.read", When::Before),
+        ("panes.write", When::Before),
+        ("panes.write", When::After),
+        ("dead-letters.write", When::After),
+        ("late.write", When::After),
+        ("state.put_snapshot", When::Before),
+        ("state.append", When::Before),
+        ("state.append", When::After),
+        ("state.trim", When::Before),
+        ("control.publish", When::Before),
+        ("state.read", When::Before),
+        ("state.get_snapshot", When::Before),
+    ];
+    for (op, when) in steps {
+        for nth in [1, 2, 5] {
+            let ports = Ports::new(policy);
+            let mut planned = false;
+            let crashes = rt().block_on(run(&ports, &spec(), &recs, 25, |i, p, _| {
+                if i == 3 && !planned {
+                    p.env.faults.fail(op, nth, when);
+                    planned = true;
+                }
+            }));
+            let calls = ports.env.faults.calls();
+            // A failed trim is left to the next snapshot: not a crash.
+            if op != "state.trim" && calls.get(op).copied().unwrap_or(0) > nth {
+                assert!(crashes > 0, "{op} {when:?} #{nth}: the fault struck");
+            }
+            assert_eq!(ports.rows(), want, "{op} {when:?} #{nth}");
+        }
+    }
+}
 
+#[test]
+fn replaced_consumers_rebuild_from_snapshots_and_the_log() {
+    let recs = records(500);
+    let want = replay(&spec(), &recs).panes;
+    for every in [1, 2, 4, 50] {
+        let ports = Ports::new(SnapshotPolicy {
+            every_entries: every,
+            every_bytes: 1 << 30,
+        });
+        rt().block_on(run(&ports, &spec(), &recs, 20, |i, _, d| {
+            if i % 3 == 2 {
+                d.replace();
+            }
+        }));
+        assert_eq!(ports.rows(), want, "snapshot every {every}");
+        // Trimmed: at most the entries since the last snapshot are kept.
+        let kept = ports.state.versions(SHARD);
+        assert!(
+            kept.len() as u64 <= every.max(1) + 1,
+            "snapshot every {every}: kept {kept:?}"
+        );
+        assert!(ports.state.snapshot_names().len() <= 1 || every == 50);
+    }
+}
+
+#[test]
+fn a_redelivered_batch_and_a_zombie_consumer_count_once() {
+    let recs = records(300);
+    let want = replay(&spec(), &recs).panes;
+    let ports = Ports::new(SnapshotPolicy::default());
+    let batches: Vec<&[InputRecord]> = recs.chunks(30).collect();
+    rt().block_on(async {
+        let mut a = Driver::new(&ports, spec(), whole(SHARD));
+        for b in &batches[..4] {
+            a.deliver(b).await;
+        }
+        // A second consumer takes the shard over (the first is now a zombie) and goes on,
+        // re-reading from an older checkpoint: batches 3 and 4 again.
+        let mut b = Driver::new(&ports, spec(), whole(SHARD));
+        for batch in &batches[2..6] {
+            b.deliver(batch).await;
+        }
+        assert!(b.skipped > 0, "redelivered records are skipped");
+        // The zombie wakes up with its stale state: its commit is refused.
+        let zombie = a.consumer.as_mut().unwrap();
+        let io = ports.io.clone();
+        let err = zombie.process(&io, batches[4], 0, 1).await.unwrap_err();
+        assert!(err.is_conflict(), "{err}");
+        for batch in &batches[6..] {
+            b.deliver(batch).await;
+        }
+        b.end().await;
+    });
+    assert_eq!(ports.rows(), want);
+}
+
+#[test]
+fn a_warm_consumer_reads_no_state() {
+    let recs = records(300);
+    let ports = Ports::new(SnapshotPolicy::default());
+    rt().block_on(async {
+        let mut d = Driver::new(&ports, spec(), whole(SHARD));
+        d.deliver(&recs[..100]).await;
+        ports.env.meter.reset();
+        d.deliver(&recs[100..200]).await;
+        let usage = ports.env.meter.usage();
+        let state = usage.get("state").cloned().unwrap_or_default();
+        assert_eq!(state.rru, 0.0, "{usage:?}");
+        assert_eq!(state.requests, 1, "one write: the batch's entry");
+        // A cold consumer reads the log once.
+        d.replace();
+        ports.env.meter.reset();
+        d.deliver(&recs[200..]).await;
+        let state = ports.env.meter.usage()["state"].clone();
+        assert!(state.rru > 0.0);
+    });
+}
+
+#[test]
+fn child_shards_take_their_parents_keys_by_hash_range() {
+    use eventide_aws::kinesis::hash_key;
+    // In event-time order: with two shards the global watermark is the slower shard's, so
+    // it may accept what the single-timeline replay calls late; with nothing late, both
+    // must give the same panes.
+    let time = |r: &InputRecord| {
+        serde_json::from_slice::<serde_json::Value>(&r.data)
+            .ok()
+            .and_then(|v| v["event_time"].as_i64())
+            .unwrap_or(0)
+    };
+    let mut recs = records(600);
+    recs.sort_by_key(time);
+    for (i, r) in recs.iter_mut().enumerate() {
+        r.sequence_number = format!("{}", 49_000_000_000u64 + i as u64);
+    }
+    let want = replay(&spec(), &recs).panes;
+    let ports = Ports::new(SnapshotPolicy::default());
+    let mid = u128::MAX / 2;
+    let (parent, left, right) = (
+        whole(SHARD),
+        shard("shardId-000000000001", 0, mid, &[SHARD]),
+        shard("shardId-000000000002", mid + 1, u128::MAX, &[SHARD]),
+    );
+    rt().block_on(async {
+        let mut p = Driver::new(&ports, spec(), parent);
+        for b in recs[..300].chunks(50) {
+            p.deliver(b).await;
+        }
+        // The parent is closed; its children take the rest, each the records of its range,
+        // one after the other as their batches interleave.
+        let (l, r): (Vec<InputRecord>, Vec<InputRecord>) = recs[300..]
+            .iter()
+            .cloned()
+            .partition(|x| hash_key(&x.partition_key) <= mid);
+        let renumber = |v: Vec<InputRecord>| -> Vec<InputRecord> {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, mut x)| {
+                    x.sequence_number = format!("{}", 50_000_000_000u64 + i as u64);
+                    x
+                })
+                .collect()
+        };
+        let (l, r) = (renumber(l), renumber(r));
+        assert!(!l.is_empty() && !r.is_empty());
+        let mut dl = Driver::new(&ports, spec(), left);
+        let mut dr = Driver::new(&ports, spec(), right);
+        for i in 0..l.len().max(r.len()).div_ceil(40) {
+            let part = |v: &[InputRecord]| {
+                v.get(i * 40..((i + 1) * 40).min(v.len()))
+                    .unwrap_or(&[])
+                    .to_vec()
+            };
+            dl.deliver(&part(&l)).await;
+            dr.deliver(&part(&r)).await;
+            if i == 1 {
+                dl.replace();
+            }
+        }
+        dl.end().await;
+        dr.end().await;
+    });
+    assert_same(&ports.rows(), &want);
+}
+
+#[test]
+fn a_record_that_only_looks_like_a_heartbeat_is_data() {
+    let mut recs = records(50);
+    recs[10].data = br#"{"eventide_heartbeat":1,"subscriber_id":"s1","counter":"x","value":1,"event_time":1767225600000}"#.to_vec();
+    let ports = Ports::new(SnapshotPolicy::default());
+    rt().block_on(run(&ports, &spec(), &recs, 10, |_, _, _| {}));
+    let mut want = records(50);
+    want[10].data =
+        br#"{"subscriber_id":"s1","counter":"x","value":1,"event_time":1767225600000}"#.to_vec();
+    assert_eq!(ports.rows(), replay(&spec(), &want).panes);
+}
+
+#[test]
+fn early_late_and_retracting_panes_behave_as_in_replay() {
     let text = r#"
         [input]
         event_time = { field = "event_time" }
@@ -319,75 +373,64 @@ fn early_late_and_retracting_panes_behave_as_in_replay() {
         trigger = { early = { every = 2 }, late = "every" }
     "#;
     let sp = PipelineSpec::from_toml(text).unwrap();
-    struct Rows(Vec<PaneRow>, PipelineSpec);
-    impl Emit for Rows {
-        fn pane(&mut self, p: &Pane<'_>) {
-            let a = &self.1.aggregations[p.aggregation];
-            let g: Vec<String> = a
-                .group_by
-                .iter()
-                .map(|&i| self.1.input.fields[i].0.clone())
-                .collect();
-            let n: Vec<String> = a.aggregates.iter().map(|x| x.name.clone()).collect();
-            self.0.push(PaneRow::from_pane(p, &a.name, &g, &n));
-        }
-    }
-    impl Output for Rows {
-        fn late(&mut self, _: usize, _: &[u8]) {}
-    }
     let recs = records(500);
-    let mut rows = Rows(Vec::new(), sp.clone());
-    let mut replay = Pipeline::new(sp.clone());
-    for r in &recs {
-        if !r.data.starts_with(HEARTBEAT_PREFIX) {
-            let _ = replay.process_line(&r.data, "", &mut rows);
-        }
-    }
-    replay.finish(&mut rows);
-    let timings: std::collections::BTreeSet<&str> = rows.0.iter().map(|r| r.timing).collect();
+    let r = replay(&sp, &recs);
+    let timings: std::collections::BTreeSet<&str> = r.rows.iter().map(|r| r.timing).collect();
     assert_eq!(
         timings.len(),
         3,
         "early, on-time and late panes: {timings:?}"
     );
-    assert!(rows.0.iter().any(|r| r.retraction), "retractions");
-    let want: Vec<PaneRow> = rows.0;
-
-    for batch_size in [1, 25, 500] {
-        let mut store = Store::default();
-        let mut p = ShardProcessor::new("demo", SHARD, sp.clone());
-        let mut got = Vec::new();
-        for batch in recs.chunks(batch_size) {
-            let keys = p.keys_to_load(batch);
-            p.restore(&keys, &store.load(&keys)).unwrap();
-            got.extend(p.apply(batch).panes);
-            store.commit(p.drain_writes(0));
-            // Every few batches the consumer is replaced: state comes from the store only.
-            if got.len() % 3 == 0 {
-                let wm = p.local_watermark().unwrap_or(i64::MIN);
-                p = ShardProcessor::new("demo", SHARD, sp.clone());
-                if wm > i64::MIN {
-                    p.resume_watermark(wm);
-                }
-                // As ShardConsumer::start does: load the keys with pending timers.
-                let pending = store.pending();
-                p.restore(&pending, &store.load(&pending)).unwrap();
+    assert!(r.rows.iter().any(|r| r.retraction), "retractions");
+    let want = by_window(r.rows);
+    for size in [1, 25, 500] {
+        let ports = Ports::new(SnapshotPolicy {
+            every_entries: 4,
+            every_bytes: 1 << 30,
+        });
+        rt().block_on(run(&ports, &sp, &recs, size, |i, _, d| {
+            if i % 3 == 2 {
+                d.replace();
             }
-        }
-        // As the end of input does: the keys with pending timers fire at +inf.
-        let pending = p.uncached(store.pending());
-        p.restore(&pending, &store.load(&pending)).unwrap();
-        got.extend(p.advance_watermark(i64::MAX));
-        // Across keys the firing order is free; per window it must be the same sequence.
-        let (got, want) = (by_window(got), by_window(want.clone()));
+        }));
+        let got = by_window(ports.rows().into_values().collect());
         if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
-            panic!("batch size {batch_size}: {} panes, expected {}; first difference at {i}:\n got  {:?}\n want {:?}", got.len(), want.len(), got.get(i), want.get(i));
+            panic!("batch size {size}: {} panes, expected {}; first difference at {i}:\n got  {:?}\n want {:?}", got.len(), want.len(), got.get(i), want.get(i));
         }
     }
 }
 
+/// Asserts equal panes, naming the first few that differ.
+fn assert_same(got: &BTreeMap<String, PaneRow>, want: &BTreeMap<String, PaneRow>) {
+    let diff: Vec<String> = got
+        .keys()
+        .chain(want.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .take(4)
+        .map(|k| format!("got {:?}\nwant {:?}", got.get(k), want.get(k)))
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "{} vs {} panes; first differences:\n{}",
+        got.len(),
+        want.len(),
+        diff.join("\n")
+    );
+}
+
 /// Panes grouped by window, each window's panes in firing order.
 fn by_window(mut rows: Vec<PaneRow>) -> Vec<PaneRow> {
-    rows.sort_by_key(|r| (r.aggregation.clone(), r.key(), r.window_start, r.window_end));
+    rows.sort_by_key(|r| {
+        (
+            r.aggregation.clone(),
+            r.key(),
+            r.window_start,
+            r.window_end,
+            r.pane_index,
+            r.retraction,
+        )
+    });
     rows
 }

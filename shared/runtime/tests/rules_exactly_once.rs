@@ -1,15 +1,19 @@
-//! Rules get the exactly-once treatment of window state, without AWS: their per-key state
-//! is committed with the batch, restored by a consumer that takes over, and skipped on
-//! redelivery, so alerts equal an uninterrupted run (and the file replay) exactly.
+//! Rules get the exactly-once treatment of window state, on the real shard consumer over
+//! in-memory ports: their per-key state is part of the shard's state, rebuilt by a
+//! consumer that takes over and skipped on redelivery, so alerts equal an uninterrupted
+//! run (and the file replay) exactly.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod common;
 
-use eventide_aws::sinks::PaneRow;
-use eventide_aws::state_store::{StateKey, StateWrite, StoredState};
+use std::collections::BTreeMap;
+
+use common::{whole, Driver, Ports, SHARD};
 use eventide_engine::PipelineSpec;
+use eventide_ports::memory::When;
+use eventide_ports::rows::PaneRow;
 use eventide_runtime::processor::{InputRecord, ShardProcessor};
+use eventide_runtime::state::SnapshotPolicy;
 
-const SHARD: &str = "shardId-000000000000";
 const T0: i64 = 1_767_225_600_000;
 
 fn spec() -> PipelineSpec {
@@ -65,97 +69,51 @@ fn records(n: usize) -> Vec<InputRecord> {
         .collect()
 }
 
-#[derive(Default)]
-struct Store(HashMap<StateKey, StoredState>, HashSet<StateKey>);
-
-impl Store {
-    fn load(&self, keys: &[StateKey]) -> HashMap<StateKey, StoredState> {
-        keys.iter()
-            .filter_map(|k| self.0.get(k).map(|s| (k.clone(), s.clone())))
-            .collect()
-    }
-    fn commit(&mut self, writes: Vec<StateWrite>) {
-        for w in writes {
-            if w.next_timer.is_some() {
-                self.1.insert(w.key.clone());
-            } else {
-                self.1.remove(&w.key);
-            }
-            let stored = StoredState {
-                blob: w.blob.unwrap_or_default(),
-                pos: w.pos,
-                fence: 1,
-                shard: SHARD.into(),
-            };
-            self.0.insert(w.key, stored);
-        }
-    }
-}
-
-/// Alerts by id; a re-emitted alert must be identical to the first one.
+/// Alerts by id.
 type Alerts = BTreeMap<String, PaneRow>;
 
-fn keep(rows: Vec<PaneRow>, alerts: &mut Alerts) {
-    for row in rows {
-        if !row.aggregation.starts_with("alert:") {
-            continue;
-        }
-        if let Some(prev) = alerts.get(&row.pane_id) {
-            assert_eq!(prev, &row, "a re-emitted alert differs");
-        }
-        alerts.insert(row.pane_id.clone(), row);
-    }
-}
-
-/// Runs one batch; returns the writes (not committed) and the records skipped.
-fn run_batch(
-    p: &mut ShardProcessor,
-    store: &Store,
-    batch: &[InputRecord],
-    alerts: &mut Alerts,
-) -> (Vec<StateWrite>, u64) {
-    let keys = p.keys_to_load(batch);
-    p.restore(&keys, &store.load(&keys)).unwrap();
-    let outcome = p.apply(batch);
-    keep(outcome.panes, alerts);
-    if let Some(wm) = p.local_watermark() {
-        keep(p.advance_watermark(wm), alerts);
-    }
-    (p.drain_writes(0), outcome.skipped)
-}
-
-/// A consumer taking over: resumes the committed watermark and loads the keys with pending
-/// timers (as `shard.rs` does), so evaluations due on untouched keys still happen.
-fn take_over(store: &Store, wm: i64, alerts: &mut Alerts) -> ShardProcessor {
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    p.resume_watermark(wm);
-    let pending = p.uncached(store.1.iter().cloned().collect());
-    p.restore(&pending, &store.load(&pending)).unwrap();
-    keep(p.advance_watermark(wm), alerts);
-    p
-}
-
-fn uninterrupted(recs: &[InputRecord]) -> Alerts {
-    let mut store = Store::default();
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    let mut alerts = Alerts::new();
-    for batch in recs.chunks(40) {
-        let (w, _) = run_batch(&mut p, &store, batch, &mut alerts);
-        store.commit(w);
-    }
-    keep(p.advance_watermark(i64::MAX), &mut alerts);
-    alerts
+fn alerts(ports: &Ports) -> Alerts {
+    ports
+        .rows()
+        .into_iter()
+        .filter(|(_, r)| r.aggregation.starts_with("alert:"))
+        .collect()
 }
 
 fn count(alerts: &Alerts, rule: &str) -> usize {
     alerts.values().filter(|r| r.aggregation == rule).count()
 }
 
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs the records in batches of 40; `each` may plan faults or replace the consumer.
+fn run(
+    policy: SnapshotPolicy,
+    recs: &[InputRecord],
+    mut each: impl FnMut(usize, &Ports, &mut Driver<'_>),
+) -> Alerts {
+    let ports = Ports::new(policy);
+    rt().block_on(async {
+        let mut d = Driver::new(&ports, spec(), whole(SHARD));
+        for (i, b) in recs.chunks(40).enumerate() {
+            each(i, &ports, &mut d);
+            d.deliver(b).await;
+        }
+        d.end().await;
+    });
+    alerts(&ports)
+}
+
 #[test]
 fn a_replaced_consumer_alerts_as_an_uninterrupted_run_and_the_replay() {
     use eventide_engine::{Output, Pipeline};
     let recs = records(400);
-    let want = uninterrupted(&recs);
+    let want = run(SnapshotPolicy::default(), &recs, |_, _, _| {});
     assert!(count(&want, "alert:busy") >= 3, "{want:?}");
     assert!(count(&want, "alert:three-high") >= 3, "{want:?}");
 
@@ -183,124 +141,76 @@ fn a_replaced_consumer_alerts_as_an_uninterrupted_run_and_the_replay() {
         .collect();
     assert_eq!(got, ids.0);
 
-    // The consumer is replaced after every third batch: state comes from the store only.
-    let mut store = Store::default();
-    let mut alerts = Alerts::new();
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    for (i, batch) in recs.chunks(40).enumerate() {
-        let (w, _) = run_batch(&mut p, &store, batch, &mut alerts);
-        store.commit(w);
-        if i % 3 == 2 {
-            let wm = p.local_watermark().unwrap();
-            p = take_over(&store, wm, &mut alerts);
-        }
+    // The consumer is replaced after every third batch: state comes from the log only,
+    // with and without snapshots in between.
+    for every in [1, 2, 100] {
+        let policy = SnapshotPolicy {
+            every_entries: every,
+            every_bytes: 1 << 30,
+        };
+        let got = run(policy, &recs, |i, _, d| {
+            if i % 3 == 2 {
+                d.replace();
+            }
+        });
+        assert_eq!(got, want, "snapshot every {every}");
     }
-    keep(p.advance_watermark(i64::MAX), &mut alerts);
-    assert_eq!(alerts, want);
-    assert!(
-        store
-            .0
-            .keys()
-            .any(|k| k.aggregation.starts_with("rule:busy@")),
-        "rule state is stored"
-    );
 }
 
 #[test]
-fn a_redelivered_batch_neither_duplicates_alerts_nor_double_counts() {
+fn a_redelivered_batch_or_a_crash_after_the_commit_neither_duplicates_nor_double_counts() {
     let recs = records(400);
-    let want = uninterrupted(&recs);
-    let batches: Vec<&[InputRecord]> = recs.chunks(40).collect();
-    let mut store = Store::default();
-    let mut alerts = Alerts::new();
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    for b in &batches[..4] {
-        let (w, _) = run_batch(&mut p, &store, b, &mut alerts);
-        store.commit(w);
+    let want = run(SnapshotPolicy::default(), &recs, |_, _, _| {});
+    for (op, when) in [
+        ("state.append", When::After),
+        ("control.publish", When::Before),
+        ("panes.write", When::After),
+    ] {
+        let got = run(
+            SnapshotPolicy {
+                every_entries: 3,
+                every_bytes: 1 << 30,
+            },
+            &recs,
+            |i, p, _| {
+                if i == 4 || i == 7 {
+                    p.env.faults.fail(op, 1, when);
+                }
+            },
+        );
+        assert_eq!(got, want, "{op} {when:?}");
     }
-    let wm = p.local_watermark().unwrap();
-    // Batch 5's alerts reach the sinks and its state is committed, but the consumer dies
-    // before the checkpoint (and the watermark) move: the batch is delivered again, to a
-    // consumer that resumes the older watermark, so its records are still on time.
-    let (w, _) = run_batch(&mut p, &store, batches[4], &mut alerts);
-    store.commit(w);
-    let mut p = take_over(&store, wm, &mut alerts);
-    for b in &batches[4..] {
-        let (w, _) = run_batch(&mut p, &store, b, &mut alerts);
-        store.commit(w);
-    }
-    // And a committed batch is delivered once more to the same consumer: all skipped.
-    let (w, skipped) = run_batch(&mut p, &store, batches[6], &mut alerts);
-    assert!(skipped > 0);
-    store.commit(w);
-    keep(p.advance_watermark(i64::MAX), &mut alerts);
-    // Equal rows (same ids, same sums in the rule windows) and nothing more.
-    assert_eq!(alerts, want);
-}
-
-#[test]
-fn a_crash_after_a_half_commit_skips_what_is_stored() {
-    let recs = records(400);
-    let want = uninterrupted(&recs);
-    let batches: Vec<&[InputRecord]> = recs.chunks(40).collect();
-    let mut store = Store::default();
-    let mut alerts = Alerts::new();
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    for b in &batches[..5] {
-        let (w, _) = run_batch(&mut p, &store, b, &mut alerts);
-        store.commit(w);
-    }
-    let wm = p.local_watermark().unwrap();
-    // Batch 6: half of the dirty items (rule items among them) are written, then it dies.
-    let (mut w, _) = run_batch(&mut p, &store, batches[5], &mut alerts);
-    w.sort_by_key(|x| x.key.pk());
-    let half = w.len() / 2;
-    assert!(w[..half]
-        .iter()
-        .any(|x| x.key.aggregation.starts_with("rule:")));
-    w.truncate(half);
-    store.commit(w);
-    let mut p = take_over(&store, wm, &mut alerts);
-    let mut skipped = 0;
-    for (i, b) in batches[5..].iter().enumerate() {
-        let (w, s) = run_batch(&mut p, &store, b, &mut alerts);
-        if i == 0 {
-            skipped = s;
-        }
-        store.commit(w);
-    }
-    keep(p.advance_watermark(i64::MAX), &mut alerts);
-    assert!(
-        skipped > 0,
-        "records already in the stored state are skipped"
-    );
-    assert_eq!(alerts, want);
 }
 
 #[test]
 fn a_changed_rule_does_not_restore_the_old_versions_state() {
     let recs = records(80);
-    let mut store = Store::default();
-    let mut alerts = Alerts::new();
-    let mut p = ShardProcessor::new("demo", SHARD, spec());
-    let (w, _) = run_batch(&mut p, &store, &recs[..40], &mut alerts);
-    store.commit(w);
-    // The same rule id with another text: a new consumer must not load the old items.
+    let mut p = ShardProcessor::new(SHARD, spec());
+    p.begin(None, 0);
+    p.apply(&recs[..40]);
+    let snapshot = p.snapshot();
+    assert!(snapshot
+        .keys
+        .iter()
+        .any(|k| k.slot.starts_with("rule:busy@")));
+    // The same rule id with another text: its old state is not restored.
     let mut changed = spec();
-    let text = spec_text_with(">= 3");
-    changed.rules = PipelineSpec::from_toml(&text).unwrap().rules;
-    let q = ShardProcessor::new("demo", SHARD, changed);
-    let keys = q.keys_to_load(&recs[40..]);
-    let busy: Vec<&StateKey> = keys
-        .iter()
-        .filter(|k| k.aggregation.starts_with("rule:busy@"))
-        .collect();
-    assert!(!busy.is_empty());
-    assert!(busy.iter().all(|k| !store.0.contains_key(k)));
-    // The unchanged pattern rule keeps its slot and finds its stored state.
-    assert!(keys
-        .iter()
-        .any(|k| k.aggregation.starts_with("rule:three-high@") && store.0.contains_key(k)));
+    changed.rules = PipelineSpec::from_toml(&spec_text_with(">= 3"))
+        .unwrap()
+        .rules;
+    let mut q = ShardProcessor::new(SHARD, changed);
+    q.restore(&snapshot).unwrap();
+    let back = q.snapshot();
+    assert!(back.keys.iter().all(|k| !k.slot.starts_with("rule:busy@")));
+    // The unchanged pattern rule keeps its slot and its state.
+    let pattern = |s: &eventide_runtime::state::snapshot::Snapshot| {
+        s.keys
+            .iter()
+            .filter(|k| k.slot.starts_with("rule:three-high@"))
+            .count()
+    };
+    assert!(pattern(&back) > 0);
+    assert_eq!(pattern(&back), pattern(&snapshot));
 }
 
 fn spec_text_with(count: &str) -> String {

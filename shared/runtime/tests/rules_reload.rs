@@ -108,7 +108,7 @@ async fn s3_rules_are_swapped_live_and_invalid_updates_rejected() {
     let url = format!("s3://{bucket}/rules/rules.toml");
     let spec = spec();
     let live = LiveRules::new(c.s3.clone(), &url, spec.input.clone(), Duration::ZERO).unwrap();
-    let mut p = ShardProcessor::new("rules-reload", "shardId-000000000000", spec);
+    let mut p = ShardProcessor::new("shardId-000000000000", spec);
 
     // No object yet: nothing to run, no error.
     assert_eq!(live.poll().await.unwrap(), PollOutcome::Unchanged);
@@ -174,7 +174,7 @@ async fn s3_rules_are_swapped_live_and_invalid_updates_rejected() {
         ("max(value, 1m)".to_string(), Some(70.0))
     );
     // Ids are deterministic: the same alert from a second processor has the same id.
-    let mut q = ShardProcessor::new("rules-reload", "shardId-000000000000", self::spec());
+    let mut q = ShardProcessor::new("shardId-000000000000", self::spec());
     q.apply_rules(&v2);
     let again = run(&mut q, &batch(400, 3, &[70.0, 3.0]), 3);
     let ids = |v: &[PaneRow]| {

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::PaneRow;
 use crate::error::AwsError;
-use crate::state_store::backoff;
+use crate::retry::backoff;
 
 /// BatchWriteItem accepts at most 25 requests per call.
 const BATCH_WRITE_MAX: usize = 25;

@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 
 use super::PaneRow;
 use crate::error::AwsError;
-use crate::state_store::backoff;
+use crate::retry::backoff;
 
 /// PutRecords accepts at most 500 records per call.
 const PUT_RECORDS_MAX: usize = 500;

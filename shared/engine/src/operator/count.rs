@@ -107,6 +107,10 @@ impl WindowOperator for CountOperator {
         self.keys.drain_deltas(|_| i64::MAX, out);
     }
 
+    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {
+        self.keys.snapshot(out);
+    }
+
     fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {
         let state: KeyState = decode_state(blob)?;
         self.keys.insert_state(key, state);

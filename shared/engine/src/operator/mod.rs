@@ -62,6 +62,9 @@ pub trait WindowOperator: Send + Sync {
     /// Replaces a key's state with a serialized one (from [`WindowOperator::drain_dirty`])
     /// and re-arms its timers.
     fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String>;
+    /// Hands over every key that holds state, serialized as for
+    /// [`WindowOperator::restore_key`]: a snapshot of the operator.
+    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>));
 }
 
 /// A key whose state changed.
@@ -366,6 +369,18 @@ impl<S: Reset> Keyed<S> {
                 next_timer: state.map(&timer_of).filter(|&t| t != i64::MAX),
             })
         });
+    }
+
+    /// Calls `out` with every key that holds state, serialized as [`KeyDelta::blob`].
+    pub fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>))
+    where
+        S: serde::Serialize,
+    {
+        for sl in &self.slots {
+            if let Some(k) = &sl.key {
+                out(key_str(k), encode_state(&sl.state));
+            }
+        }
     }
 
     /// Starts recording changed keys.

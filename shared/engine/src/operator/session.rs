@@ -289,6 +289,10 @@ impl WindowOperator for SessionOperator {
         self.keys.drain_deltas(|s| s.timer, out);
     }
 
+    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {
+        self.keys.snapshot(out);
+    }
+
     fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {
         let state: KeyState = decode_state(blob)?;
         let timer = state.timer;

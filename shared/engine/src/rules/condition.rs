@@ -387,6 +387,10 @@ impl CondOp {
         self.keys.drain_deltas(|s| s.next, out);
     }
 
+    pub(crate) fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {
+        self.keys.snapshot(out);
+    }
+
     pub(crate) fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {
         let state: CondKey = decode_state(blob)?;
         let next = state.next;

@@ -750,6 +750,17 @@ impl Rules {
         }
     }
 
+    /// Calls `out` with (rule index, key, serialized state) for every key of every rule
+    /// that holds state, serialized as for [`Rules::restore_key`].
+    pub fn snapshot(&self, out: &mut dyn FnMut(usize, &str, Vec<u8>)) {
+        for (i, op) in self.ops.iter().enumerate() {
+            match op {
+                Op::Cond(o) => o.snapshot(&mut |k, b| out(i, k, b)),
+                Op::Pat(o) => o.snapshot(&mut |k, b| out(i, k, b)),
+            }
+        }
+    }
+
     /// The (rule index, key) pairs a record updates, rules in [`Rules::specs`] order.
     pub fn keys_of(&self, rec: &Record<'_>) -> Vec<(usize, String)> {
         let mut key = String::new();

@@ -115,6 +115,10 @@ impl PatOp {
         self.keys.drain_deltas(|s| s.armed, out);
     }
 
+    pub(crate) fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {
+        self.keys.snapshot(out);
+    }
+
     pub(crate) fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {
         let state: PatKey = decode_state(blob)?;
         let armed = state.armed;

@@ -1,0 +1,69 @@
+//! The ports of `eventide-ports` implemented by the AWS adapters.
+
+use eventide_ports::control::{ControlPlane, ShardStatus};
+use eventide_ports::rows::{DeadLetter, PaneRow};
+use eventide_ports::sink::{PaneSink, RecordSink};
+use eventide_ports::{BoxFuture, PortError};
+
+use crate::control::ControlTable;
+use crate::dead_letter::DeadLetters;
+use crate::sinks::{DynamoDbSink, KinesisSink, S3Sink};
+use crate::AwsError;
+
+impl From<AwsError> for PortError {
+    fn from(e: AwsError) -> Self {
+        match e {
+            AwsError::Service { op, message } => PortError::Unavailable { op, message },
+            AwsError::Conflict { op, what } => PortError::Conflict { op, what },
+            AwsError::Corrupt { what, message } => PortError::Corrupt { what, message },
+        }
+    }
+}
+
+impl ControlPlane for ControlTable {
+    fn publish<'a>(&'a self, status: &'a ShardStatus) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move { Ok(ControlTable::publish(self, status).await?) })
+    }
+
+    fn publish_if_absent<'a>(
+        &'a self,
+        status: &'a ShardStatus,
+    ) -> BoxFuture<'a, Result<bool, PortError>> {
+        Box::pin(async move { Ok(ControlTable::publish_if_absent(self, status).await?) })
+    }
+
+    fn shards_status(&self) -> BoxFuture<'_, Result<Vec<ShardStatus>, PortError>> {
+        Box::pin(async move { Ok(ControlTable::shards_status(self).await?) })
+    }
+}
+
+macro_rules! pane_sink {
+    ($t:ty) => {
+        impl PaneSink for $t {
+            fn write<'a>(
+                &'a self,
+                rows: &'a [PaneRow],
+                batch_id: &'a str,
+            ) -> BoxFuture<'a, Result<(), PortError>> {
+                Box::pin(async move { Ok(<$t>::write(self, rows, batch_id).await?) })
+            }
+        }
+    };
+}
+
+pane_sink!(DynamoDbSink);
+pane_sink!(S3Sink);
+pane_sink!(KinesisSink);
+
+impl RecordSink for DeadLetters {
+    fn write<'a>(
+        &'a self,
+        shard: &'a str,
+        records: &'a [DeadLetter],
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            DeadLetters::write(self, shard, records).await?;
+            Ok(())
+        })
+    }
+}

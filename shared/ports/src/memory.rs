@@ -1,0 +1,467 @@
+//! In-memory implementations of every port, for tests and the cost benchmark.
+//!
+//! They share an [`Env`]: a [`Meter`] that bills each request as AWS would, a latency added
+//! to every request, and [`Faults`] that fail a chosen call before or after it takes effect
+//! (a crash, or a timeout whose write went through).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::control::{ControlPlane, ShardStatus};
+use crate::meter::Meter;
+use crate::rows::{DeadLetter, PaneRow};
+use crate::sink::{PaneSink, RecordSink};
+use crate::state::{entry_sk, item_sizes, log_pk, LogEntry, StateLog};
+use crate::{BoxFuture, PortError};
+
+/// When an injected fault strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// The call fails and has no effect.
+    Before,
+    /// The call takes effect, then reports a failure (a lost response).
+    After,
+}
+
+/// Calls to fail: the `nth` call (from 1) of operation `op` (e.g. `"state.append"`).
+#[derive(Debug, Default)]
+pub struct Faults {
+    planned: Mutex<Vec<(String, u64, When)>>,
+    calls: Mutex<HashMap<String, u64>>,
+}
+
+impl Faults {
+    /// Fails the `nth` call of `op` from now on (counting calls made so far).
+    pub fn fail(&self, op: &str, nth: u64, when: When) {
+        let done = self.calls().get(op).copied().unwrap_or(0);
+        self.planned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((op.to_string(), done + nth, when));
+    }
+
+    /// Calls made so far, by operation.
+    pub fn calls(&self) -> HashMap<String, u64> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Counts a call of `op`; returns the fault planned for it, if any.
+    fn hit(&self, op: &str) -> Option<When> {
+        let n = {
+            let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+            let c = calls.entry(op.to_string()).or_default();
+            *c += 1;
+            *c
+        };
+        let mut planned = self.planned.lock().unwrap_or_else(PoisonError::into_inner);
+        let i = planned.iter().position(|(o, k, _)| o == op && *k == n)?;
+        Some(planned.remove(i).2)
+    }
+}
+
+/// What the in-memory ports share: the meter, the latency per request and the faults.
+#[derive(Debug, Default)]
+pub struct Env {
+    pub meter: Meter,
+    pub faults: Faults,
+    /// Added to every request (default none).
+    pub latency: Mutex<Duration>,
+}
+
+impl Env {
+    /// An environment with `latency` per request.
+    pub fn with_latency(latency: Duration) -> Arc<Self> {
+        let env = Env::default();
+        *env.latency.lock().unwrap_or_else(PoisonError::into_inner) = latency;
+        Arc::new(env)
+    }
+
+    /// Waits the latency, then applies the planned fault of `op` around `effect`.
+    async fn call<T>(
+        &self,
+        op: &str,
+        effect: impl FnOnce() -> Result<T, PortError>,
+    ) -> Result<T, PortError> {
+        let latency = *self.latency.lock().unwrap_or_else(PoisonError::into_inner);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let fault = self.faults.hit(op);
+        let failed = || PortError::Unavailable {
+            op: op.to_string(),
+            message: "injected fault".into(),
+        };
+        if fault == Some(When::Before) {
+            return Err(failed());
+        }
+        let out = effect()?;
+        if fault == Some(When::After) {
+            return Err(failed());
+        }
+        Ok(out)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`StateLog`] in memory, billed as the DynamoDB table (`state`) and the S3 snapshots
+/// (`snapshots`) of the AWS adapter.
+#[derive(Debug)]
+pub struct MemoryStateLog {
+    env: Arc<Env>,
+    pipeline: String,
+    logs: Mutex<HashMap<String, BTreeMap<u64, Vec<u8>>>>,
+    snapshots: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl MemoryStateLog {
+    /// An empty store of pipeline `pipeline`.
+    pub fn new(env: Arc<Env>, pipeline: &str) -> Self {
+        MemoryStateLog {
+            env,
+            pipeline: pipeline.to_string(),
+            logs: Mutex::default(),
+            snapshots: Mutex::default(),
+        }
+    }
+
+    /// The versions kept for `shard`.
+    pub fn versions(&self, shard: &str) -> Vec<u64> {
+        lock(&self.logs)
+            .get(shard)
+            .map(|l| l.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The names of the snapshots kept.
+    pub fn snapshot_names(&self) -> BTreeSet<String> {
+        lock(&self.snapshots).keys().cloned().collect()
+    }
+
+    fn sizes(&self, shard: &str, len: usize) -> Vec<usize> {
+        item_sizes(&self.pipeline, shard, len)
+    }
+}
+
+impl StateLog for MemoryStateLog {
+    fn read(&self, shard: &str) -> BoxFuture<'_, Result<Vec<LogEntry>, PortError>> {
+        let shard = shard.to_string();
+        Box::pin(async move {
+            self.env
+                .call("state.read", || {
+                    let logs = lock(&self.logs);
+                    let entries: Vec<LogEntry> = logs
+                        .get(&shard)
+                        .map(|l| {
+                            l.iter()
+                                .map(|(v, b)| LogEntry {
+                                    version: *v,
+                                    body: b.clone(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let size: usize = entries
+                        .iter()
+                        .flat_map(|e| self.sizes(&shard, e.body.len()))
+                        .sum();
+                    self.env.meter.dynamodb_read("state", size, true);
+                    Ok(entries)
+                })
+                .await
+        })
+    }
+
+    fn append<'a>(
+        &'a self,
+        shard: &'a str,
+        entry: &'a LogEntry,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.env
+                .call("state.append", || {
+                    for size in self.sizes(shard, entry.body.len()) {
+                        self.env.meter.dynamodb_write("state", size);
+                    }
+                    let mut logs = lock(&self.logs);
+                    let log = logs.entry(shard.to_string()).or_default();
+                    if log.contains_key(&entry.version) {
+                        return Err(PortError::Conflict {
+                            op: format!("append {}", log_pk(&self.pipeline, shard)),
+                            what: format!("{} exists", entry_sk(entry.version)),
+                        });
+                    }
+                    log.insert(entry.version, entry.body.clone());
+                    Ok(())
+                })
+                .await
+        })
+    }
+
+    fn trim<'a>(&'a self, shard: &'a str, below: u64) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.env
+                .call("state.trim", || {
+                    let mut logs = lock(&self.logs);
+                    let Some(log) = logs.get_mut(shard) else {
+                        return Ok(());
+                    };
+                    let kept = log.split_off(&below);
+                    let gone = std::mem::replace(log, kept);
+                    let sizes: Vec<usize> = gone
+                        .values()
+                        .flat_map(|b| self.sizes(shard, b.len()))
+                        .collect();
+                    // A query for the keys to delete (eventually consistent), then a delete
+                    // per item, billed by the item's size.
+                    self.env
+                        .meter
+                        .dynamodb_read("state", sizes.iter().sum(), false);
+                    for s in sizes {
+                        self.env.meter.dynamodb_write("state", s);
+                    }
+                    Ok(())
+                })
+                .await
+        })
+    }
+
+    fn put_snapshot<'a>(
+        &'a self,
+        name: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.env
+                .call("state.put_snapshot", || {
+                    self.env.meter.s3_put("snapshots", body.len());
+                    lock(&self.snapshots).insert(name.to_string(), body);
+                    Ok(())
+                })
+                .await
+        })
+    }
+
+    fn get_snapshot<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<u8>, PortError>> {
+        Box::pin(async move {
+            self.env
+                .call("state.get_snapshot", || {
+                    let body = lock(&self.snapshots).get(name).cloned().ok_or_else(|| {
+                        PortError::Corrupt {
+                            what: format!("snapshot {name}"),
+                            message: "not found".into(),
+                        }
+                    })?;
+                    self.env.meter.s3_get("snapshots", body.len());
+                    Ok(body)
+                })
+                .await
+        })
+    }
+
+    fn delete_snapshot<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.env
+                .call("state.delete_snapshot", || {
+                    self.env.meter.s3_put("snapshots", 0);
+                    lock(&self.snapshots).remove(name);
+                    Ok(())
+                })
+                .await
+        })
+    }
+}
+
+/// The billed size of a control row (names and values as the AWS adapter writes them).
+fn control_row_size(s: &ShardStatus) -> usize {
+    // pk, sk, wm, hb, rps, bps, lag, late, finished
+    60 + s.shard_id.len()
+}
+
+/// [`ControlPlane`] in memory, billed as the control table (`control`).
+#[derive(Debug)]
+pub struct MemoryControl {
+    env: Arc<Env>,
+    rows: Mutex<BTreeMap<String, ShardStatus>>,
+}
+
+impl MemoryControl {
+    /// An empty control table.
+    pub fn new(env: Arc<Env>) -> Self {
+        MemoryControl {
+            env,
+            rows: Mutex::default(),
+        }
+    }
+}
+
+impl ControlPlane for MemoryControl {
+    fn publish<'a>(&'a self, status: &'a ShardStatus) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.env
+                .call("control.publish", || {
+                    self.env
+                        .meter
+                        .dynamodb_write("control", control_row_size(status));
+                    lock(&self.rows).insert(status.shard_id.clone(), status.clone());
+                    Ok(())
+                })
+                .await
+        })
+    }
+
+    fn publish_if_absent<'a>(
+        &'a self,
+        status: &'a ShardStatus,
+    ) -> BoxFuture<'a, Result<bool, PortError>> {
+        Box::pin(async move {
+            self.env
+                .call("control.publish", || {
+                    self.env
+                        .meter
+                        .dynamodb_write("control", control_row_size(status));
+                    let mut rows = lock(&self.rows);
+                    if rows.contains_key(&status.shard_id) {
+                        return Ok(false);
+                    }
+                    rows.insert(status.shard_id.clone(), status.clone());
+                    Ok(true)
+                })
+                .await
+        })
+    }
+
+    fn shards_status(&self) -> BoxFuture<'_, Result<Vec<ShardStatus>, PortError>> {
+        Box::pin(async move {
+            self.env
+                .call("control.read", || {
+                    let rows: Vec<ShardStatus> = lock(&self.rows).values().cloned().collect();
+                    let size = rows.iter().map(control_row_size).sum();
+                    self.env.meter.dynamodb_read("control", size, true);
+                    Ok(rows)
+                })
+                .await
+        })
+    }
+}
+
+/// [`PaneSink`] in memory, idempotent by pane id, billed as the DynamoDB results table
+/// (`results`: one item per pane) plus the S3 pane objects (`panes`: one object per
+/// aggregation and hour of window end per batch).
+#[derive(Debug)]
+pub struct MemoryPanes {
+    env: Arc<Env>,
+    rows: Mutex<BTreeMap<String, PaneRow>>,
+    writes: Mutex<u64>,
+}
+
+impl MemoryPanes {
+    /// An empty sink.
+    pub fn new(env: Arc<Env>) -> Self {
+        MemoryPanes {
+            env,
+            rows: Mutex::default(),
+            writes: Mutex::default(),
+        }
+    }
+
+    /// Every pane written, once each, by pane id.
+    pub fn rows(&self) -> BTreeMap<String, PaneRow> {
+        lock(&self.rows).clone()
+    }
+
+    /// Pane rows received, redeliveries included.
+    pub fn received(&self) -> u64 {
+        *lock(&self.writes)
+    }
+}
+
+impl PaneSink for MemoryPanes {
+    fn write<'a>(
+        &'a self,
+        rows: &'a [PaneRow],
+        _batch_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.env
+                .call("panes.write", || {
+                    let mut objects = BTreeSet::new();
+                    for r in rows {
+                        self.env
+                            .meter
+                            .dynamodb_write("results", r.to_json_string().len() + 40);
+                        objects.insert((r.aggregation.clone(), r.window_end.div_euclid(3_600_000)));
+                    }
+                    for _ in objects {
+                        self.env.meter.s3_put("panes", 0);
+                    }
+                    *lock(&self.writes) += rows.len() as u64;
+                    let mut kept = lock(&self.rows);
+                    for r in rows {
+                        kept.insert(r.pane_id.clone(), r.clone());
+                    }
+                    Ok(())
+                })
+                .await
+        })
+    }
+}
+
+/// [`RecordSink`] in memory, one object per (shard, first record) as the S3 adapter
+/// writes them, billed under the name given (`dead-letters` or `late`).
+#[derive(Debug)]
+pub struct MemoryRecords {
+    env: Arc<Env>,
+    resource: String,
+    objects: Mutex<BTreeMap<(String, String), Vec<DeadLetter>>>,
+}
+
+impl MemoryRecords {
+    /// An empty sink billed as `resource`.
+    pub fn new(env: Arc<Env>, resource: &str) -> Self {
+        MemoryRecords {
+            env,
+            resource: resource.to_string(),
+            objects: Mutex::default(),
+        }
+    }
+
+    /// Every record kept, once each (a replayed batch overwrote its object).
+    pub fn records(&self) -> Vec<DeadLetter> {
+        lock(&self.objects).values().flatten().cloned().collect()
+    }
+}
+
+impl RecordSink for MemoryRecords {
+    fn write<'a>(
+        &'a self,
+        shard: &'a str,
+        records: &'a [DeadLetter],
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            let Some(first) = records.first() else {
+                return Ok(());
+            };
+            self.env
+                .call(&format!("{}.write", self.resource), || {
+                    let size = records
+                        .iter()
+                        .map(|r| r.data.len() + r.reason.len() + 60)
+                        .sum();
+                    self.env.meter.s3_put(&self.resource, size);
+                    lock(&self.objects).insert(
+                        (shard.to_string(), first.sequence_number.clone()),
+                        records.to_vec(),
+                    );
+                    Ok(())
+                })
+                .await
+        })
+    }
+}

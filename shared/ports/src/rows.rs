@@ -1,0 +1,116 @@
+//! The plain rows that cross the consumer's ports: fired panes and records set aside.
+
+use eventide_engine::pane::{Pane, KEY_SEP};
+use serde_json::{Map, Value};
+
+/// A batch of owned pane rows, as the sinks take it.
+pub type PaneBatch = Vec<PaneRow>;
+
+/// An owned fired pane with the names needed to render it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaneRow {
+    /// The aggregation's name in the spec.
+    pub aggregation: String,
+    /// The group-by values, in `group_by` order.
+    pub key_parts: Vec<String>,
+    /// The group-by field names.
+    pub group_by: Vec<String>,
+    /// Window bounds `[window_start, window_end)` in epoch ms.
+    pub window_start: i64,
+    pub window_end: i64,
+    /// `EARLY`, `ON_TIME` or `LATE`.
+    pub timing: &'static str,
+    pub pane_index: u32,
+    pub retraction: bool,
+    /// Aggregate names and values in spec order; `None` when undefined.
+    pub values: Vec<(String, Option<f64>)>,
+    /// [`Pane::id`]: deterministic, so consumers can de-duplicate redelivered panes.
+    pub pane_id: String,
+}
+
+impl PaneRow {
+    /// Builds the row of `pane` of aggregation `aggregation`, naming the group-by values
+    /// with `group_by` and the aggregate values with `aggregates`.
+    ///
+    /// ```
+    /// use eventide_ports::rows::PaneRow;
+    /// use eventide_engine::pane::Pane;
+    /// use eventide_engine::trigger::Timing;
+    /// use eventide_engine::window::Window;
+    /// let pane = Pane { aggregation: 0, key: "a\u{1f}b", key_id: 0, window: Window { start: 0, end: 10 },
+    ///                   timing: Timing::OnTime, index: 0, retraction: false, values: &[Some(2.0)] };
+    /// let row = PaneRow::from_pane(&pane, "q1", &["x".into(), "y".into()], &["n".into()]);
+    /// assert_eq!(row.key(), "a\u{1f}b");
+    /// assert_eq!(row.to_json()["y"], "b");
+    /// assert_eq!(row.to_json()["n"], 2.0);
+    /// assert_eq!(row.pane_id, pane.id("q1"));
+    /// ```
+    pub fn from_pane(
+        pane: &Pane<'_>,
+        aggregation: &str,
+        group_by: &[String],
+        aggregates: &[String],
+    ) -> Self {
+        PaneRow {
+            aggregation: aggregation.to_string(),
+            key_parts: pane.key_parts().map(str::to_string).collect(),
+            group_by: group_by.to_vec(),
+            window_start: pane.window.start,
+            window_end: pane.window.end,
+            timing: pane.timing.as_str(),
+            pane_index: pane.index,
+            retraction: pane.retraction,
+            values: aggregates
+                .iter()
+                .cloned()
+                .zip(pane.values.iter().copied())
+                .collect(),
+            pane_id: pane.id(aggregation),
+        }
+    }
+
+    /// The encoded key: the group-by values joined by U+001F, as in [`Pane::key`].
+    pub fn key(&self) -> String {
+        let mut sep = [0u8; 4];
+        self.key_parts.join(KEY_SEP.encode_utf8(&mut sep))
+    }
+
+    /// The JSON object of the pane, the same shape as `eventide_connectors`' `pane_json`:
+    /// `aggregation`, the group-by fields, `window_start`, `window_end`, the aggregates
+    /// (`null` when undefined), `timing`, `pane_index`, `retraction`, `pane_id`.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("aggregation".into(), Value::from(self.aggregation.as_str()));
+        for (name, part) in self.group_by.iter().zip(&self.key_parts) {
+            m.insert(name.clone(), Value::from(part.as_str()));
+        }
+        m.insert("window_start".into(), Value::from(self.window_start));
+        m.insert("window_end".into(), Value::from(self.window_end));
+        for (name, v) in &self.values {
+            m.insert(name.clone(), v.map_or(Value::Null, Value::from));
+        }
+        m.insert("timing".into(), Value::from(self.timing));
+        m.insert("pane_index".into(), Value::from(self.pane_index));
+        m.insert("retraction".into(), Value::from(self.retraction));
+        m.insert("pane_id".into(), Value::from(self.pane_id.as_str()));
+        m
+    }
+
+    /// [`PaneRow::to_json`] as one line of JSON (no trailing newline).
+    pub fn to_json_string(&self) -> String {
+        Value::Object(self.to_json()).to_string()
+    }
+}
+
+/// An input record set aside with the reason: malformed (a dead letter) or too late for an
+/// aggregation (late data). Nothing is dropped silently; both go to a [`crate::sink::RecordSink`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The record's position in its shard (sequence number, and `/<sub-sequence>` for a
+    /// user record of an aggregated record).
+    pub sequence_number: String,
+    /// Why it was set aside (e.g. the decode error, or the aggregation it was too late for).
+    pub reason: String,
+    /// The record's data as received.
+    pub data: Vec<u8>,
+}

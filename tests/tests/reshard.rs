@@ -10,8 +10,8 @@
 //!   SHARD_END with everything committed);
 //! - every shard's published watermark, and the global watermark (the minimum over the
 //!   rows that are not finished), never go backwards, across both reshardings;
-//! - state moves with no copy: a key's one state item carries positions from shards of
-//!   several generations.
+//! - state moves with the shards: every shard of the three generations has a state log,
+//!   and every child's first entry is a snapshot of the keys it took over from its parents.
 //!
 //! It prints its figures (events, shards over time, workers, run time, mismatches).
 
@@ -224,8 +224,8 @@ async fn reshard_2_4_2_mid_stream_equals_replay() {
         _ => 2,
     };
 
-    // State: keys carried across generations in one item each.
-    let mut multi_generation_items = 0;
+    // State: one log per shard; a child's first entry is a snapshot of its parents' keys.
+    let mut logs: BTreeMap<String, BTreeMap<u64, Vec<u8>>> = BTreeMap::new();
     let mut items = 0;
     let mut start = None;
     loop {
@@ -239,15 +239,23 @@ async fn reshard_2_4_2_mid_stream_equals_replay() {
             .expect("scan state");
         for item in page.items() {
             items += 1;
-            if let Some(AttributeValue::M(pos)) = item.get("pos") {
-                let gens: BTreeSet<usize> = pos
-                    .keys()
-                    .filter_map(|id| shards.iter().find(|s| &s.shard_id == id))
-                    .map(generation)
-                    .collect();
-                if gens.len() == 3 {
-                    multi_generation_items += 1;
-                }
+            let (
+                Some(AttributeValue::S(pk)),
+                Some(AttributeValue::S(sk)),
+                Some(AttributeValue::B(b)),
+            ) = (item.get("pk"), item.get("sk"), item.get("b"))
+            else {
+                continue;
+            };
+            let shard = pk.rsplit('#').next().unwrap_or_default().to_string();
+            if let Some(v) = sk
+                .strip_prefix("v#")
+                .filter(|v| v.len() == 20)
+                .and_then(|v| v.parse().ok())
+            {
+                logs.entry(shard)
+                    .or_default()
+                    .insert(v, b.as_ref().to_vec());
             }
         }
         match page.last_evaluated_key() {
@@ -255,6 +263,16 @@ async fn reshard_2_4_2_mid_stream_equals_replay() {
             None => break,
         }
     }
+    let children_starting_from_a_snapshot = shards
+        .iter()
+        .filter(|s| !s.parents().is_empty())
+        .filter(|s| {
+            logs.get(&s.shard_id)
+                .and_then(|l| l.get(&1))
+                .and_then(|b| eventide_runtime::state::entry::Entry::decode(b, 1 << 30).ok())
+                .is_some_and(|e| e.snapshot.is_some_and(|r| r.version == 1))
+        })
+        .count();
 
     let backwards_shard: Vec<(&String, &Vec<i64>)> = samples
         .shard_wm
@@ -277,7 +295,7 @@ async fn reshard_2_4_2_mid_stream_equals_replay() {
          writing took {written_s:.1} s, run time {run_s:.1} s, panes {} expected, {} got, mismatches {mismatches} \
          (missing {missing}, extra {extra}, differ {differ}), leases {} ({finished} finished), \
          workers per shard generation {workers_per_generation:?}, control samples {}, global watermark steps {}, \
-         state items {items} ({multi_generation_items} with positions from all 3 generations)",
+         state items {items}, shard logs {}, children whose first entry is a snapshot {children_starting_from_a_snapshot}",
         lines.len(),
         third,
         timeline,
@@ -286,6 +304,7 @@ async fn reshard_2_4_2_mid_stream_equals_replay() {
         all.len(),
         samples.count,
         samples.global.len(),
+        logs.len(),
     );
 
     assert_eq!(
@@ -323,9 +342,16 @@ async fn reshard_2_4_2_mid_stream_equals_replay() {
         workers_per_generation.iter().all(|&n| n >= 1),
         "every generation of shards was consumed: {workers_per_generation:?}"
     );
-    assert!(
-        multi_generation_items > 0,
-        "some key's one state item has positions in all three generations"
+    assert_eq!(
+        logs.len(),
+        shards.len(),
+        "every shard has a state log: {:?}",
+        logs.keys()
+    );
+    assert_eq!(
+        children_starting_from_a_snapshot,
+        shards.iter().filter(|s| !s.parents().is_empty()).count(),
+        "every child starts from a snapshot of its parents' keys"
     );
     let _ = delete_stream(&c.kinesis, &stream).await;
 }

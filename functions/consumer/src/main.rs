@@ -19,6 +19,8 @@ use std::rc::Rc;
 use anyhow::{bail, Context, Result};
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use clap::{Parser, Subcommand};
+
+mod bench_aws;
 use eventide_aws::config::Clients;
 use eventide_engine::PipelineSpec;
 use eventide_runtime::autoscale::ScalePolicy;
@@ -143,6 +145,35 @@ enum Command {
     DecisionTable,
     /// Run as an AWS Lambda function (configuration from EVENTIDE_* variables).
     Lambda,
+    /// Measure the cost of the Kinesis path: the real shard consumer over in-memory ports
+    /// that bill every request as DynamoDB and S3 would, with a latency per request. Prints
+    /// requests and capacity units per 1,000 events, events/s, warm and cold invocations,
+    /// and the cost per million events at 10 and 1,000 events/s (Markdown).
+    BenchAws {
+        /// The pipeline spec (TOML).
+        #[arg(long)]
+        pipeline: PathBuf,
+        /// A workload of JSON lines (e.g. from `../shared/reference/gen.py`); repeat for
+        /// several (e.g. 200 and 10,000 keys).
+        #[arg(long, required = true)]
+        input: Vec<PathBuf>,
+        /// The field whose value is each record's partition key.
+        #[arg(long, default_value = "subscriber_id")]
+        key_field: String,
+        /// Records per batch (GetRecords or Lambda batch size); comma-separated.
+        #[arg(long, default_value = "100,1000,10000")]
+        batches: String,
+        /// Latency added to every request, in ms.
+        #[arg(long, default_value_t = 5)]
+        latency_ms: u64,
+        /// Lambda memory, MB, for the duration cost.
+        #[arg(long, default_value_t = 512)]
+        lambda_memory_mb: u32,
+        /// Lambda's MaximumBatchingWindowInSeconds: at a low rate, events per invocation are
+        /// rate x window.
+        #[arg(long, default_value_t = 1)]
+        batching_window_s: u32,
+    },
 }
 
 fn duration_ms(flag: &str, text: &str) -> Result<i64> {
@@ -295,6 +326,35 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Lambda => {
             run_lambda().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchAws {
+            pipeline,
+            input,
+            key_field,
+            batches,
+            latency_ms,
+            lambda_memory_mb,
+            batching_window_s,
+        } => {
+            let spec = load_spec(&pipeline)?;
+            let batches: Vec<usize> = batches
+                .split(',')
+                .map(|b| {
+                    b.trim()
+                        .parse::<usize>()
+                        .with_context(|| format!("--batches: {b:?} is not a number"))
+                })
+                .collect::<Result<_>>()?;
+            let settings = bench_aws::Settings {
+                latency: std::time::Duration::from_millis(latency_ms),
+                lambda_gb: f64::from(lambda_memory_mb) / 1024.0,
+                batching_window_s: f64::from(batching_window_s),
+            };
+            print!(
+                "{}",
+                bench_aws::run(&spec, &input, &key_field, &batches, &settings).await?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -309,6 +309,56 @@ async fn lambda_handler_is_exactly_once_under_redelivery() {
     let _ = delete_stream(&clients.kinesis, &stream).await;
 }
 
+/// Two Lambda containers take turns on one shard: each keeps its warm state, and the one
+/// whose state went stale (the other processed the shard in between) rebuilds it from the
+/// log instead of committing it. A warm invocation reads no state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_containers_keep_warm_state_and_never_commit_a_stale_one() {
+    let clients = clients().await;
+    let prefix = unique("evc-warm");
+    let stream = format!("{prefix}-in");
+    let resources = Resources::from_prefix(&prefix);
+    create_stream_and_wait(&clients.kinesis, &stream, 1)
+        .await
+        .expect("stream");
+    resources.ensure_all(&clients).await.expect("resources");
+    let records: Vec<(String, String, Vec<u8>)> = workload(240, &[], 6, true)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (pk, data))| (format!("4960{:030}", 1_000 + i * 7), pk, data))
+        .collect();
+    let events: Vec<_> = records
+        .chunks(40)
+        .map(|c| kinesis_event(&stream, c))
+        .collect();
+    let spec = spec();
+    let a = Handler::new(
+        resources.io(&clients, "demo", None, 10_000),
+        spec.clone(),
+        "demo",
+        clients.clone(),
+    );
+    let b = Handler::new(
+        resources.io(&clients, "demo", None, 10_000),
+        spec.clone(),
+        "demo",
+        clients.clone(),
+    );
+    // a, a (warm), b (cold), a (stale: reloads), a (warm), b (stale: reloads)
+    for (i, h) in [&a, &a, &b, &a, &a, &b].into_iter().enumerate() {
+        let response = h.handle(events[i].clone(), now_ms()).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "batch {i}: {response:?}"
+        );
+    }
+    let lines: Vec<Vec<u8>> = records.iter().map(|r| r.2.clone()).collect();
+    let want = replay(&spec, &lines, false);
+    let got = results(&clients, &resources.results_table, &spec).await;
+    assert_same(&got, &want);
+    let _ = delete_stream(&clients.kinesis, &stream).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_two_shards() {
     let clients = clients().await;

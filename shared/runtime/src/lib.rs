@@ -8,6 +8,7 @@
 
 pub mod autoscale;
 pub mod autoscaler;
+pub mod bench;
 pub mod lambda;
 pub mod processor;
 pub mod resources;

@@ -27,7 +27,7 @@ use eventide_engine::rules::RuleSpec;
 use eventide_engine::{Output, Pipeline, PipelineSpec};
 use eventide_ports::rows::{DeadLetter, PaneRow};
 
-use crate::state::entry::{Call, Entry, EntryBuilder, Op, Replay};
+use crate::state::entry::{Aside, Call, Entry, EntryBuilder, Op, Replay};
 use crate::state::snapshot::{split_hash_key, KeyState, Snapshot};
 use crate::state::StateError;
 
@@ -252,11 +252,8 @@ impl ShardProcessor {
             let rec = match self.pipeline.decode(&r.data) {
                 Ok(Line::Event(rec)) => rec,
                 Ok(_) => {
-                    out.dead_letters.push(DeadLetter {
-                        sequence_number: r.sequence_number.clone(),
-                        reason: "control lines are not accepted from a stream".into(),
-                        data: r.data.clone(),
-                    });
+                    let reason = "control lines are not accepted from a stream".to_string();
+                    self.set_aside(r, reason, &mut out.dead_letters);
                     continue;
                 }
                 Err(eventide_engine::RecordError::Dropped(_)) => {
@@ -264,11 +261,7 @@ impl ShardProcessor {
                     continue;
                 }
                 Err(e) => {
-                    out.dead_letters.push(DeadLetter {
-                        sequence_number: r.sequence_number.clone(),
-                        reason: e.to_string(),
-                        data: r.data.clone(),
-                    });
+                    self.set_aside(r, e.to_string(), &mut out.dead_letters);
                     continue;
                 }
             };
@@ -276,7 +269,7 @@ impl ShardProcessor {
             self.changed = true;
             out.records += 1;
             out.bytes += r.data.len() as u64;
-            run_record(
+            let late = run_record(
                 &mut self.pipeline,
                 &self.names,
                 &mut self.hash_keys,
@@ -289,8 +282,26 @@ impl ShardProcessor {
                 &mut out.panes,
                 Some(&mut out.late),
             );
+            if late {
+                self.log.mark_late(&r.sequence_number, &r.data);
+            }
         }
         out
+    }
+
+    /// Sets a malformed record aside: a dead letter, logged with its bytes so that a replay
+    /// of the entry gives it back.
+    fn set_aside(&mut self, r: &InputRecord, reason: String, out: &mut Vec<DeadLetter>) {
+        self.log.push(Op::Dead(Aside {
+            seq: r.sequence_number.clone(),
+            reason: reason.clone(),
+            raw: r.data.clone(),
+        }));
+        out.push(DeadLetter {
+            sequence_number: r.sequence_number.clone(),
+            reason,
+            data: r.data.clone(),
+        });
     }
 
     /// Runs `rules` from now on unless this version already runs (a hot reload: unchanged
@@ -363,51 +374,61 @@ impl ShardProcessor {
         pipeline.advance_watermark(wm, &mut sink);
     }
 
-    /// The batch's entry, with the position reached; empty when the batch changed no state.
-    pub fn take_entry(&mut self) -> Entry {
+    /// The batch's entry, named `batch_id`, with the position reached; empty when the batch
+    /// changed no state.
+    pub fn take_entry(&mut self, batch_id: &str) -> Entry {
         let mut entry = self.log.take();
         if !std::mem::take(&mut self.changed) {
             entry.ops.clear();
             entry.strings.clear();
         }
         entry.position = self.position.clone();
+        entry.batch_id = batch_id.to_string();
         entry
     }
 
-    /// Replays a committed entry on the state it was built on (its output is discarded:
-    /// it was delivered when the entry was first run).
+    /// Replays a committed entry on the state it was built on, and returns what it output
+    /// the first time: its panes, dead letters and late records (to write again when a
+    /// consumer may have crashed before writing them; the sinks are idempotent).
     ///
     /// # Errors
     /// A malformed entry, or rules that no longer parse.
-    pub fn replay(&mut self, entry: &Entry) -> Result<(), StateError> {
-        let mut panes = Vec::new();
+    pub fn replay(&mut self, entry: &Entry) -> Result<BatchOutcome, StateError> {
+        let mut out = BatchOutcome::default();
         for call in Replay::new(entry).calls()? {
             match call {
                 Call::Rules(t) => self.do_rules(t)?,
                 Call::Resume(wm) => self.do_resume(wm),
                 Call::Others(o) => self.others = o,
-                Call::Time(t) => self.do_time(t, &mut panes),
-                Call::Watermark(wm) => self.do_watermark(wm, &mut panes),
-                Call::Record { pk, rec } => run_record(
-                    &mut self.pipeline,
-                    &self.names,
-                    &mut self.hash_keys,
-                    &self.shard,
-                    self.others,
-                    &rec,
-                    pk,
-                    b"",
-                    "",
-                    &mut panes,
-                    None,
-                ),
+                Call::Time(t) => self.do_time(t, &mut out.panes),
+                Call::Watermark(wm) => self.do_watermark(wm, &mut out.panes),
+                Call::Dead(a) => out.dead_letters.push(DeadLetter {
+                    sequence_number: a.seq.clone(),
+                    reason: a.reason.clone(),
+                    data: a.raw.clone(),
+                }),
+                Call::Record { pk, rec, late } => {
+                    out.records += 1;
+                    run_record(
+                        &mut self.pipeline,
+                        &self.names,
+                        &mut self.hash_keys,
+                        &self.shard,
+                        self.others,
+                        &rec,
+                        pk,
+                        late.map_or(&[][..], |a| a.raw.as_slice()),
+                        late.map_or("", |a| a.seq.as_str()),
+                        &mut out.panes,
+                        Some(&mut out.late),
+                    );
+                }
             }
-            panes.clear();
         }
         if entry.position.is_some() {
             self.position = entry.position.clone();
         }
-        Ok(())
+        Ok(out)
     }
 
     /// The slot names of the running rules, in [`Pipeline::rules`] order.
@@ -546,7 +567,8 @@ fn is_heartbeat(data: &[u8]) -> bool {
 
 /// Applies one record and moves the watermark after it, as in Flink: this shard's own,
 /// capped by what the other shards have published. The same code runs a batch and
-/// replays a logged one, so both reach the same state.
+/// replays a logged one, so both reach the same state. Returns whether the record was too
+/// late for an aggregation.
 #[allow(clippy::too_many_arguments)]
 fn run_record(
     pipeline: &mut Pipeline,
@@ -560,7 +582,7 @@ fn run_record(
     seq: &str,
     panes: &mut Vec<PaneRow>,
     late: Option<&mut Vec<DeadLetter>>,
-) {
+) -> bool {
     let hk = hash_key(partition_key);
     for (_, key) in pipeline.keys_of(rec) {
         hash_keys.insert(key, hk);
@@ -568,6 +590,7 @@ fn run_record(
     for (_, key) in pipeline.rules().keys_of(rec) {
         hash_keys.insert(key, hk);
     }
+    let before = late.as_ref().map_or(0, |l| l.len());
     let mut sink = Collect {
         names,
         panes,
@@ -580,4 +603,5 @@ fn run_record(
         let wm = others.map_or(local, |o| o.min(local));
         pipeline.advance_watermark(wm, &mut sink);
     }
+    sink.late.as_ref().map_or(0, |l| l.len()) > before
 }

@@ -2,11 +2,14 @@
 //! [`ShardProcessor`], over the ports of `eventide-ports`. The worker and the Lambda handler
 //! share it.
 //!
-//! Per batch: read the other shards' watermarks, run the records in memory, write fired
+//! Per batch: read the other shards' watermarks, run the records in memory, commit the
+//! batch's log entry (conditional on the version the state was built on), then write fired
 //! panes to the sinks, malformed records to the dead letters and late records to the late
-//! output, commit the batch's log entry (conditional on the version the state was built
-//! on), then publish this shard's watermark and throughput. The caller checkpoints its
-//! source last.
+//! output, and publish this shard's watermark and throughput. The caller checkpoints its
+//! source last. Committing first means a consumer whose state went stale writes nothing:
+//! its commit conflicts. A consumer that crashed after a commit and before writing the
+//! output leaves it to the next one, which replays the newest entry when it starts and
+//! writes its output again (the sinks are idempotent).
 //!
 //! After any error the consumer must be dropped: its memory may be ahead of what was
 //! committed. A new one rebuilds the state from the log ([`ShardConsumer::start`]).
@@ -27,7 +30,7 @@ use tracing::{debug, info};
 
 use crate::processor::{BatchOutcome, InputRecord, ShardProcessor};
 use crate::state::snapshot::Snapshot;
-use crate::state::{LogError, ShardLog, SnapshotPolicy, StateError};
+use crate::state::{LogError, Recovered, ShardLog, SnapshotPolicy, StateError};
 
 /// A failed batch. Nothing after the failing step happened; drop the consumer and retry
 /// the batch with a new one.
@@ -172,20 +175,24 @@ impl ShardConsumer {
         now_ms: i64,
     ) -> Result<Self, RuntimeError> {
         let mut processor = ShardProcessor::new(&shard.shard_id, spec.clone());
-        let (mut log, found) = ShardLog::open(
+        let (mut log, recovered) = ShardLog::open(
             io.state.clone(),
             &shard.shard_id,
             io.snapshots,
             &mut processor,
         )
         .await?;
-        if !found {
+        if let Some(Recovered { batch_id, output }) = &recovered {
+            // The last writer may have crashed before writing the newest entry's output.
+            write_output(io, &shard.shard_id, output, batch_id).await?;
+        }
+        if recovered.is_none() {
             let mut parents: Vec<Snapshot> = Vec::new();
             for parent in shard.parents() {
                 let mut p = ShardProcessor::new(&parent, spec.clone());
                 let (_, had) =
                     ShardLog::open(io.state.clone(), &parent, io.snapshots, &mut p).await?;
-                if had {
+                if had.is_some() {
                     parents.push(p.snapshot());
                 }
             }
@@ -261,6 +268,7 @@ impl ShardConsumer {
         lag_ms: i64,
         now_ms: i64,
     ) -> Result<BatchReport, RuntimeError> {
+        let before = self.log.wants_snapshot().then(|| self.processor.snapshot());
         if let Some(lookups) = &io.lookups {
             let snapshot = lookups
                 .snapshot_for_batch(batch.iter().map(|r| r.data.as_slice()))
@@ -300,14 +308,13 @@ impl ShardConsumer {
                 )
             }
         };
-        io.sinks.write(&outcome.panes, &batch_id).await?;
+        let committed = self
+            .log
+            .commit(&mut self.processor, &batch_id, before)
+            .await?;
+        write_output(io, self.shard(), &outcome, &batch_id).await?;
         let pane_latency_ms =
             (!outcome.panes.is_empty()).then(|| fired_at.elapsed().as_secs_f64() * 1e3);
-        io.dead_letters
-            .write(self.shard(), &outcome.dead_letters)
-            .await?;
-        io.late.write(self.shard(), &outcome.late).await?;
-        let committed = self.log.commit(&mut self.processor).await?;
         if outcome.records > 0 {
             // Active until this batch is committed: a slow commit (DynamoDB throttling, a
             // slow emulator) must not make the shard look idle to the others.
@@ -343,11 +350,13 @@ impl ShardConsumer {
     /// # Cancel safety
     /// Not cancel safe, as [`ShardConsumer::process`].
     pub async fn end_input(&mut self, io: &Io, now_ms: i64) -> Result<u64, RuntimeError> {
+        let before = self.log.wants_snapshot().then(|| self.processor.snapshot());
         let panes = self.processor.advance_watermark(i64::MAX);
-        io.sinks
-            .write(&panes, &format!("{}-end", self.shard()))
+        let batch_id = format!("{}-end", self.shard());
+        self.log
+            .commit(&mut self.processor, &batch_id, before)
             .await?;
-        self.log.commit(&mut self.processor).await?;
+        io.sinks.write(&panes, &batch_id).await?;
         io.control
             .publish(&ShardStatus {
                 shard_id: self.shard().to_string(),
@@ -420,4 +429,16 @@ impl ShardConsumer {
         self.late_since = 0;
         Ok(())
     }
+}
+
+/// Writes a batch's output: panes to every sink, dead letters and late records to theirs.
+async fn write_output(
+    io: &Io,
+    shard: &str,
+    out: &BatchOutcome,
+    batch_id: &str,
+) -> Result<(), PortError> {
+    io.sinks.write(&out.panes, batch_id).await?;
+    io.dead_letters.write(shard, &out.dead_letters).await?;
+    io.late.write(shard, &out.late).await
 }

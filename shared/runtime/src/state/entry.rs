@@ -6,6 +6,11 @@
 //! interned once per entry, event times as deltas), whatever the size of the state they
 //! touched. A q4 key holding 72 one-hour slices costs nothing more per event than a key
 //! holding one. Encoded with `postcard` and compressed with Snappy.
+//!
+//! An entry is committed before its batch's output is written, so replaying it must also
+//! give that output back (a consumer that crashed in between writes it again): the panes
+//! come from the replay itself, and the records set aside (malformed, or too late for an
+//! aggregation) keep their original bytes in the entry.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -21,6 +26,14 @@ use super::{compress, decompress, StateError};
 pub struct SnapshotRef {
     pub name: String,
     pub version: u64,
+}
+
+/// A record set aside: its position, its original bytes and (for a dead letter) the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aside {
+    pub seq: String,
+    pub reason: String,
+    pub raw: Vec<u8>,
 }
 
 /// A field value of a logged record.
@@ -45,8 +58,16 @@ pub enum Op {
     /// Advance processing time.
     Time(i64),
     /// Apply a record: `pk` indexes the partition key in [`Entry::strings`], `dt` is its
-    /// event time minus the previous record's in this entry (the first: minus 0).
-    Record { pk: u32, dt: i64, values: Vec<Val> },
+    /// event time minus the previous record's in this entry (the first: minus 0). `late`
+    /// keeps its position and bytes when it was too late for an aggregation.
+    Record {
+        pk: u32,
+        dt: i64,
+        values: Vec<Val>,
+        late: Option<Aside>,
+    },
+    /// A malformed record, set aside (no effect on the state).
+    Dead(Aside),
     /// Advance the watermark.
     Watermark(i64),
 }
@@ -54,10 +75,12 @@ pub enum Op {
 /// One batch's changes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
+    /// The batch's name for the sinks (idempotent per name).
+    pub batch_id: String,
     /// The last input position whose effects the state includes after this entry.
     pub position: Option<String>,
-    /// The newest snapshot: the state after its version. When it is this entry's own
-    /// version, [`Entry::ops`] is empty (the snapshot holds their effect).
+    /// The newest snapshot: the state after its version. An entry that writes a snapshot
+    /// names the state before its own calls (its version minus one).
     pub snapshot: Option<SnapshotRef>,
     pub strings: Vec<String>,
     pub ops: Vec<Op>,
@@ -129,7 +152,24 @@ impl EntryBuilder {
             .collect();
         let dt = rec.time.wrapping_sub(self.last_time);
         self.last_time = rec.time;
-        self.entry.ops.push(Op::Record { pk, dt, values });
+        self.entry.ops.push(Op::Record {
+            pk,
+            dt,
+            values,
+            late: None,
+        });
+    }
+
+    /// Keeps the position and bytes of the last logged record: it was too late for an
+    /// aggregation.
+    pub fn mark_late(&mut self, seq: &str, raw: &[u8]) {
+        if let Some(Op::Record { late, .. }) = self.entry.ops.last_mut() {
+            *late = Some(Aside {
+                seq: seq.to_string(),
+                reason: String::new(),
+                raw: raw.to_vec(),
+            });
+        }
     }
 
     /// True when nothing was logged.
@@ -157,7 +197,12 @@ pub enum Call<'a> {
     Resume(i64),
     Others(Option<i64>),
     Time(i64),
-    Record { pk: &'a str, rec: Record<'a> },
+    Record {
+        pk: &'a str,
+        rec: Record<'a>,
+        late: Option<&'a Aside>,
+    },
+    Dead(&'a Aside),
     Watermark(i64),
 }
 
@@ -185,7 +230,13 @@ impl<'a> Replay<'a> {
                 Op::Others(o) => Call::Others(*o),
                 Op::Time(t) => Call::Time(*t),
                 Op::Watermark(w) => Call::Watermark(*w),
-                Op::Record { pk, dt, values } => {
+                Op::Dead(a) => Call::Dead(a),
+                Op::Record {
+                    pk,
+                    dt,
+                    values,
+                    late,
+                } => {
                     self.time = self.time.wrapping_add(*dt);
                     let mut vals: SmallVec<[Value<'a>; 4]> = SmallVec::with_capacity(values.len());
                     for v in values {
@@ -202,6 +253,7 @@ impl<'a> Replay<'a> {
                             time: self.time,
                             values: vals,
                         },
+                        late: late.as_ref(),
                     }
                 }
             });
@@ -246,7 +298,7 @@ mod tests {
         let recs: Vec<(&str, Record<'_>)> = calls
             .into_iter()
             .filter_map(|c| match c {
-                Call::Record { pk, rec } => Some((pk, rec)),
+                Call::Record { pk, rec, .. } => Some((pk, rec)),
                 _ => None,
             })
             .collect();

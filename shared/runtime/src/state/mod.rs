@@ -9,9 +9,13 @@
 //!   lease owner, two Lambda containers) cannot both commit: the loser gets a conflict, and
 //!   its state is dropped and reloaded, never committed;
 //! - every [`SnapshotPolicy::every_entries`] entries or [`SnapshotPolicy::every_bytes`]
-//!   logged bytes, the batch's entry carries a [`snapshot::Snapshot`] of the whole state
-//!   instead of its calls (written first, under a name no other writer uses); once the entry
-//!   is committed, the entries before it and the previous snapshot are deleted;
+//!   logged bytes, the batch's entry also names a [`snapshot::Snapshot`] of the whole state
+//!   as it was before the batch (written first, under a name no other writer uses); once the
+//!   entry is committed, the entries before it and the previous snapshot are deleted;
+//! - the entry is committed **before** the batch's output is written, so a consumer whose
+//!   state went stale never writes anything: its commit conflicts first. Replaying the
+//!   newest entry gives its output back, and [`ShardLog::open`] hands it over to be written
+//!   again (the sinks are idempotent), in case the last writer crashed before writing it;
 //! - [`ShardLog::open`] reads the kept entries, loads the snapshot that the newest names
 //!   and replays the entries after it.
 //!
@@ -33,7 +37,7 @@ use eventide_ports::PortError;
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
-use crate::processor::ShardProcessor;
+use crate::processor::{BatchOutcome, ShardProcessor};
 use entry::{Entry, SnapshotRef};
 
 /// The largest log entry decoded (uncompressed). A batch of Kinesis is at most 10 MB of
@@ -127,6 +131,15 @@ pub struct Committed {
     pub snapshot: bool,
 }
 
+/// What [`ShardLog::open`] found: the output of the newest entry, to write again.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The newest entry's batch name.
+    pub batch_id: String,
+    /// Its panes, dead letters and late records.
+    pub output: BatchOutcome,
+}
+
 /// One shard's log, as its single writer sees it.
 pub struct ShardLog {
     log: Arc<dyn StateLog>,
@@ -167,7 +180,7 @@ impl ShardLog {
         shard: &str,
         policy: SnapshotPolicy,
         processor: &mut ShardProcessor,
-    ) -> Result<(ShardLog, bool), LogError> {
+    ) -> Result<(ShardLog, Option<Recovered>), LogError> {
         let entries = log.read(shard).await?;
         let mut this = ShardLog {
             log,
@@ -181,7 +194,7 @@ impl ShardLog {
             nonce: nonce(),
         };
         let Some(head) = entries.last() else {
-            return Ok((this, false));
+            return Ok((this, None));
         };
         let head_entry = Entry::decode(&head.body, MAX_ENTRY_BYTES)?;
         let mut from = 0;
@@ -193,6 +206,7 @@ impl ShardLog {
             this.snapshot = Some(snap.clone());
         }
         let mut replayed = 0usize;
+        let mut last = (String::new(), BatchOutcome::default());
         for (expected, e) in (from + 1..).zip(entries.iter().filter(|e| e.version > from)) {
             if e.version != expected {
                 return Err(StateError::Gap {
@@ -203,15 +217,22 @@ impl ShardLog {
                 .into());
             }
             let entry = Entry::decode(&e.body, MAX_ENTRY_BYTES)?;
-            processor.replay(&entry)?;
+            let output = processor.replay(&entry)?;
             replayed += entry.records();
+            last = (entry.batch_id, output);
             this.entries_since += 1;
             this.bytes_since += e.body.len();
         }
         this.version = head.version;
         info!(shard, version = this.version, snapshot = ?this.snapshot.as_ref().map(|s| s.version),
             entries = this.entries_since, records = replayed, "state recovered from the log");
-        Ok((this, true))
+        Ok((
+            this,
+            Some(Recovered {
+                batch_id: last.0,
+                output: last.1,
+            }),
+        ))
     }
 
     /// The version of the last committed entry (0: none).
@@ -225,10 +246,19 @@ impl ShardLog {
         self.snapshot_due = true;
     }
 
-    /// Commits what `processor` did since the last commit as the next version. A batch that
-    /// changed nothing writes nothing. When a snapshot is due, it is written first and the
-    /// entry names it; after the entry is committed the older entries and snapshot are
-    /// deleted (best effort: what is left is deleted by a later snapshot).
+    /// Whether the next commit carries a snapshot: take it (of the state before the batch)
+    /// and hand it to [`ShardLog::commit`].
+    pub fn wants_snapshot(&self) -> bool {
+        self.snapshot_due
+            || self.entries_since + 1 >= self.policy.every_entries
+            || self.bytes_since >= self.policy.every_bytes
+    }
+
+    /// Commits what `processor` did since the last commit as the next version, named
+    /// `batch_id`. A batch that changed nothing writes nothing. With `before` (a snapshot of
+    /// the state before the batch, see [`ShardLog::wants_snapshot`]) the snapshot is written
+    /// first and the entry names it; after the entry is committed the older entries and
+    /// snapshot are deleted (best effort: what is left is deleted by a later snapshot).
     ///
     /// # Errors
     /// [`LogError::is_conflict`] when another writer committed this version first: the
@@ -238,28 +268,30 @@ impl ShardLog {
     /// # Cancel safety
     /// Not cancel safe: a cancelled commit may or may not have committed; drop the
     /// processor and reopen the log.
-    pub async fn commit(&mut self, processor: &mut ShardProcessor) -> Result<Committed, LogError> {
-        let mut entry = processor.take_entry();
+    pub async fn commit(
+        &mut self,
+        processor: &mut ShardProcessor,
+        batch_id: &str,
+        before: Option<snapshot::Snapshot>,
+    ) -> Result<Committed, LogError> {
+        let mut entry = processor.take_entry(batch_id);
         if entry.is_empty() && !self.snapshot_due {
             return Ok(Committed::default());
         }
         let version = self.version + 1;
-        let due = self.snapshot_due
-            || self.entries_since + 1 >= self.policy.every_entries
-            || self.bytes_since >= self.policy.every_bytes;
-        let mut written_snapshot = None;
-        if due {
-            let snap = processor.snapshot();
+        let mut written = None;
+        if let Some(snap) = before {
             let body = snap.encode()?;
-            let name = format!("{}/{version:020}-{:016x}", self.shard, self.nonce);
+            let name = format!("{}/{:020}-{:016x}", self.shard, version - 1, self.nonce);
             let size = body.len();
             self.log.put_snapshot(&name, body).await?;
             debug!(shard = %self.shard, version, keys = snap.keys.len(), bytes = size, "snapshot written");
-            entry.ops.clear();
-            entry.strings.clear();
-            written_snapshot = Some(SnapshotRef { name, version });
+            written = Some(SnapshotRef {
+                name,
+                version: version - 1,
+            });
         }
-        entry.snapshot = written_snapshot.clone().or_else(|| self.snapshot.clone());
+        entry.snapshot = written.clone().or_else(|| self.snapshot.clone());
         let body = entry.encode()?;
         let bytes = body.len();
         let appended = self
@@ -267,17 +299,18 @@ impl ShardLog {
             .append(&self.shard, &LogEntry { version, body })
             .await;
         if let Err(e) = appended {
-            if let (true, Some(s)) = (e.is_conflict(), &written_snapshot) {
+            if let (true, Some(s)) = (e.is_conflict(), &written) {
                 // Ours lost: nobody will name this snapshot.
                 let _ = self.log.delete_snapshot(&s.name).await;
             }
             return Err(e.into());
         }
         self.version = version;
-        if let Some(s) = written_snapshot {
+        let snapshot = written.is_some();
+        if let Some(s) = written {
             let old = self.snapshot.replace(s);
-            self.entries_since = 0;
-            self.bytes_since = 0;
+            self.entries_since = 1;
+            self.bytes_since = bytes;
             self.snapshot_due = false;
             if let Err(e) = self.log.trim(&self.shard, version).await {
                 warn!(shard = %self.shard, error = %e, "cannot trim the log; a later snapshot will");
@@ -294,7 +327,7 @@ impl ShardLog {
         Ok(Committed {
             version: Some(version),
             bytes,
-            snapshot: due,
+            snapshot,
         })
     }
 }

@@ -22,14 +22,14 @@ use clap::{Parser, Subcommand};
 
 mod bench_aws;
 use eventide_aws::config::Clients;
-use eventide_engine::PipelineSpec;
-use eventide_runtime::autoscale::ScalePolicy;
-use eventide_runtime::autoscaler::{run_pass, AutoscalerConfig};
-use eventide_runtime::lambda::Handler;
-use eventide_runtime::resources::Resources;
-use eventide_runtime::worker::{
+use eventide_aws::consumer::autoscaler::{run_pass, AutoscalerConfig};
+use eventide_aws::consumer::lambda::Handler;
+use eventide_aws::consumer::resources::Resources;
+use eventide_aws::consumer::worker::{
     default_worker_id, now_ms, run_worker_with, WorkerConfig, WorkerExit,
 };
+use eventide_engine::PipelineSpec;
+use eventide_runtime::autoscale::ScalePolicy;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -283,7 +283,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Tick { stream } => {
             let clients = Clients::from_env().await;
-            let n = eventide_runtime::ticker::tick(&clients, &stream)
+            let n = eventide_aws::consumer::ticker::tick(&clients, &stream)
                 .await
                 .with_context(|| format!("ticking stream {stream}"))?;
             println!("{n}");
@@ -515,7 +515,7 @@ async fn invoke(state: &LambdaState, payload: Value) -> Result<Value> {
             .handler
             .get_or_try_init(|| lambda_handler(&state.clients))
             .await?;
-        let response = eventide_runtime::lambda::handle(event, handler).await;
+        let response = eventide_aws::consumer::lambda::handle(event, handler).await;
         serde_json::to_value(response).context("serializing the response")
     } else if std::env::var("EVENTIDE_ROLE").is_ok_and(|r| r == "autoscaler") {
         let config = lambda_autoscaler()?;
@@ -525,7 +525,7 @@ async fn invoke(state: &LambdaState, payload: Value) -> Result<Value> {
         Ok(pass.to_json())
     } else {
         let stream = env("EVENTIDE_STREAM")?;
-        let n = eventide_runtime::ticker::tick(&state.clients, &stream)
+        let n = eventide_aws::consumer::ticker::tick(&state.clients, &stream)
             .await
             .with_context(|| format!("ticking stream {stream}"))?;
         Ok(serde_json::json!({ "heartbeats": n }))

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use eventide_aws::config::Clients;
+use eventide_aws::consumer::lambda::Handler;
+use eventide_aws::consumer::resources::{Resources, DEAD_LETTER_PREFIX};
+use eventide_aws::consumer::worker::{now_ms, run_worker_with, WorkerConfig, WorkerExit};
 use eventide_aws::kinesis::{create_stream_and_wait, delete_stream, put_records, PutEntry};
 use eventide_engine::pane::{Emit, Pane};
 use eventide_engine::{Output, Pipeline, PipelineSpec};
-use eventide_runtime::lambda::Handler;
 use eventide_runtime::processor::cmp_seq;
-use eventide_runtime::resources::{Resources, DEAD_LETTER_PREFIX};
-use eventide_runtime::worker::{now_ms, run_worker_with, WorkerConfig, WorkerExit};
 use serde_json::json;
 
 mod common;

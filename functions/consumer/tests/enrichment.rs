@@ -10,12 +10,12 @@ use std::sync::Arc;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_s3::primitives::ByteStream;
 use eventide_aws::config::Clients;
+use eventide_aws::consumer::lambda::Handler;
+use eventide_aws::consumer::resources::Resources;
+use eventide_aws::consumer::worker::now_ms;
 use eventide_aws::enrichment::Lookups;
 use eventide_aws::kinesis::{create_stream_and_wait, delete_stream};
 use eventide_engine::PipelineSpec;
-use eventide_runtime::lambda::Handler;
-use eventide_runtime::resources::Resources;
-use eventide_runtime::worker::now_ms;
 
 mod common;
 
@@ -119,7 +119,7 @@ async fn the_consumer_swaps_a_slow_table_mid_stream_without_pausing() {
     .expect("spec");
     let lookups = Lookups::start(&spec).await.expect("load the table");
     let mut io = resources.io(&clients, "demo", None, 10_000);
-    io.lookups = Some(Arc::clone(&lookups));
+    io.lookups = Some(lookups.clone());
     let handler = Handler::new(io, spec, "demo", clients.clone());
 
     let mut seq = 0u64;
@@ -222,7 +222,7 @@ async fn the_consumer_swaps_a_slow_table_mid_stream_without_pausing() {
         .s3
         .list_objects_v2()
         .bucket(&resources.bucket)
-        .prefix(eventide_runtime::resources::DEAD_LETTER_PREFIX)
+        .prefix(eventide_aws::consumer::resources::DEAD_LETTER_PREFIX)
         .send()
         .await
         .expect("list");

@@ -125,61 +125,13 @@ fn jitter(bound: u64) -> u64 {
 // Hash keys
 // ---------------------------------------------------------------------------------------
 
-/// The 128-bit hash key Kinesis routes `partition_key` by: the MD5 of its UTF-8 bytes read
-/// as a big-endian unsigned integer. A record goes to the open shard whose
-/// [`ShardInfo::contains`] this value.
-///
-/// ```
-/// use eventide_aws::kinesis::hash_key;
-/// assert_eq!(hash_key(""), 0xd41d8cd98f00b204e9800998ecf8427e);
-/// ```
-pub fn hash_key(partition_key: &str) -> u128 {
-    u128::from_be_bytes(md5(partition_key.as_bytes()))
-}
-
-/// MD5 of `input`. Only used for routing, never for security.
-fn md5(input: &[u8]) -> [u8; 16] {
-    use md5::Digest;
-    md5::Md5::digest(input).into()
-}
+pub use eventide_ports::shard::hash_key;
 
 // ---------------------------------------------------------------------------------------
 // Shards
 // ---------------------------------------------------------------------------------------
 
-/// One shard of a stream, as [`list_shards`] reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShardInfo {
-    /// `shardId-000000000000`.
-    pub shard_id: String,
-    /// The shard this one was split from or merged from.
-    pub parent_shard_id: Option<String>,
-    /// The other parent of a merge.
-    pub adjacent_parent_shard_id: Option<String>,
-    /// First hash key of the shard's range (inclusive).
-    pub starting_hash_key: u128,
-    /// Last hash key of the shard's range (inclusive).
-    pub ending_hash_key: u128,
-    /// The shard has an ending sequence number: it was split or merged and takes no new
-    /// records (it can still be read to its end).
-    pub closed: bool,
-}
-
-impl ShardInfo {
-    /// The parent shard ids (0, 1 or 2 of them).
-    pub fn parents(&self) -> Vec<String> {
-        self.parent_shard_id
-            .iter()
-            .chain(self.adjacent_parent_shard_id.iter())
-            .cloned()
-            .collect()
-    }
-
-    /// Whether `hash_key` falls into this shard's range.
-    pub fn contains(&self, hash_key: u128) -> bool {
-        self.starting_hash_key <= hash_key && hash_key <= self.ending_hash_key
-    }
-}
+pub use eventide_ports::shard::ShardInfo;
 
 fn parse_hash_key(op: &str, s: &str) -> Result<u128, AwsError> {
     s.parse::<u128>().map_err(|e| AwsError::Corrupt {
@@ -899,34 +851,6 @@ pub async fn delete_stream(client: &Client, stream: &str) -> Result<(), AwsError
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(b: [u8; 16]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    #[test]
-    fn md5_rfc1321_vectors() {
-        assert_eq!(hex(md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(hex(md5(b"a")), "0cc175b9c0f1b6a831c399e269772661");
-        assert_eq!(hex(md5(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
-        assert_eq!(
-            hex(md5(b"message digest")),
-            "f96b697d7cb7938d525a2f31aaf161d0"
-        );
-        assert_eq!(
-            hex(md5(b"abcdefghijklmnopqrstuvwxyz")),
-            "c3fcd3d76192e4007dfb496cca67e13b"
-        );
-        assert_eq!(
-            hex(md5(
-                b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"
-            )),
-            "57edf4a22be3c955ac49da2e2107b67a"
-        );
-        // 55/56/64 bytes: padding edge cases.
-        assert_eq!(hex(md5(&[b'a'; 56])), "3b0c8ac703f828b04c6c197006d17218");
-        assert_eq!(hex(md5(&[b'a'; 64])), "014842d480b571495a4a0363793f7367");
-    }
 
     #[test]
     fn hash_key_is_big_endian_md5() {

@@ -11,6 +11,7 @@
 //! the trait impls.
 
 pub mod config;
+pub mod consumer;
 pub mod control;
 pub mod dead_letter;
 pub mod enrichment;

@@ -5,10 +5,24 @@ use eventide_ports::rows::{DeadLetter, PaneRow};
 use eventide_ports::sink::{PaneSink, RecordSink};
 use eventide_ports::{BoxFuture, PortError};
 
+use std::sync::Arc;
+
+use eventide_engine::enrich::Snapshot;
+use eventide_ports::enrich::Enrichment;
+use eventide_ports::rules::{RulesSource, RulesVersion};
+
 use crate::control::ControlTable;
 use crate::dead_letter::DeadLetters;
+use crate::enrichment::Lookups;
+use crate::rules::LiveRules;
 use crate::sinks::{DynamoDbSink, KinesisSink, S3Sink};
 use crate::AwsError;
+
+impl From<AwsError> for eventide_runtime::shard::RuntimeError {
+    fn from(e: AwsError) -> Self {
+        eventide_runtime::shard::RuntimeError::Port(e.into())
+    }
+}
 
 impl From<AwsError> for PortError {
     fn from(e: AwsError) -> Self {
@@ -65,5 +79,20 @@ impl RecordSink for DeadLetters {
             DeadLetters::write(self, shard, records).await?;
             Ok(())
         })
+    }
+}
+
+impl Enrichment for Lookups {
+    fn snapshot_for_batch<'a>(
+        &'a self,
+        lines: &'a [&'a [u8]],
+    ) -> BoxFuture<'a, Result<Snapshot, PortError>> {
+        Box::pin(async move { Ok(Lookups::snapshot_for_batch(self, lines.iter().copied()).await?) })
+    }
+}
+
+impl RulesSource for LiveRules {
+    fn current(&self) -> BoxFuture<'_, Option<Arc<RulesVersion>>> {
+        Box::pin(LiveRules::current(self))
     }
 }

@@ -12,8 +12,9 @@
 //! Snapshots are objects `s3://<bucket>/state/<pipeline>/<name>`.
 //!
 //! Costs (on-demand): an entry of `n` KB is `n` WRU once, plus `n` WRU when a later
-//! snapshot deletes it; a recovery reads the kept entries once (strongly consistent); a
-//! snapshot is one PUT, a cold start one GET.
+//! snapshot deletes it (by key: the writer knows its entries, so trimming reads nothing); a
+//! recovery reads the kept entries once (strongly consistent); a snapshot is one PUT, a
+//! cold start one GET.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -88,13 +89,17 @@ impl DynamoStateLog {
         format!("{SNAPSHOT_PREFIX}/{}/{name}", self.pipeline)
     }
 
-    /// Every item of `shard`'s partition (with `sk < below` when given), paginated.
-    async fn query(
-        &self,
-        shard: &str,
-        below: Option<u64>,
-        keys_only: bool,
-    ) -> Result<Vec<Item>, AwsError> {
+    /// Every item of `shard`'s partition (strongly consistent), paginated.
+    async fn query_all(&self, shard: &str) -> Result<Vec<Item>, AwsError> {
+        self.query(shard, None).await
+    }
+
+    /// The keys of `shard`'s items whose sort key starts with `prefix`.
+    async fn query_prefix(&self, shard: &str, prefix: &str) -> Result<Vec<Item>, AwsError> {
+        self.query(shard, Some(prefix)).await
+    }
+
+    async fn query(&self, shard: &str, prefix: Option<&str>) -> Result<Vec<Item>, AwsError> {
         let pk = log_pk(&self.pipeline, shard);
         let op = format!("Query table {} pk {pk}", self.table);
         let mut out = Vec::new();
@@ -104,18 +109,16 @@ impl DynamoStateLog {
                 .dynamodb
                 .query()
                 .table_name(&self.table)
-                .consistent_read(!keys_only)
+                .consistent_read(prefix.is_none())
                 .expression_attribute_values(":p", AttributeValue::S(pk.clone()))
                 .set_exclusive_start_key(start.take());
-            q = match below {
-                Some(v) => q
-                    .key_condition_expression("pk = :p AND sk < :s")
-                    .expression_attribute_values(":s", AttributeValue::S(entry_sk(v))),
+            q = match prefix {
+                Some(p) => q
+                    .key_condition_expression("pk = :p AND begins_with(sk, :s)")
+                    .expression_attribute_values(":s", AttributeValue::S(p.to_string()))
+                    .projection_expression("pk, sk"),
                 None => q.key_condition_expression("pk = :p"),
             };
-            if keys_only {
-                q = q.projection_expression("pk, sk");
-            }
             let page = q
                 .send()
                 .await
@@ -174,7 +177,7 @@ impl StateLog for DynamoStateLog {
     fn read(&self, shard: &str) -> BoxFuture<'_, Result<Vec<LogEntry>, PortError>> {
         let shard = shard.to_string();
         Box::pin(async move {
-            let items = self.query(&shard, None, false).await.map_err(port)?;
+            let items = self.query_all(&shard).await.map_err(port)?;
             let what = |sk: &str| {
                 format!(
                     "state table {} item {}/{sk}",
@@ -293,21 +296,32 @@ impl StateLog for DynamoStateLog {
         })
     }
 
-    fn trim<'a>(&'a self, shard: &'a str, below: u64) -> BoxFuture<'a, Result<(), PortError>> {
+    fn trim<'a>(
+        &'a self,
+        shard: &'a str,
+        entries: &'a [(u64, usize)],
+    ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            let keys = self.query(shard, Some(below), true).await.map_err(port)?;
+            let pk = log_pk(&self.pipeline, shard);
+            let mut keys: Vec<Item> = Vec::new();
+            for &(version, len) in entries {
+                if len > MAX_PART {
+                    // A split entry: its parts' names carry the writer's nonce.
+                    let prefix = format!("{}#", entry_sk(version));
+                    keys.extend(self.query_prefix(shard, &prefix).await.map_err(port)?);
+                }
+                keys.push(Item::from([
+                    ("pk".to_string(), s(pk.clone())),
+                    ("sk".to_string(), s(entry_sk(version))),
+                ]));
+            }
             let op = format!("BatchWriteItem table {}", self.table);
             for chunk in keys.chunks(25) {
                 let mut pending: Vec<WriteRequest> = chunk
                     .iter()
-                    .map(|k| {
-                        let key: Item = k
-                            .iter()
-                            .filter(|(n, _)| *n == "pk" || *n == "sk")
-                            .map(|(n, v)| (n.clone(), v.clone()))
-                            .collect();
+                    .map(|key| {
                         DeleteRequest::builder()
-                            .set_key(Some(key))
+                            .set_key(Some(key.clone()))
                             .build()
                             .map(|d| WriteRequest::builder().delete_request(d).build())
                             .map_err(|e| port(AwsError::service(op.clone(), e)))
@@ -339,7 +353,7 @@ impl StateLog for DynamoStateLog {
                     }
                 }
             }
-            debug!(table = %self.table, shard, below, deleted = keys.len(), "trimmed state log");
+            debug!(table = %self.table, shard, deleted = keys.len(), "trimmed state log");
             Ok(())
         })
     }

@@ -20,10 +20,13 @@
 
 pub mod clock;
 pub mod control;
+pub mod enrich;
 pub mod error;
 pub mod memory;
 pub mod meter;
 pub mod rows;
+pub mod rules;
+pub mod shard;
 pub mod sink;
 pub mod state;
 

@@ -204,7 +204,11 @@ impl StateLog for MemoryStateLog {
         })
     }
 
-    fn trim<'a>(&'a self, shard: &'a str, below: u64) -> BoxFuture<'a, Result<(), PortError>> {
+    fn trim<'a>(
+        &'a self,
+        shard: &'a str,
+        entries: &'a [(u64, usize)],
+    ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
             self.env
                 .call("state.trim", || {
@@ -212,19 +216,19 @@ impl StateLog for MemoryStateLog {
                     let Some(log) = logs.get_mut(shard) else {
                         return Ok(());
                     };
-                    let kept = log.split_off(&below);
-                    let gone = std::mem::replace(log, kept);
-                    let sizes: Vec<usize> = gone
-                        .values()
-                        .flat_map(|b| self.sizes(shard, b.len()))
-                        .collect();
-                    // A query for the keys to delete (eventually consistent), then a delete
-                    // per item, billed by the item's size.
-                    self.env
-                        .meter
-                        .dynamodb_read("state", sizes.iter().sum(), false);
-                    for s in sizes {
-                        self.env.meter.dynamodb_write("state", s);
+                    for (v, len) in entries {
+                        let sizes = self.sizes(shard, *len);
+                        if sizes.len() > 1 {
+                            // The parts of a split entry are looked up by a query.
+                            self.env
+                                .meter
+                                .dynamodb_read("state", sizes.iter().sum(), false);
+                        }
+                        // A delete per item, billed by the item's size.
+                        for size in sizes {
+                            self.env.meter.dynamodb_write("state", size);
+                        }
+                        log.remove(v);
                     }
                     Ok(())
                 })

@@ -1,6 +1,7 @@
 //! The plain rows that cross the consumer's ports: fired panes and records set aside.
 
 use eventide_engine::pane::{Pane, KEY_SEP};
+use eventide_engine::rules::Alert;
 use serde_json::{Map, Value};
 
 /// A batch of owned pane rows, as the sinks take it.
@@ -113,4 +114,41 @@ pub struct DeadLetter {
     pub reason: String,
     /// The record's data as received.
     pub data: Vec<u8>,
+}
+
+/// An alert as a pane row for the pane sinks: aggregation `alert:<rule>` (spec names cannot
+/// contain ':'), the rule's key, `window_start` and `window_end` both the alert's time (for
+/// a pattern, the times of its first and last record), timing `ALERT`, the alert's values
+/// (for a pattern, `eN.time` and `eN.<field>` per matched record) and the alert's id as
+/// `pane_id`.
+///
+/// ```
+/// use eventide_engine::rules::Alert;
+/// let a = Alert { rule: "r".into(), key: vec![("k".into(), "a".into())], time: 10,
+///                 values: vec![("sum(v, 1h)".into(), Some(2.0))], events: vec![] };
+/// let row = eventide_ports::rows::alert_row(&a);
+/// assert_eq!(row.aggregation, "alert:r");
+/// assert_eq!((row.window_start, row.window_end), (10, 10));
+/// assert_eq!(row.pane_id, a.id());
+/// ```
+pub fn alert_row(a: &Alert) -> PaneRow {
+    let mut values = a.values.clone();
+    for (i, e) in a.events.iter().enumerate() {
+        values.push((format!("e{i}.time"), Some(e.time as f64)));
+        for (name, v) in &e.values {
+            values.push((format!("e{i}.{name}"), *v));
+        }
+    }
+    PaneRow {
+        aggregation: format!("alert:{}", a.rule),
+        key_parts: a.key.iter().map(|(_, v)| v.clone()).collect(),
+        group_by: a.key.iter().map(|(k, _)| k.clone()).collect(),
+        window_start: a.events.first().map_or(a.time, |e| e.time),
+        window_end: a.time,
+        timing: "ALERT",
+        pane_index: 0,
+        retraction: false,
+        values,
+        pane_id: a.id(),
+    }
 }

@@ -59,11 +59,17 @@ pub trait StateLog: Send + Sync {
         entry: &'a LogEntry,
     ) -> BoxFuture<'a, Result<(), PortError>>;
 
-    /// Deletes `shard`'s entries with a version below `below`.
+    /// Deletes entries of `shard`'s log, given as (version, body length): the writer knows
+    /// what it wrote and read, so trimming reads nothing (only an entry split into parts
+    /// needs a look-up of its parts).
     ///
     /// # Errors
     /// [`PortError::Unavailable`] when a delete fails; trimming again later is safe.
-    fn trim<'a>(&'a self, shard: &'a str, below: u64) -> BoxFuture<'a, Result<(), PortError>>;
+    fn trim<'a>(
+        &'a self,
+        shard: &'a str,
+        entries: &'a [(u64, usize)],
+    ) -> BoxFuture<'a, Result<(), PortError>>;
 
     /// Stores a snapshot under `name` (unique per writer and version).
     ///

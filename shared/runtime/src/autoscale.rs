@@ -33,7 +33,7 @@
 //!   within the up-cooldown and the daily budget (otherwise one lag episode, which takes a
 //!   while to drain after a resharding, would spend the whole budget).
 
-use eventide_aws::control::ShardStatus;
+use eventide_ports::control::ShardStatus;
 
 /// The 24 h window of AWS's `UpdateShardCount` call limit.
 pub const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -56,7 +56,7 @@ impl ScaleInput {
     /// shards that are not finished (closed parents no longer take writes).
     ///
     /// ```
-    /// use eventide_aws::control::ShardStatus;
+    /// use eventide_ports::control::ShardStatus;
     /// use eventide_runtime::autoscale::ScaleInput;
     /// let row = |id: &str, rps, lag, finished| ShardStatus {
     ///     shard_id: id.into(), wm: 0, heartbeat_ms: 0, rps, bps: rps * 100.0, lag_ms: lag, late: 0, finished,

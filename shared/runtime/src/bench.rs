@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventide_aws::kinesis::ShardInfo;
 use eventide_engine::PipelineSpec;
 use eventide_ports::memory::{Env, MemoryControl, MemoryPanes, MemoryRecords, MemoryStateLog};
 use eventide_ports::meter::Usage;
+use eventide_ports::shard::ShardInfo;
 
 use crate::processor::InputRecord;
 use crate::shard::{Io, RuntimeError, ShardConsumer, Sinks};

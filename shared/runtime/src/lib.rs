@@ -7,12 +7,7 @@
 //! The invariants are stated in `docs/aws-runtime.md`.
 
 pub mod autoscale;
-pub mod autoscaler;
 pub mod bench;
-pub mod lambda;
 pub mod processor;
-pub mod resources;
 pub mod shard;
 pub mod state;
-pub mod ticker;
-pub mod worker;

@@ -20,12 +20,13 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use eventide_aws::kinesis::hash_key;
 use eventide_engine::pane::{Emit, Pane};
 use eventide_engine::record::{Line, Record};
 use eventide_engine::rules::RuleSpec;
 use eventide_engine::{Output, Pipeline, PipelineSpec};
-use eventide_ports::rows::{DeadLetter, PaneRow};
+use eventide_ports::rows::{alert_row, DeadLetter, PaneRow};
+use eventide_ports::rules::RulesVersion;
+use eventide_ports::shard::hash_key;
 
 use crate::state::entry::{Aside, Call, Entry, EntryBuilder, Op, Replay};
 use crate::state::snapshot::{split_hash_key, KeyState, Snapshot};
@@ -74,7 +75,8 @@ struct Names {
 /// The engine's output during a batch: panes, and late records with their position.
 struct Collect<'a> {
     names: &'a Names,
-    panes: &'a mut Vec<PaneRow>,
+    /// `None` while replaying entries whose output is not needed.
+    panes: Option<&'a mut Vec<PaneRow>>,
     late: Option<&'a mut Vec<DeadLetter>>,
     seq: &'a str,
     wm: i64,
@@ -82,8 +84,11 @@ struct Collect<'a> {
 
 impl Emit for Collect<'_> {
     fn pane(&mut self, p: &Pane<'_>) {
+        let Some(panes) = self.panes.as_deref_mut() else {
+            return;
+        };
         let i = p.aggregation;
-        self.panes.push(PaneRow::from_pane(
+        panes.push(PaneRow::from_pane(
             p,
             &self.names.aggregations[i],
             &self.names.group_by[i],
@@ -108,7 +113,9 @@ impl Output for Collect<'_> {
 
     /// Alerts go to the pane sinks as rows of `alert:<rule>`, with their ids.
     fn alert(&mut self, alert: &eventide_engine::rules::Alert) {
-        self.panes.push(eventide_aws::rules::alert_row(alert));
+        if let Some(panes) = self.panes.as_deref_mut() {
+            panes.push(alert_row(alert));
+        }
     }
 }
 
@@ -212,12 +219,12 @@ impl ShardProcessor {
         self.others = others;
         self.log.push(Op::Time(now_ms));
         let mut panes = Vec::new();
-        self.do_time(now_ms, &mut panes);
+        self.do_time(now_ms, Some(&mut panes));
         self.changed |= !panes.is_empty();
         panes
     }
 
-    fn do_time(&mut self, now_ms: i64, panes: &mut Vec<PaneRow>) {
+    fn do_time(&mut self, now_ms: i64, panes: Option<&mut Vec<PaneRow>>) {
         let ShardProcessor {
             pipeline, names, ..
         } = self;
@@ -279,7 +286,7 @@ impl ShardProcessor {
                 &r.partition_key,
                 &r.data,
                 &r.sequence_number,
-                &mut out.panes,
+                Some(&mut out.panes),
                 Some(&mut out.late),
             );
             if late {
@@ -306,7 +313,7 @@ impl ShardProcessor {
 
     /// Runs `rules` from now on unless this version already runs (a hot reload: unchanged
     /// rules keep their state, see [`Pipeline::set_rules`]).
-    pub fn apply_rules(&mut self, rules: &eventide_aws::rules::RulesVersion) {
+    pub fn apply_rules(&mut self, rules: &RulesVersion) {
         if rules.version != self.rules_version
             && self.rules_text.as_deref() != Some(rules.text.as_str())
         {
@@ -341,8 +348,7 @@ impl ShardProcessor {
     fn do_resume(&mut self, wm: i64) {
         self.pipeline.resume_partition(&self.shard, wm);
         // Nothing is restored yet when a shard resumes, so this fires nothing.
-        let mut panes = Vec::new();
-        self.do_watermark(wm, &mut panes);
+        self.do_watermark(wm, None);
     }
 
     /// This shard's own watermark (max event time seen − bound), to publish.
@@ -355,12 +361,12 @@ impl ShardProcessor {
         let before = self.pipeline.watermark();
         self.log.push(Op::Watermark(wm));
         let mut panes = Vec::new();
-        self.do_watermark(wm, &mut panes);
+        self.do_watermark(wm, Some(&mut panes));
         self.changed |= self.pipeline.watermark() != before || !panes.is_empty();
         panes
     }
 
-    fn do_watermark(&mut self, wm: i64, panes: &mut Vec<PaneRow>) {
+    fn do_watermark(&mut self, wm: i64, panes: Option<&mut Vec<PaneRow>>) {
         let ShardProcessor {
             pipeline, names, ..
         } = self;
@@ -387,21 +393,24 @@ impl ShardProcessor {
         entry
     }
 
-    /// Replays a committed entry on the state it was built on, and returns what it output
-    /// the first time: its panes, dead letters and late records (to write again when a
-    /// consumer may have crashed before writing them; the sinks are idempotent).
+    /// Replays a committed entry on the state it was built on. With `keep_output`, returns
+    /// what it output the first time: its panes, dead letters and late records (to write
+    /// again when a consumer may have crashed before writing them; the sinks are
+    /// idempotent); without, builds none of it.
     ///
     /// # Errors
     /// A malformed entry, or rules that no longer parse.
-    pub fn replay(&mut self, entry: &Entry) -> Result<BatchOutcome, StateError> {
+    pub fn replay(&mut self, entry: &Entry, keep_output: bool) -> Result<BatchOutcome, StateError> {
         let mut out = BatchOutcome::default();
         for call in Replay::new(entry).calls()? {
+            let panes = keep_output.then_some(&mut out.panes);
             match call {
                 Call::Rules(t) => self.do_rules(t)?,
                 Call::Resume(wm) => self.do_resume(wm),
                 Call::Others(o) => self.others = o,
-                Call::Time(t) => self.do_time(t, &mut out.panes),
-                Call::Watermark(wm) => self.do_watermark(wm, &mut out.panes),
+                Call::Time(t) => self.do_time(t, panes),
+                Call::Watermark(wm) => self.do_watermark(wm, panes),
+                Call::Dead(_) if !keep_output => {}
                 Call::Dead(a) => out.dead_letters.push(DeadLetter {
                     sequence_number: a.seq.clone(),
                     reason: a.reason.clone(),
@@ -419,8 +428,8 @@ impl ShardProcessor {
                         pk,
                         late.map_or(&[][..], |a| a.raw.as_slice()),
                         late.map_or("", |a| a.seq.as_str()),
-                        &mut out.panes,
-                        Some(&mut out.late),
+                        panes,
+                        keep_output.then_some(&mut out.late),
                     );
                 }
             }
@@ -542,12 +551,11 @@ impl ShardProcessor {
         if let Some(local) = parts.iter().filter_map(|s| s.local_wm).max() {
             self.pipeline.resume_partition(&self.shard, local);
         }
-        let mut panes = Vec::new();
         if let Some(now) = parts.iter().map(|s| s.now).max() {
-            self.do_time(now, &mut panes);
+            self.do_time(now, None);
         }
         if let Some(wm) = parts.iter().map(|s| s.wm).max() {
-            self.do_watermark(wm, &mut panes);
+            self.do_watermark(wm, None);
         }
         Ok(())
     }
@@ -580,7 +588,7 @@ fn run_record(
     partition_key: &str,
     raw: &[u8],
     seq: &str,
-    panes: &mut Vec<PaneRow>,
+    panes: Option<&mut Vec<PaneRow>>,
     late: Option<&mut Vec<DeadLetter>>,
 ) -> bool {
     let hk = hash_key(partition_key);

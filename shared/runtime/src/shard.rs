@@ -17,11 +17,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use eventide_aws::kinesis::ShardInfo;
-use eventide_aws::AwsError;
 use eventide_engine::PipelineSpec;
 use eventide_ports::control::{ControlPlane, ShardStatus};
+use eventide_ports::enrich::Enrichment;
 use eventide_ports::rows::PaneRow;
+use eventide_ports::rules::RulesSource;
+use eventide_ports::shard::{hash_key, ShardInfo};
 use eventide_ports::sink::{PaneSink, RecordSink};
 use eventide_ports::state::StateLog;
 use eventide_ports::PortError;
@@ -36,8 +37,6 @@ use crate::state::{LogError, Recovered, ShardLog, SnapshotPolicy, StateError};
 /// the batch with a new one.
 #[derive(Debug, Error)]
 pub enum RuntimeError {
-    #[error(transparent)]
-    Aws(#[from] AwsError),
     #[error(transparent)]
     Port(#[from] PortError),
     #[error(transparent)]
@@ -63,11 +62,7 @@ impl RuntimeError {
     /// True when another writer won a conditional write: this consumer's view is stale
     /// (its lease was taken over, or another Lambda container processed the shard).
     pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            RuntimeError::Port(PortError::Conflict { .. })
-                | RuntimeError::Aws(AwsError::Conflict { .. })
-        )
+        matches!(self, RuntimeError::Port(PortError::Conflict { .. }))
     }
 }
 
@@ -121,9 +116,9 @@ pub struct Io {
     pub idle_timeout_ms: i64,
     /// The pipeline's enrichment tables, loaded at start and refreshed in the background;
     /// each batch runs with one snapshot of them.
-    pub lookups: Option<Arc<eventide_aws::enrichment::Lookups>>,
+    pub lookups: Option<Arc<dyn Enrichment>>,
     /// Hot-reloaded rules (an S3 object), swapped in before a batch when they change.
-    pub rules: Option<Arc<eventide_aws::rules::LiveRules>>,
+    pub rules: Option<Arc<dyn RulesSource>>,
 }
 
 /// What one batch did, for logs and the control table.
@@ -270,9 +265,8 @@ impl ShardConsumer {
     ) -> Result<BatchReport, RuntimeError> {
         let before = self.log.wants_snapshot().then(|| self.processor.snapshot());
         if let Some(lookups) = &io.lookups {
-            let snapshot = lookups
-                .snapshot_for_batch(batch.iter().map(|r| r.data.as_slice()))
-                .await?;
+            let lines: Vec<&[u8]> = batch.iter().map(|r| r.data.as_slice()).collect();
+            let snapshot = lookups.snapshot_for_batch(&lines).await?;
             self.processor.set_lookups(snapshot);
         }
         if let Some(live) = &io.rules {
@@ -301,11 +295,7 @@ impl ShardConsumer {
             // never overwrite each other's sink objects and a repeat of one overwrites itself.
             None => {
                 let ids: Vec<&str> = outcome.panes.iter().map(|p| p.pane_id.as_str()).collect();
-                format!(
-                    "{}-tick-{:032x}",
-                    self.shard(),
-                    eventide_aws::kinesis::hash_key(&ids.join("\n"))
-                )
+                format!("{}-tick-{:032x}", self.shard(), hash_key(&ids.join("\n")))
             }
         };
         let committed = self

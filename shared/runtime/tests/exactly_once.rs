@@ -259,6 +259,21 @@ fn a_warm_consumer_reads_no_state() {
         let state = usage.get("state").cloned().unwrap_or_default();
         assert_eq!(state.rru, 0.0, "{usage:?}");
         assert_eq!(state.requests, 1, "one write: the batch's entry");
+        // Nor do warm batches that write snapshots and trim the log (trimming is by key).
+        let small = Ports::new(SnapshotPolicy {
+            every_entries: 2,
+            every_bytes: 1 << 30,
+        });
+        let mut w = Driver::new(&small, spec(), whole(SHARD));
+        w.deliver(&recs[..20]).await;
+        small.env.meter.reset();
+        for b in recs[20..120].chunks(20) {
+            w.deliver(b).await;
+        }
+        let usage = small.env.meter.usage();
+        assert_eq!(usage["state"].rru, 0.0, "{usage:?}");
+        assert!(usage["snapshots"].puts >= 2, "{usage:?}");
+        assert!(small.state.versions(SHARD).len() <= 2);
         // A cold consumer reads the log once.
         d.replace();
         ports.env.meter.reset();
@@ -270,7 +285,7 @@ fn a_warm_consumer_reads_no_state() {
 
 #[test]
 fn child_shards_take_their_parents_keys_by_hash_range() {
-    use eventide_aws::kinesis::hash_key;
+    use eventide_ports::shard::hash_key;
     // In event-time order: with two shards the global watermark is the slower shard's, so
     // it may accept what the single-timeline replay calls late; with nothing late, both
     // must give the same panes.

@@ -151,6 +151,8 @@ pub struct ShardLog {
     policy: SnapshotPolicy,
     snapshot_due: bool,
     nonce: u64,
+    /// The entries in the store, as (version, body length), for trimming by key.
+    kept: Vec<(u64, usize)>,
 }
 
 /// A random number, different in every process and call.
@@ -192,6 +194,7 @@ impl ShardLog {
             policy,
             snapshot_due: false,
             nonce: nonce(),
+            kept: entries.iter().map(|e| (e.version, e.body.len())).collect(),
         };
         let Some(head) = entries.last() else {
             return Ok((this, None));
@@ -207,6 +210,7 @@ impl ShardLog {
         }
         let mut replayed = 0usize;
         let mut last = (String::new(), BatchOutcome::default());
+        let head_version = head.version;
         for (expected, e) in (from + 1..).zip(entries.iter().filter(|e| e.version > from)) {
             if e.version != expected {
                 return Err(StateError::Gap {
@@ -217,7 +221,7 @@ impl ShardLog {
                 .into());
             }
             let entry = Entry::decode(&e.body, MAX_ENTRY_BYTES)?;
-            let output = processor.replay(&entry)?;
+            let output = processor.replay(&entry, e.version == head_version)?;
             replayed += entry.records();
             last = (entry.batch_id, output);
             this.entries_since += 1;
@@ -306,14 +310,24 @@ impl ShardLog {
             return Err(e.into());
         }
         self.version = version;
+        self.kept.push((version, bytes));
         let snapshot = written.is_some();
         if let Some(s) = written {
             let old = self.snapshot.replace(s);
             self.entries_since = 1;
             self.bytes_since = bytes;
             self.snapshot_due = false;
-            if let Err(e) = self.log.trim(&self.shard, version).await {
-                warn!(shard = %self.shard, error = %e, "cannot trim the log; a later snapshot will");
+            let older: Vec<(u64, usize)> = self
+                .kept
+                .iter()
+                .copied()
+                .filter(|(v, _)| *v < version)
+                .collect();
+            match self.log.trim(&self.shard, &older).await {
+                Ok(()) => self.kept.retain(|(v, _)| *v >= version),
+                Err(e) => {
+                    warn!(shard = %self.shard, error = %e, "cannot trim the log; a later snapshot will")
+                }
             }
             if let Some(old) = old {
                 if let Err(e) = self.log.delete_snapshot(&old.name).await {

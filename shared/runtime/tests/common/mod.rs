@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use eventide_aws::kinesis::ShardInfo;
 use eventide_engine::PipelineSpec;
 use eventide_ports::memory::{Env, MemoryControl, MemoryPanes, MemoryRecords, MemoryStateLog};
 use eventide_ports::rows::PaneRow;
+use eventide_ports::shard::ShardInfo;
 use eventide_runtime::processor::InputRecord;
 use eventide_runtime::shard::{Io, ShardConsumer, Sinks};
 use eventide_runtime::state::SnapshotPolicy;

@@ -14,17 +14,17 @@
 
 use std::sync::Arc;
 
-use eventide_aws::config::Clients;
-use eventide_aws::control::{self, ControlTable};
-use eventide_aws::dead_letter::DeadLetters;
-use eventide_aws::leases::{self, LeaseTable};
-use eventide_aws::sinks::{DynamoDbSink, KinesisSink, S3Sink};
-use eventide_aws::state_log::{self, DynamoStateLog};
-use eventide_aws::AwsError;
+use crate::config::Clients;
+use crate::control::{self, ControlTable};
+use crate::dead_letter::DeadLetters;
+use crate::leases::{self, LeaseTable};
+use crate::sinks::{DynamoDbSink, KinesisSink, S3Sink};
+use crate::state_log::{self, DynamoStateLog};
+use crate::AwsError;
 use eventide_ports::sink::PaneSink;
 
-use crate::shard::{Io, Sinks};
-use crate::state::SnapshotPolicy;
+use eventide_runtime::shard::{Io, Sinks};
+use eventide_runtime::state::SnapshotPolicy;
 
 /// The key prefix of dead letters in the data bucket.
 pub const DEAD_LETTER_PREFIX: &str = "dead-letters";
@@ -52,7 +52,7 @@ impl Resources {
     /// The resources of the deployment named `prefix`.
     ///
     /// ```
-    /// let r = eventide_runtime::resources::Resources::from_prefix("demo");
+    /// let r = eventide_aws::consumer::resources::Resources::from_prefix("demo");
     /// assert_eq!(r.state_table, "demo-state");
     /// assert_eq!(r.bucket, "demo-data");
     /// ```

@@ -26,19 +26,19 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventide_aws::config::Clients;
-use eventide_aws::kinesis::{list_shards, ReaderConfig, ShardInfo, ShardReader, StartPosition};
-use eventide_aws::leases::{Lease, LeaseTable};
-use eventide_aws::AwsError;
+use crate::config::Clients;
+use crate::kinesis::{list_shards, ReaderConfig, ShardInfo, ShardReader, StartPosition};
+use crate::leases::{Lease, LeaseTable};
+use crate::AwsError;
 use eventide_engine::PipelineSpec;
 use eventide_ports::PortError;
 use thiserror::Error;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::processor::InputRecord;
-use crate::resources::Resources;
-use crate::shard::{Io, RuntimeError, ShardConsumer};
+use crate::consumer::resources::Resources;
+use eventide_runtime::processor::InputRecord;
+use eventide_runtime::shard::{Io, RuntimeError, ShardConsumer};
 
 /// How often the worker lists shards to find new ones.
 const SHARD_SYNC_INTERVAL: Duration = Duration::from_secs(5);
@@ -84,7 +84,7 @@ pub struct WorkerConfig {
     pub batch_limit: i32,
     /// Print every fired pane as a JSON line on stdout.
     pub print_panes: bool,
-    /// A rules file in S3 (`s3://bucket/key`), hot-reloaded (see `eventide_aws::rules`).
+    /// A rules file in S3 (`s3://bucket/key`), hot-reloaded (see `crate::rules`).
     pub rules_s3: Option<String>,
     /// How often the rules object's ETag is checked, in ms.
     pub rules_poll_ms: u64,
@@ -276,10 +276,10 @@ async fn worker_loop(clients: &Clients, config: WorkerConfig) -> Result<WorkerEx
     );
     io.sinks.print = config.print_panes;
     if !config.spec.enrichments.is_empty() {
-        io.lookups = Some(eventide_aws::enrichment::Lookups::start(&config.spec).await?);
+        io.lookups = Some(crate::enrichment::Lookups::start(&config.spec).await?);
     }
     if let Some(url) = &config.rules_s3 {
-        io.rules = Some(Arc::new(eventide_aws::rules::LiveRules::new(
+        io.rules = Some(Arc::new(crate::rules::LiveRules::new(
             clients.s3.clone(),
             url,
             config.spec.input.clone(),

@@ -1,4 +1,4 @@
-//! The autoscaler's I/O around the pure [`decide`](crate::autoscale::decide): one pass reads
+//! The autoscaler's I/O around the pure [`decide`](eventide_runtime::autoscale::decide): one pass reads
 //! the load, decides, and reshards.
 //!
 //! A pass ([`run_pass`]):
@@ -6,7 +6,7 @@
 //!    consumers' rows in the control table (rates and lag per shard) and the call history
 //!    ([`ScaleLog`], in the pipeline's partition of the control table, so the 10-calls-per-24 h
 //!    limit and the cooldowns survive restarts and Lambda cold starts);
-//! 2. calls [`decide`](crate::autoscale::decide) (a stream that is not ACTIVE, i.e. still
+//! 2. calls [`decide`](eventide_runtime::autoscale::decide) (a stream that is not ACTIVE, i.e. still
 //!    resharding, is kept as it is);
 //! 3. on a scale decision, first records the call in the log, conditional on the version it
 //!    read (two overlapping passes cannot both call), then calls `UpdateShardCount`
@@ -18,15 +18,15 @@
 
 use std::fmt;
 
-use eventide_aws::config::Clients;
-use eventide_aws::control::ControlTable;
-use eventide_aws::kinesis::{stream_summary, update_shard_count};
-use eventide_aws::scale_log::ScaleLog;
-use eventide_aws::AwsError;
+use crate::config::Clients;
+use crate::control::ControlTable;
+use crate::kinesis::{stream_summary, update_shard_count};
+use crate::scale_log::ScaleLog;
+use crate::AwsError;
 use tracing::{info, warn};
 
-use crate::autoscale::{decide, ScaleDecision, ScaleHistory, ScaleInput, ScalePolicy};
-use crate::resources::Resources;
+use crate::consumer::resources::Resources;
+use eventide_runtime::autoscale::{decide, ScaleDecision, ScaleHistory, ScaleInput, ScalePolicy};
 
 /// What the autoscaler of one pipeline watches and how it decides.
 #[derive(Clone, Debug)]
@@ -126,10 +126,10 @@ impl fmt::Display for ScalePass {
 /// Runs one autoscaler pass at `now_ms` (see the module docs).
 ///
 /// ```no_run
-/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
+/// # async fn demo(clients: crate::config::Clients) -> Result<(), crate::AwsError> {
 /// use eventide_runtime::autoscale::ScalePolicy;
-/// use eventide_runtime::autoscaler::{run_pass, AutoscalerConfig};
-/// use eventide_runtime::resources::Resources;
+/// use eventide_aws::consumer::autoscaler::{run_pass, AutoscalerConfig};
+/// use eventide_aws::consumer::resources::Resources;
 /// let config = AutoscalerConfig {
 ///     pipeline: "demo".into(),
 ///     stream: "events".into(),
@@ -137,7 +137,7 @@ impl fmt::Display for ScalePass {
 ///     policy: ScalePolicy { min_shards: 1, max_shards: 8, ..ScalePolicy::default() },
 ///     dry_run: false,
 /// };
-/// let pass = run_pass(&clients, &config, eventide_runtime::worker::now_ms()).await?;
+/// let pass = run_pass(&clients, &config, eventide_aws::consumer::worker::now_ms()).await?;
 /// print!("{pass}");
 /// # Ok(()) }
 /// ```

@@ -21,17 +21,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::config::Clients;
+use crate::kinesis::{list_shards, ShardInfo};
+use crate::AwsError;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
-use eventide_aws::config::Clients;
-use eventide_aws::kinesis::{list_shards, ShardInfo};
-use eventide_aws::AwsError;
 use eventide_engine::PipelineSpec;
 use tokio::sync::Mutex;
 use tracing::{error, info};
 
-use crate::processor::InputRecord;
-use crate::shard::{Io, RuntimeError, ShardConsumer};
+use eventide_runtime::processor::InputRecord;
+use eventide_runtime::shard::{Io, RuntimeError, ShardConsumer};
 
 /// Everything an invocation needs, built once per container.
 pub struct Handler {
@@ -184,7 +184,9 @@ impl Handler {
 
 /// Handles one Kinesis event with `handler` at the current time; see [`Handler::handle`].
 pub async fn handle(event: KinesisEvent, handler: &Handler) -> KinesisEventResponse {
-    handler.handle(event, crate::worker::now_ms()).await
+    handler
+        .handle(event, crate::consumer::worker::now_ms())
+        .await
 }
 
 #[cfg(test)]

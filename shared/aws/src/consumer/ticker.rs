@@ -4,11 +4,11 @@
 //! never fire its windows by processing time or notice that the other shards moved the
 //! global watermark. The ticker puts one small record into every open shard (routed by an
 //! explicit hash key, the shard's first one); consumers recognise it by
-//! [`HEARTBEAT_PREFIX`](crate::processor::HEARTBEAT_PREFIX) and never count it as data.
+//! [`HEARTBEAT_PREFIX`](eventide_runtime::processor::HEARTBEAT_PREFIX) and never count it as data.
 
-use eventide_aws::config::Clients;
-use eventide_aws::kinesis::{list_shards, put_records, PutEntry};
-use eventide_aws::AwsError;
+use crate::config::Clients;
+use crate::kinesis::{list_shards, put_records, PutEntry};
+use crate::AwsError;
 
 /// The partition key of heartbeat records (routing uses the explicit hash key instead).
 pub const HEARTBEAT_PARTITION_KEY: &str = "eventide-heartbeat";
@@ -20,7 +20,7 @@ pub fn heartbeat(now_ms: i64) -> Vec<u8> {
 
 /// Puts one heartbeat into every open shard of `stream`; returns how many it put.
 pub async fn tick(clients: &Clients, stream: &str) -> Result<usize, AwsError> {
-    let now_ms = crate::worker::now_ms();
+    let now_ms = crate::consumer::worker::now_ms();
     let shards = list_shards(&clients.kinesis, stream).await?;
     let entries: Vec<PutEntry> = shards
         .iter()
@@ -39,7 +39,7 @@ pub async fn tick(clients: &Clients, stream: &str) -> Result<usize, AwsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processor::HEARTBEAT_PREFIX;
+    use eventide_runtime::processor::HEARTBEAT_PREFIX;
 
     #[test]
     fn heartbeats_are_recognised_by_consumers() {

@@ -82,6 +82,19 @@ struct Collect<'a> {
     wm: i64,
 }
 
+impl<'a> Collect<'a> {
+    /// A sink of panes only (no record is applied, so nothing can be late).
+    fn panes(names: &'a Names, panes: Option<&'a mut Vec<PaneRow>>) -> Self {
+        Collect {
+            names,
+            panes,
+            late: None,
+            seq: "",
+            wm: i64::MIN,
+        }
+    }
+}
+
 impl Emit for Collect<'_> {
     fn pane(&mut self, p: &Pane<'_>) {
         let Some(panes) = self.panes.as_deref_mut() else {
@@ -225,17 +238,8 @@ impl ShardProcessor {
     }
 
     fn do_time(&mut self, now_ms: i64, panes: Option<&mut Vec<PaneRow>>) {
-        let ShardProcessor {
-            pipeline, names, ..
-        } = self;
-        let mut sink = Collect {
-            names,
-            panes,
-            late: None,
-            seq: "",
-            wm: i64::MIN,
-        };
-        pipeline.advance_processing_time(now_ms, &mut sink);
+        let mut sink = Collect::panes(&self.names, panes);
+        self.pipeline.advance_processing_time(now_ms, &mut sink);
     }
 
     /// Runs a batch. Malformed records become dead letters, records too late for an
@@ -367,17 +371,8 @@ impl ShardProcessor {
     }
 
     fn do_watermark(&mut self, wm: i64, panes: Option<&mut Vec<PaneRow>>) {
-        let ShardProcessor {
-            pipeline, names, ..
-        } = self;
-        let mut sink = Collect {
-            names,
-            panes,
-            late: None,
-            seq: "",
-            wm: i64::MIN,
-        };
-        pipeline.advance_watermark(wm, &mut sink);
+        let mut sink = Collect::panes(&self.names, panes);
+        self.pipeline.advance_watermark(wm, &mut sink);
     }
 
     /// The batch's entry, named `batch_id`, with the position reached; empty when the batch

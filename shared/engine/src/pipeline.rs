@@ -41,7 +41,7 @@ use smallvec::SmallVec;
 
 use crate::error::{RecordError, StateError};
 use crate::filter::Filter;
-use crate::operator::{self, Admit, Ctx, KeyDelta, WindowOperator};
+use crate::operator::{self, Admit, Ctx, WindowOperator};
 use crate::pane::{Emit, KEY_SEP};
 use crate::record::{Line, Record, Schema, Value};
 use crate::spec::{PipelineSpec, WatermarkSpec};
@@ -475,15 +475,6 @@ impl Pipeline {
         for (i, op) in self.ops.iter().enumerate() {
             op.snapshot(&mut |k, b| out(i, k, b));
         }
-    }
-
-    /// Every (aggregation, key) whose state changed since the last call, once each.
-    pub fn drain_dirty(&mut self) -> Vec<(usize, KeyDelta)> {
-        let mut out = Vec::new();
-        for (i, op) in self.ops.iter_mut().enumerate() {
-            op.drain_dirty(&mut |d| out.push((i, d)));
-        }
-        out
     }
 
     /// Resumes a partition at watermark `wm` (as if a record at `wm + bound` had been seen),

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use smallvec::SmallVec;
 
-use super::{decode_state, Admit, Common, Ctx, KeyDelta, Keyed, Reset, WindowOperator};
+use super::{decode_state, Admit, Common, Ctx, Keyed, Reset, WindowOperator};
 use crate::pane::Emit;
 use crate::trigger::Timing;
 use crate::window::Window;
@@ -97,14 +97,6 @@ impl WindowOperator for CountOperator {
 
     fn keys(&self) -> usize {
         self.keys.len()
-    }
-
-    fn track_changes(&mut self) {
-        self.keys.track_changes();
-    }
-
-    fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta)) {
-        self.keys.drain_deltas(|_| i64::MAX, out);
     }
 
     fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {

@@ -54,27 +54,12 @@ pub trait WindowOperator: Send + Sync {
     fn on_processing_time(&mut self, ctx: Ctx, out: &mut dyn Emit);
     /// Number of keys holding state.
     fn keys(&self) -> usize;
-    /// Starts recording which keys change, for [`WindowOperator::drain_dirty`].
-    fn track_changes(&mut self);
-    /// Hands over every key changed since the last call, once each: its serialized state,
-    /// or `None` when the key no longer has state.
-    fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta));
-    /// Replaces a key's state with a serialized one (from [`WindowOperator::drain_dirty`])
+    /// Replaces a key's state with a serialized one (from [`WindowOperator::snapshot`])
     /// and re-arms its timers.
     fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String>;
     /// Hands over every key that holds state, serialized as for
     /// [`WindowOperator::restore_key`]: a snapshot of the operator.
     fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>));
-}
-
-/// A key whose state changed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyDelta {
-    pub key: String,
-    /// The serialized state, `None` when the key has no state left.
-    pub blob: Option<Vec<u8>>,
-    /// The key's earliest pending event-time timer (a watermark), if any.
-    pub next_timer: Option<i64>,
 }
 
 /// Serializes a key's state for the state store.
@@ -176,8 +161,6 @@ struct Slot<S> {
     key: Option<KeyName>,
     /// Grows each time the slot is freed.
     gen: u32,
-    /// Listed in [`Keyed::dirty`] since the last drain.
-    dirty: bool,
     state: S,
 }
 
@@ -189,10 +172,6 @@ pub struct Keyed<S> {
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     hasher: FxBuildHasher,
-    /// Change tracking for the state store (off in replay).
-    track: bool,
-    dirty: Vec<u32>,
-    removed: Vec<String>,
 }
 
 impl<S> Default for Keyed<S> {
@@ -202,9 +181,6 @@ impl<S> Default for Keyed<S> {
             slots: Vec::new(),
             free: Vec::new(),
             hasher: FxBuildHasher,
-            track: false,
-            dirty: Vec::new(),
-            removed: Vec::new(),
         }
     }
 }
@@ -236,7 +212,6 @@ impl<S: Reset> Keyed<S> {
                 self.slots.push(Slot {
                     key: name,
                     gen: 0,
-                    dirty: false,
                     state: init(),
                 });
                 (self.slots.len() - 1) as u32
@@ -256,10 +231,6 @@ impl<S: Reset> Keyed<S> {
     pub fn get_mut(&mut self, slot: u32) -> Option<(KeyRef<'_>, &mut S)> {
         let sl = self.slots.get_mut(slot as usize)?;
         let k = sl.key.as_ref()?;
-        if self.track && !sl.dirty {
-            sl.dirty = true;
-            self.dirty.push(slot);
-        }
         Some((
             KeyRef {
                 name: key_str(k),
@@ -276,15 +247,8 @@ impl<S: Reset> Keyed<S> {
             Some(Slot {
                 key: Some(_),
                 state,
-                dirty,
                 ..
-            }) => {
-                if self.track && !*dirty {
-                    *dirty = true;
-                    self.dirty.push(slot);
-                }
-                Some(state)
-            }
+            }) => Some(state),
             _ => None,
         }
     }
@@ -329,9 +293,6 @@ impl<S: Reset> Keyed<S> {
         if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {
             entry.remove();
         }
-        if self.track {
-            self.removed.push(key_str(&k).to_string());
-        }
         sl.state.reset();
         sl.gen = sl.gen.wrapping_add(1);
         self.free.push(slot);
@@ -342,7 +303,7 @@ impl<S: Reset> Keyed<S> {
         self.table.len()
     }
 
-    /// Installs `state` as the state of `key`, replacing any, without marking it changed.
+    /// Installs `state` as the state of `key`, replacing any.
     pub fn insert_state(&mut self, key: &str, state: S) -> u32 {
         let mut state = Some(state);
         let slot = self.slot_or_insert(key, || {
@@ -356,22 +317,7 @@ impl<S: Reset> Keyed<S> {
         slot
     }
 
-    /// Hands over every changed key as a [`KeyDelta`]: its serialized state and its armed
-    /// event-time timer (`timer_of`, `i64::MAX` when none).
-    pub fn drain_deltas(&mut self, timer_of: impl Fn(&S) -> i64, out: &mut dyn FnMut(KeyDelta))
-    where
-        S: serde::Serialize,
-    {
-        self.drain_dirty(|key, state| {
-            out(KeyDelta {
-                key: key.to_string(),
-                blob: state.map(encode_state),
-                next_timer: state.map(&timer_of).filter(|&t| t != i64::MAX),
-            })
-        });
-    }
-
-    /// Calls `out` with every key that holds state, serialized as [`KeyDelta::blob`].
+    /// Calls `out` with every key that holds state, serialized (see `restore_key`).
     pub fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>))
     where
         S: serde::Serialize,
@@ -379,37 +325,6 @@ impl<S: Reset> Keyed<S> {
         for sl in &self.slots {
             if let Some(k) = &sl.key {
                 out(key_str(k), encode_state(&sl.state));
-            }
-        }
-    }
-
-    /// Starts recording changed keys.
-    pub fn track_changes(&mut self) {
-        self.track = true;
-    }
-
-    /// Calls `f` once for every key changed since the last drain: with its state, or with
-    /// `None` for a key whose state was removed.
-    pub fn drain_dirty(&mut self, mut f: impl FnMut(&str, Option<&S>)) {
-        let mut removed = std::mem::take(&mut self.removed);
-        removed.sort_unstable();
-        removed.dedup();
-        for name in removed {
-            let hash = self.hasher.hash_one(name.as_str());
-            let slots = &self.slots;
-            let present = self.table.find(
-                hash,
-                |&s| matches!(&slots[s as usize].key, Some(k) if k.as_slice() == name.as_bytes()),
-            );
-            if present.is_none() {
-                f(&name, None);
-            }
-        }
-        for slot in std::mem::take(&mut self.dirty) {
-            let sl = &mut self.slots[slot as usize];
-            sl.dirty = false;
-            if let Some(k) = &sl.key {
-                f(key_str(k), Some(&sl.state));
             }
         }
     }

@@ -4,7 +4,7 @@
 //! 0, and in retracting mode the sessions it swallowed that were already emitted are
 //! retracted at its next firing, ordered by start, right before its new value.
 
-use super::{decode_state, Admit, Common, Ctx, KeyDelta, Keyed, Reset, Timers, WindowOperator};
+use super::{decode_state, Admit, Common, Ctx, Keyed, Reset, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -279,14 +279,6 @@ impl WindowOperator for SessionOperator {
 
     fn keys(&self) -> usize {
         self.keys.len()
-    }
-
-    fn track_changes(&mut self) {
-        self.keys.track_changes();
-    }
-
-    fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta)) {
-        self.keys.drain_deltas(|s| s.timer, out);
     }
 
     fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{decode_state, Admit, Common, Ctx, KeyDelta, Keyed, Reset, Timers, WindowOperator};
+use super::{decode_state, Admit, Common, Ctx, Keyed, Reset, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -466,14 +466,6 @@ impl WindowOperator for SlicedOperator {
 
     fn keys(&self) -> usize {
         self.keys.len()
-    }
-
-    fn track_changes(&mut self) {
-        self.keys.track_changes();
-    }
-
-    fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta)) {
-        self.keys.drain_deltas(|s| s.timer, out);
     }
 
     fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::expr::{Inputs, Term};
 use super::{Alert, ConditionRule, RuleSpec};
 use crate::aggregate::{Acc, Sum, MAX_SCALE};
-use crate::operator::{decode_state, KeyDelta, Keyed, Reset, Timers};
+use crate::operator::{decode_state, Keyed, Reset, Timers};
 use crate::record::Record;
 
 /// One evaluation period of a key's records.
@@ -377,14 +377,6 @@ impl CondOp {
 
     pub(crate) fn keys(&self) -> usize {
         self.keys.len()
-    }
-
-    pub(crate) fn track_changes(&mut self) {
-        self.keys.track_changes();
-    }
-
-    pub(crate) fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta)) {
-        self.keys.drain_deltas(|s| s.next, out);
     }
 
     pub(crate) fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {

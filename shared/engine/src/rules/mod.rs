@@ -52,7 +52,6 @@ use serde::Deserialize;
 
 use crate::duration::parse_ms;
 use crate::filter::Filter;
-use crate::operator::KeyDelta;
 use crate::pane::KEY_SEP;
 use crate::pipeline::encode_key;
 use crate::record::Record;
@@ -634,7 +633,6 @@ impl Op {
 pub struct Rules {
     ops: Vec<Op>,
     key: String,
-    track: bool,
 }
 
 impl Rules {
@@ -643,7 +641,6 @@ impl Rules {
         Rules {
             ops: specs.iter().cloned().map(Op::new).collect(),
             key: String::new(),
-            track: false,
         }
     }
 
@@ -671,15 +668,8 @@ impl Rules {
             match old.remove(&s.id) {
                 Some(o) if o.spec().source == s.source => self.ops.push(o),
                 _ => {
-                    let mut op = Op::new(s.clone());
-                    if self.track {
-                        match &mut op {
-                            Op::Cond(o) => o.track_changes(),
-                            Op::Pat(o) => o.track_changes(),
-                        }
-                    }
                     started.push(s.id.clone());
-                    self.ops.push(op);
+                    self.ops.push(Op::new(s.clone()));
                 }
             }
         }
@@ -721,33 +711,6 @@ impl Rules {
                 Op::Pat(p) => (p.spec.id.clone(), p.keys(), p.late),
             })
             .collect()
-    }
-
-    /// Starts recording changed keys for [`Rules::drain_dirty`] (stored state).
-    pub fn track_changes(&mut self) {
-        self.track = true;
-        for op in self.ops.iter_mut() {
-            match op {
-                Op::Cond(o) => o.track_changes(),
-                Op::Pat(o) => o.track_changes(),
-            }
-        }
-    }
-
-    /// Every (rule id, key) whose state changed since the last call, once each.
-    pub fn drain_dirty(&mut self, out: &mut dyn FnMut(&str, KeyDelta)) {
-        for op in self.ops.iter_mut() {
-            match op {
-                Op::Cond(o) => {
-                    let id = o.spec.id.clone();
-                    o.drain_dirty(&mut |d| out(&id, d));
-                }
-                Op::Pat(o) => {
-                    let id = o.spec.id.clone();
-                    o.drain_dirty(&mut |d| out(&id, d));
-                }
-            }
-        }
     }
 
     /// Calls `out` with (rule index, key, serialized state) for every key of every rule

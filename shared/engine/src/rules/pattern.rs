@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Alert, PatternRule, RuleSpec};
-use crate::operator::{decode_state, KeyDelta, Keyed, Reset, Timers};
+use crate::operator::{decode_state, Keyed, Reset, Timers};
 use crate::record::Record;
 
 /// A buffered record: its time, arrival number, which definitions it matches and its
@@ -105,14 +105,6 @@ impl PatOp {
 
     pub(crate) fn keys(&self) -> usize {
         self.keys.len()
-    }
-
-    pub(crate) fn track_changes(&mut self) {
-        self.keys.track_changes();
-    }
-
-    pub(crate) fn drain_dirty(&mut self, out: &mut dyn FnMut(KeyDelta)) {
-        self.keys.drain_deltas(|s| s.armed, out);
     }
 
     pub(crate) fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {

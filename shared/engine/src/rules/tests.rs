@@ -527,7 +527,6 @@ fn state_round_trips_through_drain_and_restore() {
     a.process_line(ev("a", "x", 3.0, 0).as_bytes(), "", &mut out)
         .unwrap();
     let mut rules_a = crate::rules::Rules::new(&a.spec().rules);
-    rules_a.track_changes();
     let rec_line = ev("a", "x", 3.0, 0);
     let rec = match a.decode(rec_line.as_bytes()).unwrap() {
         crate::record::Line::Event(r) => r,
@@ -535,16 +534,15 @@ fn state_round_trips_through_drain_and_restore() {
     };
     rules_a.on_record(&rec, i64::MIN, None);
     let mut blobs = Vec::new();
-    rules_a.drain_dirty(&mut |id, d| blobs.push((id.to_string(), d)));
+    let ids: Vec<String> = rules_a.specs().map(|r| r.id.clone()).collect();
+    rules_a.snapshot(&mut |r, key, blob| blobs.push((ids[r].clone(), key.to_string(), blob)));
     assert_eq!(blobs.len(), 2);
     // A fresh rule set restored from the blobs, then fed the second record, alerts as one
     // that saw both.
     let mut b = crate::rules::Rules::new(&a.spec().rules);
-    for (id, d) in &blobs {
-        b.restore_key(id, &d.key, d.blob.as_deref().unwrap())
-            .unwrap();
+    for (id, key, blob) in &blobs {
+        b.restore_key(id, key, blob).unwrap();
     }
-    assert_eq!(blobs[0].1.next_timer, Some(MIN));
     let rec2_line = ev("a", "x", 4.0, 1);
     let rec2 = match a.decode(rec2_line.as_bytes()).unwrap() {
         crate::record::Line::Event(r) => r,

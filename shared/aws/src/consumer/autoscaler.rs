@@ -126,7 +126,7 @@ impl fmt::Display for ScalePass {
 /// Runs one autoscaler pass at `now_ms` (see the module docs).
 ///
 /// ```no_run
-/// # async fn demo(clients: crate::config::Clients) -> Result<(), crate::AwsError> {
+/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
 /// use eventide_runtime::autoscale::ScalePolicy;
 /// use eventide_aws::consumer::autoscaler::{run_pass, AutoscalerConfig};
 /// use eventide_aws::consumer::resources::Resources;

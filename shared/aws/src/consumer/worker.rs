@@ -84,7 +84,7 @@ pub struct WorkerConfig {
     pub batch_limit: i32,
     /// Print every fired pane as a JSON line on stdout.
     pub print_panes: bool,
-    /// A rules file in S3 (`s3://bucket/key`), hot-reloaded (see `crate::rules`).
+    /// A rules file in S3 (`s3://bucket/key`), hot-reloaded (see `eventide_aws::rules`).
     pub rules_s3: Option<String>,
     /// How often the rules object's ETag is checked, in ms.
     pub rules_poll_ms: u64,

@@ -26,8 +26,9 @@ use eventide_aws::control::ControlTable;
 use eventide_aws::kinesis::{
     create_stream_and_wait, delete_stream, list_shards, update_shard_count_and_wait,
 };
-use eventide_aws::leases::{Lease, LeaseTable};
+use eventide_aws::leases::LeaseTable;
 use eventide_e2e::*;
+use eventide_ports::lease::{Lease, TRIM_HORIZON};
 
 const LIMIT: Duration = Duration::from_secs(300);
 /// Events of the reference workload, written in three equal phases: 2, 4, then 2 shards.
@@ -68,7 +69,7 @@ async fn sample(leases: &LeaseTable, control: &ControlTable, s: &mut Samples) {
         .collect();
     let known: BTreeSet<&str> = second.iter().map(|l| l.shard_id.as_str()).collect();
     for l in &first {
-        if l.checkpoint != eventide_aws::kinesis::TRIM_HORIZON {
+        if l.checkpoint != TRIM_HORIZON {
             for p in &l.parents {
                 if known.contains(p.as_str()) && !finished.contains(p.as_str()) {
                     s.early_children.push((l.shard_id.clone(), p.clone()));
@@ -147,12 +148,7 @@ async fn reshard_2_4_2_mid_stream_equals_replay() {
         .collect();
 
     // Sample the lease and control tables until the workers are done.
-    let leases = LeaseTable::new(
-        c.dynamodb.clone(),
-        format!("{prefix}-leases"),
-        "demo",
-        3_000,
-    );
+    let leases = LeaseTable::new(c.dynamodb.clone(), format!("{prefix}-leases"), "demo");
     let control = ControlTable::new(c.dynamodb.clone(), format!("{prefix}-control"), "demo");
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use eventide_engine::PipelineSpec;
+use eventide_ports::source::InputRecord;
 use eventide_runtime::bench::{kinesis_cost, measure, storage_cost, Figures, Prices};
-use eventide_runtime::processor::InputRecord;
 
 /// What the command was asked.
 pub struct Settings {
@@ -37,6 +37,7 @@ fn read(path: &PathBuf, key_field: &str) -> Result<Vec<InputRecord>> {
             sequence_number: format!("{}", 49_000_000_000_000u64 + i as u64),
             partition_key: key,
             data: line.to_vec(),
+            arrival_ms: None,
         });
     }
     Ok(out)

@@ -25,11 +25,11 @@ use eventide_aws::config::Clients;
 use eventide_aws::consumer::autoscaler::{run_pass, AutoscalerConfig};
 use eventide_aws::consumer::lambda::Handler;
 use eventide_aws::consumer::resources::Resources;
-use eventide_aws::consumer::worker::{
-    default_worker_id, now_ms, run_worker_with, WorkerConfig, WorkerExit,
-};
+use eventide_aws::consumer::worker::{default_worker_id, run_worker_with, WorkerConfig};
 use eventide_engine::PipelineSpec;
+use eventide_ports::clock::{Clock, SystemClock};
 use eventide_runtime::autoscale::ScalePolicy;
+use eventide_runtime::worker::WorkerExit;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -365,7 +365,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 async fn autoscale(config: &AutoscalerConfig, every_ms: Option<i64>) -> Result<()> {
     let clients = Clients::from_env().await;
     let Some(every_ms) = every_ms else {
-        let pass = run_pass(&clients, config, now_ms())
+        let pass = run_pass(&clients, config, SystemClock.now_ms())
             .await
             .with_context(|| format!("autoscaling stream {}", config.stream))?;
         print!("{pass}");
@@ -373,7 +373,7 @@ async fn autoscale(config: &AutoscalerConfig, every_ms: Option<i64>) -> Result<(
     };
     let period = std::time::Duration::from_millis(every_ms.max(1000) as u64);
     loop {
-        match run_pass(&clients, config, now_ms()).await {
+        match run_pass(&clients, config, SystemClock.now_ms()).await {
             Ok(pass) => print!("{pass}"),
             Err(e) => tracing::warn!(stream = %config.stream, error = %e, "autoscaler pass failed"),
         }
@@ -519,7 +519,7 @@ async fn invoke(state: &LambdaState, payload: Value) -> Result<Value> {
         serde_json::to_value(response).context("serializing the response")
     } else if std::env::var("EVENTIDE_ROLE").is_ok_and(|r| r == "autoscaler") {
         let config = lambda_autoscaler()?;
-        let pass = run_pass(&state.clients, &config, now_ms())
+        let pass = run_pass(&state.clients, &config, SystemClock.now_ms())
             .await
             .with_context(|| format!("autoscaling stream {}", config.stream))?;
         Ok(pass.to_json())

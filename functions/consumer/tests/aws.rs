@@ -9,11 +9,12 @@ use std::time::Duration;
 use eventide_aws::config::Clients;
 use eventide_aws::consumer::lambda::Handler;
 use eventide_aws::consumer::resources::{Resources, DEAD_LETTER_PREFIX};
-use eventide_aws::consumer::worker::{now_ms, run_worker_with, WorkerConfig, WorkerExit};
+use eventide_aws::consumer::worker::{run_worker_with, WorkerConfig};
 use eventide_aws::kinesis::{create_stream_and_wait, delete_stream, put_records, PutEntry};
 use eventide_engine::pane::{Emit, Pane};
 use eventide_engine::{Output, Pipeline, PipelineSpec};
 use eventide_runtime::processor::cmp_seq;
+use eventide_runtime::worker::WorkerExit;
 use serde_json::json;
 
 mod common;
@@ -287,7 +288,7 @@ async fn lambda_handler_is_exactly_once_under_redelivery() {
     let handler = Handler::new(io, spec.clone(), "demo", clients.clone());
 
     for event in [e1, e2.clone()] {
-        let response = handler.handle(event, now_ms()).await;
+        let response = handler.handle(event).await;
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
     }
     let lines: Vec<Vec<u8>> = records.iter().map(|r| r.2.clone()).collect();
@@ -297,7 +298,7 @@ async fn lambda_handler_is_exactly_once_under_redelivery() {
     assert_same(&got, &want);
 
     // Lambda redelivers the second batch (e.g. the invocation timed out after committing).
-    let response = handler.handle(e2, now_ms()).await;
+    let response = handler.handle(e2).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let again = results(&clients, &resources.results_table, &spec).await;
     assert_eq!(again, got, "a redelivered event changed the results");
@@ -346,7 +347,7 @@ async fn lambda_containers_keep_warm_state_and_never_commit_a_stale_one() {
     );
     // a, a (warm), b (cold), a (stale: reloads), a (warm), b (stale: reloads)
     for (i, h) in [&a, &a, &b, &a, &a, &b].into_iter().enumerate() {
-        let response = h.handle(events[i].clone(), now_ms()).await;
+        let response = h.handle(events[i].clone()).await;
         assert!(
             response.batch_item_failures.is_empty(),
             "batch {i}: {response:?}"

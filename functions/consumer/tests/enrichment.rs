@@ -12,7 +12,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use eventide_aws::config::Clients;
 use eventide_aws::consumer::lambda::Handler;
 use eventide_aws::consumer::resources::Resources;
-use eventide_aws::consumer::worker::now_ms;
 use eventide_aws::enrichment::Lookups;
 use eventide_aws::kinesis::{create_stream_and_wait, delete_stream};
 use eventide_engine::PipelineSpec;
@@ -135,9 +134,7 @@ async fn the_consumer_swaps_a_slow_table_mid_stream_without_pausing() {
     };
     // Minute 0: v1.
     for _ in 0..2 {
-        let r = handler
-            .handle(kinesis_event(&stream, &batch(0, 20)), now_ms())
-            .await;
+        let r = handler.handle(kinesis_event(&stream, &batch(0, 20))).await;
         assert!(r.batch_item_failures.is_empty(), "{r:?}");
     }
     // The table is updated; the consumer keeps processing minute-1 batches while the new
@@ -154,9 +151,7 @@ async fn the_consumer_swaps_a_slow_table_mid_stream_without_pausing() {
     };
     let (mut during, mut minute1) = (0, 0);
     while !done.load(Ordering::SeqCst) {
-        let r = handler
-            .handle(kinesis_event(&stream, &batch(1, 10)), now_ms())
-            .await;
+        let r = handler.handle(kinesis_event(&stream, &batch(1, 10))).await;
         assert!(r.batch_item_failures.is_empty(), "{r:?}");
         minute1 += 10;
         if !done.load(Ordering::SeqCst) {
@@ -181,9 +176,7 @@ async fn the_consumer_swaps_a_slow_table_mid_stream_without_pausing() {
         "4960999999999999999999999999999999".into(),
         br#"{"sub":"s1","v":1,"t":300000}"#.to_vec(),
     ));
-    let r = handler
-        .handle(kinesis_event(&stream, &last), now_ms())
-        .await;
+    let r = handler.handle(kinesis_event(&stream, &last)).await;
     assert!(r.batch_item_failures.is_empty(), "{r:?}");
 
     let got = counts(&clients, &resources.results_table).await;

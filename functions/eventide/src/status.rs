@@ -7,7 +7,8 @@ use std::fmt::Write;
 use anyhow::{Context, Result};
 use eventide_aws::config::Clients;
 use eventide_aws::control::{global_watermark_of, ControlTable, ShardStatus};
-use eventide_aws::leases::{Lease, LeaseTable};
+use eventide_aws::leases::LeaseTable;
+use eventide_ports::lease::Lease;
 
 /// Reads both tables of pipeline `name` under `prefix` and prints the status table.
 pub async fn status(name: &str, prefix: &str, idle_timeout_ms: i64) -> Result<()> {
@@ -18,7 +19,7 @@ pub async fn status(name: &str, prefix: &str, idle_timeout_ms: i64) -> Result<()
         .shards_status()
         .await
         .with_context(|| format!("reading control table {control_table}"))?;
-    let leases = LeaseTable::new(clients.dynamodb.clone(), &lease_table, name, 10_000)
+    let leases = LeaseTable::new(clients.dynamodb.clone(), &lease_table, name)
         .list()
         .await
         .with_context(|| format!("reading lease table {lease_table}"))?;

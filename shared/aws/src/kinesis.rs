@@ -2,7 +2,7 @@
 //!
 //! The consumer reads each shard with a [`ShardReader`] (GetRecords polling; enhanced
 //! fan-out is not used), starting after the sequence number checkpointed in its lease or at
-//! `TRIM_HORIZON`. A shard that was split or merged ends with [`Batch::shard_end`], which
+//! `TRIM_HORIZON`; [`KinesisSource`] is the shard-source port of `eventide-ports` over it. A shard that was split or merged ends with [`Batch::shard_end`], which
 //! names the child shards: their leases become startable once all parents are finished
 //! (see [`crate::leases`]).
 //!
@@ -23,8 +23,9 @@ use aws_sdk_kinesis::Client;
 
 use crate::AwsError;
 
-/// The checkpoint value meaning "from the oldest record still retained".
-pub const TRIM_HORIZON: &str = "TRIM_HORIZON";
+use eventide_ports::lease::TRIM_HORIZON;
+use eventide_ports::source::{InputRecord, ShardSource, SourceBatch};
+use eventide_ports::{BoxFuture, PortError};
 
 /// Error codes that mean "slow down"; retried with backoff.
 const THROTTLING_CODES: &[&str] = &[
@@ -490,6 +491,70 @@ impl ShardReader {
             records,
             millis_behind_latest: out.millis_behind_latest,
             shard_end,
+        })
+    }
+}
+
+/// The [`ShardSource`] port on a Kinesis stream: [`list_shards`] and a polling
+/// [`ShardReader`] per shard.
+#[derive(Clone, Debug)]
+pub struct KinesisSource {
+    client: Client,
+    stream: String,
+}
+
+impl KinesisSource {
+    /// The shards of `stream`.
+    pub fn new(client: Client, stream: impl Into<String>) -> Self {
+        KinesisSource {
+            client,
+            stream: stream.into(),
+        }
+    }
+}
+
+impl ShardSource for KinesisSource {
+    fn list_shards(&self) -> BoxFuture<'_, Result<Vec<ShardInfo>, PortError>> {
+        Box::pin(async move { Ok(list_shards(&self.client, &self.stream).await?) })
+    }
+
+    fn open(
+        &self,
+        shard: &str,
+        checkpoint: &str,
+        limit: usize,
+    ) -> Box<dyn eventide_ports::source::ShardReader> {
+        Box::new(ShardReader::new(
+            self.client.clone(),
+            &self.stream,
+            shard,
+            StartPosition::from_checkpoint(checkpoint),
+            ReaderConfig {
+                limit: i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000),
+                ..ReaderConfig::default()
+            },
+        ))
+    }
+}
+
+impl eventide_ports::source::ShardReader for ShardReader {
+    fn next_batch(&mut self) -> BoxFuture<'_, Result<SourceBatch, PortError>> {
+        Box::pin(async move {
+            let batch = ShardReader::next_batch(self).await?;
+            Ok(SourceBatch {
+                records: batch
+                    .records
+                    .into_iter()
+                    .map(|r| InputRecord {
+                        sequence_number: r.sequence_number,
+                        partition_key: r.partition_key,
+                        data: r.data,
+                        arrival_ms: r.approximate_arrival_ms,
+                    })
+                    .collect(),
+                millis_behind_latest: batch.millis_behind_latest,
+                shard_end: batch.shard_end.map(|e| e.child_shard_ids),
+            })
         })
     }
 }

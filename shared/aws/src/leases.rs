@@ -1,22 +1,17 @@
-//! The lease table: which worker consumes which shard, with fencing (KCL-like).
+//! The lease table: the [`Leases`] port on DynamoDB (the balancing policy that uses it is
+//! `eventide_runtime::lease`).
 //!
 //! One item per (pipeline, shard), as in `docs/aws-runtime.md`: `pk` = `<pipeline>#<shard>`,
 //! `owner` (worker id, absent when free), `counter` (the fencing token, +1 on every
 //! take-over), `expires` (epoch ms), `checkpoint` (last committed sequence number or
 //! `TRIM_HORIZON`), `parents` (SS, absent when none) and `finished` (BOOL).
 //!
-//! Every write by an owner ([`LeaseTable::renew`], [`checkpoint`](LeaseTable::checkpoint),
-//! [`finish`](LeaseTable::finish), [`release`](LeaseTable::release)) is conditional on
-//! `owner` and `counter`: once another worker has taken the lease over, the old owner's
-//! writes fail with [`AwsError::Conflict`] and it must stop processing the shard. The state
-//! table uses the same counter as its fence.
-//!
-//! Time is passed in (`now_ms`), never read from the clock here, so tests are deterministic
-//! and all workers of a test can share one notion of "now". Worker ids must be unique per
-//! process incarnation (e.g. host + pid + start time): a restarted worker must not reuse the
-//! id of its zombie predecessor.
+//! A take-over is conditional on the item being unchanged since it was read; every write
+//! by an owner is conditional on `owner` and `counter`. Once another worker has taken the
+//! lease over, the old owner's writes fail with [`PortError::Conflict`] and it must stop
+//! processing the shard.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -26,7 +21,10 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::kinesis::{ShardInfo, TRIM_HORIZON};
+use eventide_ports::lease::{Lease, LeaseUpdate, Leases, TRIM_HORIZON};
+use eventide_ports::shard::ShardInfo;
+use eventide_ports::{BoxFuture, PortError};
+
 use crate::AwsError;
 
 type Item = HashMap<String, AttributeValue>;
@@ -154,48 +152,19 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), AwsError> 
     create_table_if_missing(client, table, "pk", None).await
 }
 
-/// One lease as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lease {
-    /// The shard it is for.
-    pub shard_id: String,
-    /// The worker holding it; `None` when free.
-    pub owner: Option<String>,
-    /// The fencing token: +1 on every take-over.
-    pub counter: u64,
-    /// Until when the owner holds it (epoch ms); after that anyone may take it.
-    pub expires_ms: i64,
-    /// The last sequence number whose effects are committed, or `TRIM_HORIZON`.
-    pub checkpoint: String,
-    /// The parent shards; this shard may start only when they are all finished.
-    pub parents: Vec<String>,
-    /// The shard reached SHARD_END and everything is committed.
-    pub finished: bool,
-}
-
-impl Lease {
-    /// Whether the lease has expired at `now_ms` (a free lease counts as expired).
-    pub fn is_expired(&self, now_ms: i64) -> bool {
-        self.owner.is_none() || self.expires_ms <= now_ms
-    }
-
-    /// Whether `worker` holds it with an unexpired lease at `now_ms`.
-    pub fn is_held_by(&self, worker: &str, now_ms: i64) -> bool {
-        self.owner.as_deref() == Some(worker) && !self.is_expired(now_ms)
-    }
-}
-
 /// The lease table of one pipeline.
 ///
 /// ```no_run
-/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
+/// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_ports::PortError> {
+/// use std::sync::Arc;
 /// use eventide_aws::leases::LeaseTable;
-/// let leases = LeaseTable::new(clients.dynamodb.clone(), "eventide-leases", "q1", 30_000);
-/// leases.sync_shards(&eventide_aws::kinesis::list_shards(&clients.kinesis, "events").await?).await?;
+/// use eventide_runtime::lease::LeaseKeeper;
+/// let table = LeaseTable::new(clients.dynamodb.clone(), "eventide-leases", "q1");
+/// let keeper = LeaseKeeper::new(Arc::new(table), 30_000);
 /// let now = 1_700_000_000_000;
-/// for mut lease in leases.assign("worker-1", 8, now).await? {
+/// for mut lease in keeper.assign("worker-1", 8, now).await? {
 ///     // … read the shard from lease.checkpoint, commit state, then:
-///     leases.checkpoint(&mut lease, "49590338271490256608559692538361571095921575989136588898").await?;
+///     keeper.checkpoint(&mut lease, "49590338271490256608559692538361571095921575989136588898").await?;
 /// }
 /// # Ok(()) }
 /// ```
@@ -204,7 +173,6 @@ pub struct LeaseTable {
     client: Client,
     table: String,
     pipeline: String,
-    lease_duration_ms: i64,
 }
 
 /// Attribute-name placeholders used in `exprs` (`owner` is a DynamoDB reserved word, and
@@ -236,19 +204,12 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 impl LeaseTable {
-    /// The leases of `pipeline` in `table`; an owner holds a lease for `lease_duration_ms`
-    /// after each acquire or renew.
-    pub fn new(
-        client: Client,
-        table: impl Into<String>,
-        pipeline: impl Into<String>,
-        lease_duration_ms: i64,
-    ) -> Self {
+    /// The leases of `pipeline` in `table`.
+    pub fn new(client: Client, table: impl Into<String>, pipeline: impl Into<String>) -> Self {
         LeaseTable {
             client,
             table: table.into(),
             pipeline: pipeline.into(),
-            lease_duration_ms,
         }
     }
 
@@ -260,11 +221,6 @@ impl LeaseTable {
     /// The pipeline whose leases this manages.
     pub fn pipeline(&self) -> &str {
         &self.pipeline
-    }
-
-    /// How long an acquire or renew holds the lease, in ms.
-    pub fn lease_duration_ms(&self) -> i64 {
-        self.lease_duration_ms
     }
 
     fn pk(&self, shard_id: &str) -> String {
@@ -350,147 +306,27 @@ impl LeaseTable {
         out.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
         Ok(out)
     }
+}
 
-    /// Creates a free lease (checkpoint `TRIM_HORIZON`, with its parents) for every shard
-    /// that has none yet; existing leases are never touched. Returns how many it created.
-    ///
-    /// Call it at start and whenever a shard ends (its children appear).
-    pub async fn sync_shards(&self, shards: &[ShardInfo]) -> Result<usize, AwsError> {
-        let existing: HashSet<String> =
-            self.list().await?.into_iter().map(|l| l.shard_id).collect();
-        let mut created = 0;
-        for shard in shards.iter().filter(|s| !existing.contains(&s.shard_id)) {
-            let mut item = self.key(&shard.shard_id);
-            item.insert("counter".into(), n(0));
-            item.insert("expires".into(), n(0));
-            item.insert("checkpoint".into(), s(TRIM_HORIZON));
-            item.insert("finished".into(), AttributeValue::Bool(false));
-            let parents = shard.parents();
-            if !parents.is_empty() {
-                item.insert("parents".into(), AttributeValue::Ss(parents));
+impl LeaseTable {
+    /// Runs the conditional update of `lease` (owner and counter unchanged).
+    async fn owner_update(&self, lease: &Lease, update: &LeaseUpdate) -> Result<(), AwsError> {
+        let (call, expr, extra) = match update {
+            LeaseUpdate::Renew { expires_ms } => {
+                ("UpdateItem(renew)", "SET #e = :x", Some(n(expires_ms)))
             }
-            match self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await
-            {
-                Ok(_) => {
-                    created += 1;
-                    tracing::info!(pipeline = %self.pipeline, shard = %shard.shard_id, "created lease");
-                }
-                // Another worker created it between our scan and our put.
-                Err(e) if is_condition_failed(&e) => {}
-                Err(e) => return Err(AwsError::service(self.op("PutItem", &shard.shard_id), e)),
-            }
-        }
-        Ok(created)
-    }
-
-    /// Takes the lease of `shard_id` for `worker` if it is free, expired or already its own,
-    /// holding it until `now_ms + lease_duration`. Taking it from someone else (free or
-    /// expired) increments `counter`; renewing one's own keeps it.
-    ///
-    /// Returns `None` when another worker holds it unexpired, when it is finished or missing,
-    /// or when another worker won the race for it. It does not check the parents; see
-    /// [`assign`](Self::assign) for that.
-    pub async fn try_acquire(
-        &self,
-        shard_id: &str,
-        worker: &str,
-        now_ms: i64,
-    ) -> Result<Option<Lease>, AwsError> {
-        let Some(lease) = self.get(shard_id).await? else {
-            return Ok(None);
+            LeaseUpdate::Checkpoint(position) => (
+                "UpdateItem(checkpoint)",
+                "SET #cp = :x",
+                Some(s(position.as_str())),
+            ),
+            LeaseUpdate::Finish => (
+                "UpdateItem(finish)",
+                "SET #f = :x",
+                Some(AttributeValue::Bool(true)),
+            ),
+            LeaseUpdate::Release => ("UpdateItem(release)", "REMOVE #o SET #e = :x", Some(n(0))),
         };
-        if lease.finished {
-            return Ok(None);
-        }
-        if lease.owner.as_deref() != Some(worker) && !lease.is_expired(now_ms) {
-            return Ok(None);
-        }
-        self.take(&lease, worker, now_ms).await
-    }
-
-    /// Conditional take-over of `seen` (as read) by `worker`: fails (None) if the lease
-    /// changed since it was read.
-    async fn take(
-        &self,
-        seen: &Lease,
-        worker: &str,
-        now_ms: i64,
-    ) -> Result<Option<Lease>, AwsError> {
-        let own = seen.owner.as_deref() == Some(worker);
-        let counter = if own { seen.counter } else { seen.counter + 1 };
-        let mut values = HashMap::from([
-            (":me".to_string(), s(worker)),
-            (":newc".to_string(), n(counter)),
-            (":exp".to_string(), n(now_ms + self.lease_duration_ms)),
-            (":oldc".to_string(), n(seen.counter)),
-            (":olde".to_string(), n(seen.expires_ms)),
-            (":true".to_string(), AttributeValue::Bool(true)),
-        ]);
-        let owner_cond = match &seen.owner {
-            None => "attribute_not_exists(#o)".to_string(),
-            Some(o) => {
-                values.insert(":oldo".into(), s(o));
-                "#o = :oldo".to_string()
-            }
-        };
-        let cond = format!("{owner_cond} AND #c = :oldc AND #e = :olde AND NOT #f = :true");
-        let update = "SET #o = :me, #c = :newc, #e = :exp";
-        let names = names(&[&cond, update]);
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(&seen.shard_id)))
-            .update_expression(update)
-            .condition_expression(cond)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match res {
-            Ok(out) => {
-                let lease = match out.attributes() {
-                    Some(a) => self.parse(a)?,
-                    None => Lease {
-                        owner: Some(worker.to_string()),
-                        counter,
-                        expires_ms: now_ms + self.lease_duration_ms,
-                        ..seen.clone()
-                    },
-                };
-                if !own {
-                    tracing::info!(pipeline = %self.pipeline, shard = %seen.shard_id, worker, counter,
-                        previous = ?seen.owner, "took lease");
-                }
-                Ok(Some(lease))
-            }
-            Err(e) if is_condition_failed(&e) => {
-                tracing::debug!(pipeline = %self.pipeline, shard = %seen.shard_id, worker, "lost the race for a lease");
-                Ok(None)
-            }
-            Err(e) => Err(AwsError::service(
-                self.op("UpdateItem(acquire)", &seen.shard_id),
-                e,
-            )),
-        }
-    }
-
-    /// Runs an owner-only update of `lease`: conditional on `owner` and `counter`.
-    async fn owner_update(
-        &self,
-        call: &str,
-        lease: &Lease,
-        update: &str,
-        extra: Vec<(&str, AttributeValue)>,
-    ) -> Result<(), AwsError> {
         let op = self.op(call, &lease.shard_id);
         let Some(owner) = &lease.owner else {
             return Err(AwsError::Conflict {
@@ -502,17 +338,16 @@ impl LeaseTable {
             (":me".to_string(), s(owner.as_str())),
             (":c".to_string(), n(lease.counter)),
         ]);
-        values.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+        values.extend(extra.map(|v| (":x".to_string(), v)));
         let cond = "#o = :me AND #c = :c";
-        let names = names(&[cond, update]);
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(&lease.shard_id)))
-            .update_expression(update)
+            .update_expression(expr)
             .condition_expression(cond)
-            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_names(Some(names(&[cond, expr])))
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
@@ -529,174 +364,110 @@ impl LeaseTable {
         }
     }
 
-    /// Extends `lease` to `now_ms + lease_duration`. [`AwsError::Conflict`] if it was taken over.
-    pub async fn renew(&self, lease: &mut Lease, now_ms: i64) -> Result<(), AwsError> {
-        let expires = now_ms + self.lease_duration_ms;
-        self.owner_update(
-            "UpdateItem(renew)",
-            lease,
-            "SET #e = :exp",
-            vec![(":exp", n(expires))],
-        )
-        .await?;
-        lease.expires_ms = expires;
-        Ok(())
-    }
-
-    /// Records that the effects of every record up to `sequence_number` are committed.
-    /// [`AwsError::Conflict`] if the lease was taken over (the caller is a zombie).
-    pub async fn checkpoint(
+    /// The conditional take-over of `seen` (as read); `None` if it changed since.
+    async fn take_over(
         &self,
-        lease: &mut Lease,
-        sequence_number: &str,
-    ) -> Result<(), AwsError> {
-        self.owner_update(
-            "UpdateItem(checkpoint)",
-            lease,
-            "SET #cp = :cp",
-            vec![(":cp", s(sequence_number))],
-        )
-        .await?;
-        lease.checkpoint = sequence_number.to_string();
-        Ok(())
-    }
-
-    /// Marks the shard finished: SHARD_END was reached and everything is committed, so its
-    /// children may start. [`AwsError::Conflict`] if the lease was taken over.
-    pub async fn finish(&self, lease: &mut Lease) -> Result<(), AwsError> {
-        self.owner_update(
-            "UpdateItem(finish)",
-            lease,
-            "SET #f = :t",
-            vec![(":t", AttributeValue::Bool(true))],
-        )
-        .await?;
-        lease.finished = true;
-        tracing::info!(pipeline = %self.pipeline, shard = %lease.shard_id, "shard finished");
-        Ok(())
-    }
-
-    /// Gives the lease up (e.g. on shutdown) so another worker can take it at once.
-    /// [`AwsError::Conflict`] if it was already taken over.
-    pub async fn release(&self, lease: Lease) -> Result<(), AwsError> {
-        self.owner_update(
-            "UpdateItem(release)",
-            &lease,
-            "REMOVE #o SET #e = :zero",
-            vec![(":zero", n(0))],
-        )
-        .await
-    }
-
-    /// Balances leases: `worker` keeps what it holds and takes free or expired startable
-    /// leases up to its fair share, `ceil(startable unfinished leases / live workers)` capped
-    /// at `max_leases`, where live workers are the owners of unexpired leases plus `worker`.
-    /// If it is still under its share and no lease is free, it steals at most one lease
-    /// from the most-loaded worker, provided that one holds at least two more than `worker`
-    /// (so stealing always improves the balance and never oscillates).
-    ///
-    /// A lease is startable when every parent lease is finished (a parent with no lease,
-    /// e.g. beyond retention, counts as finished). Returns the leases `worker` holds
-    /// afterwards, sorted by shard id. Call it periodically (e.g. every lease duration / 3),
-    /// renewing held leases in between.
-    pub async fn assign(
-        &self,
+        seen: &Lease,
         worker: &str,
-        max_leases: usize,
-        now_ms: i64,
-    ) -> Result<Vec<Lease>, AwsError> {
-        let all = self.list().await?;
-        let finished: HashSet<&str> = all
-            .iter()
-            .filter(|l| l.finished)
-            .map(|l| l.shard_id.as_str())
-            .collect();
-        let known: HashSet<&str> = all.iter().map(|l| l.shard_id.as_str()).collect();
-        let startable = |l: &Lease| {
-            !l.finished
-                && l.parents
-                    .iter()
-                    .all(|p| finished.contains(p.as_str()) || !known.contains(p.as_str()))
+        expires_ms: i64,
+    ) -> Result<Option<Lease>, AwsError> {
+        let taken = seen.taken_by(worker, expires_ms);
+        let mut values = HashMap::from([
+            (":me".to_string(), s(worker)),
+            (":newc".to_string(), n(taken.counter)),
+            (":exp".to_string(), n(expires_ms)),
+            (":oldc".to_string(), n(seen.counter)),
+            (":olde".to_string(), n(seen.expires_ms)),
+            (":true".to_string(), AttributeValue::Bool(true)),
+        ]);
+        let owner_cond = match &seen.owner {
+            None => "attribute_not_exists(#o)".to_string(),
+            Some(o) => {
+                values.insert(":oldo".into(), s(o));
+                "#o = :oldo".to_string()
+            }
         };
-        let candidates: Vec<&Lease> = all.iter().filter(|l| startable(l)).collect();
+        let cond = format!("{owner_cond} AND #c = :oldc AND #e = :olde AND NOT #f = :true");
+        let update = "SET #o = :me, #c = :newc, #e = :exp";
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&seen.shard_id)))
+            .update_expression(update)
+            .condition_expression(&cond)
+            .set_expression_attribute_names(Some(names(&[&cond, update])))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => match out.attributes() {
+                Some(a) => self.parse(a).map(Some),
+                None => Ok(Some(taken)),
+            },
+            Err(e) if is_condition_failed(&e) => {
+                tracing::debug!(pipeline = %self.pipeline, shard = %seen.shard_id, worker, "lost the race for a lease");
+                Ok(None)
+            }
+            Err(e) => Err(AwsError::service(
+                self.op("UpdateItem(acquire)", &seen.shard_id),
+                e,
+            )),
+        }
+    }
 
-        // Live load per worker (unexpired, unfinished leases), including ours.
-        let mut load: BTreeMap<&str, usize> = BTreeMap::new();
-        load.insert(worker, 0);
-        for l in all.iter().filter(|l| !l.finished && !l.is_expired(now_ms)) {
-            if let Some(o) = l.owner.as_deref() {
-                *load.entry(o).or_default() += 1;
-            }
+    /// Creates the free lease of `shard` unless one exists.
+    async fn create_lease(&self, shard: &ShardInfo) -> Result<bool, AwsError> {
+        let lease = Lease::free(shard);
+        let mut item = self.key(&shard.shard_id);
+        item.insert("counter".into(), n(0));
+        item.insert("expires".into(), n(0));
+        item.insert("checkpoint".into(), s(TRIM_HORIZON));
+        item.insert("finished".into(), AttributeValue::Bool(false));
+        if !lease.parents.is_empty() {
+            item.insert("parents".into(), AttributeValue::Ss(lease.parents));
         }
-        let share = candidates.len().div_ceil(load.len()).min(max_leases);
-
-        let mut held: Vec<Lease> = Vec::new();
-        // Our own leases first (renewing expired ones we still own), then free/expired ones.
-        let (own, others): (Vec<&Lease>, Vec<&Lease>) = candidates
-            .iter()
-            .partition(|l| l.owner.as_deref() == Some(worker));
-        for l in own {
-            if l.is_expired(now_ms) && held.len() >= share {
-                continue; // over our share: let it go to others
-            }
-            if !l.is_expired(now_ms) {
-                held.push(l.clone());
-            } else if let Some(taken) = self.take(l, worker, now_ms).await? {
-                held.push(taken);
-            }
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Another worker created it first.
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(AwsError::service(self.op("PutItem", &shard.shard_id), e)),
         }
-        for l in others.iter().filter(|l| l.is_expired(now_ms)) {
-            if held.len() >= share {
-                break;
-            }
-            if let Some(taken) = self.take(l, worker, now_ms).await? {
-                held.push(taken);
-            }
-        }
-        if held.len() < share {
-            let victim = load
-                .iter()
-                .filter(|(w, _)| **w != worker)
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                .map(|(w, c)| (*w, *c));
-            if let Some((victim, count)) = victim {
-                if count > held.len() + 1 {
-                    let target = others
-                        .iter()
-                        .find(|l| l.owner.as_deref() == Some(victim) && !l.is_expired(now_ms));
-                    if let Some(l) = target {
-                        if let Some(taken) = self.take(l, worker, now_ms).await? {
-                            tracing::info!(pipeline = %self.pipeline, shard = %l.shard_id, worker, victim,
-                                "stole lease to balance");
-                            held.push(taken);
-                        }
-                    }
-                }
-            }
-        }
-        held.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
-        Ok(held)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Leases for LeaseTable {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Lease>, PortError>> {
+        Box::pin(async move { Ok(LeaseTable::list(self).await?) })
+    }
 
-    #[test]
-    fn expiry() {
-        let l = Lease {
-            shard_id: "s".into(),
-            owner: Some("w".into()),
-            counter: 1,
-            expires_ms: 100,
-            checkpoint: TRIM_HORIZON.into(),
-            parents: vec![],
-            finished: false,
-        };
-        assert!(l.is_held_by("w", 99));
-        assert!(!l.is_held_by("w", 100));
-        assert!(!l.is_held_by("x", 50));
-        assert!(Lease { owner: None, ..l }.is_expired(0));
+    fn create<'a>(&'a self, shard: &'a ShardInfo) -> BoxFuture<'a, Result<bool, PortError>> {
+        Box::pin(async move { Ok(self.create_lease(shard).await?) })
+    }
+
+    fn take<'a>(
+        &'a self,
+        seen: &'a Lease,
+        worker: &'a str,
+        expires_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<Lease>, PortError>> {
+        Box::pin(async move { Ok(self.take_over(seen, worker, expires_ms).await?) })
+    }
+
+    fn update<'a>(
+        &'a self,
+        lease: &'a Lease,
+        update: &'a LeaseUpdate,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move { Ok(self.owner_update(lease, update).await?) })
     }
 }

@@ -9,7 +9,8 @@ use eventide_aws::dead_letter::DeadLetters;
 use eventide_aws::rules::{LiveRules, PollOutcome};
 use eventide_aws::sinks::PaneRow;
 use eventide_engine::PipelineSpec;
-use eventide_runtime::processor::{InputRecord, ShardProcessor};
+use eventide_ports::source::InputRecord;
+use eventide_runtime::processor::ShardProcessor;
 
 const MIN: i64 = 60_000;
 
@@ -41,6 +42,7 @@ fn batch(first_seq: u64, minute: i64, values: &[f64]) -> Vec<InputRecord> {
                 minute * MIN + i as i64
             )
             .into_bytes(),
+            arrival_ms: None,
         })
         .collect()
 }

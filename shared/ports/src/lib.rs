@@ -11,6 +11,8 @@
 //! | [`control::ControlPlane`] | shard watermarks, heartbeats and throughput | DynamoDB | [`memory::MemoryControl`] |
 //! | [`sink::PaneSink`] | fired panes | DynamoDB, S3, Kinesis | [`memory::MemoryPanes`] |
 //! | [`sink::RecordSink`] | records set aside: dead letters, late data | S3 | [`memory::MemoryRecords`] |
+//! | [`lease::Leases`] | which worker consumes which shard, fenced | DynamoDB | [`memory::MemoryLeases`] |
+//! | [`source::ShardSource`] | the stream's shards and their records | Kinesis | [`memory::MemoryStream`] |
 //! | [`clock::Clock`] | wall-clock time | the system clock | [`clock::ManualClock`] |
 //!
 //! The in-memory implementations count every request and its size as DynamoDB and S3 bill
@@ -22,12 +24,14 @@ pub mod clock;
 pub mod control;
 pub mod enrich;
 pub mod error;
+pub mod lease;
 pub mod memory;
 pub mod meter;
 pub mod rows;
 pub mod rules;
 pub mod shard;
 pub mod sink;
+pub mod source;
 pub mod state;
 
 pub use error::PortError;

@@ -9,9 +9,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::control::{ControlPlane, ShardStatus};
+use crate::lease::{Lease, LeaseUpdate, Leases};
 use crate::meter::Meter;
 use crate::rows::{DeadLetter, PaneRow};
+use crate::shard::ShardInfo;
 use crate::sink::{PaneSink, RecordSink};
+use crate::source::{InputRecord, ShardReader, ShardSource, SourceBatch};
 use crate::state::{entry_sk, item_sizes, log_pk, LogEntry, StateLog};
 use crate::{BoxFuture, PortError};
 
@@ -305,40 +308,35 @@ impl MemoryControl {
     }
 }
 
+impl MemoryControl {
+    /// Writes `status` (unless `only_if_absent` and a row exists); returns whether it did.
+    async fn put(&self, status: &ShardStatus, only_if_absent: bool) -> Result<bool, PortError> {
+        self.env
+            .call("control.publish", || {
+                self.env
+                    .meter
+                    .dynamodb_write("control", control_row_size(status));
+                let mut rows = lock(&self.rows);
+                if only_if_absent && rows.contains_key(&status.shard_id) {
+                    return Ok(false);
+                }
+                rows.insert(status.shard_id.clone(), status.clone());
+                Ok(true)
+            })
+            .await
+    }
+}
+
 impl ControlPlane for MemoryControl {
     fn publish<'a>(&'a self, status: &'a ShardStatus) -> BoxFuture<'a, Result<(), PortError>> {
-        Box::pin(async move {
-            self.env
-                .call("control.publish", || {
-                    self.env
-                        .meter
-                        .dynamodb_write("control", control_row_size(status));
-                    lock(&self.rows).insert(status.shard_id.clone(), status.clone());
-                    Ok(())
-                })
-                .await
-        })
+        Box::pin(async move { self.put(status, false).await.map(|_| ()) })
     }
 
     fn publish_if_absent<'a>(
         &'a self,
         status: &'a ShardStatus,
     ) -> BoxFuture<'a, Result<bool, PortError>> {
-        Box::pin(async move {
-            self.env
-                .call("control.publish", || {
-                    self.env
-                        .meter
-                        .dynamodb_write("control", control_row_size(status));
-                    let mut rows = lock(&self.rows);
-                    if rows.contains_key(&status.shard_id) {
-                        return Ok(false);
-                    }
-                    rows.insert(status.shard_id.clone(), status.clone());
-                    Ok(true)
-                })
-                .await
-        })
+        Box::pin(self.put(status, true))
     }
 
     fn shards_status(&self) -> BoxFuture<'_, Result<Vec<ShardStatus>, PortError>> {
@@ -466,6 +464,343 @@ impl RecordSink for MemoryRecords {
                     Ok(())
                 })
                 .await
+        })
+    }
+}
+
+/// The billed size of a lease item (key, owner, counter, expiry, checkpoint, parents).
+fn lease_size(l: &Lease) -> usize {
+    80 + l.shard_id.len()
+        + l.owner.as_deref().map_or(0, str::len)
+        + l.checkpoint.len()
+        + l.parents.iter().map(String::len).sum::<usize>()
+}
+
+/// [`Leases`] in memory, billed as the lease table (`leases`).
+#[derive(Debug)]
+pub struct MemoryLeases {
+    env: Arc<Env>,
+    leases: Mutex<BTreeMap<String, Lease>>,
+}
+
+impl MemoryLeases {
+    /// An empty lease table.
+    pub fn new(env: Arc<Env>) -> Self {
+        MemoryLeases {
+            env,
+            leases: Mutex::default(),
+        }
+    }
+}
+
+impl Leases for MemoryLeases {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Lease>, PortError>> {
+        Box::pin(self.env.call("leases.list", || {
+            let all: Vec<Lease> = lock(&self.leases).values().cloned().collect();
+            let size = all.iter().map(lease_size).sum();
+            self.env.meter.dynamodb_read("leases", size, true);
+            Ok(all)
+        }))
+    }
+
+    fn create<'a>(&'a self, shard: &'a ShardInfo) -> BoxFuture<'a, Result<bool, PortError>> {
+        Box::pin(self.env.call("leases.create", || {
+            let lease = Lease::free(shard);
+            self.env.meter.dynamodb_write("leases", lease_size(&lease));
+            let mut all = lock(&self.leases);
+            if all.contains_key(&shard.shard_id) {
+                return Ok(false);
+            }
+            all.insert(shard.shard_id.clone(), lease);
+            Ok(true)
+        }))
+    }
+
+    fn take<'a>(
+        &'a self,
+        seen: &'a Lease,
+        worker: &'a str,
+        expires_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<Lease>, PortError>> {
+        Box::pin(self.env.call("leases.take", move || {
+            self.env.meter.dynamodb_write("leases", lease_size(seen));
+            let mut all = lock(&self.leases);
+            let Some(stored) = all.get_mut(&seen.shard_id) else {
+                return Ok(None);
+            };
+            let unchanged = stored.owner == seen.owner
+                && stored.counter == seen.counter
+                && stored.expires_ms == seen.expires_ms
+                && !stored.finished;
+            if !unchanged {
+                return Ok(None);
+            }
+            *stored = stored.taken_by(worker, expires_ms);
+            Ok(Some(stored.clone()))
+        }))
+    }
+
+    fn update<'a>(
+        &'a self,
+        lease: &'a Lease,
+        update: &'a LeaseUpdate,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(self.env.call("leases.update", move || {
+            self.env.meter.dynamodb_write("leases", lease_size(lease));
+            let mut all = lock(&self.leases);
+            let stored = all.get_mut(&lease.shard_id).filter(|s| {
+                lease.owner.is_some() && s.owner == lease.owner && s.counter == lease.counter
+            });
+            let Some(stored) = stored else {
+                return Err(PortError::Conflict {
+                    op: format!("lease {} {update:?}", lease.shard_id),
+                    what: format!(
+                        "owner {:?} counter {} no longer current",
+                        lease.owner, lease.counter
+                    ),
+                });
+            };
+            stored.apply(update);
+            Ok(())
+        }))
+    }
+}
+
+/// One shard of a [`MemoryStream`].
+#[derive(Debug)]
+struct StreamShard {
+    info: ShardInfo,
+    records: Vec<InputRecord>,
+    children: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct StreamState {
+    shards: Vec<StreamShard>,
+    next_sequence: u64,
+}
+
+impl StreamState {
+    fn add(&mut self, start: u128, end: u128, parents: &[&str]) -> String {
+        let id = format!("shardId-{:012}", self.shards.len());
+        self.shards.push(StreamShard {
+            info: ShardInfo {
+                shard_id: id.clone(),
+                parent_shard_id: parents.first().map(|p| p.to_string()),
+                adjacent_parent_shard_id: parents.get(1).map(|p| p.to_string()),
+                starting_hash_key: start,
+                ending_hash_key: end,
+                closed: false,
+            },
+            records: Vec::new(),
+            children: Vec::new(),
+        });
+        id
+    }
+
+    fn open_shard(&mut self, id: &str) -> Result<&mut StreamShard, PortError> {
+        self.shards
+            .iter_mut()
+            .find(|s| s.info.shard_id == id && !s.info.closed)
+            .ok_or_else(|| PortError::Unavailable {
+                op: format!("reshard {id}"),
+                message: "no such open shard".into(),
+            })
+    }
+
+    fn close(&mut self, id: &str, children: &[String]) -> Result<(), PortError> {
+        let shard = self.open_shard(id)?;
+        shard.info.closed = true;
+        shard.children = children.to_vec();
+        Ok(())
+    }
+}
+
+/// [`ShardSource`] in memory: a stream whose records are put by partition key (routed by
+/// [`hash_key`](crate::shard::hash_key) as Kinesis does), and which can be split and merged.
+///
+/// ```
+/// use eventide_ports::memory::{Env, MemoryStream};
+/// let stream = MemoryStream::new(Env::with_latency(Default::default()), 2);
+/// stream.put("key", b"{}".to_vec(), None);
+/// let (a, b) = stream.split("shardId-000000000000").unwrap();
+/// assert_eq!((a.as_str(), b.as_str()), ("shardId-000000000002", "shardId-000000000003"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryStream {
+    env: Arc<Env>,
+    state: Arc<Mutex<StreamState>>,
+}
+
+impl MemoryStream {
+    /// A stream of `shards` open shards splitting the hash-key range evenly.
+    pub fn new(env: Arc<Env>, shards: usize) -> Self {
+        let mut state = StreamState::default();
+        let n = shards.max(1) as u128;
+        let width = u128::MAX / n;
+        for i in 0..n {
+            let end = if i == n - 1 {
+                u128::MAX
+            } else {
+                (i + 1) * width - 1
+            };
+            state.add(i * width, end, &[]);
+        }
+        MemoryStream {
+            env,
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// Appends a record to the open shard of `partition_key`; returns its shard and position.
+    pub fn put(
+        &self,
+        partition_key: &str,
+        data: Vec<u8>,
+        arrival_ms: Option<i64>,
+    ) -> (String, String) {
+        let key = crate::shard::hash_key(partition_key);
+        let mut state = lock(&self.state);
+        state.next_sequence += 1;
+        let sequence_number = format!("{:020}", state.next_sequence);
+        let shard = state
+            .shards
+            .iter_mut()
+            .find(|s| !s.info.closed && s.info.contains(key));
+        let Some(shard) = shard else {
+            // The open shards always cover the whole range.
+            return (String::new(), sequence_number);
+        };
+        shard.records.push(InputRecord {
+            sequence_number: sequence_number.clone(),
+            partition_key: partition_key.to_string(),
+            data,
+            arrival_ms,
+        });
+        (shard.info.shard_id.clone(), sequence_number)
+    }
+
+    /// Splits open shard `id` into two halves of its range; returns the children.
+    ///
+    /// # Errors
+    /// `id` is not an open shard.
+    pub fn split(&self, id: &str) -> Result<(String, String), PortError> {
+        let mut state = lock(&self.state);
+        let (start, end) = {
+            let s = &state.open_shard(id)?.info;
+            (s.starting_hash_key, s.ending_hash_key)
+        };
+        let mid = start + (end - start) / 2;
+        let a = state.add(start, mid, &[id]);
+        let b = state.add(mid + 1, end, &[id]);
+        state.close(id, &[a.clone(), b.clone()])?;
+        Ok((a, b))
+    }
+
+    /// Merges two open shards of adjacent ranges; returns the child.
+    ///
+    /// # Errors
+    /// Either is not an open shard, or their ranges are not adjacent.
+    pub fn merge(&self, a: &str, b: &str) -> Result<String, PortError> {
+        let mut state = lock(&self.state);
+        let ra = {
+            let s = &state.open_shard(a)?.info;
+            (s.starting_hash_key, s.ending_hash_key)
+        };
+        let rb = {
+            let s = &state.open_shard(b)?.info;
+            (s.starting_hash_key, s.ending_hash_key)
+        };
+        let (lo, hi) = if ra.0 < rb.0 { (ra, rb) } else { (rb, ra) };
+        if lo.1.checked_add(1) != Some(hi.0) {
+            return Err(PortError::Unavailable {
+                op: format!("merge {a} {b}"),
+                message: "the ranges are not adjacent".into(),
+            });
+        }
+        let child = state.add(lo.0, hi.1, &[a, b]);
+        state.close(a, std::slice::from_ref(&child))?;
+        state.close(b, std::slice::from_ref(&child))?;
+        Ok(child)
+    }
+
+    /// The records of shard `id`, in order.
+    pub fn records(&self, id: &str) -> Vec<InputRecord> {
+        lock(&self.state)
+            .shards
+            .iter()
+            .find(|s| s.info.shard_id == id)
+            .map(|s| s.records.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl ShardSource for MemoryStream {
+    fn list_shards(&self) -> BoxFuture<'_, Result<Vec<ShardInfo>, PortError>> {
+        Box::pin(self.env.call("source.list", || {
+            Ok(lock(&self.state)
+                .shards
+                .iter()
+                .map(|s| s.info.clone())
+                .collect())
+        }))
+    }
+
+    fn open(&self, shard: &str, checkpoint: &str, limit: usize) -> Box<dyn ShardReader> {
+        Box::new(MemoryReader {
+            stream: self.clone(),
+            shard: shard.to_string(),
+            after: (checkpoint != crate::lease::TRIM_HORIZON && !checkpoint.is_empty())
+                .then(|| checkpoint.to_string()),
+            limit: limit.max(1),
+        })
+    }
+}
+
+/// A reader of one [`MemoryStream`] shard.
+struct MemoryReader {
+    stream: MemoryStream,
+    shard: String,
+    /// The position of the last record returned (or the checkpoint).
+    after: Option<String>,
+    limit: usize,
+}
+
+impl ShardReader for MemoryReader {
+    fn next_batch(&mut self) -> BoxFuture<'_, Result<SourceBatch, PortError>> {
+        Box::pin(async move {
+            let env = self.stream.env.clone();
+            let batch = env
+                .call("source.read", || {
+                    let state = lock(&self.stream.state);
+                    let Some(shard) = state.shards.iter().find(|s| s.info.shard_id == self.shard)
+                    else {
+                        return Err(PortError::Unavailable {
+                            op: format!("read {}", self.shard),
+                            message: "no such shard".into(),
+                        });
+                    };
+                    let newer = |r: &&InputRecord| {
+                        self.after.as_deref().is_none_or(|a| {
+                            let s = r.sequence_number.as_str();
+                            (s.len(), s) > (a.len(), a)
+                        })
+                    };
+                    let rest: Vec<&InputRecord> = shard.records.iter().filter(newer).collect();
+                    let records: Vec<InputRecord> =
+                        rest.iter().take(self.limit).map(|r| (*r).clone()).collect();
+                    let caught_up = records.len() == rest.len();
+                    Ok(SourceBatch {
+                        records,
+                        millis_behind_latest: Some(if caught_up { 0 } else { 1_000 }),
+                        shard_end: (caught_up && shard.info.closed).then(|| shard.children.clone()),
+                    })
+                })
+                .await?;
+            if let Some(last) = batch.records.last() {
+                self.after = Some(last.sequence_number.clone());
+            }
+            Ok(batch)
         })
     }
 }

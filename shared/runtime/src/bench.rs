@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventide_engine::PipelineSpec;
+use eventide_ports::clock::ManualClock;
 use eventide_ports::memory::{Env, MemoryControl, MemoryPanes, MemoryRecords, MemoryStateLog};
 use eventide_ports::meter::Usage;
 use eventide_ports::shard::ShardInfo;
 
-use crate::processor::InputRecord;
 use crate::shard::{Io, RuntimeError, ShardConsumer, Sinks};
 use crate::state::SnapshotPolicy;
+use eventide_ports::source::InputRecord;
 
 /// What one run measured.
 #[derive(Debug, Clone)]
@@ -49,6 +50,7 @@ pub async fn measure(
     latency: Duration,
 ) -> Result<Figures, RuntimeError> {
     let env = Env::with_latency(latency);
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let io = Io {
         state: Arc::new(MemoryStateLog::new(env.clone(), "bench")),
         control: Arc::new(MemoryControl::new(env.clone())),
@@ -62,6 +64,7 @@ pub async fn measure(
         idle_timeout_ms: 60_000,
         lookups: None,
         rules: None,
+        clock: clock.clone(),
     };
     let shard = ShardInfo {
         shard_id: "shardId-000000000000".into(),
@@ -75,12 +78,11 @@ pub async fn measure(
     // Keep the last two batches for the warm and cold invocations.
     let split = records.len().saturating_sub(2 * batch);
     let (main, tail) = records.split_at(split);
-    let mut now = 1_700_000_000_000i64;
     let started = Instant::now();
-    let mut consumer = ShardConsumer::start(&io, spec.clone(), &shard, now).await?;
+    let mut consumer = ShardConsumer::start(&io, spec.clone(), &shard).await?;
     for b in main.chunks(batch) {
-        now += 1_000;
-        consumer.process(&io, b, 0, now).await?;
+        clock.advance(1_000);
+        consumer.process(&io, b, 0).await?;
     }
     let seconds = started.elapsed().as_secs_f64();
     let usage = env.meter.usage();
@@ -91,25 +93,25 @@ pub async fn measure(
     env.meter.reset();
     let t = Instant::now();
     if let Some(b) = tails.next() {
-        now += 1_000;
-        consumer.process(&io, b, 0, now).await?;
+        clock.advance(1_000);
+        consumer.process(&io, b, 0).await?;
     }
     let warm = (state_rru(&env), t.elapsed().as_secs_f64() * 1e3);
 
     drop(consumer);
     env.meter.reset();
     let t = Instant::now();
-    let mut consumer = ShardConsumer::start(&io, spec.clone(), &shard, now).await?;
+    let mut consumer = ShardConsumer::start(&io, spec.clone(), &shard).await?;
     if let Some(b) = tails.next() {
-        now += 1_000;
-        consumer.process(&io, b, 0, now).await?;
+        clock.advance(1_000);
+        consumer.process(&io, b, 0).await?;
     }
     let gets = env.meter.usage().get("snapshots").map_or(0, |u| u.gets);
     let cold = (state_rru(&env), gets, t.elapsed().as_secs_f64() * 1e3);
     drop(consumer);
 
     let t = Instant::now();
-    let consumer = ShardConsumer::start(&io, spec.clone(), &shard, now).await?;
+    let consumer = ShardConsumer::start(&io, spec.clone(), &shard).await?;
     let cold_start_ms = t.elapsed().as_secs_f64() * 1e3;
     drop(consumer);
     Ok(Figures {

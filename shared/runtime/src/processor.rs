@@ -28,6 +28,8 @@ use eventide_ports::rows::{alert_row, DeadLetter, PaneRow};
 use eventide_ports::rules::RulesVersion;
 use eventide_ports::shard::hash_key;
 
+use eventide_ports::source::InputRecord;
+
 use crate::state::entry::{Aside, Call, Entry, EntryBuilder, Op, Replay};
 use crate::state::snapshot::{split_hash_key, KeyState, Snapshot};
 use crate::state::StateError;
@@ -35,14 +37,6 @@ use crate::state::StateError;
 /// The prefix of heartbeat records written by the ticker into every shard. They move a
 /// quiet shard's heartbeat but are never counted as data.
 pub const HEARTBEAT_PREFIX: &[u8] = b"{\"eventide_heartbeat\"";
-
-/// One input record of a shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputRecord {
-    pub sequence_number: String,
-    pub partition_key: String,
-    pub data: Vec<u8>,
-}
 
 /// Compares Kinesis sequence numbers: decimal strings of up to 128 bits or more.
 pub fn cmp_seq(a: &str, b: &str) -> Ordering {
@@ -350,9 +344,10 @@ impl ShardProcessor {
     }
 
     fn do_resume(&mut self, wm: i64) {
+        // Only the shard's own watermark: the engine's moves with the next batch, which
+        // collects what it fires. Moving it here would fire adopted windows (a merge
+        // child's parent that was behind the other) into nothing.
         self.pipeline.resume_partition(&self.shard, wm);
-        // Nothing is restored yet when a shard resumes, so this fires nothing.
-        self.do_watermark(wm, None);
     }
 
     /// This shard's own watermark (max event time seen − bound), to publish.
@@ -546,10 +541,14 @@ impl ShardProcessor {
         if let Some(local) = parts.iter().filter_map(|s| s.local_wm).max() {
             self.pipeline.resume_partition(&self.shard, local);
         }
-        if let Some(now) = parts.iter().map(|s| s.now).max() {
+        // The slowest part's time and watermark: a merged parent that was ahead has fired
+        // its windows up to its watermark already (they are gone from its state), while the
+        // other parent's windows beyond its own watermark must fire later, with their
+        // output kept, not here where nothing is collected.
+        if let Some(now) = parts.iter().map(|s| s.now).min() {
             self.do_time(now, None);
         }
-        if let Some(wm) = parts.iter().map(|s| s.wm).max() {
+        if let Some(wm) = parts.iter().map(|s| s.wm).min() {
             self.do_watermark(wm, None);
         }
         Ok(())

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use eventide_engine::PipelineSpec;
+use eventide_ports::clock::Clock;
 use eventide_ports::control::{ControlPlane, ShardStatus};
 use eventide_ports::enrich::Enrichment;
 use eventide_ports::rows::PaneRow;
@@ -29,7 +30,9 @@ use eventide_ports::PortError;
 use thiserror::Error;
 use tracing::{debug, info};
 
-use crate::processor::{BatchOutcome, InputRecord, ShardProcessor};
+use eventide_ports::source::InputRecord;
+
+use crate::processor::{BatchOutcome, ShardProcessor};
 use crate::state::snapshot::Snapshot;
 use crate::state::{LogError, Recovered, ShardLog, SnapshotPolicy, StateError};
 
@@ -119,6 +122,8 @@ pub struct Io {
     pub lookups: Option<Arc<dyn Enrichment>>,
     /// Hot-reloaded rules (an S3 object), swapped in before a batch when they change.
     pub rules: Option<Arc<dyn RulesSource>>,
+    /// Processing time: batches start at its reading, heartbeats and idleness follow it.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What one batch did, for logs and the control table.
@@ -167,7 +172,6 @@ impl ShardConsumer {
         io: &Io,
         spec: PipelineSpec,
         shard: &ShardInfo,
-        now_ms: i64,
     ) -> Result<Self, RuntimeError> {
         let mut processor = ShardProcessor::new(&shard.shard_id, spec.clone());
         let (mut log, recovered) = ShardLog::open(
@@ -213,7 +217,7 @@ impl ShardConsumer {
         Ok(ShardConsumer {
             processor,
             log,
-            last_data_ms: now_ms,
+            last_data_ms: io.clock.now_ms(),
             last_publish: Instant::now(),
             records_since: 0,
             bytes_since: 0,
@@ -261,8 +265,8 @@ impl ShardConsumer {
         io: &Io,
         batch: &[InputRecord],
         lag_ms: i64,
-        now_ms: i64,
     ) -> Result<BatchReport, RuntimeError> {
+        let now_ms = io.clock.now_ms();
         let before = self.log.wants_snapshot().then(|| self.processor.snapshot());
         if let Some(lookups) = &io.lookups {
             let lines: Vec<&[u8]> = batch.iter().map(|r| r.data.as_slice()).collect();
@@ -339,7 +343,7 @@ impl ShardConsumer {
     ///
     /// # Cancel safety
     /// Not cancel safe, as [`ShardConsumer::process`].
-    pub async fn end_input(&mut self, io: &Io, now_ms: i64) -> Result<u64, RuntimeError> {
+    pub async fn end_input(&mut self, io: &Io) -> Result<u64, RuntimeError> {
         let before = self.log.wants_snapshot().then(|| self.processor.snapshot());
         let panes = self.processor.advance_watermark(i64::MAX);
         let batch_id = format!("{}-end", self.shard());
@@ -351,7 +355,7 @@ impl ShardConsumer {
             .publish(&ShardStatus {
                 shard_id: self.shard().to_string(),
                 wm: i64::MAX,
-                heartbeat_ms: now_ms,
+                heartbeat_ms: io.clock.now_ms(),
                 rps: 0.0,
                 bps: 0.0,
                 lag_ms: 0,
@@ -370,12 +374,8 @@ impl ShardConsumer {
     ///
     /// # Errors
     /// A failed control-plane write.
-    pub async fn finish(
-        &mut self,
-        io: &Io,
-        children: &[String],
-        now_ms: i64,
-    ) -> Result<(), PortError> {
+    pub async fn finish(&mut self, io: &Io, children: &[String]) -> Result<(), PortError> {
+        let now_ms = io.clock.now_ms();
         if let Some(wm) = self.processor.local_watermark() {
             for child in children {
                 let placeholder = ShardStatus {

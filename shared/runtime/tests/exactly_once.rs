@@ -5,103 +5,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{shard, whole, Driver, Ports, SHARD};
-use eventide_engine::pane::{Emit, Pane};
-use eventide_engine::{Output, Pipeline, PipelineSpec};
+use common::{assert_same, records, replay, rt, shard, spec, whole, Driver, Ports, SHARD};
+use eventide_engine::PipelineSpec;
 use eventide_ports::memory::When;
 use eventide_ports::rows::PaneRow;
-use eventide_runtime::processor::{InputRecord, HEARTBEAT_PREFIX};
+use eventide_ports::source::InputRecord;
 use eventide_runtime::state::SnapshotPolicy;
-
-fn spec() -> PipelineSpec {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/reference/pipeline.toml"
-    ))
-    .unwrap();
-    PipelineSpec::from_toml(&text).unwrap()
-}
-
-/// A small deterministic workload in the reference format, with late and malformed records
-/// and ticker heartbeats mixed in.
-fn records(n: usize) -> Vec<InputRecord> {
-    let mut out = Vec::new();
-    let mut x: u64 = 12345;
-    for i in 0..n {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let sub = format!("s{:03}", (x >> 33) % 7);
-        let counter = if (x >> 20) & 1 == 0 { "x" } else { "y" };
-        let late = (x >> 40).is_multiple_of(10);
-        let t = 1_767_225_600_000 + i as i64 * 97_000 - if late { 1_200_000 } else { 0 };
-        let data = if i % 97 == 13 {
-            b"{not json".to_vec()
-        } else if i % 53 == 7 {
-            [HEARTBEAT_PREFIX, b":1}"].concat()
-        } else {
-            format!(r#"{{"subscriber_id":"{sub}","counter":"{counter}","value":{}.{:02},"event_time":{t}}}"#, (x >> 7) % 100, (x >> 3) % 100).into_bytes()
-        };
-        out.push(InputRecord {
-            sequence_number: format!("{}", 49_000_000_000u64 + i as u64 * 10),
-            partition_key: sub,
-            data,
-        });
-    }
-    out
-}
-
-/// What the file replay gives: panes by id, and late records per aggregation.
-struct Replayed {
-    panes: BTreeMap<String, PaneRow>,
-    late: u64,
-    rows: Vec<PaneRow>,
-}
-
-fn replay(sp: &PipelineSpec, recs: &[InputRecord]) -> Replayed {
-    struct Rows(Vec<PaneRow>, PipelineSpec);
-    impl Emit for Rows {
-        fn pane(&mut self, p: &Pane<'_>) {
-            let a = &self.1.aggregations[p.aggregation];
-            let g: Vec<String> = a
-                .group_by
-                .iter()
-                .map(|&i| self.1.input.fields[i].0.clone())
-                .collect();
-            let n: Vec<String> = a.aggregates.iter().map(|x| x.name.clone()).collect();
-            self.0.push(PaneRow::from_pane(p, &a.name, &g, &n));
-        }
-    }
-    impl Output for Rows {
-        fn late(&mut self, _: usize, _: &[u8]) {}
-    }
-    let mut rows = Rows(Vec::new(), sp.clone());
-    let mut replay = Pipeline::new(sp.clone());
-    for r in recs {
-        if !r.data.starts_with(HEARTBEAT_PREFIX) {
-            let _ = replay.process_line(&r.data, "", &mut rows);
-        }
-    }
-    replay.finish(&mut rows);
-    Replayed {
-        panes: rows
-            .0
-            .iter()
-            .map(|r| (r.pane_id.clone(), r.clone()))
-            .collect(),
-        late: replay.stats().late.iter().sum(),
-        rows: rows.0,
-    }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Runs `recs` in batches of `size` through one shard; `each` may plan faults or replace the
 /// consumer before batch `i`.
@@ -236,7 +145,7 @@ fn a_redelivered_batch_and_a_zombie_consumer_count_once() {
         // The zombie wakes up with its stale state: its commit is refused.
         let zombie = a.consumer.as_mut().unwrap();
         let io = ports.io.clone();
-        let err = zombie.process(&io, batches[4], 0, 1).await.unwrap_err();
+        let err = zombie.process(&io, batches[4], 0).await.unwrap_err();
         assert!(err.is_conflict(), "{err}");
         for batch in &batches[6..] {
             b.deliver(batch).await;
@@ -413,26 +322,6 @@ fn early_late_and_retracting_panes_behave_as_in_replay() {
             panic!("batch size {size}: {} panes, expected {}; first difference at {i}:\n got  {:?}\n want {:?}", got.len(), want.len(), got.get(i), want.get(i));
         }
     }
-}
-
-/// Asserts equal panes, naming the first few that differ.
-fn assert_same(got: &BTreeMap<String, PaneRow>, want: &BTreeMap<String, PaneRow>) {
-    let diff: Vec<String> = got
-        .keys()
-        .chain(want.keys())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .filter(|k| got.get(*k) != want.get(*k))
-        .take(4)
-        .map(|k| format!("got {:?}\nwant {:?}", got.get(k), want.get(k)))
-        .collect();
-    assert!(
-        diff.is_empty(),
-        "{} vs {} panes; first differences:\n{}",
-        got.len(),
-        want.len(),
-        diff.join("\n")
-    );
 }
 
 /// Panes grouped by window, each window's panes in firing order.

@@ -11,7 +11,8 @@ use common::{whole, Driver, Ports, SHARD};
 use eventide_engine::PipelineSpec;
 use eventide_ports::memory::When;
 use eventide_ports::rows::PaneRow;
-use eventide_runtime::processor::{InputRecord, ShardProcessor};
+use eventide_ports::source::InputRecord;
+use eventide_runtime::processor::ShardProcessor;
 use eventide_runtime::state::SnapshotPolicy;
 
 const T0: i64 = 1_767_225_600_000;
@@ -64,6 +65,7 @@ fn records(n: usize) -> Vec<InputRecord> {
                     (x >> 7) % 100
                 )
                 .into_bytes(),
+                arrival_ms: None,
             }
         })
         .collect()

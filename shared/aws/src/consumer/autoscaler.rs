@@ -137,7 +137,7 @@ impl fmt::Display for ScalePass {
 ///     policy: ScalePolicy { min_shards: 1, max_shards: 8, ..ScalePolicy::default() },
 ///     dry_run: false,
 /// };
-/// let pass = run_pass(&clients, &config, eventide_aws::consumer::worker::now_ms()).await?;
+/// let pass = run_pass(&clients, &config, eventide_ports::clock::Clock::now_ms(&eventide_ports::clock::SystemClock)).await?;
 /// print!("{pass}");
 /// # Ok(()) }
 /// ```

@@ -30,7 +30,7 @@ use eventide_engine::PipelineSpec;
 use tokio::sync::Mutex;
 use tracing::{error, info};
 
-use eventide_runtime::processor::InputRecord;
+use eventide_ports::source::InputRecord;
 use eventide_runtime::shard::{Io, RuntimeError, ShardConsumer};
 
 /// Everything an invocation needs, built once per container.
@@ -111,23 +111,18 @@ impl Handler {
 
     /// Processes one shard's records as one batch, with the shard's warm consumer when
     /// this container has one (see the module docs).
-    async fn process_group(
-        &self,
-        shard_id: &str,
-        group: &ShardGroup,
-        now_ms: i64,
-    ) -> Result<(), RuntimeError> {
+    async fn process_group(&self, shard_id: &str, group: &ShardGroup) -> Result<(), RuntimeError> {
         let shard = self.shard_info(&group.stream, shard_id).await?;
         let mut warm = self.consumers.lock().await;
         for attempt in 0..2 {
             let (mut consumer, cold) = match warm.remove(shard_id) {
                 Some(c) => (c, false),
                 None => (
-                    ShardConsumer::start(&self.io, self.spec.clone(), &shard, now_ms).await?,
+                    ShardConsumer::start(&self.io, self.spec.clone(), &shard).await?,
                     true,
                 ),
             };
-            match consumer.process(&self.io, &group.records, 0, now_ms).await {
+            match consumer.process(&self.io, &group.records, 0).await {
                 Ok(report) => {
                     info!(shard = shard_id, cold, records = report.records, heartbeats = report.heartbeats,
                         skipped = report.skipped, panes = report.panes, dead_letters = report.dead_letters,
@@ -153,7 +148,7 @@ impl Handler {
     /// Handles one Kinesis event: groups the records by shard (in event order), processes
     /// each group exactly once, and returns the first sequence number of every group that
     /// failed as a batch item failure (none on success).
-    pub async fn handle(&self, event: KinesisEvent, now_ms: i64) -> KinesisEventResponse {
+    pub async fn handle(&self, event: KinesisEvent) -> KinesisEventResponse {
         let mut groups: BTreeMap<String, ShardGroup> = BTreeMap::new();
         for r in event.records {
             let stream = stream_of(r.event_source_arn.as_deref());
@@ -167,11 +162,12 @@ impl Handler {
                 sequence_number: r.kinesis.sequence_number,
                 partition_key: r.kinesis.partition_key,
                 data: r.kinesis.data.0,
+                arrival_ms: Some(r.kinesis.approximate_arrival_timestamp.0.timestamp_millis()),
             });
         }
         let mut response = KinesisEventResponse::default();
         for (shard, group) in &groups {
-            if let Err(e) = self.process_group(shard, group, now_ms).await {
+            if let Err(e) = self.process_group(shard, group).await {
                 error!(shard = %shard, error = %e, records = group.records.len(), "batch failed; reporting it for retry");
                 if let Some(first) = group.records.first() {
                     response.add_failure(first.sequence_number.clone());
@@ -182,11 +178,9 @@ impl Handler {
     }
 }
 
-/// Handles one Kinesis event with `handler` at the current time; see [`Handler::handle`].
+/// Handles one Kinesis event with `handler`; see [`Handler::handle`].
 pub async fn handle(event: KinesisEvent, handler: &Handler) -> KinesisEventResponse {
-    handler
-        .handle(event, crate::consumer::worker::now_ms())
-        .await
+    handler.handle(event).await
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use crate::leases::{self, LeaseTable};
 use crate::sinks::{DynamoDbSink, KinesisSink, S3Sink};
 use crate::state_log::{self, DynamoStateLog};
 use crate::AwsError;
+use eventide_ports::clock::SystemClock;
 use eventide_ports::sink::PaneSink;
 
 use eventide_runtime::shard::{Io, Sinks};
@@ -130,16 +131,12 @@ impl Resources {
             idle_timeout_ms,
             lookups: None,
             rules: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
-    /// The lease table of pipeline `pipeline`, holding leases for `lease_ms`.
-    pub fn leases(&self, clients: &Clients, pipeline: &str, lease_ms: i64) -> LeaseTable {
-        LeaseTable::new(
-            clients.dynamodb.clone(),
-            &self.lease_table,
-            pipeline,
-            lease_ms,
-        )
+    /// The lease table of pipeline `pipeline`.
+    pub fn leases(&self, clients: &Clients, pipeline: &str) -> LeaseTable {
+        LeaseTable::new(clients.dynamodb.clone(), &self.lease_table, pipeline)
     }
 }

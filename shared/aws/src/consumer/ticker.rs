@@ -20,7 +20,7 @@ pub fn heartbeat(now_ms: i64) -> Vec<u8> {
 
 /// Puts one heartbeat into every open shard of `stream`; returns how many it put.
 pub async fn tick(clients: &Clients, stream: &str) -> Result<usize, AwsError> {
-    let now_ms = crate::consumer::worker::now_ms();
+    let now_ms = eventide_ports::clock::Clock::now_ms(&eventide_ports::clock::SystemClock);
     let shards = list_shards(&clients.kinesis, stream).await?;
     let entries: Vec<PutEntry> = shards
         .iter()

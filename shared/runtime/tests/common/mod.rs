@@ -5,13 +5,17 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use eventide_engine::PipelineSpec;
+use eventide_engine::pane::{Emit, Pane};
+use eventide_engine::{Output, Pipeline, PipelineSpec};
+use eventide_ports::clock::ManualClock;
 use eventide_ports::memory::{Env, MemoryControl, MemoryPanes, MemoryRecords, MemoryStateLog};
 use eventide_ports::rows::PaneRow;
 use eventide_ports::shard::ShardInfo;
-use eventide_runtime::processor::InputRecord;
+use eventide_ports::source::InputRecord;
+use eventide_runtime::processor::HEARTBEAT_PREFIX;
 use eventide_runtime::shard::{Io, ShardConsumer, Sinks};
 use eventide_runtime::state::SnapshotPolicy;
 
@@ -20,6 +24,7 @@ pub const SHARD: &str = "shardId-000000000000";
 /// In-memory ports and handles on what they hold.
 pub struct Ports {
     pub env: Arc<Env>,
+    pub clock: Arc<ManualClock>,
     pub io: Io,
     pub state: Arc<MemoryStateLog>,
     pub panes: Arc<MemoryPanes>,
@@ -34,6 +39,7 @@ impl Ports {
         let panes = Arc::new(MemoryPanes::new(env.clone()));
         let dead_letters = Arc::new(MemoryRecords::new(env.clone(), "dead-letters"));
         let late = Arc::new(MemoryRecords::new(env.clone(), "late"));
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
         let io = Io {
             state: state.clone(),
             control: Arc::new(MemoryControl::new(env.clone())),
@@ -47,9 +53,11 @@ impl Ports {
             idle_timeout_ms: 60_000,
             lookups: None,
             rules: None,
+            clock: clock.clone(),
         };
         Ports {
             env,
+            clock,
             io,
             state,
             panes,
@@ -59,7 +67,7 @@ impl Ports {
     }
 
     /// Every pane, once each, by pane id.
-    pub fn rows(&self) -> std::collections::BTreeMap<String, PaneRow> {
+    pub fn rows(&self) -> BTreeMap<String, PaneRow> {
         self.panes.rows()
     }
 }
@@ -87,7 +95,6 @@ pub struct Driver<'a> {
     pub spec: PipelineSpec,
     pub shard: ShardInfo,
     pub consumer: Option<ShardConsumer>,
-    pub now_ms: i64,
     /// Consumers dropped after a failure.
     pub crashes: u64,
     /// Records skipped as already committed.
@@ -101,7 +108,6 @@ impl<'a> Driver<'a> {
             spec,
             shard,
             consumer: None,
-            now_ms: 1_700_000_000_000,
             crashes: 0,
             skipped: 0,
         }
@@ -109,9 +115,7 @@ impl<'a> Driver<'a> {
 
     async fn consumer(&mut self) -> Option<&mut ShardConsumer> {
         if self.consumer.is_none() {
-            match ShardConsumer::start(&self.ports.io, self.spec.clone(), &self.shard, self.now_ms)
-                .await
-            {
+            match ShardConsumer::start(&self.ports.io, self.spec.clone(), &self.shard).await {
                 Ok(c) => self.consumer = Some(c),
                 Err(_) => {
                     self.crashes += 1;
@@ -124,13 +128,13 @@ impl<'a> Driver<'a> {
 
     /// Delivers `batch` until a consumer processes it (at most 20 attempts).
     pub async fn deliver(&mut self, batch: &[InputRecord]) {
-        self.now_ms += 1_000;
+        self.ports.clock.advance(1_000);
         for _ in 0..20 {
-            let (io, now) = (&self.ports.io.clone(), self.now_ms);
+            let io = &self.ports.io.clone();
             let Some(c) = self.consumer().await else {
                 continue;
             };
-            match c.process(io, batch, 0, now).await {
+            match c.process(io, batch, 0).await {
                 Ok(r) => {
                     self.skipped += r.skipped;
                     return;
@@ -152,11 +156,11 @@ impl<'a> Driver<'a> {
     /// Ends the input: fires everything (retried as a batch is).
     pub async fn end(&mut self) {
         for _ in 0..20 {
-            let (io, now) = (&self.ports.io.clone(), self.now_ms);
+            let io = &self.ports.io.clone();
             let Some(c) = self.consumer().await else {
                 continue;
             };
-            match c.end_input(io, now).await {
+            match c.end_input(io).await {
                 Ok(_) => return,
                 Err(_) => {
                     self.consumer = None;
@@ -166,4 +170,119 @@ impl<'a> Driver<'a> {
         }
         panic!("end of input never processed");
     }
+}
+
+pub fn spec() -> PipelineSpec {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/reference/pipeline.toml"
+    ))
+    .unwrap();
+    PipelineSpec::from_toml(&text).unwrap()
+}
+
+/// A small deterministic workload in the reference format, with late and malformed records
+/// and ticker heartbeats mixed in.
+pub fn records(n: usize) -> Vec<InputRecord> {
+    records_with(n, true)
+}
+
+/// [`records`] with or without late records: without, every key's records are in event-time
+/// order, so no record is late on any shard whatever the interleaving of the shards.
+pub fn records_with(n: usize, with_late: bool) -> Vec<InputRecord> {
+    let mut out = Vec::new();
+    let mut x: u64 = 12345;
+    for i in 0..n {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let sub = format!("s{:03}", (x >> 33) % 7);
+        let counter = if (x >> 20) & 1 == 0 { "x" } else { "y" };
+        let late = with_late && (x >> 40).is_multiple_of(10);
+        let t = 1_767_225_600_000 + i as i64 * 97_000 - if late { 1_200_000 } else { 0 };
+        let data = if i % 97 == 13 {
+            b"{not json".to_vec()
+        } else if i % 53 == 7 {
+            [HEARTBEAT_PREFIX, b":1}"].concat()
+        } else {
+            format!(r#"{{"subscriber_id":"{sub}","counter":"{counter}","value":{}.{:02},"event_time":{t}}}"#, (x >> 7) % 100, (x >> 3) % 100).into_bytes()
+        };
+        out.push(InputRecord {
+            sequence_number: format!("{}", 49_000_000_000u64 + i as u64 * 10),
+            partition_key: sub,
+            data,
+            arrival_ms: None,
+        });
+    }
+    out
+}
+
+/// What the file replay gives: panes by id, and late records per aggregation.
+pub struct Replayed {
+    pub panes: BTreeMap<String, PaneRow>,
+    pub late: u64,
+    pub rows: Vec<PaneRow>,
+}
+
+pub fn replay(sp: &PipelineSpec, recs: &[InputRecord]) -> Replayed {
+    struct Rows(Vec<PaneRow>, PipelineSpec);
+    impl Emit for Rows {
+        fn pane(&mut self, p: &Pane<'_>) {
+            let a = &self.1.aggregations[p.aggregation];
+            let g: Vec<String> = a
+                .group_by
+                .iter()
+                .map(|&i| self.1.input.fields[i].0.clone())
+                .collect();
+            let n: Vec<String> = a.aggregates.iter().map(|x| x.name.clone()).collect();
+            self.0.push(PaneRow::from_pane(p, &a.name, &g, &n));
+        }
+    }
+    impl Output for Rows {
+        fn late(&mut self, _: usize, _: &[u8]) {}
+    }
+    let mut rows = Rows(Vec::new(), sp.clone());
+    let mut replay = Pipeline::new(sp.clone());
+    for r in recs {
+        if !r.data.starts_with(HEARTBEAT_PREFIX) {
+            let _ = replay.process_line(&r.data, "", &mut rows);
+        }
+    }
+    replay.finish(&mut rows);
+    Replayed {
+        panes: rows
+            .0
+            .iter()
+            .map(|r| (r.pane_id.clone(), r.clone()))
+            .collect(),
+        late: replay.stats().late.iter().sum(),
+        rows: rows.0,
+    }
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Asserts equal panes, naming the first few that differ.
+pub fn assert_same(got: &BTreeMap<String, PaneRow>, want: &BTreeMap<String, PaneRow>) {
+    let diff: Vec<String> = got
+        .keys()
+        .chain(want.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .take(4)
+        .map(|k| format!("got {:?}\nwant {:?}", got.get(k), want.get(k)))
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "{} vs {} panes; first differences:\n{}",
+        got.len(),
+        want.len(),
+        diff.join("\n")
+    );
 }

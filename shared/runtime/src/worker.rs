@@ -1,0 +1,626 @@
+//! The long-running worker: a KCL-like loop that balances shard leases among workers and
+//! runs one [`ShardConsumer`] per held shard, over the ports (no AWS here; `eventide-aws`
+//! wires the ports to Kinesis and DynamoDB and stops the worker on a signal).
+//!
+//! The main loop, every `poll_ms`:
+//! - every few seconds lists the stream's shards and creates leases for new ones
+//!   ([`LeaseKeeper::sync_shards`]); at once when a shard it consumed reached its end;
+//! - every third of the lease duration renews the leases it holds (well before they
+//!   expire) and balances them ([`LeaseKeeper::assign`]), starting a shard task for every
+//!   newly held lease and stopping the tasks of leases it lost.
+//!
+//! A shard task reads its shard from the lease checkpoint and, per batch, runs
+//! [`ShardConsumer::process`] (the exactly-once steps of `docs/aws-runtime.md`) and then
+//! checkpoints the lease. A conflict from the state commit or the checkpoint means another
+//! worker took the lease over: the task ends quietly and the shard is left to the new
+//! owner. Any other failure ends the task too; its lease is still held, so the next
+//! balancing round restarts the shard from its checkpoint with its state rebuilt from the
+//! log (the in-memory state of a failed batch cannot be trusted).
+//!
+//! With [`WorkerSettings::finite_quiet_ms`] the stream is treated as finite (the demo and
+//! tests): once every shard is caught up and quiet for that long, each worker fires
+//! everything of its shards as if the watermark were +∞ (like `eventide replay` at the end
+//! of its input), publishes `wm = i64::MAX`, and exits once every shard has done so.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventide_engine::PipelineSpec;
+use eventide_ports::lease::{Lease, Leases};
+use eventide_ports::shard::ShardInfo;
+use eventide_ports::source::ShardSource;
+use eventide_ports::PortError;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::lease::LeaseKeeper;
+use crate::shard::{Io, RuntimeError, ShardConsumer};
+
+/// How often the worker lists shards to find new ones.
+const SHARD_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What a worker talks to.
+#[derive(Clone)]
+pub struct WorkerPorts {
+    /// The shard consumers' ports (state, control plane, sinks, clock).
+    pub io: Io,
+    /// The lease table.
+    pub leases: Arc<dyn Leases>,
+    /// The stream.
+    pub source: Arc<dyn ShardSource>,
+}
+
+/// A worker's settings.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// This worker's id; unique per process incarnation, so a restarted worker never
+    /// reuses its zombie predecessor's id.
+    pub worker_id: String,
+    /// The most leases this worker holds.
+    pub max_leases: usize,
+    /// How long a lease is held after each renewal, in ms.
+    pub lease_ms: i64,
+    /// How often each shard is polled when it has no new records, and the main loop's tick.
+    pub poll_ms: u64,
+    /// Treat the stream as finite: end the input after every shard has been caught up and
+    /// quiet for this long, then exit.
+    pub finite_quiet_ms: Option<u64>,
+    /// Stop (gracefully) after this long whatever happens: a safety bound.
+    pub stop_after_ms: Option<u64>,
+    /// The most records per read.
+    pub batch_limit: usize,
+}
+
+impl WorkerSettings {
+    /// The defaults of the `worker` command: up to 1000 leases of 10 s, polled every
+    /// 200 ms, batches of up to 1000 records.
+    pub fn new(worker_id: impl Into<String>) -> Self {
+        WorkerSettings {
+            worker_id: worker_id.into(),
+            max_leases: 1000,
+            lease_ms: 10_000,
+            poll_ms: 200,
+            finite_quiet_ms: None,
+            stop_after_ms: None,
+            batch_limit: 1000,
+        }
+    }
+}
+
+/// Why the worker stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// Finite mode: the input ended and every shard fired everything.
+    EndOfInput,
+    /// The `stop` future resolved (SIGTERM or Ctrl-C on AWS).
+    Stopped,
+    /// [`WorkerSettings::stop_after_ms`] elapsed.
+    Deadline,
+}
+
+/// How a shard task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TaskExit {
+    /// The shard's end: everything committed and the lease finished.
+    Finished,
+    /// Another worker took the lease over.
+    LeaseLost,
+    /// Asked to stop.
+    Stopped,
+}
+
+/// Flags shared between the main loop and a shard task.
+#[derive(Debug, Default)]
+struct TaskFlags {
+    /// The main loop asks the task to stop after its current batch.
+    stop: AtomicBool,
+    /// Finite mode: the main loop asks the task to fire everything (end of input).
+    end_input: AtomicBool,
+    /// The task has fired everything and published `wm = i64::MAX`.
+    flushed: AtomicBool,
+    /// Since when (epoch ms) the shard is caught up with no new records; 0 when it is not.
+    quiet_since_ms: AtomicI64,
+}
+
+/// What every shard task shares.
+struct Shared {
+    ports: WorkerPorts,
+    leases: LeaseKeeper,
+    spec: PipelineSpec,
+    poll: Duration,
+    batch_limit: usize,
+    figures: Figures,
+}
+
+/// Totals of a worker run, for the summary it logs when it stops.
+#[derive(Debug, Default)]
+struct Figures {
+    records: AtomicU64,
+    state_writes: AtomicU64,
+    state_bytes: AtomicU64,
+    late: AtomicU64,
+    panes: AtomicU64,
+    batches_with_panes: AtomicU64,
+    latency_us_sum: AtomicU64,
+    latency_us_max: AtomicU64,
+}
+
+/// A running shard task.
+struct Active {
+    /// The main loop's copy of the lease, for renewals and the release on shutdown.
+    lease: Lease,
+    flags: Arc<TaskFlags>,
+    handle: JoinHandle<Result<TaskExit, RuntimeError>>,
+}
+
+/// The main loop's state.
+struct Worker {
+    shared: Arc<Shared>,
+    settings: WorkerSettings,
+    shards: Vec<ShardInfo>,
+    active: BTreeMap<String, Active>,
+    last_sync: Option<Instant>,
+    last_assign: Option<Instant>,
+    ending: bool,
+}
+
+/// Runs the worker loop (see the module docs) until the input ends (finite mode), `stop`
+/// resolves or the safety bound elapses; then stops its shard tasks after their current
+/// batch and releases its leases so other workers take them over at once.
+///
+/// Shard tasks run on a [`tokio::task::LocalSet`] (one thread, concurrent I/O): a
+/// [`ShardConsumer`]'s futures are not `Send`, because the engine's window operators are
+/// not `Sync`.
+///
+/// # Errors
+/// None today: failures of a shard are logged and the shard restarted; the signature leaves
+/// room for failures that stop the worker.
+///
+/// # Cancel safety
+/// Dropping the future is a crash (kill -9): batches in flight are replayed by the next
+/// owner of their leases once those expire; nothing committed is lost or counted twice.
+pub async fn run_worker(
+    ports: WorkerPorts,
+    spec: PipelineSpec,
+    settings: WorkerSettings,
+    stop: impl Future<Output = ()>,
+) -> Result<WorkerExit, RuntimeError> {
+    tokio::task::LocalSet::new()
+        .run_until(worker_loop(ports, spec, settings, stop))
+        .await
+}
+
+async fn worker_loop(
+    ports: WorkerPorts,
+    spec: PipelineSpec,
+    settings: WorkerSettings,
+    stop: impl Future<Output = ()>,
+) -> Result<WorkerExit, RuntimeError> {
+    let leases = LeaseKeeper::new(ports.leases.clone(), settings.lease_ms);
+    let shared = Arc::new(Shared {
+        ports,
+        leases,
+        spec,
+        poll: Duration::from_millis(settings.poll_ms.max(1)),
+        batch_limit: settings.batch_limit.clamp(1, 10_000),
+        figures: Figures::default(),
+    });
+    let mut w = Worker {
+        shared,
+        settings,
+        shards: Vec::new(),
+        active: BTreeMap::new(),
+        last_sync: None,
+        last_assign: None,
+        ending: false,
+    };
+    let worker = w.settings.worker_id.clone();
+    info!(worker, finite = ?w.settings.finite_quiet_ms, "worker starting");
+    let started = Instant::now();
+    tokio::pin!(stop);
+    let exit = loop {
+        tokio::select! {
+            _ = &mut stop => {
+                info!(worker, "asked to stop");
+                break WorkerExit::Stopped;
+            }
+            _ = tokio::time::sleep(w.shared.poll) => {}
+        }
+        if w.settings
+            .stop_after_ms
+            .is_some_and(|ms| started.elapsed() >= Duration::from_millis(ms))
+        {
+            warn!(worker, "stop_after_ms elapsed, stopping");
+            break WorkerExit::Deadline;
+        }
+        if let Some(exit) = w.tick().await {
+            break exit;
+        }
+    };
+    w.stop_all().await;
+    w.shared.figures.log(&worker, exit, started.elapsed());
+    Ok(exit)
+}
+
+impl Figures {
+    fn add(&self, report: &crate::shard::BatchReport) {
+        self.records.fetch_add(report.records, Ordering::Relaxed);
+        self.panes.fetch_add(report.panes, Ordering::Relaxed);
+        self.late.fetch_add(report.late, Ordering::Relaxed);
+        self.state_writes
+            .fetch_add(report.state_writes, Ordering::Relaxed);
+        self.state_bytes
+            .fetch_add(report.state_bytes, Ordering::Relaxed);
+        if let Some(ms) = report.pane_latency_ms {
+            let us = (ms * 1e3) as u64;
+            self.batches_with_panes.fetch_add(1, Ordering::Relaxed);
+            self.latency_us_sum.fetch_add(us, Ordering::Relaxed);
+            self.latency_us_max.fetch_max(us, Ordering::Relaxed);
+        }
+    }
+
+    fn log(&self, worker: &str, exit: WorkerExit, elapsed: Duration) {
+        let records = self.records.load(Ordering::Relaxed);
+        let batches = self.batches_with_panes.load(Ordering::Relaxed).max(1);
+        let state_bytes = self.state_bytes.load(Ordering::Relaxed);
+        info!(
+            worker,
+            ?exit,
+            records,
+            panes = self.panes.load(Ordering::Relaxed),
+            late = self.late.load(Ordering::Relaxed),
+            state_writes = self.state_writes.load(Ordering::Relaxed),
+            state_bytes,
+            state_bytes_per_event = state_bytes as f64 / records.max(1) as f64,
+            events_per_second = records as f64 / elapsed.as_secs_f64().max(1e-3),
+            pane_latency_ms_mean =
+                self.latency_us_sum.load(Ordering::Relaxed) as f64 / batches as f64 / 1e3,
+            pane_latency_ms_max = self.latency_us_max.load(Ordering::Relaxed) as f64 / 1e3,
+            "worker stopped"
+        );
+    }
+}
+
+impl Worker {
+    fn now_ms(&self) -> i64 {
+        self.shared.ports.io.clock.now_ms()
+    }
+
+    /// One round of the main loop; `Some` when the worker should exit.
+    async fn tick(&mut self) -> Option<WorkerExit> {
+        self.reap().await;
+        if self
+            .last_sync
+            .is_none_or(|t| t.elapsed() >= SHARD_SYNC_INTERVAL)
+        {
+            self.sync_shards().await;
+        }
+        let assign_every = Duration::from_millis((self.settings.lease_ms / 3).max(1) as u64);
+        if self.last_assign.is_none_or(|t| t.elapsed() >= assign_every) {
+            self.last_assign = Some(Instant::now());
+            self.renew_all().await;
+            self.balance().await;
+        }
+        let quiet_ms = self.settings.finite_quiet_ms?;
+        if !self.ending {
+            if self.all_quiet(quiet_ms as i64).await {
+                info!(worker = %self.settings.worker_id, shards = self.active.len(), "input is quiet: ending it");
+                for a in self.active.values() {
+                    a.flags.end_input.store(true, Ordering::SeqCst);
+                }
+                self.ending = true;
+            }
+        } else if self
+            .active
+            .values()
+            .all(|a| a.flags.flushed.load(Ordering::SeqCst))
+            && self.all_ended().await
+        {
+            info!(worker = %self.settings.worker_id, "every shard reached the end of input");
+            return Some(WorkerExit::EndOfInput);
+        }
+        None
+    }
+
+    /// Reaps ended shard tasks.
+    async fn reap(&mut self) {
+        let worker = self.settings.worker_id.as_str();
+        let ended: Vec<String> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.handle.is_finished())
+            .map(|(s, _)| s.clone())
+            .collect();
+        for shard in ended {
+            let Some(a) = self.active.remove(&shard) else {
+                continue;
+            };
+            match a.handle.await {
+                Ok(Ok(TaskExit::Finished)) => {
+                    info!(worker, shard, "shard finished; looking for its children");
+                    self.last_sync = None;
+                    self.last_assign = None;
+                }
+                Ok(Ok(TaskExit::LeaseLost)) => info!(worker, shard, "lease lost"),
+                Ok(Ok(TaskExit::Stopped)) => debug!(worker, shard, "shard task stopped"),
+                Ok(Err(e)) => {
+                    warn!(worker, shard, error = %e, "shard task failed; it restarts from its checkpoint")
+                }
+                Err(e) => warn!(worker, shard, error = %e, "shard task panicked or was aborted"),
+            }
+        }
+    }
+
+    /// Lists the shards and creates leases for new ones.
+    async fn sync_shards(&mut self) {
+        let worker = self.settings.worker_id.as_str();
+        match self.shared.ports.source.list_shards().await {
+            Ok(listed) => match self.shared.leases.sync_shards(&listed).await {
+                Ok(_) => {
+                    self.shards = listed;
+                    self.last_sync = Some(Instant::now());
+                }
+                Err(e) => warn!(worker, error = %e, "cannot sync shard leases"),
+            },
+            Err(e) => warn!(worker, error = %e, "cannot list shards"),
+        }
+    }
+
+    /// Renews every held lease; a lease taken over stops its task.
+    async fn renew_all(&mut self) {
+        let now = self.now_ms();
+        let worker = self.settings.worker_id.as_str();
+        for (shard, a) in self.active.iter_mut() {
+            match self.shared.leases.renew(&mut a.lease, now).await {
+                Ok(()) => {}
+                Err(PortError::Conflict { .. }) => {
+                    info!(worker, shard, "lease taken over; stopping the shard");
+                    a.flags.stop.store(true, Ordering::SeqCst);
+                }
+                Err(e) => warn!(worker, shard, error = %e, "cannot renew lease"),
+            }
+        }
+    }
+
+    /// Balances the leases, then starts a task for every held lease without one and stops
+    /// the tasks of leases no longer held.
+    async fn balance(&mut self) {
+        let now = self.now_ms();
+        let held = match self
+            .shared
+            .leases
+            .assign(&self.settings.worker_id, self.settings.max_leases, now)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                warn!(worker = %self.settings.worker_id, error = %e, "cannot balance leases");
+                return;
+            }
+        };
+        for (shard, a) in &self.active {
+            if !held.iter().any(|l| &l.shard_id == shard) {
+                info!(shard, "lease no longer held; stopping the shard");
+                a.flags.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        let by_id: HashMap<&str, &ShardInfo> = self
+            .shards
+            .iter()
+            .map(|s| (s.shard_id.as_str(), s))
+            .collect();
+        for lease in held {
+            if self.active.contains_key(&lease.shard_id) {
+                continue;
+            }
+            let Some(info) = by_id.get(lease.shard_id.as_str()) else {
+                debug!(shard = %lease.shard_id, "held lease of a shard not listed yet");
+                continue;
+            };
+            let flags = Arc::new(TaskFlags::default());
+            // A shard taken on (or restarted) after the input ended ends at once.
+            flags.end_input.store(self.ending, Ordering::SeqCst);
+            info!(shard = %lease.shard_id, counter = lease.counter, checkpoint = %lease.checkpoint, "starting shard");
+            let handle = tokio::task::spawn_local(run_shard(
+                self.shared.clone(),
+                (*info).clone(),
+                lease.clone(),
+                flags.clone(),
+            ));
+            self.active.insert(
+                lease.shard_id.clone(),
+                Active {
+                    lease,
+                    flags,
+                    handle,
+                },
+            );
+        }
+    }
+
+    /// The leases and control rows, or `None` (logged) when either cannot be read.
+    async fn leases_and_rows(
+        &self,
+    ) -> Option<(Vec<Lease>, Vec<eventide_ports::control::ShardStatus>)> {
+        match (
+            self.shared.leases.list().await,
+            self.shared.ports.io.control.shards_status().await,
+        ) {
+            (Ok(all), Ok(rows)) => Some((all, rows)),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(worker = %self.settings.worker_id, error = %e, "cannot read leases or control rows");
+                None
+            }
+        }
+    }
+
+    /// Finite mode: whether the input is over. Every lease must be finished or held by a
+    /// running consumer that has been caught up with no new records for `quiet_ms`: this
+    /// worker's own shards by their tasks' flags, other workers' by their control rows
+    /// showing no lag.
+    async fn all_quiet(&self, quiet_ms: i64) -> bool {
+        let now = self.now_ms();
+        let mine_quiet = self.active.values().all(|a| {
+            let since = a.flags.quiet_since_ms.load(Ordering::SeqCst);
+            since > 0 && now - since >= quiet_ms
+        });
+        if !mine_quiet {
+            return false;
+        }
+        let Some((all, rows)) = self.leases_and_rows().await else {
+            return false;
+        };
+        !all.is_empty()
+            && all.iter().all(|l| {
+                if l.finished || self.active.contains_key(&l.shard_id) {
+                    return true;
+                }
+                // Another worker's shard: held, and its consumer reports no lag for a while.
+                l.is_held_by(l.owner.as_deref().unwrap_or_default(), now)
+                    && rows.iter().any(|r| {
+                        r.shard_id == l.shard_id
+                            && (r.wm == i64::MAX
+                                || (r.lag_ms == 0 && now - r.heartbeat_ms >= quiet_ms))
+                    })
+            })
+    }
+
+    /// Finite mode: whether every shard is finished or has published `wm = i64::MAX`.
+    async fn all_ended(&self) -> bool {
+        let Some((all, rows)) = self.leases_and_rows().await else {
+            return false;
+        };
+        all.iter().all(|l| {
+            l.finished
+                || rows
+                    .iter()
+                    .any(|r| r.shard_id == l.shard_id && (r.finished || r.wm == i64::MAX))
+        })
+    }
+
+    /// Stops every shard task after its current batch (aborting those that take longer
+    /// than the lease duration) and releases the leases.
+    async fn stop_all(&mut self) {
+        let worker = self.settings.worker_id.as_str();
+        let grace = Duration::from_millis(self.settings.lease_ms.max(1000) as u64);
+        for a in self.active.values() {
+            a.flags.stop.store(true, Ordering::SeqCst);
+        }
+        for (shard, a) in std::mem::take(&mut self.active) {
+            let abort = a.handle.abort_handle();
+            match tokio::time::timeout(grace, a.handle).await {
+                Ok(Ok(Ok(exit))) => debug!(worker, shard, ?exit, "shard task ended"),
+                Ok(Ok(Err(e))) => {
+                    warn!(worker, shard, error = %e, "shard task failed while stopping")
+                }
+                Ok(Err(e)) => warn!(worker, shard, error = %e, "shard task panicked"),
+                Err(_) => {
+                    // Safe: an interrupted batch is replayed from the checkpoint by the next owner.
+                    warn!(
+                        worker,
+                        shard, "shard task did not stop in time; aborting it"
+                    );
+                    abort.abort();
+                }
+            }
+            match self.shared.leases.release(a.lease).await {
+                Ok(()) => debug!(worker, shard, "released lease"),
+                Err(PortError::Conflict { .. }) => {
+                    debug!(worker, shard, "lease was taken over already")
+                }
+                Err(e) => warn!(worker, shard, error = %e, "cannot release lease"),
+            }
+        }
+    }
+}
+
+/// Consumes one shard until it ends, the lease is lost, it is asked to stop, or a batch
+/// fails (the error is returned; the main loop restarts the shard from its checkpoint).
+async fn run_shard(
+    shared: Arc<Shared>,
+    shard: ShardInfo,
+    mut lease: Lease,
+    flags: Arc<TaskFlags>,
+) -> Result<TaskExit, RuntimeError> {
+    let lost = |e: RuntimeError| {
+        if e.is_conflict() {
+            Ok(TaskExit::LeaseLost)
+        } else {
+            Err(e)
+        }
+    };
+    let io = &shared.ports.io;
+    let mut consumer = match ShardConsumer::start(io, shared.spec.clone(), &shard).await {
+        Ok(c) => c,
+        Err(e) => return lost(e),
+    };
+    let mut reader =
+        shared
+            .ports
+            .source
+            .open(&shard.shard_id, &lease.checkpoint, shared.batch_limit);
+    loop {
+        if flags.stop.load(Ordering::SeqCst) {
+            return Ok(TaskExit::Stopped);
+        }
+        if flags.flushed.load(Ordering::SeqCst) {
+            // The input has ended for this shard; wait to be stopped.
+            tokio::time::sleep(shared.poll).await;
+            continue;
+        }
+        if flags.end_input.load(Ordering::SeqCst) {
+            match consumer.end_input(io).await {
+                Ok(panes) => {
+                    shared.figures.panes.fetch_add(panes, Ordering::Relaxed);
+                    info!(shard = %shard.shard_id, panes, "end of input: fired everything");
+                    flags.flushed.store(true, Ordering::SeqCst);
+                    continue;
+                }
+                Err(e) => return lost(e),
+            }
+        }
+
+        let batch = reader.next_batch().await?;
+        let lag = batch.millis_behind_latest.unwrap_or(0);
+        let report = match consumer.process(io, &batch.records, lag).await {
+            Ok(r) => r,
+            Err(e) => return lost(e),
+        };
+        shared.figures.add(&report);
+        if let Some(last) = batch.records.last() {
+            if let Err(e) = shared
+                .leases
+                .checkpoint(&mut lease, &last.sequence_number)
+                .await
+            {
+                return lost(e.into());
+            }
+            debug!(shard = %shard.shard_id, records = report.records, panes = report.panes,
+                skipped = report.skipped, dead_letters = report.dead_letters, lag, "batch checkpointed");
+        }
+        if batch.records.is_empty() && lag == 0 {
+            let now = io.clock.now_ms().max(1);
+            let _ =
+                flags
+                    .quiet_since_ms
+                    .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
+        } else {
+            flags.quiet_since_ms.store(0, Ordering::SeqCst);
+        }
+        if let Some(children) = batch.shard_end {
+            consumer.finish(io, &children).await?;
+            if let Err(e) = shared.leases.finish(&mut lease).await {
+                return lost(e.into());
+            }
+            info!(shard = %shard.shard_id, ?children, "shard end");
+            return Ok(TaskExit::Finished);
+        }
+        if batch.records.is_empty() {
+            tokio::time::sleep(shared.poll).await;
+        }
+    }
+}

@@ -234,7 +234,9 @@ pub fn assert_same(got: &Results, want: &Results, what: &str) {
 pub fn consumer_bin() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "-q", "-p", "eventide-consumer"])
+        // The whole workspace's binaries, as `cargo test --workspace` builds them: the same
+        // feature set, so nothing is compiled twice.
+        .args(["build", "-q", "--workspace", "--bins"])
         .current_dir(root())
         .status()
         .expect("cargo runs");

@@ -198,7 +198,8 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         builder.json().with_ansi(false).try_init()
     } else {
@@ -236,6 +237,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
+    if matches!(
+        cli.command,
+        Command::Worker { .. } | Command::Tick { .. } | Command::Autoscale { .. }
+    ) {
+        eventide_aws::config::check_environment().map_err(anyhow::Error::msg)?;
+    }
     match cli.command {
         Command::Worker {
             pipeline,

@@ -145,9 +145,11 @@ fn load_spec(path: &Path) -> Result<PipelineSpec> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: logs piped to a file or CI stay plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -211,6 +213,12 @@ fn main() -> Result<()> {
             .build()
             .context("starting the async runtime")
     };
+    if matches!(
+        cli.command,
+        Command::Put { .. } | Command::Results { .. } | Command::Status { .. }
+    ) {
+        eventide_aws::config::check_environment().map_err(anyhow::Error::msg)?;
+    }
     match cli.command {
         Command::Put {
             stream,

@@ -10,6 +10,33 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
 }
 
+/// Checks, before any call, that the environment names a region: without one the SDK
+/// probes the EC2 instance metadata service and prints pages of warnings before failing.
+///
+/// # Errors
+/// One line that says what is missing and how to set it.
+///
+/// ```
+/// # std::env::set_var("AWS_REGION", "eu-west-1");
+/// assert!(eventide_aws::config::check_environment().is_ok());
+/// ```
+pub fn check_environment() -> Result<(), String> {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
+    let config_file = std::env::var_os("AWS_CONFIG_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws/config")));
+    let region_in_file = config_file
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with("region")));
+    if set("AWS_REGION") || set("AWS_DEFAULT_REGION") || region_in_file {
+        Ok(())
+    } else {
+        Err("no AWS region is set: export AWS_REGION (for the local emulators: \
+             localstack/up && eval \"$(localstack/env)\")"
+            .to_string())
+    }
+}
+
 impl Clients {
     /// Loads region, credentials and endpoints (`AWS_ENDPOINT_URL`, and per-service
     /// overrides such as `AWS_ENDPOINT_URL_KINESIS`) the standard way.

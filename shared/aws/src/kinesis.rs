@@ -698,7 +698,10 @@ async fn put_batch(
                 }
                 pending = failed;
             }
-            Err(e) if is_retryable(&e) => last_error = format!("{:?}", error_code(&e)),
+            // Keep the cause (a refused connection has no error code).
+            Err(e) if is_retryable(&e) => {
+                last_error = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string()
+            }
             Err(e) => return Err(AwsError::service(op, e)),
         }
         if attempt >= backoff.max_retries {

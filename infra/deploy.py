@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import boto3
 import yaml
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -598,7 +598,8 @@ def deploy(args: argparse.Namespace) -> int:
     stack = args.stack_name or prefix
     params.setdefault("PipelineName", "reference")
 
-    session = boto3.Session()
+    # boto3 reads AWS_DEFAULT_REGION only; the Rust SDK and the docs use AWS_REGION.
+    session = boto3.Session(region_name=os.environ.get("AWS_REGION") or None)
     region = session.region_name
     if not region:
         raise DeployError("no region: set AWS_REGION (or AWS_DEFAULT_REGION)")
@@ -855,6 +856,10 @@ def main() -> int:
         return 1
     except ClientError as e:
         print(f"infra/deploy: error: {e}", file=sys.stderr)
+        return 1
+    except BotoCoreError as e:  # no credentials, no endpoint, a refused connection
+        hint = "" if os.environ.get("AWS_ENDPOINT_URL") else ' (for local AWS: localstack/up && eval "$(localstack/env)")'
+        print(f"infra/deploy: error: {e}{hint}", file=sys.stderr)
         return 1
 
 

@@ -31,9 +31,11 @@ pub fn check_environment() -> Result<(), String> {
     if set("AWS_REGION") || set("AWS_DEFAULT_REGION") || region_in_file {
         Ok(())
     } else {
-        Err("no AWS region is set: export AWS_REGION (for the local emulators: \
+        Err(
+            "no AWS region is set: export AWS_REGION (for the local emulators: \
              localstack/up && eval \"$(localstack/env)\")"
-            .to_string())
+                .to_string(),
+        )
     }
 }
 

@@ -716,3 +716,27 @@ fn deeply_nested_toml_is_a_syntax_error() {
     let dotted = format!("{} = 1", vec!["a"; 5000].join("."));
     assert!(parse_rules(&dotted, &input()).is_err());
 }
+
+/// A rule over 72 h evaluated every 1 ms is refused with the bound; 10,000 instants are not.
+#[test]
+fn rule_instants_per_window_are_bounded() {
+    let rule = |when: &str, every: &str| {
+        parse_rules(
+            &format!("[[rule]]\nid = 'r'\nkey = ['k']\nwhen = '{when}'\nevery = '{every}'\n"),
+            &input(),
+        )
+    };
+    let e = rule("count(72h) > 1", "1ms").unwrap_err().to_string();
+    assert!(e.contains("`every`"), "{e}");
+    assert!(e.contains("MAX_INSTANTS_PER_WINDOW"), "{e}");
+    assert!(rule("count(10000s) > 1", "1s").is_ok());
+    assert!(rule("count(10001s) > 1", "1s").is_err());
+    // Implied by the gcd of the windows, too.
+    let e = parse_rules(
+        "[[rule]]\nid = 'g'\nkey = ['k']\nwhen = 'count(72h) > 1 and count(1ms) > 0'\n",
+        &input(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("MAX_INSTANTS_PER_WINDOW"), "{e}");
+}

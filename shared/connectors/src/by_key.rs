@@ -100,11 +100,11 @@ pub(crate) fn replay_by_key(
     let mut chunks = Vec::with_capacity(decoded.len());
     for d in decoded {
         for b in &d.bad {
-            dead.json(&DeadLetter {
-                line: base + b.line,
-                reason: b.reason.clone(),
-                raw: &String::from_utf8_lossy(&text[b.raw.clone()]),
-            })?;
+            dead.json(&DeadLetter::new(
+                base + b.line,
+                b.reason.clone(),
+                &text[b.raw.clone()],
+            ))?;
         }
         base += d.line_count;
         lines += d.lines;

@@ -230,11 +230,7 @@ fn replay_streaming(
         lines += 1;
         let done = pipeline.process_line(line, "", &mut out);
         if let Err(reason) = done.or_else(keep_dropped) {
-            dead.json(&DeadLetter {
-                line: n,
-                reason: reason.to_string(),
-                raw: &String::from_utf8_lossy(line),
-            })?;
+            dead.json(&DeadLetter::new(n, reason.to_string(), line))?;
         }
         if lines & 0xffff == 0 {
             out.check()?;
@@ -396,11 +392,7 @@ fn read_batches(
             Ok(line) => batch.push(line_no, raw, &line),
             // Dropped on purpose by an enrichment (`on_miss = "drop"`): not a dead letter.
             Err(eventide_engine::RecordError::Dropped(_)) => {}
-            Err(reason) => dead.json(&DeadLetter {
-                line: line_no,
-                reason: reason.to_string(),
-                raw: &String::from_utf8_lossy(raw),
-            })?,
+            Err(reason) => dead.json(&DeadLetter::new(line_no, reason.to_string(), raw))?,
         }
         if batch.len() >= BATCH_LINES {
             if !send(std::mem::take(&mut batch)) {

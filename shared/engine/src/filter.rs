@@ -28,6 +28,17 @@
 
 use std::cmp::Ordering;
 
+/// The deepest nesting of `(` and `not` a filter (or a rule condition, see
+/// [`crate::rules::expr`]) may have. Parsing is recursive, so without a bound a hostile
+/// spec or rules file (5,000 nested parentheses) would overflow the stack and abort the
+/// process instead of being rejected. Real filters nest a handful of levels.
+pub const MAX_NESTING: usize = 64;
+
+/// The longest filter or rule condition accepted, in bytes. Chains of `and`/`or` build a
+/// tree as deep as the chain is long, and that tree is evaluated and dropped recursively;
+/// this bound keeps that depth in the low thousands whatever the input.
+pub const MAX_EXPR_BYTES: usize = 8 * 1024;
+
 use crate::record::{Record, Value};
 use crate::spec::{FieldType, InputSpec};
 
@@ -67,12 +78,16 @@ enum Tok {
     RParen,
 }
 
-fn lex(s: &str) -> Result<Vec<Tok>, String> {
+/// The tokens and, for each, its 0-based byte offset in the source.
+fn lex(s: &str) -> Result<(Vec<Tok>, Vec<usize>), String> {
     let mut out = Vec::new();
+    let mut at = Vec::new();
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
+        let before = out.len();
+        let start_i = i;
         match c {
             b' ' | b'\t' | b'\n' | b'\r' => i += 1,
             b'(' => {
@@ -136,19 +151,58 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                 }
                 out.push(Tok::Ident(s[start..i].to_string()));
             }
-            _ => return Err(format!("unexpected {:?} at column {}", c as char, i + 1)),
+            _ => {
+                let ch = s[i..].chars().next().unwrap_or('?');
+                return Err(format!("unexpected {ch:?} at column {}", column(s, i)));
+            }
+        }
+        if out.len() > before {
+            at.push(start_i);
         }
     }
-    Ok(out)
+    Ok((out, at))
+}
+
+/// The 1-based character column of a byte offset.
+fn column(s: &str, byte: usize) -> usize {
+    let mut b = byte.min(s.len());
+    while !s.is_char_boundary(b) {
+        b -= 1;
+    }
+    s[..b].chars().count() + 1
 }
 
 struct Parser<'a> {
+    src: &'a str,
     toks: Vec<Tok>,
+    at: Vec<usize>,
     pos: usize,
+    depth: usize,
     input: &'a InputSpec,
 }
 
 impl Parser<'_> {
+    /// The column of the current token, or of the end of the text.
+    fn col(&self) -> usize {
+        column(
+            self.src,
+            self.at.get(self.pos).copied().unwrap_or(self.src.len()),
+        )
+    }
+
+    /// Enters one level of `(` or `not`, refusing to go deeper than [`MAX_NESTING`].
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(format!(
+                "nesting deeper than {MAX_NESTING} levels of '(' or `not` at column {} \
+                 (the limit is eventide_engine::filter::MAX_NESTING)",
+                self.col()
+            ));
+        }
+        Ok(())
+    }
+
     fn peek_ident(&self, kw: &str) -> bool {
         matches!(self.toks.get(self.pos), Some(Tok::Ident(s)) if s == kw)
     }
@@ -175,17 +229,22 @@ impl Parser<'_> {
 
     fn unary(&mut self) -> Result<Filter, String> {
         if self.peek_ident("not") {
+            self.enter()?;
             self.pos += 1;
-            return Ok(Filter::Not(Box::new(self.unary()?)));
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Filter::Not(Box::new(inner)));
         }
         match self.toks.get(self.pos).cloned() {
             Some(Tok::LParen) => {
+                self.enter()?;
                 self.pos += 1;
                 let e = self.expr()?;
                 if self.toks.get(self.pos) != Some(&Tok::RParen) {
-                    return Err("missing ')'".into());
+                    return Err(format!("missing ')' at column {}", self.col()));
                 }
                 self.pos += 1;
+                self.depth -= 1;
                 Ok(e)
             }
             Some(Tok::Ident(name)) => {
@@ -225,7 +284,16 @@ impl Parser<'_> {
                 }
                 Ok(Filter::Cmp { field, op, lit })
             }
-            other => Err(format!("unexpected {other:?}")),
+            None => Err(format!(
+                "expected a comparison such as `field == \"x\"`, `not` or '(' at column {}, \
+                 found the end of the filter",
+                self.col()
+            )),
+            Some(other) => Err(format!(
+                "expected a comparison such as `field == \"x\"`, `not` or '(' at column {}, \
+                 found {other:?}",
+                self.col()
+            )),
         }
     }
 }
@@ -233,17 +301,28 @@ impl Parser<'_> {
 impl Filter {
     /// Parses and type-checks an expression against the input schema.
     pub fn parse(src: &str, input: &InputSpec) -> Result<Filter, String> {
-        let toks = lex(src)?;
+        if src.len() > MAX_EXPR_BYTES {
+            return Err(format!(
+                "the filter is {} bytes, longer than {MAX_EXPR_BYTES} \
+                 (the limit is eventide_engine::filter::MAX_EXPR_BYTES)",
+                src.len()
+            ));
+        }
+        let (toks, at) = lex(src)?;
         let mut p = Parser {
+            src,
             toks,
+            at,
             pos: 0,
+            depth: 0,
             input,
         };
         let f = p.expr()?;
         if p.pos != p.toks.len() {
             return Err(format!(
-                "unexpected {:?} after the expression",
-                p.toks[p.pos]
+                "unexpected {:?} at column {} after the expression",
+                p.toks[p.pos],
+                p.col()
             ));
         }
         Ok(f)
@@ -328,5 +407,47 @@ mod tests {
         assert!(Filter::parse("(counter == 'x'", &input())
             .unwrap_err()
             .contains("')'"));
+    }
+
+    /// 4,000 nested parentheses (or 2,000 `not`s), within [`MAX_EXPR_BYTES`], are an error
+    /// naming the column and the bound, not a stack overflow.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}value > 1{}", "(".repeat(4000), ")".repeat(4000));
+        let e = Filter::parse(&deep, &input()).unwrap_err();
+        assert!(e.contains("MAX_NESTING"), "{e}");
+        assert!(e.contains(&format!("column {}", MAX_NESTING + 1)), "{e}");
+        let nots = format!("{}value > 1", "not ".repeat(2000));
+        let e = Filter::parse(&nots, &input()).unwrap_err();
+        assert!(e.contains("MAX_NESTING"), "{e}");
+        // The bound itself is accepted.
+        let ok = format!(
+            "{}value > 1{}",
+            "(".repeat(MAX_NESTING),
+            ")".repeat(MAX_NESTING)
+        );
+        assert!(Filter::parse(&ok, &input()).is_ok());
+    }
+
+    #[test]
+    fn overlong_filters_are_refused_with_the_bound() {
+        let long = vec!["value > 1"; 2000].join(" and ");
+        let e = Filter::parse(&long, &input()).unwrap_err();
+        assert!(e.contains("MAX_EXPR_BYTES"), "{e}");
+    }
+
+    #[test]
+    fn empty_filter_and_trailing_and_say_what_was_expected() {
+        for (src, col) in [
+            ("", 1),
+            ("   ", 4),
+            ("value > 1 and", 14),
+            ("value > 1 or ", 14),
+        ] {
+            let e = Filter::parse(src, &input()).unwrap_err();
+            assert!(e.contains("expected a comparison"), "{src:?}: {e}");
+            assert!(e.contains("found the end"), "{src:?}: {e}");
+            assert!(e.contains(&format!("column {col}")), "{src:?}: {e}");
+        }
     }
 }

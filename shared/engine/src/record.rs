@@ -4,6 +4,10 @@
 //! line when they contain no escapes, so decoding a record allocates nothing. A line is an
 //! event or a control line in the style of Beam's TestStream:
 //! `{"advance_processing_time": <epoch ms>}` or `{"advance_watermark": <epoch ms> | "+inf"}`.
+//! A line is a control line only if it is exactly such an object (one key); an event that
+//! also carries a control key is an event, so no line is lost by its shape. A key of the
+//! schema (or the time field) that appears twice rejects the record, since which copy won
+//! would otherwise be an accident of the decoder.
 //!
 //! ```
 //! use eventide_engine::record::{Line, Schema, Value};
@@ -159,39 +163,71 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
         let s = self.0;
         let mut values: SmallVec<[Value<'de>; 4]> = SmallVec::from_elem(Value::Null, s.names.len());
         let mut time: Option<i64> = None;
-        let mut control: Option<Line<'de>> = None;
+        // A control key's value, kept raw: the line is a control line only if that key is
+        // its only key (an event that also carries such a key stays an event).
+        let mut control: Option<(Slot, serde_json::Value)> = None;
+        let mut keys = 0usize;
+        // Which declared fields (and the time field) were seen: a duplicated key would make
+        // the record's value depend on which copy wins, so the record is refused instead.
+        let mut seen: SmallVec<[bool; 8]> = SmallVec::from_elem(false, s.names.len());
+        let mut time_seen = false;
+        let mut dup: Option<String> = None;
         while let Some(slot) = map.next_key_seed(KeySeed(s))? {
+            keys += 1;
             match slot {
                 Slot::Field(i) => {
+                    if std::mem::replace(&mut seen[i], true) {
+                        dup.get_or_insert_with(|| s.names[i].clone());
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
                     values[i] = map.next_value_seed(FieldSeed {
                         ty: s.types[i],
                         name: &s.names[i],
                     })?;
                 }
                 Slot::Time => {
+                    if std::mem::replace(&mut time_seen, true) {
+                        dup.get_or_insert_with(|| s.time_field.clone());
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
                     time = Some(map.next_value_seed(TimeSeed {
                         format: s.time_format,
                         name: &s.time_field,
                     })?);
                 }
-                Slot::AdvanceProcessingTime => {
-                    let t = map.next_value_seed(TimeSeed {
-                        format: TimeFormat::EpochMs,
-                        name: "advance_processing_time",
-                    })?;
-                    control = Some(Line::AdvanceProcessingTime(t));
-                }
-                Slot::AdvanceWatermark => {
-                    let t = map.next_value_seed(WatermarkSeed)?;
-                    control = Some(Line::AdvanceWatermark(t));
+                Slot::AdvanceProcessingTime | Slot::AdvanceWatermark => {
+                    let v = map.next_value::<serde_json::Value>()?;
+                    control = Some((slot, v));
                 }
                 Slot::Ignore => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        if let Some(c) = control {
-            return Ok(Ok(c));
+        if let Some(field) = dup {
+            return Ok(Err(RecordError::Field {
+                field,
+                reason: "the key appears more than once in the object".into(),
+            }));
+        }
+        if keys == 1 {
+            if let Some((slot, v)) = control {
+                return Ok(match slot {
+                    Slot::AdvanceWatermark => WatermarkSeed
+                        .deserialize(v)
+                        .map(Line::AdvanceWatermark)
+                        .map_err(|e| classify(e, s)),
+                    _ => TimeSeed {
+                        format: TimeFormat::EpochMs,
+                        name: "advance_processing_time",
+                    }
+                    .deserialize(v)
+                    .map(Line::AdvanceProcessingTime)
+                    .map_err(|e| classify(e, s)),
+                });
+            }
         }
         Ok(match time {
             Some(time) => Ok(Line::Event(Record { time, values })),
@@ -380,7 +416,15 @@ impl<'de> Visitor<'de> for WatermarkSeed {
         Ok(v)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-        Ok(i64::try_from(v).unwrap_or(WM_MAX))
+        // Out of range is an error, like an out-of-range `event_time`, not a silent "+inf".
+        i64::try_from(v).map_err(|_| {
+            E::custom("field `advance_watermark`: timestamp out of range (use \"+inf\")")
+        })
+    }
+    fn visit_f64<E: de::Error>(self, _v: f64) -> Result<i64, E> {
+        Err(E::custom(
+            "field `advance_watermark`: expected whole epoch milliseconds or \"+inf\"",
+        ))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
         match v {
@@ -460,5 +504,78 @@ mod tests {
             s.parse_line(br#"{"k":"a","t":1} trailing"#).unwrap_err(),
             RecordError::Json(_)
         ));
+    }
+
+    /// Issue 10: a line is a control line only if it is exactly a control object; an event
+    /// that also carries a control key is an event, never silently taken as control.
+    #[test]
+    fn control_keys_inside_an_event_leave_it_an_event() {
+        let s = schema();
+        let Line::Event(r) = s
+            .parse_line(br#"{"k":"a","v":1,"t":7,"advance_watermark":"+inf"}"#)
+            .unwrap()
+        else {
+            panic!("not an event")
+        };
+        assert_eq!(r.time, 7);
+        assert!(matches!(
+            s.parse_line(br#"{"advance_processing_time":9,"t":3}"#)
+                .unwrap(),
+            Line::Event(Record { time: 3, .. })
+        ));
+        // Without an event time, it is a dead letter with a reason, not a control line.
+        assert_eq!(
+            s.parse_line(br#"{"advance_watermark":5,"k":"a"}"#)
+                .unwrap_err(),
+            RecordError::Missing("t".into())
+        );
+        // Two control keys are not a control line either.
+        assert!(s
+            .parse_line(br#"{"advance_watermark":5,"advance_processing_time":5}"#)
+            .is_err());
+        // An invalid control key in an event does not spoil the event.
+        assert!(s
+            .parse_line(br#"{"k":"a","t":1,"advance_watermark":[1]}"#)
+            .is_ok());
+    }
+
+    #[test]
+    fn duplicated_keys_reject_the_record() {
+        let s = schema();
+        for (line, field) in [
+            (&br#"{"k":"a","k":"b","t":1}"#[..], "k"),
+            (br#"{"k":"a","t":1,"t":2}"#, "t"),
+            (br#"{"v":1,"k":"a","t":1,"v":2,"x":{"y":1}}"#, "v"),
+        ] {
+            assert_eq!(
+                s.parse_line(line).unwrap_err(),
+                RecordError::Field {
+                    field: field.into(),
+                    reason: "the key appears more than once in the object".into()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_watermarks_are_errors() {
+        let s = schema();
+        for line in [
+            &br#"{"advance_watermark":18446744073709551615}"#[..],
+            br#"{"advance_watermark":9223372036854775808}"#,
+            br#"{"advance_watermark":1e300}"#,
+            br#"{"advance_watermark":"soon"}"#,
+        ] {
+            assert!(
+                matches!(s.parse_line(line), Err(RecordError::Field { ref field, .. }) if field == "advance_watermark"),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert_eq!(
+            s.parse_line(br#"{"advance_watermark":9223372036854775807}"#)
+                .unwrap(),
+            Line::AdvanceWatermark(i64::MAX)
+        );
     }
 }

@@ -167,6 +167,34 @@ struct RawPipeline {
     rule: Vec<crate::rules::RawRule>,
     #[serde(default)]
     enrichment: Vec<crate::enrich::spec::RawEnrichment>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+/// The default of `[limits] max_windows_per_event`.
+pub const DEFAULT_MAX_WINDOWS_PER_EVENT: u64 = 10_000;
+
+/// `[limits]`: bounds on the work one event may cause, so that a spec cannot make a single
+/// record cost gigabytes and minutes (a 72 h window sliding by 1 ms puts each event in 259
+/// million windows). Raise a bound here deliberately when a spec really needs it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    /// Most windows one event may fall in: a sliding window's size ÷ slide, rounded up.
+    #[serde(default = "default_max_windows_per_event")]
+    max_windows_per_event: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_windows_per_event: DEFAULT_MAX_WINDOWS_PER_EVENT,
+        }
+    }
+}
+
+fn default_max_windows_per_event() -> u64 {
+    DEFAULT_MAX_WINDOWS_PER_EVENT
 }
 
 #[derive(Deserialize)]
@@ -297,8 +325,28 @@ impl RawPipeline {
             ));
         }
         let mut aggregations = Vec::with_capacity(self.aggregation.len());
+        if self.limits.max_windows_per_event == 0 {
+            return Err(SpecError::invalid(
+                "limits.max_windows_per_event",
+                "must be greater than zero",
+            ));
+        }
         for (i, a) in self.aggregation.into_iter().enumerate() {
             let agg = a.validate(i, &input)?;
+            if let WindowSpec::Sliding { size, slide } = agg.window {
+                let per_event = (size as u64).div_ceil(slide as u64);
+                let max = self.limits.max_windows_per_event;
+                if per_event > max {
+                    return Err(SpecError::invalid(
+                        format!("aggregation[{i}].window.slide"),
+                        format!(
+                            "each event would fall in {per_event} windows (size {size} ms ÷ \
+                             slide {slide} ms), more than {max}; use a larger slide, or raise \
+                             [limits] max_windows_per_event"
+                        ),
+                    ));
+                }
+            }
             if aggregations
                 .iter()
                 .any(|x: &AggregationSpec| x.name == agg.name)
@@ -738,5 +786,68 @@ impl RawTrigger {
             }
         };
         Ok(TriggerSpec { early, late })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(window: &str, limits: &str) -> Result<PipelineSpec, SpecError> {
+        PipelineSpec::from_toml(&format!(
+            "{limits}\n[input]\nevent_time = {{ field = \"t\" }}\nfields = {{ value = \"number\" }}\n\
+             [[aggregation]]\nname = \"a\"\nwindow = {window}\n\
+             aggregates = [{{ name = \"n\", fn = \"count\" }}]\n"
+        ))
+    }
+
+    /// Issue 10: a 72 h window sliding by 1 ms (259 million windows per event) is refused
+    /// with the field, the reason and the setting that raises the bound.
+    #[test]
+    fn windows_per_event_are_bounded_by_a_named_setting() {
+        let e = spec(r#"{ type = "sliding", size = "72h", slide = "1ms" }"#, "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("aggregation[0].window.slide"), "{e}");
+        assert!(e.contains("259200000 windows"), "{e}");
+        assert!(e.contains("max_windows_per_event"), "{e}");
+        let e = spec(r#"{ type = "sliding", size = "7d", slide = "1s" }"#, "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("604800 windows"), "{e}");
+        // Exactly the default is accepted, one more is not.
+        assert!(spec(r#"{ type = "sliding", size = "10000s", slide = "1s" }"#, "").is_ok());
+        assert!(spec(r#"{ type = "sliding", size = "10001s", slide = "1s" }"#, "").is_err());
+        // The setting raises (or lowers) the bound.
+        let raised = "[limits]\nmax_windows_per_event = 1000000";
+        assert!(spec(r#"{ type = "sliding", size = "7d", slide = "1s" }"#, raised).is_ok());
+        let lowered = "[limits]\nmax_windows_per_event = 2";
+        assert!(spec(
+            r#"{ type = "sliding", size = "3h", slide = "1h" }"#,
+            lowered
+        )
+        .is_err());
+        let zero = "[limits]\nmax_windows_per_event = 0";
+        let e = spec(r#"{ type = "tumbling", size = "1h" }"#, zero)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.max_windows_per_event"), "{e}");
+    }
+
+    /// Deep nesting in a spec, in TOML or in a filter, is an error, never a stack overflow.
+    #[test]
+    fn deep_nesting_in_a_spec_is_an_error() {
+        let deep_toml = format!("x = {}{}", "[".repeat(5000), "]".repeat(5000));
+        let e = PipelineSpec::from_toml(&deep_toml).unwrap_err().to_string();
+        assert!(e.contains("recursion limit"), "{e}");
+        let filter = format!("{}value > 1{}", "(".repeat(4000), ")".repeat(4000));
+        let text = format!(
+            "[input]\nevent_time = {{ field = \"t\" }}\nfields = {{ value = \"number\" }}\n\
+             [[aggregation]]\nname = \"a\"\nfilter = '{filter}'\nwindow = {{ type = \"global\" }}\n\
+             aggregates = [{{ name = \"n\", fn = \"count\" }}]\n"
+        );
+        let e = PipelineSpec::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("aggregation[0] (a).filter"), "{e}");
+        assert!(e.contains("MAX_NESTING"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! Nothing is lost: a malformed line goes to `dead_letters.jsonl` as
 //! `{"line": 17, "reason": "field `value`: expected a number, got a string", "raw": "…"}`,
+//! plus `"raw_base64"` with the exact bytes when the line is not valid UTF-8,
 //! and a record later than the allowed lateness goes to `<aggregation>.late.jsonl` verbatim.
 
 use std::fs::File;
@@ -80,6 +81,80 @@ pub struct DeadLetter<'a> {
     /// 1-based line number in the input.
     pub line: u64,
     pub reason: String,
-    /// The line as read (lossy UTF-8).
-    pub raw: &'a str,
+    /// The line as read (lossy UTF-8, for reading).
+    pub raw: std::borrow::Cow<'a, str>,
+    /// The exact bytes of the line, base64 (standard alphabet, padded), present only when
+    /// the line is not valid UTF-8 and `raw` therefore is not the line as read: a dead
+    /// letter keeps the original bytes, as the Kinesis dead letters do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_base64: Option<String>,
+}
+
+impl<'a> DeadLetter<'a> {
+    /// The dead letter of line `line` with these bytes.
+    pub fn new(line: u64, reason: String, bytes: &'a [u8]) -> Self {
+        let raw = String::from_utf8_lossy(bytes);
+        let raw_base64 = match raw {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(_) => Some(base64(bytes)),
+        };
+        DeadLetter {
+            line,
+            reason,
+            raw,
+            raw_base64,
+        }
+    }
+}
+
+/// Standard, padded base64 (RFC 4648 §4); a dozen lines rather than a dependency.
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(c.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(c.get(2).copied().unwrap_or(0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    /// Invalid UTF-8 keeps its exact bytes; valid UTF-8 is not duplicated.
+    #[test]
+    fn dead_letters_keep_the_original_bytes() {
+        let d = DeadLetter::new(3, "bad".into(), b"{\"k\":\"\xff\xfe\"}");
+        let j = serde_json::to_value(&d).unwrap();
+        assert_eq!(j["raw_base64"], "eyJrIjoi//4ifQ==");
+        assert_eq!(j["line"], 3);
+        let d = DeadLetter::new(1, "bad".into(), "{\"k\":\"é\"".as_bytes());
+        let j = serde_json::to_value(&d).unwrap();
+        assert_eq!(j["raw"], "{\"k\":\"é\"");
+        assert!(j.get("raw_base64").is_none());
+    }
 }

@@ -44,7 +44,7 @@
 
 use crate::aggregate::{Acc, AggFn};
 use crate::duration::parse_ms;
-use crate::filter::{Filter, Op};
+use crate::filter::{Filter, Op, MAX_EXPR_BYTES, MAX_NESTING};
 use crate::spec::{FieldType, InputSpec};
 
 /// A syntax or type error at a 1-based character column of the expression.
@@ -198,6 +198,9 @@ struct Parser<'a> {
     input: &'a InputSpec,
     terms: Vec<Term>,
     fields: Vec<usize>,
+    /// Current nesting of `(`, `not` and unary `-`, bounded by [`MAX_NESTING`] so that a
+    /// hostile rules file is an error, never a stack overflow.
+    depth: usize,
 }
 
 const FUNCS: [&str; 7] = ["count", "sum", "min", "max", "avg", "first", "last"];
@@ -209,6 +212,21 @@ impl<'a> Parser<'a> {
             column: self.src[..at.min(self.src.len())].chars().count() + 1,
             reason: reason.into(),
         })
+    }
+
+    /// Enters one nesting level at byte `at`, refusing to go deeper than [`MAX_NESTING`].
+    fn enter(&mut self, at: usize) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return self.err(
+                at,
+                format!(
+                    "nesting deeper than {MAX_NESTING} levels of '(', `not` or `-` \
+                     (the limit is eventide_engine::filter::MAX_NESTING)"
+                ),
+            );
+        }
+        Ok(())
     }
 
     fn skip_ws(&mut self) {
@@ -369,10 +387,13 @@ impl<'a> Parser<'a> {
     }
 
     fn not(&mut self) -> Result<(Node, Ty), ExprError> {
+        let kw_at = self.peek()?.1;
         if self.keyword("not")? {
+            self.enter(kw_at)?;
             let at = self.peek()?.1;
             let e = self.not()?;
             let e = self.boolean(at, e, "`not`")?;
+            self.depth -= 1;
             return Ok((Node::Not(Box::new(e)), Ty::Bool));
         }
         self.cmp()
@@ -434,12 +455,14 @@ impl<'a> Parser<'a> {
     }
 
     fn unary(&mut self) -> Result<(Node, Ty), ExprError> {
-        let (t, _, e) = self.peek()?;
+        let (t, s, e) = self.peek()?;
         if t == Tok::Arith(Arith::Sub) {
+            self.enter(s)?;
             self.pos = e;
             let at = self.peek()?.1;
             let v = self.unary()?;
             let v = self.number(at, v, "`-`")?;
+            self.depth -= 1;
             return Ok((Node::Neg(Box::new(v)), Ty::Num));
         }
         self.atom()
@@ -450,8 +473,10 @@ impl<'a> Parser<'a> {
         match t {
             Tok::Num(n) => Ok((Node::Num(n), Ty::Num)),
             Tok::LParen => {
+                self.enter(s)?;
                 let e = self.or()?;
                 self.expect(Tok::RParen, "')'")?;
+                self.depth -= 1;
                 Ok(e)
             }
             Tok::Ident(name) if FUNCS.contains(&name.as_str()) => {
@@ -603,12 +628,23 @@ impl Expr {
     /// Parses and type-checks a rule condition against the input schema. The result must be
     /// a condition (true or false), not a number.
     pub fn compile(src: &str, input: &InputSpec) -> Result<Expr, ExprError> {
+        if src.len() > MAX_EXPR_BYTES {
+            return Err(ExprError {
+                column: 1,
+                reason: format!(
+                    "the condition is {} bytes, longer than {MAX_EXPR_BYTES} \
+                     (the limit is eventide_engine::filter::MAX_EXPR_BYTES)",
+                    src.len()
+                ),
+            });
+        }
         let mut p = Parser {
             src,
             pos: 0,
             input,
             terms: Vec::new(),
             fields: Vec::new(),
+            depth: 0,
         };
         let (node, ty) = p.or()?;
         let (t, s, _) = p.peek()?;

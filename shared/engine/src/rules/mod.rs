@@ -216,6 +216,11 @@ pub fn compile_rules(raw: Vec<RawRule>, input: &InputSpec) -> Result<Vec<RuleSpe
     Ok(out)
 }
 
+/// The most evaluation instants a condition rule's longest window may hold (window ÷
+/// `every`). Each instant is a slice of per-key state and an evaluation, so a 72 h rule
+/// every 1 ms would cost each key 259 million slices.
+pub const MAX_INSTANTS_PER_WINDOW: i64 = 10_000;
+
 fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 {
         a
@@ -273,6 +278,18 @@ fn compile_rule(index: usize, r: RawRule, input: &InputSpec) -> Result<RuleSpec,
                 }
                 None => expr.terms.iter().fold(0, |g, t| gcd(t.window_ms, g)),
             };
+            if span_ms / every_ms > MAX_INSTANTS_PER_WINDOW {
+                return Err(err(
+                    "every",
+                    None,
+                    format!(
+                        "the longest window ({span_ms} ms) holds {} evaluation instants of \
+                         {every_ms} ms, more than {MAX_INSTANTS_PER_WINDOW} \
+                         (eventide_engine::rules::MAX_INSTANTS_PER_WINDOW); use a longer `every`",
+                        span_ms / every_ms
+                    ),
+                ));
+            }
             if let Some(t) = expr.terms.iter().find(|t| t.window_ms % every_ms != 0) {
                 return Err(err(
                     "every",

@@ -642,3 +642,101 @@ proptest::proptest! {
         }
     }
 }
+
+/// Hostile input (issue 10): a 10 KB rules file of 5,000 nested parentheses is a rule
+/// error naming the rule, the field, the column and the bound, not a stack overflow.
+#[test]
+fn deep_nesting_in_a_rules_file_is_an_error_not_a_stack_overflow() {
+    use crate::filter::MAX_NESTING;
+    let when = format!("{}count(1h) > 1{}", "(".repeat(5000), ")".repeat(5000));
+    let text = format!("[[rule]]\nid = 'deep'\nkey = ['k']\nwhen = '{when}'\n");
+    assert!(text.len() > 10_000);
+    let e = parse_rules(&text, &input()).unwrap_err().to_string();
+    assert!(e.starts_with("rule[0] \"deep\" `when` at column 1:"), "{e}");
+    assert!(e.contains("MAX_EXPR_BYTES"), "{e}");
+    // Within the size bound, the nesting bound answers, at the first level too deep.
+    let when = format!("{}count(1h) > 1{}", "(".repeat(4000), ")".repeat(4000));
+    let text = format!("[[rule]]\nid = 'deep'\nkey = ['k']\nwhen = '{when}'\n");
+    let e = parse_rules(&text, &input()).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "rule[0] \"deep\" `when` at column {}: nesting deeper than {MAX_NESTING}",
+            MAX_NESTING + 1
+        )),
+        "{e}"
+    );
+    for when in [
+        format!("{}count(1h) > 1", "not ".repeat(2000)),
+        format!("count(1h) > {}1", "-".repeat(4000)),
+        format!(
+            "count(where {}value > 1{}, 1h) > 1",
+            "(".repeat(4000),
+            ")".repeat(4000)
+        ),
+    ] {
+        let (_, reason) = err(&when);
+        assert!(reason.contains("MAX_NESTING"), "{when:.40}: {reason}");
+    }
+    // A nested `define` filter of a pattern too.
+    let text = format!(
+        "[[rule]]\nid = 'p'\nkey = ['k']\npattern = 'A within 10m'\ndefine = {{ A = '{}value > 1{}' }}\n",
+        "(".repeat(4000),
+        ")".repeat(4000)
+    );
+    let e = parse_rules(&text, &input()).unwrap_err().to_string();
+    assert!(e.contains("MAX_NESTING"), "{e}");
+    // The bound itself is accepted.
+    let ok = format!(
+        "{}count(1h) > 1{}",
+        "(".repeat(MAX_NESTING),
+        ")".repeat(MAX_NESTING)
+    );
+    assert!(Expr::compile(&ok, &input()).is_ok());
+}
+
+#[test]
+fn overlong_conditions_are_refused_with_the_bound() {
+    let when = vec!["count(1h) > 1"; 1000].join(" and ");
+    let (col, reason) = err(&when);
+    assert_eq!(col, 1);
+    assert!(reason.contains("MAX_EXPR_BYTES"), "{reason}");
+}
+
+/// The `toml` crate bounds its own nesting (arrays and inline tables, 80 levels) and
+/// reports it as a syntax error: checked here so that an upgrade that loses it fails.
+#[test]
+fn deeply_nested_toml_is_a_syntax_error() {
+    for text in [
+        format!("x = {}{}", "[".repeat(5000), "]".repeat(5000)),
+        format!("x = {}{}", "{a = ".repeat(5000), "}".repeat(5000)),
+    ] {
+        let e = parse_rules(&text, &input()).unwrap_err().to_string();
+        assert!(e.contains("recursion limit"), "{e}");
+    }
+    let dotted = format!("{} = 1", vec!["a"; 5000].join("."));
+    assert!(parse_rules(&dotted, &input()).is_err());
+}
+
+/// A rule over 72 h evaluated every 1 ms is refused with the bound; 10,000 instants are not.
+#[test]
+fn rule_instants_per_window_are_bounded() {
+    let rule = |when: &str, every: &str| {
+        parse_rules(
+            &format!("[[rule]]\nid = 'r'\nkey = ['k']\nwhen = '{when}'\nevery = '{every}'\n"),
+            &input(),
+        )
+    };
+    let e = rule("count(72h) > 1", "1ms").unwrap_err().to_string();
+    assert!(e.contains("`every`"), "{e}");
+    assert!(e.contains("MAX_INSTANTS_PER_WINDOW"), "{e}");
+    assert!(rule("count(10000s) > 1", "1s").is_ok());
+    assert!(rule("count(10001s) > 1", "1s").is_err());
+    // Implied by the gcd of the windows, too.
+    let e = parse_rules(
+        "[[rule]]\nid = 'g'\nkey = ['k']\nwhen = 'count(72h) > 1 and count(1ms) > 0'\n",
+        &input(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("MAX_INSTANTS_PER_WINDOW"), "{e}");
+}

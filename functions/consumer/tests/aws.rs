@@ -455,3 +455,119 @@ async fn resharding_finishes_the_parent_before_its_children() {
     assert_same(&got, &want);
     let _ = delete_stream(&clients.kinesis, &stream).await;
 }
+
+/// Alerts in the results table: (rule id, window end), each once.
+async fn alerts(clients: &Clients, table: &str) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = clients
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("scan results");
+        for item in page.items() {
+            let agg = item.get("aggregation").and_then(|v| v.as_s().ok());
+            let end = item.get("window_end").and_then(|v| v.as_n().ok());
+            if let (Some(rule), Some(end)) = (agg.and_then(|a| a.strip_prefix("alert:")), end) {
+                out.push((rule.to_string(), end.parse().expect("window_end")));
+            }
+        }
+        match page.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Two events a second apart every five minutes, for one subscriber, from minute `from`.
+fn bursts(from: i64, n: i64) -> Vec<PutEntry> {
+    (from..from + n)
+        .flat_map(|b| {
+            let t = 1_767_225_600_000 + b * 300_000;
+            [t, t + 1_000].map(|t| {
+                let line = format!(
+                    r#"{{"subscriber_id":"s1","counter":"x","value":1.0,"event_time":{t}}}"#
+                );
+                PutEntry::new("s1", line.into_bytes())
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_rules_update_under_a_running_worker_is_rejected_and_the_old_rules_run_on() {
+    let clients = clients().await;
+    let prefix = unique("evc-rules");
+    let stream = format!("{prefix}-in");
+    let resources = Resources::from_prefix(&prefix);
+    create_stream_and_wait(&clients.kinesis, &stream, 1)
+        .await
+        .expect("stream");
+    resources.ensure_all(&clients).await.expect("resources");
+    let upload = |text: String| {
+        let s3 = clients.s3.clone();
+        let bucket = resources.bucket.clone();
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key("rules/rules.toml")
+                .body(text.into_bytes().into())
+                .send()
+                .await
+                .expect("rules uploaded");
+        }
+    };
+    let rules = |when: &str| {
+        format!("[[rule]]\nid = \"busy\"\nkey = [\"subscriber_id\"]\nwhen = \"{when}\"\n")
+    };
+    upload(rules("count(1m) >= 2")).await;
+
+    let mut config = WorkerConfig::new("demo", spec(), &stream, resources.clone());
+    config.worker_id = "rules-worker".into();
+    config.lease_ms = 3_000;
+    config.poll_ms = 100;
+    config.finite_quiet_ms = Some(4_000);
+    config.stop_after_ms = Some(45_000);
+    config.rules_s3 = Some(format!("s3://{}/rules/rules.toml", resources.bucket));
+    config.rules_poll_ms = 200;
+    let feed = async {
+        put_records(&clients.kinesis, &stream, &bursts(0, 10))
+            .await
+            .expect("put");
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // 5,000 nested parentheses (10 KB): once enough to overflow the parser's stack and
+        // abort the worker.
+        let deep = format!("{}count(1m){} >= 2", "(".repeat(5_000), ")".repeat(5_000));
+        upload(rules(&deep)).await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        put_records(&clients.kinesis, &stream, &bursts(10, 10))
+            .await
+            .expect("put");
+    };
+    let run = tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config));
+    let (exit, ()) = tokio::join!(run, feed);
+    let exit = exit
+        .expect("the worker stops by itself")
+        .expect("the worker runs");
+    assert_eq!(
+        exit,
+        WorkerExit::EndOfInput,
+        "the worker survived the upload"
+    );
+    let got = alerts(&clients, &resources.results_table).await;
+    // The old rule fired for the bursts after the hostile upload too.
+    let late_start = 1_767_225_600_000 + 10 * 300_000;
+    assert!(
+        got.iter()
+            .any(|(id, end)| id == "busy" && *end > late_start),
+        "alerts after the hostile upload: {got:?}"
+    );
+    delete_stream(&clients.kinesis, &stream).await.ok();
+}

@@ -297,6 +297,14 @@ fn main() -> Result<()> {
                     aggs.join(",")
                 );
             }
+            if report.events == 0 && report.dead_letters > 0 {
+                anyhow::bail!(
+                    "every line of {} is malformed ({} dead letters in {}): check [input] of the pipeline",
+                    input.display(),
+                    report.dead_letters,
+                    out.join("dead_letters.jsonl").display()
+                );
+            }
         }
         Command::Validate { pipeline } => {
             let spec = load_spec(&pipeline)?;

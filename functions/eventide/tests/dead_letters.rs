@@ -71,5 +71,43 @@ fn malformed_lines_are_kept_with_line_and_reason() {
             csv, "k,window_start,window_end,sum\na,1000,2000,1\nb,2000,3000,4\n",
             "order {order}"
         );
+        if let Some(dir) = out.parent() {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
     }
+}
+
+#[test]
+fn an_input_with_no_valid_line_fails_the_replay() {
+    let dir = std::env::temp_dir().join(format!("eventide-all-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (input, pipeline) = (dir.join("in.jsonl"), dir.join("p.toml"));
+    std::fs::write(&input, "not json\n{\"k\":1}\n").unwrap();
+    std::fs::write(
+        &pipeline,
+        r#"
+        [input]
+        event_time = { field = "t" }
+        fields = { k = "string" }
+        [[aggregation]]
+        name = "n"
+        group_by = ["k"]
+        window = { type = "tumbling", size = "1s" }
+        aggregates = [{ name = "n", fn = "count" }]
+        "#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventide"))
+        .args(["replay", "--pipeline"])
+        .arg(&pipeline)
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("every line of"), "{stderr}");
 }

@@ -310,15 +310,22 @@ fn main() -> Result<()> {
             let spec = load_spec(&pipeline)?;
             println!("{}: valid", pipeline.display());
             for a in &spec.aggregations {
+                let keys: Vec<&str> = a
+                    .group_by
+                    .iter()
+                    .map(|&i| spec.input.fields[i].0.as_str())
+                    .collect();
+                let aggs: Vec<&str> = a.aggregates.iter().map(|x| x.name.as_str()).collect();
                 println!(
-                    "  {}: group by {:?}, window {:?}, {} aggregates, trigger {:?}, lateness {} ms, {:?}",
+                    "  {}: group by [{}], window {}, aggregates [{}], fires {}, allowed lateness {}, {}{}",
                     a.name,
-                    a.group_by.iter().map(|&i| &spec.input.fields[i].0).collect::<Vec<_>>(),
+                    keys.join(", "),
                     a.window,
-                    a.aggregates.len(),
+                    aggs.join(", "),
                     a.trigger,
-                    a.allowed_lateness_ms,
-                    a.accumulation
+                    eventide_engine::duration::format_ms(a.allowed_lateness_ms),
+                    a.accumulation,
+                    if a.filter.is_some() { ", filtered" } else { "" },
                 );
             }
         }

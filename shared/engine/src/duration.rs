@@ -2,6 +2,30 @@
 
 use crate::error::SpecError;
 
+/// Writes milliseconds as a spec duration, the inverse of [`parse_ms`]: `"1h30m"`,
+/// `"500ms"`, `"0s"`.
+///
+/// ```
+/// use eventide_engine::duration::{format_ms, parse_ms};
+/// assert_eq!(format_ms(5_400_000), "1h30m");
+/// assert_eq!(format_ms(1_500), "1s500ms");
+/// assert_eq!(parse_ms("x", &format_ms(93_784_005)).unwrap(), 93_784_005);
+/// ```
+pub fn format_ms(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = if ms < 0 { "-".to_string() } else { String::new() };
+    let mut rest = ms.unsigned_abs();
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    out
+}
+
 /// Parses a duration string into milliseconds.
 ///
 /// ```

@@ -72,6 +72,16 @@ pub enum AccumulationMode {
     Retracting,
 }
 
+impl std::fmt::Display for AccumulationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AccumulationMode::Discarding => "discarding",
+            AccumulationMode::Accumulating => "accumulating",
+            AccumulationMode::Retracting => "accumulating and retracting",
+        })
+    }
+}
+
 /// Output encoding of a sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

@@ -40,6 +40,44 @@ pub struct TriggerSpec {
     pub late: Option<LateTrigger>,
 }
 
+/// The trigger in the spec's terms: `on time`, plus early and late firings.
+///
+/// ```
+/// use eventide_engine::trigger::{EarlyTrigger, LateTrigger, TriggerSpec};
+/// let t = TriggerSpec {
+///     early: Some(EarlyTrigger::AfterProcessingTime { delay_ms: 60_000, aligned: true }),
+///     late: Some(LateTrigger::EveryElement),
+/// };
+/// assert_eq!(t.to_string(), "early every 1m (aligned), on time, late on every element");
+/// ```
+impl std::fmt::Display for TriggerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::duration::format_ms;
+        match self.early {
+            Some(EarlyTrigger::AfterProcessingTime { delay_ms, aligned: true }) => {
+                write!(f, "early every {} (aligned), ", format_ms(delay_ms))?
+            }
+            Some(EarlyTrigger::AfterProcessingTime { delay_ms, aligned: false }) => write!(
+                f,
+                "early {} after a pane's first element, ",
+                format_ms(delay_ms)
+            )?,
+            Some(EarlyTrigger::EveryElements(n)) => write!(f, "early every {n} elements, ")?,
+            None => {}
+        }
+        write!(f, "on time")?;
+        match self.late {
+            Some(LateTrigger::EveryElement) => write!(f, ", late on every element"),
+            Some(LateTrigger::AfterProcessingTime { delay_ms }) => write!(
+                f,
+                ", late {} after a late pane's first element",
+                format_ms(delay_ms)
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
 impl TriggerSpec {
     /// The processing time at which an early pane is due when its first element arrives at `now`.
     pub fn early_deadline(&self, now: i64) -> Option<i64> {

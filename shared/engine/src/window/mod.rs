@@ -31,6 +31,30 @@ pub enum WindowSpec {
     Global,
 }
 
+/// The window in the spec's terms: `tumbling 15m`, `sliding 2h every 15m`, `session gap
+/// 30m`, `count 10 every 1`, `global`.
+///
+/// ```
+/// use eventide_engine::window::WindowSpec;
+/// assert_eq!(WindowSpec::Sliding { size: 7_200_000, slide: 900_000 }.to_string(), "sliding 2h every 15m");
+/// ```
+impl std::fmt::Display for WindowSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::duration::format_ms;
+        match *self {
+            WindowSpec::Sliding { size, slide } if size == slide => {
+                write!(f, "tumbling {}", format_ms(size))
+            }
+            WindowSpec::Sliding { size, slide } => {
+                write!(f, "sliding {} every {}", format_ms(size), format_ms(slide))
+            }
+            WindowSpec::Session { gap } => write!(f, "session gap {}", format_ms(gap)),
+            WindowSpec::Count { size, slide } => write!(f, "count {size} every {slide}"),
+            WindowSpec::Global => write!(f, "global"),
+        }
+    }
+}
+
 /// Event time of the global window's start and end.
 pub const GLOBAL_START: i64 = i64::MIN;
 /// The global window ends at +∞ and fires only when the watermark reaches +∞.

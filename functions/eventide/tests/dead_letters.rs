@@ -7,7 +7,13 @@ use eventide_connectors::replay::{replay, ReplayOptions};
 use eventide_engine::PipelineSpec;
 
 fn run(order: &str) -> (PathBuf, u64, u64) {
-    let dir = std::env::temp_dir().join(format!("eventide-dead-{}-{order}", std::process::id()));
+    // One directory per test thread: tests run in parallel.
+    let thread = format!("{:?}", std::thread::current().id());
+    let dir = std::env::temp_dir().join(format!(
+        "eventide-dead-{}-{order}-{}",
+        std::process::id(),
+        thread.trim_start_matches("ThreadId(").trim_end_matches(')')
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("in.jsonl");
@@ -110,4 +116,34 @@ fn an_input_with_no_valid_line_fails_the_replay() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("every line of"), "{stderr}");
+}
+
+#[test]
+fn a_rerun_into_the_same_out_dir_leaves_no_stale_dead_letters() {
+    let (out, _, dead) = run("fired");
+    assert_eq!(dead, 3);
+    assert!(out.join("dead_letters.jsonl").exists());
+    let dir = out.parent().unwrap().to_path_buf();
+    let input = dir.join("clean.jsonl");
+    std::fs::write(&input, "{\"k\":\"a\",\"v\":1,\"t\":1000}\n").unwrap();
+    let spec = PipelineSpec::from_toml(
+        r#"
+        [input]
+        event_time = { field = "t" }
+        fields = { k = "string", v = "number" }
+        [[aggregation]]
+        name = "sums"
+        group_by = ["k"]
+        window = { type = "tumbling", size = "1s" }
+        aggregates = [{ name = "sum", fn = "sum", field = "v" }]
+        "#,
+    )
+    .unwrap();
+    let report = replay(spec, &input, &out, &ReplayOptions::default()).unwrap();
+    assert_eq!(report.dead_letters, 0);
+    assert!(
+        !out.join("dead_letters.jsonl").exists(),
+        "the earlier run's dead letters are gone"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

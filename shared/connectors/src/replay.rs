@@ -139,6 +139,7 @@ pub fn replay(
         path: out_dir.to_path_buf(),
         source,
     })?;
+    clear_outputs(&spec, out_dir)?;
     let all_key_ordered = !spec.aggregations.is_empty()
         && spec
             .aggregations
@@ -181,6 +182,28 @@ pub fn replay(
     } else {
         replay_streaming(spec, input, out_dir, opts, started)
     }
+}
+
+/// Removes every file this run may write in `out_dir`, so that nothing of an earlier run
+/// (a `dead_letters.jsonl` this run has no reason to write) is mistaken for its output.
+/// Files that no run of this pipeline writes are left alone.
+fn clear_outputs(spec: &PipelineSpec, out_dir: &Path) -> Result<(), ConnectorError> {
+    let mut names = vec!["dead_letters.jsonl".to_string(), "alerts.jsonl".to_string()];
+    for a in &spec.aggregations {
+        for ext in ["csv", "jsonl", "late.jsonl"] {
+            names.push(format!("{}.{ext}", a.name));
+        }
+    }
+    for name in names {
+        let path = out_dir.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ConnectorError::Write { path, source: e })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Most threads a key-ordered run is split over.

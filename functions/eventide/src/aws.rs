@@ -45,10 +45,16 @@ pub async fn put(
             PutEntry::new(key, l.as_bytes().to_vec())
         })
         .collect();
-    put_records(&clients.kinesis, stream, &entries)
-        .await
-        .with_context(|| format!("writing to stream {stream}"))?;
-    Ok(entries.len())
+    let total = entries.len();
+    let mut done = 0;
+    for chunk in entries.chunks(5_000) {
+        put_records(&clients.kinesis, stream, chunk)
+            .await
+            .with_context(|| format!("writing to stream {stream} ({done} of {total} written)"))?;
+        done += chunk.len();
+        tracing::info!(stream, done, total, "put");
+    }
+    Ok(total)
 }
 
 /// Reads the results table `table` of the pipeline and writes one file per aggregation

@@ -40,6 +40,9 @@ use tracing::{debug, info, warn};
 use crate::lease::LeaseKeeper;
 use crate::shard::{Io, RuntimeError, ShardConsumer};
 
+/// How often the worker logs its totals so far.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How often the worker lists shards to find new ones.
 const SHARD_SYNC_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -221,6 +224,7 @@ async fn worker_loop(
     let worker = w.settings.worker_id.clone();
     info!(worker, finite = ?w.settings.finite_quiet_ms, "worker starting");
     let started = Instant::now();
+    let mut last_progress = started;
     tokio::pin!(stop);
     let exit = loop {
         tokio::select! {
@@ -239,6 +243,12 @@ async fn worker_loop(
         }
         if let Some(exit) = w.tick().await {
             break exit;
+        }
+        if last_progress.elapsed() >= PROGRESS_INTERVAL {
+            last_progress = Instant::now();
+            let f = &w.shared.figures;
+            info!(worker, shards = w.active.len(), records = f.records.load(Ordering::Relaxed),
+                panes = f.panes.load(Ordering::Relaxed), late = f.late.load(Ordering::Relaxed), "progress");
         }
     };
     w.stop_all().await;

@@ -15,9 +15,19 @@ pub fn format_ms(ms: i64) -> String {
     if ms == 0 {
         return "0s".to_string();
     }
-    let mut out = if ms < 0 { "-".to_string() } else { String::new() };
+    let mut out = if ms < 0 {
+        "-".to_string()
+    } else {
+        String::new()
+    };
     let mut rest = ms.unsigned_abs();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if rest >= size {
             out.push_str(&format!("{}{unit}", rest / size));
             rest %= size;

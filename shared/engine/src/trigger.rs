@@ -54,10 +54,14 @@ impl std::fmt::Display for TriggerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use crate::duration::format_ms;
         match self.early {
-            Some(EarlyTrigger::AfterProcessingTime { delay_ms, aligned: true }) => {
-                write!(f, "early every {} (aligned), ", format_ms(delay_ms))?
-            }
-            Some(EarlyTrigger::AfterProcessingTime { delay_ms, aligned: false }) => write!(
+            Some(EarlyTrigger::AfterProcessingTime {
+                delay_ms,
+                aligned: true,
+            }) => write!(f, "early every {} (aligned), ", format_ms(delay_ms))?,
+            Some(EarlyTrigger::AfterProcessingTime {
+                delay_ms,
+                aligned: false,
+            }) => write!(
                 f,
                 "early {} after a pane's first element, ",
                 format_ms(delay_ms)

@@ -247,8 +247,14 @@ async fn worker_loop(
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
             last_progress = Instant::now();
             let f = &w.shared.figures;
-            info!(worker, shards = w.active.len(), records = f.records.load(Ordering::Relaxed),
-                panes = f.panes.load(Ordering::Relaxed), late = f.late.load(Ordering::Relaxed), "progress");
+            info!(
+                worker,
+                shards = w.active.len(),
+                records = f.records.load(Ordering::Relaxed),
+                panes = f.panes.load(Ordering::Relaxed),
+                late = f.late.load(Ordering::Relaxed),
+                "progress"
+            );
         }
     };
     w.stop_all().await;

@@ -38,6 +38,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// Runs `spec` over `input` in each way and checks that they all write the same files.
 fn same_files(spec: &PipelineSpec, input: &Path, dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut first: Option<Vec<(String, Vec<u8>)>> = None;
+    let wall = ReplayOptions::default().wall_ms();
     for (name, execution) in [
         ("by-key", Execution::ByKey),
         ("sharded", Execution::Sharded),
@@ -46,6 +47,8 @@ fn same_files(spec: &PipelineSpec, input: &Path, dir: &Path) -> Vec<(String, Vec
         let out = dir.join(name);
         let opts = ReplayOptions {
             execution,
+            // One wall clock for every way: a dead letter's reason quotes it.
+            wall_ms: Some(wall),
             ..ReplayOptions::default()
         };
         replay(spec.clone(), input, &out, &opts).unwrap();
@@ -192,5 +195,141 @@ fn a_way_that_does_not_fit_is_an_error() {
     }
     let report = run(spec("fired"), &input, Execution::Streaming).unwrap();
     assert_eq!(report.events, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The reference workload's events, generated.
+fn reference_events(dir: &Path, n: u32) -> Vec<String> {
+    let input = dir.join("generated.jsonl");
+    let status = Command::new("python3")
+        .arg(root().join("../shared/reference/gen.py"))
+        .args([
+            "--n",
+            &n.to_string(),
+            "--keys",
+            "300",
+            "--seed",
+            "7",
+            "--out",
+        ])
+        .arg(&input)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&input).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn a_record_dated_in_2100_is_a_dead_letter_and_moves_no_watermark() {
+    let dir = work("future");
+    let clean = reference_events(&dir, 20_000);
+    let spec = PipelineSpec::from_toml(
+        &std::fs::read_to_string(root().join("examples/reference/pipeline.toml")).unwrap(),
+    )
+    .unwrap();
+    let clean_path = dir.join("clean.jsonl");
+    std::fs::write(&clean_path, clean.join("\n") + "\n").unwrap();
+    let want = same_files(&spec, &clean_path, &dir.join("clean"));
+
+    let poison =
+        r#"{"subscriber_id":"s000001","counter":"x","value":1.00,"event_time":4102444800000}"#;
+    let mut lines = clean.clone();
+    lines.insert(5_000, poison.to_string());
+    let poisoned = dir.join("poisoned.jsonl");
+    std::fs::write(&poisoned, lines.join("\n") + "\n").unwrap();
+    let got = same_files(&spec, &poisoned, &dir.join("poisoned"));
+
+    // Every output is the clean run's, plus one dead letter: line 5001, with its reason.
+    let without_dead: Vec<_> = got
+        .iter()
+        .filter(|(n, _)| n != "dead_letters.jsonl")
+        .cloned()
+        .collect();
+    assert!(
+        without_dead == want,
+        "the poisoned run's outputs equal the clean run's"
+    );
+    let dead = got
+        .iter()
+        .find(|(n, _)| n == "dead_letters.jsonl")
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .expect("dead_letters.jsonl written");
+    let rows: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{dead}");
+    assert_eq!(rows[0]["line"], 5_001);
+    assert_eq!(rows[0]["raw"], poison);
+    let reason = rows[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2100-01-01T00:00:00Z") && reason.contains("max_future_skew"),
+        "{reason}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_future_guard_measures_against_the_inputs_processing_time() {
+    let dir = work("future-time");
+    let spec = |skew: &str| {
+        PipelineSpec::from_toml(&format!(
+            r#"
+            [input]
+            event_time = {{ field = "t" }}
+            fields = {{ k = "string", v = "number" }}
+            [watermark]
+            max_out_of_orderness = "0ms"
+            max_future_skew = "{skew}"
+            [[aggregation]]
+            name = "sums"
+            group_by = ["k"]
+            window = {{ type = "tumbling", size = "100s" }}
+            aggregates = [{{ name = "sum", fn = "sum", field = "v" }}]
+            sink = {{ format = "csv", order = "key" }}
+            "#
+        ))
+        .unwrap()
+    };
+    let input = dir.join("events.jsonl");
+    std::fs::write(
+        &input,
+        [
+            r#"{"advance_processing_time":1000}"#,
+            r#"{"k":"a","v":1,"t":5000}"#,
+            r#"{"k":"a","v":2,"t":20000}"#,
+            r#"{"advance_processing_time":30000}"#,
+            r#"{"k":"a","v":4,"t":20000}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let dead = |out: &[(String, Vec<u8>)]| {
+        out.iter()
+            .find(|(n, _)| n == "dead_letters.jsonl")
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+    };
+    // 10 s of skew: the record at 20 s is 19 s ahead of processing time 1 s, then 10 s
+    // behind 30 s.
+    let out = same_files(&spec("10s"), &input, &dir.join("guarded"));
+    let d = dead(&out).expect("a dead letter");
+    assert_eq!(d.lines().count(), 1, "{d}");
+    assert!(d.contains(r#""line":3"#) && d.contains("19s ahead"), "{d}");
+    let sums =
+        String::from_utf8_lossy(&out.iter().find(|(n, _)| n == "sums.csv").unwrap().1).into_owned();
+    assert!(
+        sums.contains(",5,") || sums.contains(",5\n"),
+        "1 + 4: {sums}"
+    );
+    // Off: every record counts.
+    let out = same_files(&spec("off"), &input, &dir.join("off"));
+    assert_eq!(dead(&out), None);
+    let sums =
+        String::from_utf8_lossy(&out.iter().find(|(n, _)| n == "sums.csv").unwrap().1).into_owned();
+    assert!(
+        sums.contains(",7,") || sums.contains(",7\n"),
+        "1 + 2 + 4: {sums}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

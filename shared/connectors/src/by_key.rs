@@ -95,23 +95,24 @@ pub(crate) fn replay_by_key(
             .collect()
     });
     tracing::debug!(elapsed = ?started.elapsed(), "read and decoded");
-    let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
     let (mut lines, mut base) = (0u64, 0u64);
     let mut chunks = Vec::with_capacity(decoded.len());
+    // Dead letters: (line number, reason, where the line starts and ends).
+    let mut bad: Vec<(u64, String, Range<usize>)> = Vec::new();
     for d in decoded {
-        for b in &d.bad {
-            dead.json(&DeadLetter::new(
-                base + b.line,
-                b.reason.clone(),
-                &text[b.raw.clone()],
-            ))?;
-        }
+        bad.extend(d.bad.into_iter().map(|b| (base + b.line, b.reason, b.raw)));
         base += d.line_count;
         lines += d.lines;
         chunks.push(d.chunk);
     }
+    let input = BoundedInput::new(spec, layout, chunks, opts.wall_ms());
+    bad.extend(future_dead_letters(&text, input.future()));
+    bad.sort_by_key(|b| b.0);
+    let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
+    for (line, reason, raw) in bad {
+        dead.json(&DeadLetter::new(line, reason, &text[raw]))?;
+    }
     dead.flush()?;
-    let input = BoundedInput::new(spec, layout, chunks);
     bar.finish_and_clear();
     tracing::debug!(elapsed = ?started.elapsed(), "grouped by key");
 
@@ -247,6 +248,26 @@ fn read_file(path: &Path, parts: usize) -> std::io::Result<Vec<u8>> {
         let _ = parts;
         std::fs::read(path)
     }
+}
+
+/// The dead letters of events left out as dated too far in the future, by the offsets their
+/// lines start at: their line numbers (counted in one pass), reasons and extents.
+fn future_dead_letters(
+    text: &[u8],
+    future: &[(u64, eventide_engine::RecordError)],
+) -> Vec<(u64, String, Range<usize>)> {
+    let mut sorted: Vec<_> = future.iter().collect();
+    sorted.sort_unstable_by_key(|f| f.0);
+    let (mut line, mut counted) = (1u64, 0usize);
+    let mut out = Vec::with_capacity(sorted.len());
+    for (at, reason) in sorted {
+        let at = (*at as usize).min(text.len());
+        line += memchr::memchr_iter(b'\n', &text[counted..at]).count() as u64;
+        counted = at;
+        let raw = line_at(text, at);
+        out.push((line, reason.to_string(), at..at + raw.len()));
+    }
+    out
 }
 
 /// Writes the late records of an aggregation, by where their lines start, in input order

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventide_engine::pane::{Emit, Pane};
+use eventide_engine::record::Line;
 use eventide_engine::rules::Alert;
+use eventide_engine::watermark::FutureGuard;
 use eventide_engine::{Output, Pipeline, PipelineSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -45,6 +47,20 @@ pub struct ReplayOptions {
     pub lookups: eventide_engine::enrich::Snapshot,
     /// How the run is executed; every way writes the same files.
     pub execution: Execution,
+    /// The processing time that `[watermark] max_future_skew` measures events against
+    /// until the input gives its own with `advance_processing_time` lines; `None` is the
+    /// wall clock when the run starts.
+    pub wall_ms: Option<i64>,
+}
+
+impl ReplayOptions {
+    /// [`ReplayOptions::wall_ms`], or the wall clock now.
+    pub fn wall_ms(&self) -> i64 {
+        self.wall_ms.unwrap_or_else(|| {
+            let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            since.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        })
+    }
 }
 
 /// How a replay runs. Every way writes the same bytes; they differ in speed and memory.
@@ -242,6 +258,7 @@ fn replay_streaming(
     let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
     let mut pipeline = Pipeline::new(spec);
     pipeline.set_lookups(opts.lookups.clone());
+    pipeline.set_wall_clock(opts.wall_ms());
 
     let bar = if opts.progress {
         progress_bar(src.progress().1)
@@ -366,7 +383,8 @@ fn run_shard(
     for batch in batches {
         batch.for_each(|line_no, raw, line| {
             out.line = line_no;
-            pipeline.process_decoded(line, raw, "", &mut out);
+            // The decoding thread has sent future-dated events to the dead letters already.
+            let _ = pipeline.process_decoded(line, raw, "", &mut out);
         });
     }
     pipeline.finish(&mut out);
@@ -395,6 +413,8 @@ struct ReadCounts {
 /// `dead_letters.jsonl`.
 fn read_batches(
     schema: &eventide_engine::enrich::Decoder,
+    guard: FutureGuard,
+    wall_ms: i64,
     input: &Path,
     out_dir: &Path,
     shards: &[SyncSender<Arc<Batch>>],
@@ -409,10 +429,21 @@ fn read_batches(
         // A shard stops receiving only by panicking, which the caller re-raises.
         shards.iter().all(|tx| tx.send(Arc::clone(&batch)).is_ok())
     };
+    // Processing time for the future guard: the input's own once it gives one.
+    let mut given: Option<i64> = None;
     while let Some((line_no, raw)) = src.next_line()? {
         lines += 1;
-        match schema.decode(raw) {
-            Ok(line) => batch.push(line_no, raw, &line),
+        let now = given.unwrap_or(wall_ms);
+        match schema.decode(raw).and_then(|line| match &line {
+            Line::Event(rec) => guard.check(rec.time, now).map(|()| line),
+            _ => Ok(line),
+        }) {
+            Ok(line) => {
+                if let Line::AdvanceProcessingTime(t) = line {
+                    given = Some(given.map_or(t, |g| g.max(t)));
+                }
+                batch.push(line_no, raw, &line);
+            }
             // Dropped on purpose by an enrichment (`on_miss = "drop"`): not a dead letter.
             Err(eventide_engine::RecordError::Dropped(_)) => {}
             Err(reason) => dead.json(&DeadLetter::new(line_no, reason.to_string(), raw))?,
@@ -463,7 +494,15 @@ fn replay_sharded(
                 (tx, s.spawn(move || run_shard(spec, rx, i, shards)))
             })
             .unzip();
-        let read = read_batches(&schema, input, out_dir, &senders, &bar);
+        let read = read_batches(
+            &schema,
+            spec.future_guard,
+            opts.wall_ms(),
+            input,
+            out_dir,
+            &senders,
+            &bar,
+        );
         drop(senders);
         let runs: Vec<ShardRun> = handles
             .into_iter()

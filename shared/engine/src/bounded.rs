@@ -48,7 +48,7 @@
 //!         other => chunk.push_control(&other),
 //!     }
 //! }
-//! let input = BoundedInput::new(&spec, layout, vec![chunk]);
+//! let input = BoundedInput::new(&spec, layout, vec![chunk], 0);
 //!
 //! #[derive(Default)]
 //! struct Rows(Vec<(String, i64, Option<f64>)>, Vec<u64>);
@@ -75,6 +75,7 @@ use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 
+use crate::error::RecordError;
 use crate::filter::Filter;
 use crate::operator::{self, Admit, Ctx, WindowOperator};
 use crate::pane::{Emit, KEY_SEP};
@@ -316,6 +317,8 @@ struct Break {
 pub struct Timeline {
     breaks: Vec<Break>,
     final_now: i64,
+    /// An `advance_processing_time` came.
+    time_given: bool,
     /// Control lines seen.
     pub controls: u64,
 }
@@ -335,6 +338,7 @@ impl Timeline {
                 tracker.advance_to(t);
             }
             ControlLine::ProcessingTime(t) => {
+                self.time_given = true;
                 if t <= *now {
                     return;
                 }
@@ -379,6 +383,7 @@ pub struct BoundedInput {
     tag: Vec<u64>,
     timeline: Timeline,
     groups: Vec<Grouped>,
+    future: Vec<(u64, RecordError)>,
 }
 
 impl BoundedInput {
@@ -387,12 +392,19 @@ impl BoundedInput {
     ///
     /// Only the timeline takes one pass over the arrival order; each group-by then reads
     /// the chunks on a thread of its own.
-    pub fn new(spec: &PipelineSpec, layout: Layout, chunks: Vec<Chunk>) -> Self {
+    ///
+    /// An event dated further ahead of processing time than `[watermark] max_future_skew`
+    /// is left out (it meets no window and does not move the watermark) and listed in
+    /// [`BoundedInput::future`]. Processing time is the last `advance_processing_time`
+    /// before the event, or `wall_ms` when none came before it.
+    pub fn new(spec: &PipelineSpec, layout: Layout, chunks: Vec<Chunk>, wall_ms: i64) -> Self {
         let n: usize = chunks.iter().map(Chunk::len).sum();
         let mut tag = Vec::with_capacity(n);
         let mut tracker = WatermarkTracker::for_spec(&spec.watermark);
         let mut tl = Timeline::default();
         let mut now = 0i64;
+        let mut future = Vec::new();
+        let mut skip = Vec::new();
         let moves_time = chunks.iter().any(|c| {
             c.controls
                 .iter()
@@ -401,6 +413,7 @@ impl BoundedInput {
         let mut met = Met {
             wm: Vec::with_capacity(n),
             now: Vec::with_capacity(if moves_time { n } else { 0 }),
+            skip: Vec::new(),
         };
         for chunk in &chunks {
             let base = tag.len() as u32;
@@ -408,6 +421,15 @@ impl BoundedInput {
             for (i, &t) in chunk.time.iter().enumerate() {
                 while let Some(c) = controls.next_if(|c| c.before as usize <= i) {
                     tl.control(&mut tracker, &mut now, base + c.before, c.line);
+                }
+                let proc = if tl.time_given { now } else { wall_ms };
+                if let Err(e) = spec.future_guard.check(t, proc) {
+                    // Left out: it must not move the watermark.
+                    if skip.is_empty() {
+                        skip = vec![false; n];
+                    }
+                    skip[base as usize + i] = true;
+                    future.push((chunk.tag[i], e));
                 }
                 met.wm.push(tracker.current());
                 if moves_time {
@@ -419,7 +441,9 @@ impl BoundedInput {
                     }
                     _ => "",
                 };
-                tracker.observe(part, t, now);
+                if skip.get(base as usize + i) != Some(&true) {
+                    tracker.observe(part, t, now);
+                }
             }
             for c in controls {
                 tl.control(&mut tracker, &mut now, base + c.before, c.line);
@@ -427,6 +451,7 @@ impl BoundedInput {
             tag.extend_from_slice(&chunk.tag);
         }
         tl.final_now = now;
+        met.skip = skip;
         if tl.breaks.is_empty() {
             // Processing time never moves: every event met 0.
             met.now = Vec::new();
@@ -446,7 +471,14 @@ impl BoundedInput {
             tag,
             timeline: tl,
             groups,
+            future,
         }
+    }
+
+    /// The events left out as dated too far ahead of processing time, in arrival order: the
+    /// tag each was pushed with, and the reason (for the dead letters).
+    pub fn future(&self) -> &[(u64, RecordError)] {
+        &self.future
     }
 
     /// Number of events.
@@ -501,6 +533,8 @@ impl BoundedInput {
 struct Met {
     wm: Vec<i64>,
     now: Vec<i64>,
+    /// Events left out (empty when none is).
+    skip: Vec<bool>,
 }
 
 /// Lays out the events of group-by `g`: numbers its keys across the chunks, orders them as
@@ -517,6 +551,7 @@ fn group(g: usize, layout: &Layout, chunks: &[Chunk], met: &Met) -> Grouped {
         let local = chunk.keys.iter().skip(g).step_by(ngroups);
         keys.extend(local.map(|&k| remap[k as usize]));
     }
+    let left_out = |seq: usize| met.skip.get(seq) == Some(&true);
     let names: Vec<Box<str>> = dict.names().map(Box::from).collect();
     let mut ranked: Vec<u32> = (0..names.len() as u32).collect();
     ranked.sort_unstable_by(|&a, &b| {
@@ -529,20 +564,22 @@ fn group(g: usize, layout: &Layout, chunks: &[Chunk], met: &Met) -> Grouped {
         rank_of[k as usize] = r as u32;
     }
     let mut offsets = vec![0u32; names.len() + 1];
-    for &k in &keys {
-        offsets[rank_of[k as usize] as usize + 1] += 1;
+    for (seq, &k) in keys.iter().enumerate() {
+        if !left_out(seq) {
+            offsets[rank_of[k as usize] as usize + 1] += 1;
+        }
     }
     for i in 1..offsets.len() {
         offsets[i] += offsets[i - 1];
     }
-    let n = keys.len();
+    let n = keys.len() - met.skip.iter().filter(|&&s| s).count();
     let mut out = Grouped {
         names,
         ranked,
         seq: vec![0; n],
         time: vec![0; n],
         wm: vec![0; n],
-        now: vec![0; met.now.len()],
+        now: vec![0; if met.now.is_empty() { 0 } else { n }],
         mask: vec![0; n],
         values: vec![None; n * ncols],
         offsets: Vec::new(),
@@ -552,6 +589,10 @@ fn group(g: usize, layout: &Layout, chunks: &[Chunk], met: &Met) -> Grouped {
     let mut seq = 0usize;
     for chunk in chunks {
         for i in 0..chunk.len() {
+            if left_out(seq) {
+                seq += 1;
+                continue;
+            }
             let r = rank_of[keys[seq] as usize] as usize;
             let p = fill[r] as usize;
             fill[r] += 1;

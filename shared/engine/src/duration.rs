@@ -36,6 +36,23 @@ pub fn format_ms(ms: i64) -> String {
     out
 }
 
+/// Writes an instant in epoch milliseconds as RFC 3339 in UTC (`2026-01-01T00:00:00.123Z`),
+/// or as the raw number when it is outside the calendar's years.
+///
+/// ```
+/// use eventide_engine::duration::format_instant;
+/// assert_eq!(format_instant(1_767_225_600_123), "2026-01-01T00:00:00.123Z");
+/// assert_eq!(format_instant(i64::MAX), "9223372036854775807 ms since the epoch");
+/// ```
+pub fn format_instant(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
+    let text = at.ok().and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    text.unwrap_or_else(|| format!("{ms} ms since the epoch"))
+}
+
 /// Parses a duration string into milliseconds.
 ///
 /// ```

@@ -37,6 +37,17 @@ pub enum RecordError {
     /// letter.
     #[error("dropped: {0}")]
     Dropped(String),
+    /// Dated too far ahead of processing time (see [`crate::watermark::FutureGuard`]).
+    #[error(
+        "event time {event} is {ahead} ahead of processing time {processing}, more than \
+         [watermark] max_future_skew = \"{max}\" (raise it, or set it to \"off\")"
+    )]
+    Future {
+        event: String,
+        ahead: String,
+        processing: String,
+        max: String,
+    },
 }
 
 /// Stored key state that cannot be restored.

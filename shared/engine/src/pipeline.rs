@@ -83,6 +83,10 @@ pub struct Pipeline {
     ops: Vec<Box<dyn WindowOperator>>,
     wm: WatermarkTracker,
     now: i64,
+    /// Whether an `advance_processing_time` set `now`; until then the future guard measures
+    /// against `wall_ms`.
+    time_given: bool,
+    wall_ms: Option<i64>,
     key: String,
     stats: Stats,
     /// `(index, count)`: only keys whose hash falls in this shard get state here.
@@ -127,6 +131,8 @@ impl Pipeline {
             ops,
             wm,
             now: 0,
+            time_given: false,
+            wall_ms: None,
             key: String::new(),
             stats,
             shard: None,
@@ -181,21 +187,33 @@ impl Pipeline {
         out: &mut O,
     ) -> Result<(), RecordError> {
         let parsed = self.decode(line)?;
-        self.process_decoded(&parsed, line, partition, out);
-        Ok(())
+        self.process_decoded(&parsed, line, partition, out)
     }
 
     /// Processes one line already decoded (e.g. once for several shards) with the schema of
     /// this pipeline's input; `raw` is its text.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::Future`] for an event dated too far ahead of processing time (see
+    /// [`Pipeline::set_wall_clock`]); it changes nothing and goes to the dead letters.
     pub fn process_decoded<O: Output>(
         &mut self,
         parsed: &Line<'_>,
         raw: &[u8],
         partition: &str,
         out: &mut O,
-    ) {
+    ) -> Result<(), RecordError> {
         match *parsed {
             Line::Event(ref rec) => {
+                let now = if self.time_given {
+                    Some(self.now)
+                } else {
+                    self.wall_ms
+                };
+                if let Some(now) = now {
+                    self.spec.future_guard.check(rec.time, now)?;
+                }
                 self.process_record(rec, raw, partition, out);
             }
             Line::AdvanceProcessingTime(t) => {
@@ -207,6 +225,15 @@ impl Pipeline {
                 self.advance_watermark(t, out);
             }
         }
+        Ok(())
+    }
+
+    /// The processing time that [`Pipeline::process_line`] measures events against (with
+    /// `[watermark] max_future_skew`) until the input gives its own with
+    /// `advance_processing_time`: a replay's wall clock. Without it, and without such lines,
+    /// nothing is measured.
+    pub fn set_wall_clock(&mut self, now_ms: i64) {
+        self.wall_ms = Some(now_ms);
     }
 
     /// Processes one decoded event. `raw` is what goes to the late-data output if it is late.
@@ -307,6 +334,7 @@ impl Pipeline {
 
     /// Moves processing time forward (it never goes back) and fires what is due.
     pub fn advance_processing_time<O: Output>(&mut self, t: i64, out: &mut O) {
+        self.time_given = true;
         if t <= self.now {
             return;
         }

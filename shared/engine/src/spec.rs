@@ -158,6 +158,9 @@ impl InputSpec {
 pub struct PipelineSpec {
     pub input: InputSpec,
     pub watermark: WatermarkSpec,
+    /// `[watermark] max_future_skew`: records dated further ahead of processing time are
+    /// dead letters (see [`crate::watermark::FutureGuard`]).
+    pub future_guard: crate::watermark::FutureGuard,
     pub aggregations: Vec<AggregationSpec>,
     /// Rules evaluated per key alongside the aggregations (see [`crate::rules`]).
     pub rules: Vec<crate::rules::RuleSpec>,
@@ -236,6 +239,8 @@ struct RawWatermark {
     max_out_of_orderness: Option<String>,
     #[serde(default)]
     idle_timeout: Option<String>,
+    #[serde(default)]
+    max_future_skew: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -321,6 +326,10 @@ impl RawPipeline {
     fn validate(self) -> Result<PipelineSpec, SpecError> {
         let mut input = self.input.validate()?;
         let enrichments = crate::enrich::spec::validate(self.enrichment, &mut input)?;
+        let future_guard = match self.watermark.as_ref() {
+            Some(w) => w.future_guard()?,
+            None => crate::watermark::FutureGuard::default(),
+        };
         let watermark = match self.watermark {
             None => WatermarkSpec::Bounded {
                 bound_ms: 0,
@@ -373,6 +382,7 @@ impl RawPipeline {
             rules,
             input,
             watermark,
+            future_guard,
             aggregations,
             enrichments,
         })
@@ -444,6 +454,22 @@ impl RawInput {
 }
 
 impl RawWatermark {
+    fn future_guard(&self) -> Result<crate::watermark::FutureGuard, SpecError> {
+        use crate::watermark::FutureGuard;
+        const FIELD: &str = "watermark.max_future_skew";
+        match self.max_future_skew.as_deref() {
+            None => Ok(FutureGuard::default()),
+            Some("off") => Ok(FutureGuard::new(None)),
+            Some(s) => match parse_ms(FIELD, s)? {
+                ms if ms > 0 => Ok(FutureGuard::new(Some(ms))),
+                _ => Err(SpecError::invalid(
+                    FIELD,
+                    "must be greater than zero (or \"off\" to accept any event time)",
+                )),
+            },
+        }
+    }
+
     fn validate(self) -> Result<WatermarkSpec, SpecError> {
         let idle = self
             .idle_timeout
@@ -842,6 +868,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("limits.max_windows_per_event"), "{e}");
+    }
+
+    /// Issue 10: `[watermark] max_future_skew` defaults to an hour, takes a duration or
+    /// "off", and refuses zero and nonsense with the field's name.
+    #[test]
+    fn max_future_skew_defaults_to_an_hour_and_can_be_off() {
+        let tumbling = r#"{ type = "tumbling", size = "1h" }"#;
+        let skew = |s: &str| spec(tumbling, &format!("[watermark]\nmax_future_skew = {s}"));
+        assert_eq!(
+            spec(tumbling, "").unwrap().future_guard.max_skew_ms(),
+            Some(3_600_000)
+        );
+        assert_eq!(
+            skew("\"90s\"").unwrap().future_guard.max_skew_ms(),
+            Some(90_000)
+        );
+        assert_eq!(skew("\"off\"").unwrap().future_guard.max_skew_ms(), None);
+        for bad in ["\"0s\"", "\"-5m\"", "\"soon\"", "3"] {
+            let e = skew(bad).unwrap_err().to_string();
+            assert!(e.contains("max_future_skew"), "{bad}: {e}");
+        }
     }
 
     /// Deep nesting in a spec, in TOML or in a filter, is an error, never a stack overflow.

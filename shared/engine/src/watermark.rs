@@ -20,6 +20,8 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::error::RecordError;
+
 /// The watermark before any record: −∞.
 pub const WM_MIN: i64 = i64::MIN;
 /// The watermark at the end of input: +∞.
@@ -223,6 +225,68 @@ impl WatermarkTracker {
         }
         self.combined = self.combined.max(self.explicit);
         self.combined
+    }
+}
+
+/// The default of `[watermark] max_future_skew`: one hour.
+pub const DEFAULT_MAX_FUTURE_SKEW_MS: i64 = 3_600_000;
+
+/// Keeps records dated too far ahead of processing time out of the watermark.
+///
+/// A single record dated in the year 2100 would move a bounded watermark to 2100, and every
+/// later record would be too late. A record whose event time is more than `max_future_skew`
+/// (`[watermark]`, default one hour, `"off"` disables it) ahead of processing time is a
+/// dead letter instead: it changes no state and does not move the watermark. Processing time
+/// is the record's arrival time on Kinesis (`ApproximateArrivalTimestamp`); in a replay it
+/// is the last `advance_processing_time` before the record, or the wall clock.
+///
+/// ```
+/// use eventide_engine::watermark::FutureGuard;
+/// let guard = FutureGuard::new(Some(3_600_000));
+/// assert!(guard.check(1_000 + 3_600_000, 1_000).is_ok());
+/// let err = guard.check(1_000 + 3_600_001, 1_000).unwrap_err();
+/// assert!(err.to_string().contains("max_future_skew"));
+/// assert!(FutureGuard::new(None).check(i64::MAX, 0).is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FutureGuard {
+    max_skew_ms: Option<i64>,
+}
+
+impl Default for FutureGuard {
+    fn default() -> Self {
+        FutureGuard::new(Some(DEFAULT_MAX_FUTURE_SKEW_MS))
+    }
+}
+
+impl FutureGuard {
+    /// A guard allowing `max_skew_ms` ahead of processing time; `None` allows anything.
+    pub fn new(max_skew_ms: Option<i64>) -> Self {
+        FutureGuard { max_skew_ms }
+    }
+
+    /// The allowed skew, `None` when the guard is off.
+    pub fn max_skew_ms(&self) -> Option<i64> {
+        self.max_skew_ms
+    }
+
+    /// Accepts a record with event time `event_ms` that arrived at `processing_ms`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::Future`] when the event time is further ahead than the allowed skew.
+    pub fn check(&self, event_ms: i64, processing_ms: i64) -> Result<(), RecordError> {
+        match self.max_skew_ms {
+            Some(skew) if event_ms.saturating_sub(processing_ms) > skew => {
+                Err(RecordError::Future {
+                    event: crate::duration::format_instant(event_ms),
+                    ahead: crate::duration::format_ms(event_ms.saturating_sub(processing_ms)),
+                    processing: crate::duration::format_instant(processing_ms),
+                    max: crate::duration::format_ms(skew),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 

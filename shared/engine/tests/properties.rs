@@ -888,7 +888,7 @@ fn run_key_by_key(spec: &PipelineSpec, lines: &[String], cut: usize) -> (KeyRows
             other => chunk.push_control(&other),
         }
     }
-    let input = BoundedInput::new(spec, layout, chunks);
+    let input = BoundedInput::new(spec, layout, chunks, i64::MAX);
     let mut out = KeyRows::default();
     let mut late = Vec::new();
     for agg in 0..spec.aggregations.len() {

@@ -270,6 +270,13 @@ impl ShardProcessor {
                     continue;
                 }
             };
+            // Processing time is the record's arrival in the stream: one dated far ahead of
+            // it must not move the watermark (a source without arrival times is not checked).
+            let guard = self.pipeline.spec().future_guard;
+            if let Some(Err(e)) = r.arrival_ms.map(|at| guard.check(rec.time, at)) {
+                self.set_aside(r, e.to_string(), &mut out.dead_letters);
+                continue;
+            }
             self.log.record(&r.partition_key, &rec);
             self.changed = true;
             out.records += 1;

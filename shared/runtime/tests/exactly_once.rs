@@ -338,3 +338,49 @@ fn by_window(mut rows: Vec<PaneRow>) -> Vec<PaneRow> {
     });
     rows
 }
+
+#[test]
+fn a_record_dated_far_ahead_of_its_arrival_is_a_dead_letter_and_moves_no_watermark() {
+    // Each record arrives a minute after its event time; one is dated in the year 2100.
+    let arrive = |mut r: InputRecord| {
+        let text = String::from_utf8_lossy(&r.data).into_owned();
+        r.arrival_ms = text
+            .split("\"event_time\":")
+            .nth(1)
+            .and_then(|t| t.trim_end_matches('}').parse::<i64>().ok())
+            .map(|t| t + 60_000);
+        r
+    };
+    let clean: Vec<InputRecord> = records(400).into_iter().map(arrive).collect();
+    let want = replay(&spec(), &clean).panes;
+    let mut recs = clean.clone();
+    let mut poison = recs[200].clone();
+    poison.data =
+        br#"{"subscriber_id":"s001","counter":"x","value":1.00,"event_time":4102444800000}"#
+            .to_vec();
+    poison.arrival_ms = recs[200].arrival_ms;
+    // A position between records 199 and 200 (sequence numbers step by 10).
+    let seq: u64 = recs[199].sequence_number.parse().unwrap();
+    poison.sequence_number = (seq + 5).to_string();
+    recs.insert(200, poison);
+    let ports = Ports::new(SnapshotPolicy::default());
+    rt().block_on(run(&ports, &spec(), &recs, 25, |i, _, d| {
+        if i % 3 == 2 {
+            d.replace();
+        }
+    }));
+    assert_eq!(ports.rows(), want, "the same panes as without the record");
+    let dead: Vec<_> = ports
+        .dead_letters
+        .records()
+        .into_iter()
+        .filter(|d| d.data != b"{not json")
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].data.ends_with(b"4102444800000}"));
+    assert!(
+        dead[0].reason.contains("max_future_skew"),
+        "{}",
+        dead[0].reason
+    );
+}

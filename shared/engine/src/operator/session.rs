@@ -195,7 +195,14 @@ impl WindowOperator for SessionOperator {
             let mut retractions = Vec::new();
             for p in parts {
                 acc.merge(&p.acc);
+                // The trigger state of the swallowed sessions carries over (Beam's onMerge):
+                // counts add up and the earliest pending processing-time firing is kept, so
+                // a pending early or late pane still fires when it was due.
                 ps.pending += p.ps.pending;
+                ps.timer = match (ps.timer, p.ps.timer) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 if let Some(d) = &p.ps.delta {
                     ps.delta.get_or_insert_with(|| c.aggs.new_acc()).merge(d);
                 }

@@ -53,6 +53,7 @@ fn spec(window: &str, extra: &str) -> String {
     format!(
         "[input]\nevent_time = {{ field = \"t\" }}\nfields = {{ k = \"string\", v = \"number\" }}\n\
          [watermark]\nstrategy = \"explicit\"\n\
+         [limits]\nmin_processing_time_period = \"1ms\"\n\
          [[aggregation]]\nname = \"s\"\ngroup_by = [\"k\"]\nwindow = {window}\n\
          aggregates = [{{ name = \"sum\", fn = \"sum\", field = \"v\" }}]\n{extra}\n"
     )
@@ -251,5 +252,301 @@ fn merged_sessions_add_up_their_element_counts() {
         );
         let got = run(&s, &steps);
         assert_eq!(got.rows, want(mode), "{mode}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12, item 2: the on-time pane when nothing new arrived
+// ---------------------------------------------------------------------------------------------
+
+/// An early pane per element, then the watermark: with `on_time = "always"` (the default,
+/// Beam's FIRE_ALWAYS) an empty discarding pane comes on time (sum 0) and the late pane's
+/// index moves up; with `"if_non_empty"` (Flink) it does not.
+#[test]
+fn on_time_pane_with_nothing_new() {
+    let steps = [P(0), E(1, 1), W(100), E(2, 2)];
+    let run_with = |on_time: &str| {
+        let s = spec(
+            TUMBLING,
+            &format!("allowed_lateness = \"1d\"\n{on_time}trigger = {{ early = {{ every = 1 }} }}"),
+        );
+        run(&s, &steps).rows
+    };
+    let always = vec![
+        r(0, 10, 1.0, EARLY, 0, false, 0),
+        r(0, 10, 0.0, ON_TIME, 1, false, 0),
+        r(0, 10, 2.0, LATE, 2, false, 0),
+    ];
+    assert_eq!(run_with(""), always);
+    assert_eq!(run_with("on_time = \"always\"\n"), always);
+    assert_eq!(
+        run_with("on_time = \"if_non_empty\"\n"),
+        vec![
+            r(0, 10, 1.0, EARLY, 0, false, 0),
+            r(0, 10, 2.0, LATE, 1, false, 0),
+        ]
+    );
+    // Accumulating and retracting modes emit the unchanged value on time, or not.
+    for (mode, on_time, want) in [
+        ("accumulating", "always", 3),
+        ("accumulating", "if_non_empty", 2),
+        ("retracting", "always", 5),
+        ("retracting", "if_non_empty", 3),
+    ] {
+        let s = spec(
+            TUMBLING,
+            &format!(
+                "allowed_lateness = \"1d\"\naccumulation = \"{mode}\"\non_time = \"{on_time}\"\n\
+                 trigger = {{ early = {{ every = 1 }} }}"
+            ),
+        );
+        assert_eq!(run(&s, &steps).rows.len(), want, "{mode} {on_time}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12, item 3: the trigger algebra, against hand-computed panes
+// ---------------------------------------------------------------------------------------------
+
+const TUMBLING: &str = r#"{ type = "tumbling", size = "10ms" }"#;
+
+/// A tumbling 10 ms aggregation with `trigger`, allowed lateness and mode.
+fn algebra(trigger: &str, lateness: &str, mode: &str) -> String {
+    spec(
+        TUMBLING,
+        &format!(
+            "allowed_lateness = \"{lateness}\"\naccumulation = \"{mode}\"\ntrigger = \"{trigger}\""
+        ),
+    )
+}
+
+/// `Repeatedly.forever(AfterPane.elementCountAtLeast(1))`, no watermark trigger: a pane per
+/// element, all EARLY; the watermark fires nothing, and with no allowed lateness an element
+/// after it goes to the late output.
+#[test]
+fn per_record_repeat_count() {
+    let got = run(
+        &algebra("repeat(count(1))", "0s", "accumulating"),
+        &[P(0), E(1, 1), E(2, 2), E(12, 5), W(9), E(3, 7)],
+    );
+    assert_eq!(
+        got.rows,
+        vec![
+            r(0, 10, 1.0, EARLY, 0, false, 0),
+            r(0, 10, 3.0, EARLY, 1, false, 0),
+            r(10, 20, 5.0, EARLY, 0, false, 0),
+        ]
+    );
+    assert_eq!(got.late, 1);
+}
+
+/// Micro-batches aligned to 5 + 10k ms: the first element at 0 fires at 5, the one at 7 at
+/// 15. After the watermark (which fires nothing) the next pane is the ON_TIME one.
+#[test]
+fn aligned_micro_batches_with_an_offset() {
+    let got = run(
+        &algebra("repeat(every(10ms, offset = 5ms))", "1d", "accumulating"),
+        &[
+            P(0),
+            E(1, 1),
+            P(3),
+            E(2, 2),
+            P(5),
+            P(7),
+            E(3, 4),
+            P(15),
+            W(100),
+            P(20),
+            E(4, 8),
+            P(25),
+            P(40),
+        ],
+    );
+    assert_eq!(
+        got.rows,
+        vec![
+            r(0, 10, 3.0, EARLY, 0, false, 5),
+            r(0, 10, 7.0, EARLY, 1, false, 15),
+            r(0, 10, 15.0, ON_TIME, 2, false, 25),
+        ]
+    );
+}
+
+/// `AfterFirst` fires once, when its first part fires, and closes the window: a later
+/// element goes to the late output.
+#[test]
+fn after_first_fires_once_and_closes_the_window() {
+    let got = run(
+        &algebra("first(count(3), after(5ms))", "1d", "discarding"),
+        &[P(0), E(1, 1), P(2), E(2, 2), P(5), P(6), E(3, 4), W(100)],
+    );
+    assert_eq!(got.rows, vec![r(0, 10, 3.0, EARLY, 0, false, 5)]);
+    assert_eq!(got.late, 1);
+}
+
+/// Repeated, `AfterFirst` starts over after each firing: three elements fire at once, the
+/// fourth 5 ms after it arrived.
+#[test]
+fn repeated_after_first() {
+    let got = run(
+        &algebra("repeat(first(count(3), after(5ms)))", "1d", "discarding"),
+        &[P(0), E(1, 1), E(2, 2), E(3, 3), P(1), E(4, 4), P(6), W(100)],
+    );
+    assert_eq!(
+        got.rows,
+        vec![
+            r(0, 10, 6.0, EARLY, 0, false, 0),
+            r(0, 10, 4.0, EARLY, 1, false, 6),
+        ]
+    );
+}
+
+/// `AfterAll` waits for both parts: the delay is due at 5, the second element comes at 7.
+#[test]
+fn after_all_waits_for_every_part() {
+    let got = run(
+        &algebra("all(count(2), after(5ms))", "1d", "discarding"),
+        &[P(0), E(1, 1), P(5), P(7), E(2, 2), P(8), E(3, 4), W(100)],
+    );
+    assert_eq!(got.rows, vec![r(0, 10, 3.0, EARLY, 0, false, 7)]);
+    assert_eq!(got.late, 1);
+}
+
+/// `AfterEach.inOrder`: two elements, then a pane 5 ms after each first element; after the
+/// watermark (no firing then) the next pane is ON_TIME.
+#[test]
+fn after_each_in_order() {
+    let got = run(
+        &algebra("each(count(2), repeat(after(5ms)))", "1d", "discarding"),
+        &[
+            P(0),
+            E(1, 1),
+            E(2, 2),
+            P(1),
+            E(3, 4),
+            P(6),
+            P(7),
+            E(4, 8),
+            W(100),
+            P(12),
+            P(20),
+        ],
+    );
+    assert_eq!(
+        got.rows,
+        vec![
+            r(0, 10, 3.0, EARLY, 0, false, 0),
+            r(0, 10, 4.0, EARLY, 1, false, 6),
+            r(0, 10, 8.0, ON_TIME, 2, false, 12),
+        ]
+    );
+}
+
+/// `orFinally`: a pane per element until the third, which fires a last time and closes.
+#[test]
+fn or_finally_ends_the_trigger() {
+    let got = run(
+        &algebra(
+            "or_finally(repeat(count(1)), count(3))",
+            "1d",
+            "accumulating",
+        ),
+        &[P(0), E(1, 1), E(2, 2), E(3, 3), E(4, 4), W(100)],
+    );
+    assert_eq!(
+        got.rows,
+        vec![
+            r(0, 10, 1.0, EARLY, 0, false, 0),
+            r(0, 10, 3.0, EARLY, 1, false, 0),
+            r(0, 10, 6.0, EARLY, 2, false, 0),
+        ]
+    );
+    assert_eq!(got.late, 1);
+}
+
+/// Early panes every two elements, on time, and `late = never`: the late element is kept
+/// and comes out when the window expires (at the end of input).
+#[test]
+fn watermark_with_early_count_and_late_never() {
+    let got = run(
+        &algebra(
+            "watermark(early = count(2), late = never)",
+            "1d",
+            "accumulating",
+        ),
+        &[P(0), E(1, 1), E(2, 2), E(3, 3), W(100), E(4, 8)],
+    );
+    assert_eq!(
+        got.rows,
+        vec![
+            r(0, 10, 3.0, EARLY, 0, false, 0),
+            r(0, 10, 6.0, ON_TIME, 1, false, 0),
+            r(0, 10, 14.0, LATE, 2, false, 0),
+        ]
+    );
+    assert_eq!(got.late, 0);
+}
+
+/// `watermark()` alone fires once: late data go to the late output even within the allowed
+/// lateness, as with Beam's `AfterWatermark.pastEndOfWindow()` (not repeated).
+#[test]
+fn watermark_alone_fires_once() {
+    let got = run(
+        &algebra("watermark()", "1d", "discarding"),
+        &[P(0), E(1, 1), W(100), E(2, 2)],
+    );
+    assert_eq!(got.rows, vec![r(0, 10, 1.0, ON_TIME, 0, false, 0)]);
+    assert_eq!(got.late, 1);
+    // The default trigger fires again for every late element.
+    let got = run(
+        &spec(TUMBLING, "allowed_lateness = \"1d\""),
+        &[P(0), E(1, 1), W(100), E(2, 2)],
+    );
+    assert_eq!(
+        got.rows,
+        vec![
+            r(0, 10, 1.0, ON_TIME, 0, false, 0),
+            r(0, 10, 2.0, LATE, 1, false, 0),
+        ]
+    );
+}
+
+/// A session whose trigger finished is closed: a later element in its range starts a new
+/// session instead of merging with it, and its pending element comes out when it expires.
+#[test]
+fn closed_sessions_do_not_merge() {
+    let s = spec(
+        r#"{ type = "session", gap = "10ms" }"#,
+        "accumulation = \"accumulating\"\ntrigger = \"count(2)\"",
+    );
+    let got = run(&s, &[P(0), E(0, 1), E(5, 2), E(6, 4), W(100)]);
+    assert_eq!(
+        got.rows,
+        vec![
+            r(0, 15, 3.0, EARLY, 0, false, 0),
+            r(6, 16, 4.0, ON_TIME, 0, false, 0),
+        ]
+    );
+}
+
+/// The trigger state of merged sessions with a composite trigger: each session counted one
+/// element of `all(count(2), after(5ms))`; the merge adds the counts and keeps the delay
+/// armed at 0 + 5, so the merged session fires at 5.
+#[test]
+fn merged_sessions_merge_composite_trigger_state() {
+    for mode in MODES {
+        let s = spec(
+            r#"{ type = "session", gap = "10ms" }"#,
+            &format!(
+                "allowed_lateness = \"1d\"\naccumulation = \"{mode}\"\n\
+                 trigger = \"repeat(all(count(3), after(5ms)))\""
+            ),
+        );
+        let got = run(
+            &s,
+            &[P(0), E(0, 1), P(2), E(20, 2), P(3), E(10, 3), P(5), W(100)],
+        );
+        let early = r(0, 30, 6.0, EARLY, 0, false, 5);
+        assert_eq!(got.rows, vec![early], "{mode}");
     }
 }

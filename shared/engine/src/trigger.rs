@@ -860,7 +860,11 @@ const NONE: i64 = i64::MAX;
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Watermark { early: bool, late: bool },
+    /// With the node indexes of its early and late triggers.
+    Watermark {
+        early: Option<usize>,
+        late: Option<usize>,
+    },
     Count(u64),
     Delay(Delay),
     Repeat,
@@ -890,6 +894,8 @@ struct At {
 #[derive(Debug, Clone)]
 pub struct Program {
     steps: Vec<Step>,
+    /// True when a node fires on processing time (else no window ever arms a timer).
+    timed: bool,
 }
 
 impl Program {
@@ -899,9 +905,9 @@ impl Program {
         fn walk(t: &Trigger, steps: &mut Vec<Step>) {
             let at = steps.len();
             let op = match t {
-                Trigger::Watermark { early, late } => Op::Watermark {
-                    early: early.is_some(),
-                    late: late.is_some(),
+                Trigger::Watermark { .. } => Op::Watermark {
+                    early: None,
+                    late: None,
                 },
                 Trigger::Count(n) => Op::Count(*n),
                 Trigger::ProcessingTime(d) => Op::Delay(*d),
@@ -913,13 +919,23 @@ impl Program {
                 Trigger::Never => Op::Never,
             };
             steps.push(Step { op, size: 1 });
+            let mut starts = Vec::new();
             for c in t.children() {
+                starts.push(steps.len());
                 walk(c, steps);
             }
             steps[at].size = steps.len() - at;
+            if let Trigger::Watermark { early, late } = t {
+                let mut k = starts.into_iter();
+                steps[at].op = Op::Watermark {
+                    early: early.as_ref().and_then(|_| k.next()),
+                    late: late.as_ref().and_then(|_| k.next()),
+                };
+            }
         }
         walk(t, &mut steps);
-        Program { steps }
+        let timed = steps.iter().any(|s| matches!(s.op, Op::Delay(_)));
+        Program { steps, timed }
     }
 
     fn init(&self, i: usize) -> Slot {
@@ -950,14 +966,6 @@ impl Program {
         })
     }
 
-    /// The early and late children of a watermark node.
-    fn phases(&self, i: usize, early: bool, late: bool) -> (Option<usize>, Option<usize>) {
-        let mut k = self.kids(i);
-        let e = if early { k.next() } else { None };
-        let l = if late { k.next() } else { None };
-        (e, l)
-    }
-
     fn current(&self, i: usize, s: &[Slot]) -> Option<usize> {
         self.kids(i).find(|&k| !s[k].0)
     }
@@ -974,8 +982,7 @@ impl Program {
                 }
             }
             Op::Never => {}
-            Op::Watermark { early, late } => {
-                let (e, l) = self.phases(i, early, late);
+            Op::Watermark { early: e, late: l } => {
                 let child = if s[i].1 == 0 { e } else { l };
                 if let Some(c) = child {
                     self.elem(c, s, at);
@@ -1003,8 +1010,7 @@ impl Program {
             Op::Count(n) => u64::try_from(s[i].1).is_ok_and(|c| c >= n),
             Op::Delay(_) => s[i].1 != NONE && s[i].1 <= at.now,
             Op::Never => false,
-            Op::Watermark { early, late } => {
-                let (e, l) = self.phases(i, early, late);
+            Op::Watermark { early: e, late: l } => {
                 if s[i].1 == 0 {
                     at.eow || e.is_some_and(|c| self.should(c, s, at))
                 } else {
@@ -1023,8 +1029,7 @@ impl Program {
         match self.steps[i].op {
             Op::Count(_) | Op::Delay(_) => s[i].0 = true,
             Op::Never => {}
-            Op::Watermark { early, late } => {
-                let (e, l) = self.phases(i, early, late);
+            Op::Watermark { early: e, late: l } => {
                 if s[i].1 == 0 {
                     if at.eow {
                         // The on-time firing: on to the late phase.
@@ -1100,8 +1105,7 @@ impl Program {
         match self.steps[i].op {
             Op::Delay(_) => (s[i].1 != NONE && s[i].1 > now).then_some(s[i].1),
             Op::Count(_) | Op::Never => None,
-            Op::Watermark { early, late } => {
-                let (e, l) = self.phases(i, early, late);
+            Op::Watermark { early: e, late: l } => {
                 let child = if s[i].1 == 0 { e } else { l };
                 child.and_then(|c| self.deadline(c, s, now))
             }
@@ -1191,6 +1195,9 @@ impl Program {
 
     /// Arms the window's next processing-time firing, if it changed, through `arm`.
     fn rearm(&self, ps: &mut PaneState, now: i64, arm: &mut impl FnMut(i64)) {
+        if !self.timed {
+            return;
+        }
         let d = if ps.closed {
             None
         } else {

@@ -204,6 +204,7 @@ fn window_value(c: &Common, sl: &Slicing, ks: &mut KeyState, e: i64) -> Acc {
 }
 
 /// Fires one pane of the window ending at `e`.
+#[inline]
 fn fire_window(
     c: &Common,
     sl: &Slicing,
@@ -260,16 +261,16 @@ impl SlicedOperator {
                 next_due = Some(e - 1);
                 break;
             }
-            if c.multi {
+            // One pane at the end of the window, or what the trigger says.
+            let timing = if c.multi {
                 let ps = ks.panes.entry(e).or_default();
-                if let Some(t) = c
-                    .trigger
+                c.trigger
                     .on_end_of_window(ps, ctx.now, |d| pt.push(d, slot))
-                {
-                    fire_window(c, sl, ks, key, e, t, out);
-                }
             } else {
-                fire_window(c, sl, ks, key, e, Timing::OnTime, out);
+                Some(Timing::OnTime)
+            };
+            if let Some(t) = timing {
+                fire_window(c, sl, ks, key, e, t, out);
             }
             match e.checked_add(sl.slide) {
                 Some(n) if !sl.global => e = n,

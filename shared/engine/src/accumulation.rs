@@ -6,33 +6,43 @@
 //! * accumulating emits the full value;
 //! * retracting first retracts the previously emitted value (same pane index, flagged as a
 //!   retraction), then emits the full value.
+//!
+//! An on-time firing with nothing new still emits a pane by default ([`OnTime::Always`]).
 
 use crate::aggregate::Acc;
-use crate::spec::AccumulationMode;
+use crate::spec::{AccumulationMode, OnTime};
 use crate::trigger::{PaneState, Timing};
 
 /// Emits the panes of one firing through `emit(value, retraction, index, timing)`. Returns
-/// true when anything was emitted. Early and late firings with no new element emit nothing;
-/// the on-time pane always fires for a non-empty window in accumulating and retracting modes
-/// (Beam's `FIRE_ALWAYS`), and only with new elements in discarding mode.
+/// true when anything was emitted. Early and late firings with no new element emit nothing.
+/// An `ON_TIME` firing with no new element emits a pane only with [`OnTime::Always`]
+/// (Beam's `FIRE_ALWAYS`, the default): in discarding mode an empty pane, otherwise the
+/// window's unchanged value.
 pub fn fire(
     mode: AccumulationMode,
+    on_time: OnTime,
     ps: &mut PaneState,
     full: &Acc,
     timing: Timing,
     mut emit: impl FnMut(&Acc, bool, u32, Timing),
 ) -> bool {
     let idx = ps.next_index;
+    let wanted = ps.pending > 0 || (timing == Timing::OnTime && on_time == OnTime::Always);
     let fired = match mode {
-        AccumulationMode::Discarding => match ps.delta.take() {
-            Some(d) if !d.is_empty() => {
-                emit(&d, false, idx, timing);
-                true
+        _ if !wanted => false,
+        AccumulationMode::Discarding => {
+            match ps.delta.take() {
+                Some(d) => emit(&d, false, idx, timing),
+                None => {
+                    let mut empty = full.clone();
+                    empty.clear();
+                    emit(&empty, false, idx, timing);
+                }
             }
-            _ => false,
-        },
+            true
+        }
         AccumulationMode::Accumulating => {
-            if full.is_empty() || (ps.pending == 0 && timing != Timing::OnTime) {
+            if full.is_empty() {
                 false
             } else {
                 emit(full, false, idx, timing);
@@ -40,7 +50,7 @@ pub fn fire(
             }
         }
         AccumulationMode::Retracting => {
-            if full.is_empty() || (ps.pending == 0 && timing != Timing::OnTime) {
+            if full.is_empty() {
                 false
             } else {
                 if let Some(prev) = ps.last_emitted.take() {
@@ -52,8 +62,8 @@ pub fn fire(
             }
         }
     };
+    ps.delta = None;
     ps.pending = 0;
-    ps.timer = None;
     if fired {
         ps.next_index += 1;
     }
@@ -93,6 +103,7 @@ mod tests {
         ps.pending = 1;
         fire(
             AccumulationMode::Retracting,
+            OnTime::Always,
             &mut ps,
             &acc(3.0),
             Timing::Early,
@@ -101,6 +112,7 @@ mod tests {
         ps.pending = 1;
         fire(
             AccumulationMode::Retracting,
+            OnTime::Always,
             &mut ps,
             &acc(5.0),
             Timing::OnTime,
@@ -116,6 +128,7 @@ mod tests {
         note_element(AccumulationMode::Discarding, &mut ps, 1, 0, &[Some(2.0)]);
         fire(
             AccumulationMode::Discarding,
+            OnTime::IfNonEmpty,
             &mut ps,
             &acc(2.0),
             Timing::Early,
@@ -123,6 +136,7 @@ mod tests {
         );
         assert!(!fire(
             AccumulationMode::Discarding,
+            OnTime::IfNonEmpty,
             &mut ps,
             &acc(2.0),
             Timing::OnTime,
@@ -131,11 +145,56 @@ mod tests {
         note_element(AccumulationMode::Discarding, &mut ps, 1, 0, &[Some(4.0)]);
         fire(
             AccumulationMode::Discarding,
+            OnTime::IfNonEmpty,
             &mut ps,
             &acc(6.0),
             Timing::Late,
             |a, _, _, _| out.push(a.cells[0].sum.value()),
         );
         assert_eq!(out, vec![2.0, 4.0]);
+    }
+
+    /// Beam's `FIRE_ALWAYS`: the on-time pane comes even with nothing new, and the next
+    /// pane's index moves up by one.
+    #[test]
+    fn on_time_always_emits_an_empty_discarding_pane() {
+        let mut ps = PaneState::default();
+        let mut out = Vec::new();
+        let mut push = |a: &Acc, _: bool, i: u32, t: Timing| out.push((a.rows, i, t));
+        note_element(AccumulationMode::Discarding, &mut ps, 1, 0, &[Some(2.0)]);
+        let d = AccumulationMode::Discarding;
+        fire(
+            d,
+            OnTime::Always,
+            &mut ps,
+            &acc(2.0),
+            Timing::Early,
+            &mut push,
+        );
+        assert!(fire(
+            d,
+            OnTime::Always,
+            &mut ps,
+            &acc(2.0),
+            Timing::OnTime,
+            &mut push
+        ));
+        note_element(d, &mut ps, 1, 0, &[Some(4.0)]);
+        fire(
+            d,
+            OnTime::Always,
+            &mut ps,
+            &acc(6.0),
+            Timing::Late,
+            &mut push,
+        );
+        assert_eq!(
+            out,
+            vec![
+                (1, 0, Timing::Early),
+                (0, 1, Timing::OnTime),
+                (1, 2, Timing::Late)
+            ]
+        );
     }
 }

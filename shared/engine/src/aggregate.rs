@@ -452,11 +452,16 @@ impl CompiledAggregates {
         Acc::with_layout(self.cell_fields.len(), self.extrema)
     }
 
-    /// The output values of an accumulator, in aggregate order.
+    /// The output values of an accumulator, in aggregate order. A pane of no element (an
+    /// on-time pane with nothing new in discarding mode) has count and sum 0, as Beam's
+    /// `Count` and `Sum` give, and the other aggregates undefined.
     pub fn values(&self, acc: &Acc) -> SmallVec<[Option<f64>; 4]> {
         self.outputs
             .iter()
-            .map(|&(f, c, _)| acc.value(f, c))
+            .map(|&(f, c, _)| match f {
+                AggFn::Sum if acc.rows == 0 => Some(0.0),
+                _ => acc.value(f, c),
+            })
             .collect()
     }
 }

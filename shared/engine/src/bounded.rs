@@ -82,7 +82,6 @@ use crate::pane::{Emit, KEY_SEP};
 use crate::pipeline::encode_key;
 use crate::record::{Line, Record, Value};
 use crate::spec::PipelineSpec;
-use crate::trigger::{EarlyTrigger, LateTrigger};
 use crate::watermark::{WatermarkTracker, WM_MAX, WM_MIN};
 
 /// Most aggregations a key-by-key run handles (their filters are a bit mask per record).
@@ -633,13 +632,7 @@ impl KeyRunner {
     /// A runner for aggregation `agg` of `spec`.
     pub fn new(spec: &PipelineSpec, agg: usize) -> Self {
         let a = &spec.aggregations[agg];
-        let processing_time = matches!(
-            a.trigger.early,
-            Some(EarlyTrigger::AfterProcessingTime { .. })
-        ) || matches!(
-            a.trigger.late,
-            Some(LateTrigger::AfterProcessingTime { .. })
-        );
+        let processing_time = a.trigger.uses_processing_time();
         KeyRunner {
             agg,
             op: operator::build(agg, a),

@@ -26,7 +26,7 @@ use crate::aggregate::{AggFn, AggregateSpec};
 use crate::duration::parse_ms;
 use crate::error::SpecError;
 use crate::filter::Filter;
-use crate::trigger::{EarlyTrigger, LateTrigger, TriggerSpec};
+use crate::trigger::{Align, Delay, Trigger, TriggerLimits};
 use crate::window::WindowSpec;
 
 /// The type of an input field.
@@ -70,6 +70,19 @@ pub enum AccumulationMode {
     Accumulating,
     /// Like accumulating, but each later pane first retracts the value it replaces.
     Retracting,
+}
+
+/// Whether a window's on-time pane comes when nothing arrived since its previous pane
+/// (Beam's `OnTimeBehavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTime {
+    /// Always (Beam's `FIRE_ALWAYS`): in discarding mode an empty pane (count and sum 0),
+    /// otherwise the unchanged value; the pane indexes after it count it.
+    #[default]
+    Always,
+    /// Only with new elements (Beam's `FIRE_IF_NON_EMPTY`; what Flink does).
+    IfNonEmpty,
 }
 
 impl std::fmt::Display for AccumulationMode {
@@ -121,16 +134,18 @@ pub struct AggregationSpec {
     pub filter: Option<Filter>,
     pub window: WindowSpec,
     pub aggregates: Vec<AggregateSpec>,
-    pub trigger: TriggerSpec,
+    pub trigger: Trigger,
     pub allowed_lateness_ms: i64,
     pub accumulation: AccumulationMode,
+    pub on_time: OnTime,
     pub sink: SinkSpec,
 }
 
 impl AggregationSpec {
-    /// True when a window can produce more than one pane, so panes carry timing and index.
+    /// True when a window can produce more than one pane, or a pane that is not on time,
+    /// so panes carry timing and index.
     pub fn multi_pane(&self) -> bool {
-        self.trigger.early.is_some()
+        !self.trigger.is_on_time_only()
             || self.allowed_lateness_ms > 0
             || matches!(self.window, WindowSpec::Count { .. })
     }
@@ -187,6 +202,9 @@ struct RawPipeline {
 /// The default of `[limits] max_windows_per_event`.
 pub const DEFAULT_MAX_WINDOWS_PER_EVENT: u64 = 10_000;
 
+/// The default of `[limits] min_processing_time_period`.
+pub const DEFAULT_MIN_PROCESSING_TIME_PERIOD: &str = "1s";
+
 /// `[limits]`: bounds on the work one event may cause, so that a spec cannot make a single
 /// record cost gigabytes and minutes (a 72 h window sliding by 1 ms puts each event in 259
 /// million windows). Raise a bound here deliberately when a spec really needs it.
@@ -196,12 +214,17 @@ struct RawLimits {
     /// Most windows one event may fall in: a sliding window's size ÷ slide, rounded up.
     #[serde(default = "default_max_windows_per_event")]
     max_windows_per_event: u64,
+    /// Shortest processing-time delay or period of a trigger: each window may fire once per
+    /// period, so a shorter one multiplies the panes and timers.
+    #[serde(default)]
+    min_processing_time_period: Option<String>,
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
             max_windows_per_event: DEFAULT_MAX_WINDOWS_PER_EVENT,
+            min_processing_time_period: None,
         }
     }
 }
@@ -254,11 +277,13 @@ struct RawAggregation {
     window: RawWindow,
     aggregates: Vec<RawAggregate>,
     #[serde(default)]
-    trigger: Option<RawTrigger>,
+    trigger: Option<toml::Value>,
     #[serde(default)]
     allowed_lateness: Option<String>,
     #[serde(default)]
     accumulation: AccumulationMode,
+    #[serde(default)]
+    on_time: OnTime,
     #[serde(default)]
     sink: SinkSpec,
 }
@@ -350,8 +375,24 @@ impl RawPipeline {
                 "must be greater than zero",
             ));
         }
+        let min_period = parse_ms(
+            "limits.min_processing_time_period",
+            self.limits
+                .min_processing_time_period
+                .as_deref()
+                .unwrap_or(DEFAULT_MIN_PROCESSING_TIME_PERIOD),
+        )?;
+        if min_period <= 0 {
+            return Err(SpecError::invalid(
+                "limits.min_processing_time_period",
+                "must be greater than zero",
+            ));
+        }
+        let limits = TriggerLimits {
+            min_processing_time_period_ms: min_period,
+        };
         for (i, a) in self.aggregation.into_iter().enumerate() {
-            let agg = a.validate(i, &input)?;
+            let agg = a.validate(i, &input, &limits)?;
             if let WindowSpec::Sliding { size, slide } = agg.window {
                 let per_event = (size as u64).div_ceil(slide as u64);
                 let max = self.limits.max_windows_per_event;
@@ -614,7 +655,12 @@ impl RawWindow {
 }
 
 impl RawAggregation {
-    fn validate(self, i: usize, input: &InputSpec) -> Result<AggregationSpec, SpecError> {
+    fn validate(
+        self,
+        i: usize,
+        input: &InputSpec,
+        limits: &TriggerLimits,
+    ) -> Result<AggregationSpec, SpecError> {
         let p = format!("aggregation[{i}]");
         if self.name.is_empty()
             || !self
@@ -710,21 +756,45 @@ impl RawAggregation {
             .map(|s| parse_ms(&format!("{p}.allowed_lateness"), s))
             .transpose()?
             .unwrap_or(0);
-        let trigger = match self.trigger {
-            None => TriggerSpec::default(),
-            Some(t) => t.validate(&format!("{p}.trigger"))?,
+        let tp = format!("{p}.trigger");
+        let (trigger, late_given) = match self.trigger {
+            None => (Trigger::default(), false),
+            Some(toml::Value::String(text)) => {
+                let t = Trigger::parse(&text)
+                    .map_err(|e| SpecError::invalid(&tp, format!("{e} in {text:?}")))?;
+                let late = t.has_late_firings();
+                (t, late)
+            }
+            Some(toml::Value::Table(table)) => {
+                let raw: RawTrigger =
+                    toml::Value::Table(table)
+                        .try_into()
+                        .map_err(|e: toml::de::Error| {
+                            SpecError::invalid(&tp, e.message().to_string())
+                        })?;
+                let late = raw.late.is_some();
+                (raw.validate(&tp)?, late)
+            }
+            Some(_) => {
+                return Err(SpecError::invalid(
+                    &tp,
+                    "use a trigger expression such as \"repeat(count(1))\", \
+                     or a table { early = …, late = … }",
+                ))
+            }
         };
-        if matches!(window, WindowSpec::Count { .. })
-            && (trigger.early.is_some() || trigger.late.is_some())
-        {
+        trigger
+            .validate(limits)
+            .map_err(|reason| SpecError::invalid(&tp, reason))?;
+        if matches!(window, WindowSpec::Count { .. }) && trigger != Trigger::default() {
             return Err(SpecError::invalid(
-                format!("{p}.trigger"),
-                "count windows fire by element count; early and late triggers do not apply",
+                &tp,
+                "count windows fire by element count; triggers do not apply",
             ));
         }
-        if trigger.late.is_some() && allowed_lateness_ms == 0 {
+        if late_given && allowed_lateness_ms == 0 {
             return Err(SpecError::invalid(
-                format!("{p}.trigger.late"),
+                format!("{tp}.late"),
                 "late firings need allowed_lateness greater than zero",
             ));
         }
@@ -737,13 +807,17 @@ impl RawAggregation {
             trigger,
             allowed_lateness_ms,
             accumulation: self.accumulation,
+            on_time: self.on_time,
             sink: self.sink,
         })
     }
 }
 
 impl RawTrigger {
-    fn validate(self, p: &str) -> Result<TriggerSpec, SpecError> {
+    /// The shorthand `{ early = …, late = … }` as the expression it stands for:
+    /// `watermark(early = …, late = …)`, with a late pane per late element when `late` is
+    /// not given.
+    fn validate(self, p: &str) -> Result<Trigger, SpecError> {
         let early = match self.early {
             None => None,
             Some(e) => match (e.after, e.every) {
@@ -761,10 +835,20 @@ impl RawTrigger {
                             "must be greater than zero",
                         ));
                     }
-                    Some(EarlyTrigger::AfterProcessingTime {
-                        delay_ms: delay,
-                        aligned: e.aligned,
-                    })
+                    Some(Trigger::ProcessingTime(if e.aligned {
+                        Delay {
+                            delay_ms: 0,
+                            align: Some(Align {
+                                period_ms: delay,
+                                offset_ms: 0,
+                            }),
+                        }
+                    } else {
+                        Delay {
+                            delay_ms: delay,
+                            align: None,
+                        }
+                    }))
                 }
                 (None, Some(n)) => {
                     if n == 0 {
@@ -779,7 +863,7 @@ impl RawTrigger {
                             "only applies to `after`",
                         ));
                     }
-                    Some(EarlyTrigger::EveryElements(n))
+                    Some(Trigger::Count(n))
                 }
                 (None, None) => {
                     return Err(SpecError::invalid(
@@ -790,8 +874,8 @@ impl RawTrigger {
             },
         };
         let late = match self.late {
-            None => None,
-            Some(toml::Value::String(s)) if s == "every" => Some(LateTrigger::EveryElement),
+            None => Trigger::Count(1),
+            Some(toml::Value::String(s)) if s == "every" => Trigger::Count(1),
             Some(toml::Value::Table(t)) => {
                 let after = t.get("after").and_then(|v| v.as_str()).ok_or_else(|| {
                     SpecError::invalid(
@@ -812,7 +896,10 @@ impl RawTrigger {
                         "must be greater than zero",
                     ));
                 }
-                Some(LateTrigger::AfterProcessingTime { delay_ms: delay })
+                Trigger::ProcessingTime(Delay {
+                    delay_ms: delay,
+                    align: None,
+                })
             }
             Some(_) => {
                 return Err(SpecError::invalid(
@@ -821,7 +908,10 @@ impl RawTrigger {
                 ))
             }
         };
-        Ok(TriggerSpec { early, late })
+        Ok(Trigger::Watermark {
+            early: early.map(Box::new),
+            late: Some(Box::new(late)),
+        })
     }
 }
 
@@ -889,6 +979,101 @@ mod tests {
             let e = skew(bad).unwrap_err().to_string();
             assert!(e.contains("max_future_skew"), "{bad}: {e}");
         }
+    }
+
+    fn trigger_spec(window: &str, extra: &str, limits: &str) -> Result<PipelineSpec, SpecError> {
+        PipelineSpec::from_toml(&format!(
+            "{limits}\n[input]\nevent_time = {{ field = \"t\" }}\nfields = {{ value = \"number\" }}\n\
+             [[aggregation]]\nname = \"a\"\nwindow = {window}\n\
+             aggregates = [{{ name = \"n\", fn = \"count\" }}]\n{extra}\n"
+        ))
+    }
+
+    fn trigger_error(trigger: &str, extra: &str, limits: &str) -> String {
+        let window = r#"{ type = "tumbling", size = "1m" }"#;
+        let text = format!("trigger = {trigger}\n{extra}");
+        match trigger_spec(window, &text, limits) {
+            Ok(_) => panic!("{trigger} is accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Issue 12: a trigger that can never fire, or fires more often than the bound on work,
+    /// is an error with the reason and the setting that raises the bound.
+    #[test]
+    fn triggers_that_never_fire_or_fire_too_often_are_errors() {
+        for t in ["\"never\"", "\"all(never, count(1))\"", "\"repeat(never)\""] {
+            let e = trigger_error(t, "", "");
+            assert!(e.contains("aggregation[0] (a).trigger"), "{e}");
+            assert!(e.contains("can never fire"), "{e}");
+        }
+        let e = trigger_error("\"each(count(1), never, count(2))\"", "", "");
+        assert!(e.contains("never gets past it"), "{e}");
+        let e = trigger_error("\"repeat(after(10ms))\"", "", "");
+        assert!(e.contains("min_processing_time_period"), "{e}");
+        assert!(e.contains("after(10ms)"), "{e}");
+        let e = trigger_error("{ early = { after = \"500ms\", aligned = true } }", "", "");
+        assert!(e.contains("every(500ms)"), "{e}");
+        assert!(e.contains("min_processing_time_period"), "{e}");
+        let lowered = "[limits]\nmin_processing_time_period = \"5ms\"";
+        let window = r#"{ type = "tumbling", size = "1m" }"#;
+        assert!(trigger_spec(window, "trigger = \"repeat(after(10ms))\"", lowered).is_ok());
+        let e = trigger_error(
+            "\"count(1)\"",
+            "",
+            "[limits]\nmin_processing_time_period = \"0s\"",
+        );
+        assert!(e.contains("limits.min_processing_time_period"), "{e}");
+        // `never` inside another trigger is fine.
+        let ok =
+            "trigger = \"watermark(early = count(2), late = never)\"\nallowed_lateness = \"1h\"";
+        assert!(trigger_spec(window, ok, "").is_ok());
+    }
+
+    /// The expression parser is bounded and names the column; other misuses name the field.
+    #[test]
+    fn trigger_expressions_are_parsed_with_bounds_and_columns() {
+        let e = trigger_error("\"repeat(cuont(1))\"", "", "");
+        assert!(e.contains("at column 8: unknown trigger `cuont`"), "{e}");
+        let deep = format!("\"{}count(1){}\"", "repeat(".repeat(40), ")".repeat(40));
+        let e = trigger_error(&deep, "", "");
+        assert!(e.contains("eventide_engine::trigger::MAX_NESTING"), "{e}");
+        let long = format!("\"first({}count(1))\"", "count(1), ".repeat(300));
+        let e = trigger_error(&long, "", "");
+        assert!(
+            e.contains("eventide_engine::trigger::MAX_EXPR_BYTES"),
+            "{e}"
+        );
+        let e = trigger_error("\"watermark(late = count(1))\"", "", "");
+        assert!(e.contains("trigger.late"), "{e}");
+        assert!(e.contains("allowed_lateness"), "{e}");
+        let e = trigger_error("3", "", "");
+        assert!(e.contains("trigger expression"), "{e}");
+        let e = trigger_error("{ erly = { every = 2 } }", "", "");
+        assert!(e.contains("aggregation[0] (a).trigger"), "{e}");
+        let count = r#"{ type = "count", size = 8 }"#;
+        let e = trigger_spec(count, "trigger = \"repeat(count(1))\"", "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("count windows"), "{e}");
+        let e = trigger_error("\"count(1)\"", "on_time = \"sometimes\"", "");
+        assert!(e.contains("on_time") || e.contains("sometimes"), "{e}");
+    }
+
+    /// Only the default trigger and `watermark()` with no allowed lateness give a single
+    /// on-time pane per window (no timing and pane index columns).
+    #[test]
+    fn multi_pane_follows_the_trigger() {
+        let window = r#"{ type = "tumbling", size = "1m" }"#;
+        let multi =
+            |extra: &str| trigger_spec(window, extra, "").unwrap().aggregations[0].multi_pane();
+        assert!(!multi(""));
+        assert!(!multi("trigger = \"watermark()\""));
+        assert!(multi(
+            "trigger = \"watermark()\"\nallowed_lateness = \"1m\""
+        ));
+        assert!(multi("trigger = \"repeat(count(1))\""));
+        assert!(multi("trigger = { early = { every = 2 } }"));
     }
 
     /// Deep nesting in a spec, in TOML or in a filter, is an error, never a stack overflow.

@@ -18,8 +18,8 @@ use smallvec::SmallVec;
 
 use crate::aggregate::{Acc, CompiledAggregates};
 use crate::pane::{Emit, KeyRef, Pane};
-use crate::spec::{AccumulationMode, AggregationSpec};
-use crate::trigger::{Timing, TriggerSpec};
+use crate::spec::{AccumulationMode, AggregationSpec, OnTime};
+use crate::trigger::{Program, Timing};
 use crate::window::{Window, WindowSpec};
 
 /// The time context of a call: the combined watermark and the processing time.
@@ -91,9 +91,10 @@ pub fn build(index: usize, spec: &AggregationSpec) -> Box<dyn WindowOperator> {
 pub struct Common {
     pub index: usize,
     pub aggs: CompiledAggregates,
-    pub trigger: TriggerSpec,
+    pub trigger: Program,
     pub lateness: i64,
     pub mode: AccumulationMode,
+    pub on_time: OnTime,
     /// True when a window can fire more than once.
     pub multi: bool,
 }
@@ -103,9 +104,10 @@ impl Common {
         Common {
             index,
             aggs: CompiledAggregates::new(&spec.aggregates),
-            trigger: spec.trigger,
+            trigger: Program::new(&spec.trigger),
             lateness: spec.allowed_lateness_ms,
             mode: spec.accumulation,
+            on_time: spec.on_time,
             multi: spec.multi_pane(),
         }
     }

@@ -2,7 +2,12 @@
 //!
 //! A merge that changes a session's bounds makes a new window: its pane index restarts at
 //! 0, and in retracting mode the sessions it swallowed that were already emitted are
-//! retracted at its next firing, ordered by start, right before its new value.
+//! retracted at its next firing, ordered by start, right before its new value. The trigger
+//! state of the swallowed sessions carries over (see [`crate::trigger::Program::merge_into`]):
+//! a pending early or late firing still comes when it was due.
+//!
+//! A session whose trigger finished is closed and dropped at once: it takes part in no
+//! merge, and an element in its range starts a new session (as Beam's closed windows).
 
 use super::{decode_state, Admit, Common, Ctx, Keyed, Reset, Timers, WindowOperator};
 use crate::accumulation;
@@ -66,14 +71,12 @@ fn fire_session(c: &Common, s: &mut Session, key: KeyRef<'_>, timing: Timing, ou
         c.emit(out, key, s.w, &s.acc, Timing::OnTime, 0, false);
         return;
     }
-    if timing == Timing::OnTime {
-        s.ps.on_time_done = true;
-    }
     let retractions = std::mem::take(&mut s.retractions);
     let w = s.w;
     let mut first = true;
     accumulation::fire(
         c.mode,
+        c.on_time,
         &mut s.ps,
         &s.acc,
         timing,
@@ -90,23 +93,40 @@ fn fire_session(c: &Common, s: &mut Session, key: KeyRef<'_>, timing: Timing, ou
 }
 
 impl SessionOperator {
-    fn process_key(&mut self, slot: u32, wm: i64, out: &mut dyn Emit) {
-        let c = &self.c;
+    fn process_key(&mut self, slot: u32, ctx: Ctx, out: &mut dyn Emit) {
+        let (c, wm) = (&self.c, ctx.wm);
+        let pt = &mut self.pt;
         let Some((key, ks)) = self.keys.get_mut(slot) else {
             return;
         };
         ks.sessions.sort_by_key(|s| s.w.start);
         for s in ks.sessions.iter_mut() {
-            if !s.ps.on_time_done && s.w.fired_at(wm) {
-                fire_session(c, s, key, Timing::OnTime, out);
+            if !s.w.fired_at(wm) {
+                continue;
+            }
+            if !c.multi {
+                if !s.ps.on_time_done {
+                    fire_session(c, s, key, Timing::OnTime, out);
+                }
+            } else if let Some(t) = c
+                .trigger
+                .on_end_of_window(&mut s.ps, ctx.now, |d| pt.push(d, slot))
+            {
+                fire_session(c, s, key, t, out);
             }
         }
         ks.sessions.retain_mut(|s| {
+            if s.ps.closed {
+                return false;
+            }
             if c.expiry(s.w.end) > wm {
                 return true;
             }
-            if c.multi && s.ps.pending > 0 {
-                fire_session(c, s, key, Timing::Late, out);
+            if c.multi {
+                // Closing the session: fire what is still pending (Beam's FIRE_IF_NON_EMPTY).
+                if let Some(t) = c.trigger.on_close(&mut s.ps) {
+                    fire_session(c, s, key, t, out);
+                }
             }
             false
         });
@@ -160,7 +180,7 @@ impl WindowOperator for SessionOperator {
             if let Some(ks) = self.keys.state_mut(known) {
                 ks.timer = i64::MAX;
             }
-            self.process_key(known, ctx.wm, out);
+            self.process_key(known, ctx, out);
             known = self.keys.slot_or_insert(key, new_state);
         }
         let c = &self.c;
@@ -171,7 +191,7 @@ impl WindowOperator for SessionOperator {
         let mut parts: Vec<Session> = Vec::new();
         let mut i = 0;
         while i < ks.sessions.len() {
-            if touches(ks.sessions[i].w, proto) {
+            if !ks.sessions[i].ps.closed && touches(ks.sessions[i].w, proto) {
                 let s = ks.sessions.swap_remove(i);
                 merged_w = cover(merged_w, s.w);
                 parts.push(s);
@@ -193,9 +213,12 @@ impl WindowOperator for SessionOperator {
             let mut acc = c.aggs.new_acc();
             let mut ps = PaneState::default();
             let mut retractions = Vec::new();
-            for p in parts {
+            let eow = merged_w.fired_at(ctx.wm);
+            for mut p in parts {
                 acc.merge(&p.acc);
-                ps.pending += p.ps.pending;
+                if c.multi {
+                    c.trigger.merge_into(&mut ps, &mut p.ps, eow);
+                }
                 if let Some(d) = &p.ps.delta {
                     ps.delta.get_or_insert_with(|| c.aggs.new_acc()).merge(d);
                 }
@@ -216,14 +239,19 @@ impl WindowOperator for SessionOperator {
         if c.multi {
             accumulation::note_element(c.mode, &mut session.ps, fields, t, values);
             let pt = &mut self.pt;
-            let on_time_passed = session.w.fired_at(ctx.wm);
+            let eow = session.w.fired_at(ctx.wm);
             let fire_now = c
                 .trigger
-                .on_element(&mut session.ps, on_time_passed, ctx.now, |d| {
-                    pt.push(d, known)
-                });
+                .on_element(&mut session.ps, eow, ctx.now, |d| pt.push(d, known));
             if let Some(timing) = fire_now {
                 fire_session(c, &mut session, key, timing, out);
+            }
+            if session.ps.closed {
+                // Its trigger finished: the session emits nothing more.
+                if ks.sessions.is_empty() {
+                    self.keys.remove(known);
+                }
+                return Admit::Accepted;
             }
         }
         let due = if session.ps.on_time_done {
@@ -251,7 +279,7 @@ impl WindowOperator for SessionOperator {
             self.keys.key_ids(&batch, &mut self.batch_ids);
             out.upcoming(self.c.index, &self.batch_ids);
             for &slot in &batch {
-                self.process_key(slot, ctx.wm, out);
+                self.process_key(slot, ctx, out);
             }
         }
         self.batch = batch;
@@ -260,20 +288,23 @@ impl WindowOperator for SessionOperator {
     fn on_processing_time(&mut self, ctx: Ctx, out: &mut dyn Emit) {
         while let Some((_, slot)) = self.pt.pop_due(ctx.now) {
             let c = &self.c;
+            let pt = &mut self.pt;
             let Some((key, ks)) = self.keys.get_mut(slot) else {
                 continue;
             };
             ks.sessions.sort_by_key(|s| s.w.start);
             for s in ks.sessions.iter_mut() {
                 if s.ps.timer.is_some_and(|t| t <= ctx.now) {
-                    let timing = if s.ps.on_time_done {
-                        Timing::Late
-                    } else {
-                        Timing::Early
-                    };
-                    fire_session(c, s, key, timing, out);
+                    let eow = s.w.fired_at(ctx.wm);
+                    if let Some(timing) = c
+                        .trigger
+                        .on_timer(&mut s.ps, eow, ctx.now, |d| pt.push(d, slot))
+                    {
+                        fire_session(c, s, key, timing, out);
+                    }
                 }
             }
+            ks.sessions.retain(|s| !s.ps.closed);
         }
     }
 

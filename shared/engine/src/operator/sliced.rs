@@ -204,6 +204,7 @@ fn window_value(c: &Common, sl: &Slicing, ks: &mut KeyState, e: i64) -> Acc {
 }
 
 /// Fires one pane of the window ending at `e`.
+#[inline]
 fn fire_window(
     c: &Common,
     sl: &Slicing,
@@ -222,25 +223,21 @@ fn fire_window(
         return;
     }
     let ps = ks.panes.entry(e).or_default();
-    if timing == Timing::OnTime {
-        ps.on_time_done = true;
-    }
     accumulation::fire(
         c.mode,
+        c.on_time,
         ps,
         &full,
         timing,
         |acc, retraction, index, timing| c.emit(out, key, w, acc, timing, index, retraction),
     );
-    if timing == Timing::OnTime && c.lateness == 0 {
-        ks.panes.remove(&e);
-    }
 }
 
 impl SlicedOperator {
     /// Fires the key's due on-time windows, collects garbage and re-arms its timer.
-    fn process_key(&mut self, slot: u32, wm: i64, out: &mut dyn Emit) {
-        let (c, sl) = (&self.c, &self.sl);
+    fn process_key(&mut self, slot: u32, ctx: Ctx, out: &mut dyn Emit) {
+        let (c, sl, wm) = (&self.c, &self.sl, ctx.wm);
+        let pt = &mut self.pt;
         let Some((key, ks)) = self.keys.get_mut(slot) else {
             return;
         };
@@ -264,7 +261,17 @@ impl SlicedOperator {
                 next_due = Some(e - 1);
                 break;
             }
-            fire_window(c, sl, ks, key, e, Timing::OnTime, out);
+            // One pane at the end of the window, or what the trigger says.
+            let timing = if c.multi {
+                let ps = ks.panes.entry(e).or_default();
+                c.trigger
+                    .on_end_of_window(ps, ctx.now, |d| pt.push(d, slot))
+            } else {
+                Some(Timing::OnTime)
+            };
+            if let Some(t) = timing {
+                fire_window(c, sl, ks, key, e, t, out);
+            }
             match e.checked_add(sl.slide) {
                 Some(n) if !sl.global => e = n,
                 _ => break,
@@ -277,13 +284,18 @@ impl SlicedOperator {
                 break;
             }
             if let Some(mut ps) = ks.panes.remove(&e) {
-                if ps.pending > 0 {
-                    // Closing the window: fire what is still pending (Beam's FIRE_IF_NON_EMPTY).
+                // Closing the window: fire what is still pending (Beam's FIRE_IF_NON_EMPTY).
+                if let Some(timing) = c.trigger.on_close(&mut ps) {
                     let w = sl.window_ending(e);
                     let full = window_value(c, sl, ks, e);
-                    accumulation::fire(c.mode, &mut ps, &full, Timing::Late, |acc, r, i, t| {
-                        c.emit(out, key, w, acc, t, i, r)
-                    });
+                    accumulation::fire(
+                        c.mode,
+                        c.on_time,
+                        &mut ps,
+                        &full,
+                        timing,
+                        |acc, r, i, t| c.emit(out, key, w, acc, t, i, r),
+                    );
                 }
             }
         }
@@ -347,7 +359,7 @@ impl WindowOperator for SlicedOperator {
             if let Some(ks) = self.keys.state_mut(slot) {
                 ks.timer = i64::MAX;
             }
-            self.process_key(slot, ctx.wm, out);
+            self.process_key(slot, ctx, out);
             slot = self.keys.slot_or_insert(key, KeyState::new);
         }
         let (c, sl) = (&self.c, &self.sl);
@@ -380,21 +392,23 @@ impl WindowOperator for SlicedOperator {
                 racc.add(t, values);
             }
         }
-        // Early and late triggers.
+        // The trigger of each window of the record, unless it closed the window.
+        let mut open = !c.multi;
         if c.multi {
             let first_e = sl.first_end_containing(s);
             let mut e = first_e;
             loop {
                 if c.expiry(e) > ctx.wm {
                     let ps = ks.panes.entry(e).or_default();
-                    accumulation::note_element(c.mode, ps, fields, t, values);
-                    let on_time_passed = e - 1 <= ks.horizon;
-                    let pt = &mut self.pt;
-                    let fire_now = c
-                        .trigger
-                        .on_element(ps, on_time_passed, ctx.now, |d| pt.push(d, slot));
-                    if let Some(timing) = fire_now {
-                        fire_window(c, sl, ks, key, e, timing, out);
+                    if !ps.closed {
+                        open = true;
+                        accumulation::note_element(c.mode, ps, fields, t, values);
+                        let eow = e - 1 <= ks.horizon;
+                        let pt = &mut self.pt;
+                        let fire_now = c.trigger.on_element(ps, eow, ctx.now, |d| pt.push(d, slot));
+                        if let Some(timing) = fire_now {
+                            fire_window(c, sl, ks, key, e, timing, out);
+                        }
                     }
                 }
                 if e >= last_e || sl.global {
@@ -420,7 +434,12 @@ impl WindowOperator for SlicedOperator {
             ks.timer = due;
             self.et.push(due, slot);
         }
-        Admit::Accepted
+        if open {
+            Admit::Accepted
+        } else {
+            // Every window of the record is closed by its trigger or expired.
+            Admit::TooLate
+        }
     }
 
     fn on_watermark(&mut self, ctx: Ctx, out: &mut dyn Emit) {
@@ -435,7 +454,7 @@ impl WindowOperator for SlicedOperator {
             self.keys.key_ids(&batch, &mut self.batch_ids);
             out.upcoming(self.c.index, &self.batch_ids);
             for &slot in &batch {
-                self.process_key(slot, ctx.wm, out);
+                self.process_key(slot, ctx, out);
             }
         }
         self.batch = batch;
@@ -444,6 +463,7 @@ impl WindowOperator for SlicedOperator {
     fn on_processing_time(&mut self, ctx: Ctx, out: &mut dyn Emit) {
         while let Some((_, slot)) = self.pt.pop_due(ctx.now) {
             let (c, sl) = (&self.c, &self.sl);
+            let pt = &mut self.pt;
             let Some((key, ks)) = self.keys.get_mut(slot) else {
                 continue;
             };
@@ -454,12 +474,13 @@ impl WindowOperator for SlicedOperator {
                 .map(|(e, _)| *e)
                 .collect();
             for e in due {
-                let timing = if e - 1 > ks.horizon {
-                    Timing::Early
-                } else {
-                    Timing::Late
+                let eow = e - 1 <= ks.horizon;
+                let Some(ps) = ks.panes.get_mut(&e) else {
+                    continue;
                 };
-                fire_window(c, sl, ks, key, e, timing, out);
+                if let Some(timing) = c.trigger.on_timer(ps, eow, ctx.now, |d| pt.push(d, slot)) {
+                    fire_window(c, sl, ks, key, e, timing, out);
+                }
             }
         }
     }

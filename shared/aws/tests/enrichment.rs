@@ -10,7 +10,7 @@ use std::sync::Arc;
 use aws_sdk_glue::types::{Column, PartitionInput, SerDeInfo, StorageDescriptor, TableInput};
 use aws_sdk_s3::primitives::ByteStream;
 use eventide_aws::enrichment::{EnrichClients, Lookups};
-use eventide_engine::enrich::Decoder;
+use eventide_engine::codec::Codec;
 use eventide_engine::record::{Line, Value};
 use eventide_engine::{PipelineSpec, RecordError};
 
@@ -150,7 +150,7 @@ fn spec(enrichment: &str) -> PipelineSpec {
     .expect("spec")
 }
 
-fn enriched(d: &Decoder, line: &str) -> Result<Vec<Value<'static>>, RecordError> {
+fn enriched(d: &Codec, line: &str) -> Result<Vec<Value<'static>>, RecordError> {
     match d.decode(line.as_bytes())? {
         Line::Event(r) => Ok(r.values[2..]
             .iter()
@@ -199,7 +199,7 @@ async fn glue_csv_table_loads_and_refreshes_without_pausing() {
         on_miss = "dead_letter""#
     ));
     let lookups = Lookups::start_with(&spec, c.clone()).await.expect("load");
-    let mut d = Decoder::new(&spec);
+    let mut d = Codec::new(&spec);
     d.set_lookups(lookups.snapshot());
     assert_eq!(
         enriched(&d, r#"{"sub":"s7","v":1,"t":1}"#).unwrap(),
@@ -337,7 +337,7 @@ async fn glue_partitioned_parquet_table_loads() {
         on_miss = "drop""#
     ));
     let lookups = Lookups::start_with(&spec, c.clone()).await.expect("load");
-    let mut d = Decoder::new(&spec);
+    let mut d = Codec::new(&spec);
     d.set_lookups(lookups.snapshot());
     assert_eq!(lookups.snapshot().table(0).unwrap().rows(), 800);
     assert_eq!(
@@ -400,7 +400,7 @@ async fn s3_jsonl_prefix_loads() {
         columns = [{{ column = "vip", type = "bool" }}]"#
     ));
     let lookups = Lookups::start_with(&spec, c.clone()).await.expect("load");
-    let mut d = Decoder::new(&spec);
+    let mut d = Codec::new(&spec);
     d.set_lookups(lookups.snapshot());
     assert_eq!(
         enriched(&d, r#"{"sub":"s1","v":1,"t":1}"#).unwrap(),
@@ -481,7 +481,7 @@ async fn dynamodb_lookups_are_batched_cached_and_in_order() {
         .snapshot_for_batch(lines.iter().map(|l| l.as_bytes()))
         .await
         .expect("lookup");
-    let mut d = Decoder::new(&spec);
+    let mut d = Codec::new(&spec);
     d.set_lookups(snap);
     for (i, l) in order.iter().zip(&lines) {
         let want = if *i < 150 {

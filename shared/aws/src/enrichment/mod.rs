@@ -27,10 +27,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use eventide_engine::codec::Codec;
 use eventide_engine::enrich::spec::TableFormat;
 use eventide_engine::enrich::table::{LookupTable, TableBuilder};
-use eventide_engine::enrich::{layout, Enricher, EnrichmentSpec, Snapshot, SourceSpec};
-use eventide_engine::record::{Line, Schema};
+use eventide_engine::enrich::{layout, EnrichmentSpec, Snapshot, SourceSpec};
+use eventide_engine::record::Line;
 use eventide_engine::PipelineSpec;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -86,8 +87,8 @@ enum Slot {
 pub struct Lookups {
     clients: EnrichClients,
     slots: Vec<Slot>,
-    schema: Schema,
-    enricher: Enricher,
+    /// Decodes a batch's records to collect the keys of live lookups.
+    codec: Codec,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -322,8 +323,7 @@ impl Lookups {
         let this = Arc::new(Lookups {
             clients,
             slots,
-            schema: Schema::new(&eventide_engine::enrich::decoded_input(spec)),
-            enricher: Enricher::new(spec),
+            codec: Codec::new(spec),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         let mut tasks = Vec::new();
@@ -384,12 +384,12 @@ impl Lookups {
         let mut seen: Vec<std::collections::HashSet<String>> =
             vec![Default::default(); self.slots.len()];
         for line in lines {
-            let Ok(Line::Event(rec)) = self.schema.parse_line(line) else {
+            let Ok(Line::Event(rec)) = self.codec.decode_unenriched(line) else {
                 continue;
             };
             for (i, s) in self.slots.iter().enumerate() {
                 if matches!(s, Slot::Live(_)) {
-                    if let Some(k) = self.enricher.key_of(i, &rec) {
+                    if let Some(k) = self.codec.enricher().key_of(i, &rec) {
                         if seen[i].insert(k.clone()) {
                             keys[i].push(k);
                         }

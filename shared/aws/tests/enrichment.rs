@@ -150,6 +150,21 @@ fn spec(enrichment: &str) -> PipelineSpec {
     .expect("spec")
 }
 
+/// The events of a batch of lines, decoded once as the consumer does.
+fn events<'a>(
+    spec: &PipelineSpec,
+    lines: &'a [String],
+) -> Vec<eventide_engine::record::Record<'a>> {
+    let codec = Codec::new(spec);
+    lines
+        .iter()
+        .filter_map(|l| match codec.decode_unenriched(l.as_bytes()) {
+            Ok(Line::Event(r)) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
 fn enriched(d: &Codec, line: &str) -> Result<Vec<Value<'static>>, RecordError> {
     match d.decode(line.as_bytes())? {
         Line::Event(r) => Ok(r.values[2..]
@@ -229,7 +244,7 @@ async fn glue_csv_table_loads_and_refreshes_without_pausing() {
             .map(|i| format!(r#"{{"sub":"s{}","v":1,"t":{batch}}}"#, (i * 17) % 2_000))
             .collect();
         let snap = lookups
-            .snapshot_for_batch(lines.iter().map(|l| l.as_bytes()))
+            .snapshot_for_batch(&events(&spec, &lines))
             .await
             .expect("snapshot");
         d.set_lookups(snap);
@@ -478,7 +493,7 @@ async fn dynamodb_lookups_are_batched_cached_and_in_order() {
         .map(|i| format!(r#"{{"sub":"s{i}","v":1,"t":1}}"#))
         .collect();
     let snap = lookups
-        .snapshot_for_batch(lines.iter().map(|l| l.as_bytes()))
+        .snapshot_for_batch(&events(&spec, &lines))
         .await
         .expect("lookup");
     let mut d = Codec::new(&spec);
@@ -497,7 +512,7 @@ async fn dynamodb_lookups_are_batched_cached_and_in_order() {
     assert!(s.calls >= 2, "160 keys need two BatchGetItem calls: {s:?}");
     // The next batch is served from the cache, absent keys included.
     lookups
-        .snapshot_for_batch(lines.iter().map(|l| l.as_bytes()))
+        .snapshot_for_batch(&events(&spec, &lines))
         .await
         .expect("lookup");
     let s2 = live.stats();

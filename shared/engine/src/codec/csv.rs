@@ -200,10 +200,38 @@ pub fn split(raw: &[u8], delimiter: u8, quote: u8, max: usize) -> Result<Fields<
         }
         return Ok(out);
     }
-    let mut reader = csv_core::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .quote(quote)
-        .build();
+    READER.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        let reader = match &mut *cached {
+            Some((d, q, r)) if (*d, *q) == (delimiter, quote) => {
+                r.reset();
+                r
+            }
+            slot => {
+                let r = csv_core::ReaderBuilder::new()
+                    .delimiter(delimiter)
+                    .quote(quote)
+                    .build();
+                &mut slot.insert((delimiter, quote, r)).2
+            }
+        };
+        split_quoted(reader, raw, max)
+    })
+}
+
+thread_local! {
+    /// A `csv-core` reader per thread: building one (its DFA) costs more than a row.
+    static READER: std::cell::RefCell<Option<(u8, u8, csv_core::Reader)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Splits a row with quotes through `csv-core`.
+fn split_quoted<'a>(
+    reader: &mut csv_core::Reader,
+    raw: &'a [u8],
+    max: usize,
+) -> Result<Fields<'a>, RecordError> {
+    let too_many = || RecordError::Csv(format!("expected {max} fields, got more"));
     // Unquoting never makes a field longer, and `max + 1` ends tell "too many" apart.
     let mut output = vec![0u8; raw.len() + 1];
     let mut ends = vec![0usize; max + 1];

@@ -201,3 +201,71 @@ pub async fn results(spec: &PipelineSpec, table: &str, out: &Path) -> Result<usi
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// `put` reads what `replay` reads: a zip of CSV entries with banners, header rows and
+    /// counted trailers becomes its records only, keyed by the field's value.
+    #[test]
+    fn put_reads_the_file_layer() {
+        let dir = std::env::temp_dir().join(format!("eventide-put-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("drop.zip");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let entries = [
+            ("a.csv", "BANNER\nts,user,v\n1,ann,2\n2,\"b,ob\",3\nEND 2\n"),
+            ("b.csv", "BANNER\nts,user,v\n3,cy,4\nEND 1\n"),
+        ];
+        for (name, text) in entries {
+            z.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(text.as_bytes()).unwrap();
+        }
+        z.finish().unwrap();
+        let spec = PipelineSpec::from_toml(
+            r#"
+            [input]
+            format = "csv"
+            csv = { header = true }
+            header_lines = 1
+            footer = { pattern = '^END (?P<count>\d+)$' }
+            event_time = { field = "ts" }
+            fields = { user = "string", v = "number" }
+            [[aggregation]]
+            name = "a"
+            group_by = ["user"]
+            window = { type = "global" }
+            aggregates = [{ name = "n", fn = "count" }]
+            "#,
+        )
+        .unwrap();
+        let got: Vec<(String, String)> = put_entries(&path, Some(&spec), "user")
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e.partition_key.clone(),
+                    String::from_utf8(e.data.clone()).unwrap(),
+                )
+            })
+            .collect();
+        let want = [
+            ("ann", "1,ann,2"),
+            ("b,ob", "2,\"b,ob\",3"),
+            ("cy", "3,cy,4"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(k, d)| (k.to_string(), d.to_string())).to_vec()
+        );
+        assert!(put_entries(&path, Some(&spec), "nope")
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

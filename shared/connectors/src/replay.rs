@@ -193,7 +193,15 @@ pub fn replay_input(
             .iter()
             .all(|a| a.sink.order == SinkOrder::Key);
     let file = input != Input::Stdin;
+    let csv_header = matches!(&spec.format, eventide_engine::spec::Format::Csv(c) if c.header);
     let reader = match input {
+        Input::Stdin if !spec.files.is_plain() || csv_header => {
+            return Err(ConnectorError::Unsupported(
+                "stdin is read as plain lines: [input] compression, header_lines, footer and \
+                 csv.header need a file"
+                    .into(),
+            ))
+        }
         Input::Stdin => Reader::Plain(PathBuf::from("-")),
         Input::Files(files) => match files.as_slice() {
             [f] if is_plain(&files, &spec)? => Reader::Plain(f.path.clone()),

@@ -24,9 +24,9 @@ pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// when it is the first line; `None` when it is blank.
 #[inline]
 pub fn content(raw: &[u8], first: bool) -> Option<&[u8]> {
-    let mut line = match raw.strip_prefix(BOM) {
-        Some(rest) if first => rest,
-        _ => raw,
+    let mut line = match first {
+        true => raw.strip_prefix(BOM).unwrap_or(raw),
+        false => raw,
     };
     while let [rest @ .., b'\n' | b'\r'] = line {
         line = rest;

@@ -1,5 +1,6 @@
 //! `eventide put` and `eventide results`: move data into a Kinesis stream and read a
-//! pipeline's results table back into the same files `eventide replay` writes.
+//! pipeline's results table back into the same files `eventide replay` writes; and the S3
+//! input of `eventide replay`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,18 +9,72 @@ use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use eventide_aws::config::Clients;
 use eventide_aws::kinesis::{create_stream_and_wait, put_records, PutEntry};
+use eventide_connectors::input::{resolve, InputFile, InputSource};
 use eventide_connectors::sinks::open_file_sink;
+use eventide_connectors::sources::LineSource;
+use eventide_engine::codec::Codec;
 use eventide_engine::pane::{Pane, KEY_SEP};
+use eventide_engine::record::{Line, Value};
 use eventide_engine::trigger::Timing;
 use eventide_engine::window::Window;
 use eventide_engine::PipelineSpec;
 
-/// Writes the JSON lines of `input` to `stream` in order, each with the value of
-/// `key_field` as partition key (a line without it goes with the key `"-"`). Creates the
+/// The records of `input` (a file, directory or glob) read by the file layer as `spec`'s
+/// `[input]` says (JSON lines with compression detected, without a spec), each with the
+/// value of `key_field` as partition key (a record without it goes with the key `"-"`).
+/// Header and footer lines are framing, not records: they are not put.
+fn put_entries(
+    input: &Path,
+    spec: Option<&PipelineSpec>,
+    key_field: &str,
+) -> Result<Vec<PutEntry>> {
+    let files = resolve(input)?;
+    let Some(spec) = spec else {
+        let mut src = InputSource::with_layout(files, &Default::default(), &Default::default())?;
+        let mut entries = Vec::new();
+        while let Some((_, raw)) = src.next_line()? {
+            let key = serde_json::from_slice::<serde_json::Value>(raw)
+                .ok()
+                .and_then(|v| {
+                    v.get(key_field)
+                        .map(|k| k.as_str().map_or_else(|| k.to_string(), str::to_string))
+                })
+                .unwrap_or_else(|| "-".into());
+            entries.push(PutEntry::new(key, raw.to_vec()));
+        }
+        return Ok(entries);
+    };
+    let field = spec.input.field_index(key_field).with_context(|| {
+        format!("--key-field {key_field:?} is not one of the pipeline's input.fields")
+    })?;
+    let mut src = InputSource::open(files, spec)?;
+    let mut codec = Codec::new(spec);
+    if let Some(columns) = src.csv_columns() {
+        codec = codec.with_csv_columns(spec, columns);
+    }
+    let mut entries = Vec::new();
+    while let Some((_, raw)) = src.next_line()? {
+        let key = match codec.decode_unenriched(raw) {
+            Ok(Line::Event(rec)) => match rec.values.get(field) {
+                Some(Value::Str(s)) => s.to_string(),
+                Some(Value::Num(n)) => n.to_string(),
+                Some(Value::Bool(b)) => b.to_string(),
+                _ => "-".into(),
+            },
+            // A malformed record still goes in: the consumer makes it a dead letter.
+            _ => "-".into(),
+        };
+        entries.push(PutEntry::new(key, raw.to_vec()));
+    }
+    Ok(entries)
+}
+
+/// Writes the records of `input` to `stream` in order (see [`put_entries`]). Creates the
 /// stream with `shards` shards first when asked.
 pub async fn put(
     stream: &str,
     input: &Path,
+    spec: Option<&PipelineSpec>,
     key_field: &str,
     create_shards: Option<i32>,
 ) -> Result<usize> {
@@ -29,22 +84,8 @@ pub async fn put(
             .await
             .with_context(|| format!("creating stream {stream}"))?;
     }
-    let text =
-        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
-    let entries: Vec<PutEntry> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let key = serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| {
-                    v.get(key_field)
-                        .map(|k| k.as_str().map_or_else(|| k.to_string(), str::to_string))
-                })
-                .unwrap_or_else(|| "-".into());
-            PutEntry::new(key, l.as_bytes().to_vec())
-        })
-        .collect();
+    let entries = put_entries(input, spec, key_field)
+        .with_context(|| format!("reading {}", input.display()))?;
     let total = entries.len();
     let mut done = 0;
     for chunk in entries.chunks(5_000) {
@@ -55,6 +96,29 @@ pub async fn put(
         tracing::info!(stream, done, total, "put");
     }
     Ok(total)
+}
+
+/// Downloads the objects under `s3://bucket/prefix/` into `dir`, in key order, as the files
+/// of a replay's input (each named by its S3 address in errors and dead letters).
+pub async fn download(location: &str, dir: &Path) -> Result<Vec<InputFile>> {
+    let clients = Clients::from_env().await;
+    let (bucket, prefix) = eventide_aws::enrichment::s3::parse_location(location)?;
+    let objects = eventide_aws::enrichment::s3::list(&clients.s3, &bucket, &prefix).await?;
+    anyhow::ensure!(!objects.is_empty(), "no object under {location}");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut files = Vec::with_capacity(objects.len());
+    for (i, o) in objects.iter().enumerate() {
+        let bytes = eventide_aws::enrichment::s3::get(&clients.s3, &bucket, &o.key).await?;
+        // The index keeps the key order; the object's own name keeps its extension.
+        let base = o.key.rsplit('/').next().unwrap_or("object");
+        let path = dir.join(format!("{i:06}-{base}"));
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        files.push(InputFile {
+            path,
+            name: format!("s3://{bucket}/{}", o.key),
+        });
+    }
+    Ok(files)
 }
 
 /// Reads the results table `table` of the pipeline and writes one file per aggregation
@@ -136,4 +200,72 @@ pub async fn results(spec: &PipelineSpec, table: &str, out: &Path) -> Result<usi
         s.finish()?;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// `put` reads what `replay` reads: a zip of CSV entries with banners, header rows and
+    /// counted trailers becomes its records only, keyed by the field's value.
+    #[test]
+    fn put_reads_the_file_layer() {
+        let dir = std::env::temp_dir().join(format!("eventide-put-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("drop.zip");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let entries = [
+            ("a.csv", "BANNER\nts,user,v\n1,ann,2\n2,\"b,ob\",3\nEND 2\n"),
+            ("b.csv", "BANNER\nts,user,v\n3,cy,4\nEND 1\n"),
+        ];
+        for (name, text) in entries {
+            z.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(text.as_bytes()).unwrap();
+        }
+        z.finish().unwrap();
+        let spec = PipelineSpec::from_toml(
+            r#"
+            [input]
+            format = "csv"
+            csv = { header = true }
+            header_lines = 1
+            footer = { pattern = '^END (?P<count>\d+)$' }
+            event_time = { field = "ts" }
+            fields = { user = "string", v = "number" }
+            [[aggregation]]
+            name = "a"
+            group_by = ["user"]
+            window = { type = "global" }
+            aggregates = [{ name = "n", fn = "count" }]
+            "#,
+        )
+        .unwrap();
+        let got: Vec<(String, String)> = put_entries(&path, Some(&spec), "user")
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e.partition_key.clone(),
+                    String::from_utf8(e.data.clone()).unwrap(),
+                )
+            })
+            .collect();
+        let want = [
+            ("ann", "1,ann,2"),
+            ("b,ob", "2,\"b,ob\",3"),
+            ("cy", "3,cy,4"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(k, d)| (k.to_string(), d.to_string())).to_vec()
+        );
+        assert!(put_entries(&path, Some(&spec), "nope")
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

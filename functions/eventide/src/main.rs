@@ -1,9 +1,10 @@
 //! `eventide`: run pipelines locally.
 //!
-//! * `eventide replay --pipeline P --input FILE --out DIR` runs a pipeline over JSON lines.
+//! * `eventide replay --pipeline P --input FILE --out DIR` runs a pipeline over files (JSON
+//!   lines or CSV; plain, gzip or zip; with header and footer lines as `[input]` says).
 //! * `eventide validate --pipeline P` checks a spec and prints what it will compute.
 //! * `eventide bench --pipeline P --input FILE` measures events/s and peak memory.
-//! * `eventide put --stream S --input FILE --key-field F` writes events into Kinesis.
+//! * `eventide put --stream S --input FILE --key-field F` writes records into Kinesis.
 //! * `eventide results --pipeline P --table T --out DIR` reads a results table back.
 //! * `eventide status --name PIPELINE --prefix PREFIX` shows leases, watermarks and rates.
 
@@ -15,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use eventide_connectors::replay::{replay, Execution, ReplayOptions, ReplayReport};
+use eventide_connectors::replay::{
+    replay, replay_input, Execution, Input, ReplayOptions, ReplayReport,
+};
 use eventide_engine::PipelineSpec;
 
 #[derive(Parser)]
@@ -51,12 +54,14 @@ impl From<ExecutionArg> for Execution {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a pipeline over a JSON-lines file (events and TestStream control lines).
+    /// Run a pipeline over input files (events and TestStream control lines).
     Replay {
         /// The pipeline spec (TOML).
         #[arg(long)]
         pipeline: PathBuf,
-        /// Input JSON lines in arrival order; `-` for stdin.
+        /// The input in arrival order: a file, a directory (its files in name order), a
+        /// glob, `s3://bucket/prefix/` (objects in key order), or `-` for stdin. Read as
+        /// the spec's `[input]` says (format, compression, header and footer lines).
         #[arg(long)]
         input: PathBuf,
         /// Output directory: one file per aggregation, plus dead letters and late data.
@@ -98,12 +103,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExecutionArg::Auto)]
         execution: ExecutionArg,
     },
-    /// Write a JSON-lines file into a Kinesis stream, in order.
+    /// Write the records of input files into a Kinesis stream, in order.
     Put {
         #[arg(long)]
         stream: String,
+        /// A file, a directory or a glob.
         #[arg(long)]
         input: PathBuf,
+        /// Read the input as this pipeline's `[input]` says (CSV, zip, header and footer
+        /// lines); without it, JSON lines (gzip or zip detected).
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
         /// The field whose value is each record's partition key.
         #[arg(long)]
         key_field: String,
@@ -223,10 +233,18 @@ fn main() -> Result<()> {
         Command::Put {
             stream,
             input,
+            pipeline,
             key_field,
             create_shards,
         } => {
-            let n = runtime()?.block_on(aws::put(&stream, &input, &key_field, create_shards))?;
+            let spec = pipeline.as_deref().map(load_spec).transpose()?;
+            let n = runtime()?.block_on(aws::put(
+                &stream,
+                &input,
+                spec.as_ref(),
+                &key_field,
+                create_shards,
+            ))?;
             eprintln!("wrote {n} records to stream {stream}");
         }
         Command::Results {
@@ -272,8 +290,20 @@ fn main() -> Result<()> {
                 }
                 opts.lookups = lookups.snapshot();
             }
-            let report = replay(spec, &input, &out, &opts)
-                .with_context(|| format!("replay of {} failed", input.display()))?;
+            let s3 = input.to_str().filter(|i| i.starts_with("s3://"));
+            let report = match s3 {
+                Some(location) => {
+                    eventide_aws::config::check_environment().map_err(anyhow::Error::msg)?;
+                    let dir = std::env::temp_dir()
+                        .join(format!("eventide-s3-input-{}", std::process::id()));
+                    let files = runtime()?.block_on(aws::download(location, &dir))?;
+                    let r = replay_input(spec, Input::Files(files), &out, &opts);
+                    let _ = std::fs::remove_dir_all(&dir);
+                    r
+                }
+                None => replay(spec, &input, &out, &opts),
+            }
+            .with_context(|| format!("replay of {} failed", input.display()))?;
             print_report(&report);
             if report.alerts > 0 {
                 eprintln!(

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use eventide_aws::enrichment::{EnrichClients, Lookups};
-use eventide_engine::enrich::Decoder;
-use eventide_engine::record::Schema;
+use eventide_engine::codec::json::Schema;
+use eventide_engine::codec::Codec;
 use eventide_engine::PipelineSpec;
 
 const TIERS: [&str; 4] = ["bronze", "silver", "gold", "platinum"];
@@ -195,7 +195,7 @@ fn main() {
         std::hint::black_box(schema.parse_line(l.as_bytes()).expect("decode"));
     }
     let decode = t.elapsed().as_secs_f64();
-    let mut d = Decoder::new(&spec);
+    let mut d = Codec::new(&spec);
     d.set_lookups(snap.clone());
     let t = Instant::now();
     for l in &lines {

@@ -8,6 +8,7 @@ use eventide_ports::{BoxFuture, PortError};
 use std::sync::Arc;
 
 use eventide_engine::enrich::Snapshot;
+use eventide_engine::record::Record;
 use eventide_ports::enrich::Enrichment;
 use eventide_ports::rules::{RulesSource, RulesVersion};
 
@@ -83,11 +84,13 @@ impl RecordSink for DeadLetters {
 }
 
 impl Enrichment for Lookups {
-    fn snapshot_for_batch<'a>(
+    fn snapshot_for_batch<'a, 'r: 'a>(
         &'a self,
-        lines: &'a [&'a [u8]],
+        records: &'a [&'a Record<'r>],
     ) -> BoxFuture<'a, Result<Snapshot, PortError>> {
-        Box::pin(async move { Ok(Lookups::snapshot_for_batch(self, lines.iter().copied()).await?) })
+        Box::pin(
+            async move { Ok(Lookups::snapshot_for_batch(self, records.iter().copied()).await?) },
+        )
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use aws_sdk_glue::types::{Column, PartitionInput, SerDeInfo, StorageDescriptor, TableInput};
 use aws_sdk_s3::primitives::ByteStream;
 use eventide_aws::enrichment::{EnrichClients, Lookups};
-use eventide_engine::enrich::Decoder;
+use eventide_engine::codec::Codec;
 use eventide_engine::record::{Line, Value};
 use eventide_engine::{PipelineSpec, RecordError};
 
@@ -150,7 +150,22 @@ fn spec(enrichment: &str) -> PipelineSpec {
     .expect("spec")
 }
 
-fn enriched(d: &Decoder, line: &str) -> Result<Vec<Value<'static>>, RecordError> {
+/// The events of a batch of lines, decoded once as the consumer does.
+fn events<'a>(
+    spec: &PipelineSpec,
+    lines: &'a [String],
+) -> Vec<eventide_engine::record::Record<'a>> {
+    let codec = Codec::new(spec);
+    lines
+        .iter()
+        .filter_map(|l| match codec.decode_unenriched(l.as_bytes()) {
+            Ok(Line::Event(r)) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn enriched(d: &Codec, line: &str) -> Result<Vec<Value<'static>>, RecordError> {
     match d.decode(line.as_bytes())? {
         Line::Event(r) => Ok(r.values[2..]
             .iter()
@@ -199,7 +214,7 @@ async fn glue_csv_table_loads_and_refreshes_without_pausing() {
         on_miss = "dead_letter""#
     ));
     let lookups = Lookups::start_with(&spec, c.clone()).await.expect("load");
-    let mut d = Decoder::new(&spec);
+    let mut d = Codec::new(&spec);
     d.set_lookups(lookups.snapshot());
     assert_eq!(
         enriched(&d, r#"{"sub":"s7","v":1,"t":1}"#).unwrap(),
@@ -229,7 +244,7 @@ async fn glue_csv_table_loads_and_refreshes_without_pausing() {
             .map(|i| format!(r#"{{"sub":"s{}","v":1,"t":{batch}}}"#, (i * 17) % 2_000))
             .collect();
         let snap = lookups
-            .snapshot_for_batch(lines.iter().map(|l| l.as_bytes()))
+            .snapshot_for_batch(&events(&spec, &lines))
             .await
             .expect("snapshot");
         d.set_lookups(snap);
@@ -337,7 +352,7 @@ async fn glue_partitioned_parquet_table_loads() {
         on_miss = "drop""#
     ));
     let lookups = Lookups::start_with(&spec, c.clone()).await.expect("load");
-    let mut d = Decoder::new(&spec);
+    let mut d = Codec::new(&spec);
     d.set_lookups(lookups.snapshot());
     assert_eq!(lookups.snapshot().table(0).unwrap().rows(), 800);
     assert_eq!(
@@ -400,7 +415,7 @@ async fn s3_jsonl_prefix_loads() {
         columns = [{{ column = "vip", type = "bool" }}]"#
     ));
     let lookups = Lookups::start_with(&spec, c.clone()).await.expect("load");
-    let mut d = Decoder::new(&spec);
+    let mut d = Codec::new(&spec);
     d.set_lookups(lookups.snapshot());
     assert_eq!(
         enriched(&d, r#"{"sub":"s1","v":1,"t":1}"#).unwrap(),
@@ -478,10 +493,10 @@ async fn dynamodb_lookups_are_batched_cached_and_in_order() {
         .map(|i| format!(r#"{{"sub":"s{i}","v":1,"t":1}}"#))
         .collect();
     let snap = lookups
-        .snapshot_for_batch(lines.iter().map(|l| l.as_bytes()))
+        .snapshot_for_batch(&events(&spec, &lines))
         .await
         .expect("lookup");
-    let mut d = Decoder::new(&spec);
+    let mut d = Codec::new(&spec);
     d.set_lookups(snap);
     for (i, l) in order.iter().zip(&lines) {
         let want = if *i < 150 {
@@ -497,7 +512,7 @@ async fn dynamodb_lookups_are_batched_cached_and_in_order() {
     assert!(s.calls >= 2, "160 keys need two BatchGetItem calls: {s:?}");
     // The next batch is served from the cache, absent keys included.
     lookups
-        .snapshot_for_batch(lines.iter().map(|l| l.as_bytes()))
+        .snapshot_for_batch(&events(&spec, &lines))
         .await
         .expect("lookup");
     let s2 = live.stats();

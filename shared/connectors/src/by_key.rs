@@ -3,8 +3,9 @@
 //! The engine's [`eventide_engine::bounded`] runs a finite input one key at a time with the
 //! streaming operators and the streaming watermark; this module is its I/O around it:
 //!
-//! 1. The file is read whole and cut at line boundaries into one slice per core; each slice
-//!    is decoded on its own thread into a [`Chunk`] (malformed lines become dead letters).
+//! 1. The file is read whole (or, through the file layer, the records of every file and
+//!    entry are gathered) and cut at line boundaries into one slice per core; each slice is
+//!    decoded on its own thread into a [`Chunk`] (malformed lines become dead letters).
 //! 2. [`BoundedInput::new`] joins the chunks, computes the global timeline and groups the
 //!    events by key.
 //! 3. Each aggregation's keys, in output order, are cut into units of about
@@ -24,16 +25,19 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use eventide_engine::bounded::{BoundedInput, Chunk, KeyOutput, KeyRunner, Layout};
-use eventide_engine::enrich::Decoder;
+use eventide_engine::codec::Codec;
 use eventide_engine::pane::{Emit, Pane};
 use eventide_engine::record::Line;
 use eventide_engine::{PipelineSpec, RecordError};
 use indicatif::ProgressBar;
 
 use crate::error::ConnectorError;
-use crate::replay::{ReplayOptions, ReplayReport};
+use crate::input::lines::{Lines, TooLong};
+use crate::input::Location;
+use crate::replay::{Reader, ReplayOptions, ReplayReport};
 use crate::sinks::dead_letter::{DeadLetter, LazyFile};
 use crate::sinks::{row_format, RowFormat};
+use crate::sources::LineSource;
 
 /// Events per unit of work: small enough to balance threads and bound the rows held in
 /// memory, large enough that handing units over costs nothing.
@@ -54,39 +58,86 @@ struct Decoded {
     /// Lines that are not blank.
     lines: u64,
     bad: Vec<BadLine>,
+    /// A line over `max_line_bytes`, which stops the run.
+    too_long: Option<TooLong>,
+}
+
+/// Where the lines of gathered records came from: line `i` (0-based) of the text is line
+/// `lines[i].1` of `locations[lines[i].0]`.
+struct Origins {
+    locations: Vec<Location>,
+    lines: Vec<(u32, u64)>,
+}
+
+/// The text to run: a plain file as it is, or the records of the file layer's files and
+/// entries, one per line, with where each came from.
+fn gather(reader: Reader, threads: usize) -> Result<(Vec<u8>, Option<Origins>), ConnectorError> {
+    match reader {
+        Reader::Plain(path) => {
+            let text = read_file(&path, threads).map_err(|source| ConnectorError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Ok((text, None))
+        }
+        Reader::Framed(mut src) => {
+            let mut text = Vec::new();
+            let mut origins = Origins {
+                locations: Vec::new(),
+                lines: Vec::new(),
+            };
+            while let Some((n, raw)) = src.next_line()? {
+                text.extend_from_slice(raw);
+                text.push(b'\n');
+                let at = src.location();
+                if origins.locations.last() != at {
+                    if let Some(at) = at {
+                        origins.locations.push(at.clone());
+                    }
+                }
+                let idx = origins.locations.len().saturating_sub(1);
+                origins
+                    .lines
+                    .push((u32::try_from(idx).unwrap_or(u32::MAX), n));
+            }
+            Ok((text, Some(origins)))
+        }
+    }
 }
 
 /// Runs `spec` over the file `input` key by key, writing what [`crate::replay::replay`]
 /// writes. `layout` is the spec's (see [`Layout::new`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn replay_by_key(
     spec: &PipelineSpec,
     layout: Layout,
-    input: &Path,
+    codec: &Codec,
+    reader: Reader,
     out_dir: &Path,
     opts: &ReplayOptions,
     threads: usize,
     started: Instant,
 ) -> Result<ReplayReport, ConnectorError> {
-    let text = read_file(input, threads).map_err(|source| ConnectorError::Read {
-        path: input.to_path_buf(),
-        source,
-    })?;
+    let plain_path = match &reader {
+        Reader::Plain(p) => Some(p.clone()),
+        Reader::Framed(_) => None,
+    };
+    let (text, origins) = gather(reader, threads)?;
     tracing::debug!(elapsed = ?started.elapsed(), bytes = text.len(), "read");
     let bar = if opts.progress {
         crate::replay::progress_bar(Some(text.len() as u64))
     } else {
         ProgressBar::hidden()
     };
-    let mut decoder = Decoder::new(spec);
-    decoder.set_lookups(opts.lookups.clone());
+    let max_line = usize::try_from(spec.files.max_line_bytes).unwrap_or(usize::MAX);
     let slices = cut_lines(&text, threads);
     let decoded: Vec<Decoded> = std::thread::scope(|s| {
         let handles: Vec<_> = slices
             .iter()
             .map(|r| {
-                let (decoder, layout, text, bar) = (&decoder, &layout, &text, &bar);
+                let (codec, layout, text, bar) = (codec, &layout, &text, &bar);
                 let r = r.clone();
-                s.spawn(move || decode_slice(decoder, layout, text, r, bar))
+                s.spawn(move || decode_slice(codec, layout, text, r, max_line, bar))
             })
             .collect();
         handles
@@ -100,6 +151,15 @@ pub(crate) fn replay_by_key(
     // Dead letters: (line number, reason, where the line starts and ends).
     let mut bad: Vec<(u64, String, Range<usize>)> = Vec::new();
     for d in decoded {
+        if let Some(e) = d.too_long {
+            let file = plain_path
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string());
+            return Err(ConnectorError::Input {
+                place: format!("{file}, line {}", base + e.number),
+                reason: e.to_string(),
+            });
+        }
         bad.extend(d.bad.into_iter().map(|b| (base + b.line, b.reason, b.raw)));
         base += d.line_count;
         lines += d.lines;
@@ -109,8 +169,20 @@ pub(crate) fn replay_by_key(
     bad.extend(future_dead_letters(&text, input.future()));
     bad.sort_by_key(|b| b.0);
     let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
-    for (line, reason, raw) in bad {
-        dead.json(&DeadLetter::new(line, reason, &text[raw]))?;
+    for (global, reason, raw) in bad {
+        // Line numbers of the gathered text; the file layer's say where each line came from.
+        let (line, at) = match &origins {
+            None => (global, None),
+            Some(o) => {
+                let (loc, n) = usize::try_from(global - 1)
+                    .ok()
+                    .and_then(|i| o.lines.get(i))
+                    .copied()
+                    .unwrap_or((0, global));
+                (n, o.locations.get(loc as usize))
+            }
+        };
+        dead.json(&DeadLetter::new(line, reason, &text[raw]).at(at))?;
     }
     dead.flush()?;
     bar.finish_and_clear();
@@ -314,12 +386,13 @@ fn line_at(text: &[u8], at: usize) -> &[u8] {
 }
 
 /// Decodes the lines of `text[range]` into a chunk, tagging each event with where its line
-/// starts. Lines are split and skipped exactly as [`crate::sources::file::FileSource`] does.
+/// starts. Lines are split by the one splitter of every local reader ([`Lines`]).
 fn decode_slice(
-    decoder: &Decoder,
+    codec: &Codec,
     layout: &Layout,
     text: &[u8],
     range: Range<usize>,
+    max_line: usize,
     bar: &ProgressBar,
 ) -> Decoded {
     let mut d = Decoded {
@@ -327,40 +400,37 @@ fn decode_slice(
         line_count: 0,
         lines: 0,
         bad: Vec::new(),
+        too_long: None,
     };
-    let mut at = range.start;
-    let mut reported = at;
-    while at < range.end {
-        let rest = &text[at..range.end];
-        let len = memchr::memchr(b'\n', rest).map_or(rest.len(), |p| p + 1);
-        let start = at;
-        at += len;
-        d.line_count += 1;
-        let mut raw = &rest[..len];
-        while let [head @ .., b'\n' | b'\r'] = raw {
-            raw = head;
-        }
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    let mut reported = range.start;
+    let mut lines = Lines::of_range(text, range, max_line);
+    for l in lines.by_ref() {
+        let l = match l {
+            Ok(l) => l,
+            Err(e) => {
+                d.too_long = Some(e);
+                break;
+            }
+        };
         d.lines += 1;
-        match decoder.decode(raw) {
-            Ok(Line::Event(rec)) => d.chunk.push_event(layout, &rec, start as u64),
+        match codec.decode(l.text) {
+            Ok(Line::Event(rec)) => d.chunk.push_event(layout, &rec, l.offset as u64),
             Ok(control) => d.chunk.push_control(&control),
             // Dropped on purpose by an enrichment (`on_miss = "drop"`): not a dead letter.
             Err(RecordError::Dropped(_)) => {}
             Err(reason) => d.bad.push(BadLine {
-                line: d.line_count,
+                line: l.number,
                 reason: reason.to_string(),
-                raw: start..start + raw.len(),
+                raw: l.offset..l.offset + l.text.len(),
             }),
         }
-        if at - reported >= 1 << 20 {
-            bar.inc((at - reported) as u64);
-            reported = at;
+        if l.offset - reported >= 1 << 20 {
+            bar.inc((l.offset - reported) as u64);
+            reported = l.offset;
         }
     }
-    bar.inc((at - reported) as u64);
+    d.line_count = lines.seen();
+    bar.inc((lines.position() - reported) as u64);
     d
 }
 

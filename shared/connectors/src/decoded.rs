@@ -32,7 +32,7 @@ enum Kind {
     AdvanceWatermark(i64),
 }
 
-/// One well-formed line: its number in the input, its text (a range of the batch's text)
+/// One well-formed line: its place in the whole input (1-based, across files), its text (a range of the batch's text)
 /// and what it holds.
 #[derive(Debug, Clone, PartialEq)]
 struct Entry {
@@ -61,7 +61,7 @@ impl Batch {
         self.entries.is_empty()
     }
 
-    /// Appends line `line_no` with text `raw`, decoded as `line`.
+    /// Appends the line at place `line_no` of the input, with text `raw`, decoded as `line`.
     pub fn push(&mut self, line_no: u64, raw: &[u8], line: &Line<'_>) {
         let start = self.text.len();
         self.text.extend_from_slice(raw);
@@ -96,7 +96,7 @@ impl Batch {
         });
     }
 
-    /// Calls `f` with the number, text and decoded form of each line, in order.
+    /// Calls `f` with the place, text and decoded form of each line, in order.
     pub fn for_each(&self, mut f: impl FnMut(u64, &[u8], &Line<'_>)) {
         for e in &self.entries {
             let raw = self.text.get(e.raw.clone()).unwrap_or_default();
@@ -132,7 +132,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eventide_engine::record::Schema;
+    use eventide_engine::codec::json::Schema;
     use eventide_engine::spec::{FieldType, InputSpec, TimeFormat};
 
     #[test]

@@ -1,7 +1,9 @@
 //! # Eventide connectors
 //!
 //! Local sources and sinks, one connector per file behind one trait each:
-//! * [`sources`]: where lines come from ([`sources::file`]: JSON lines from a file or stdin);
+//! * [`input`]: the file layer: files, directories and globs, gzip and zip, header and footer
+//!   framing, and the one line splitter ([`input::lines`]);
+//! * [`sources`]: where lines come from ([`sources::file`]: one plain file or stdin, streamed);
 //! * [`sinks`]: where panes go ([`sinks::csv`], [`sinks::jsonl`]), plus the dead-letter and
 //!   late-data outputs ([`sinks::dead_letter`]);
 //! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all, and
@@ -12,6 +14,7 @@ pub mod by_key;
 mod decoded;
 pub mod error;
 pub mod format;
+pub mod input;
 pub mod replay;
 pub mod rules_file;
 pub mod sinks;

@@ -1,6 +1,9 @@
-//! `eventide replay`: runs a pipeline over a JSON-lines file with no AWS at all.
+//! `eventide replay`: runs a pipeline over input files with no AWS at all.
 //!
-//! Each line is an event or a TestStream-style control line. Panes go to one file per
+//! The input is read by the file layer ([`crate::input`]: files, directories, globs, gzip,
+//! zip, header and footer lines) and each record decoded by the pipeline's codec
+//! ([`eventide_engine::codec`]: JSON lines, or CSV). A JSON record is an event or a
+//! TestStream-style control line. Panes go to one file per
 //! aggregation under the output directory; malformed lines go to `dead_letters.jsonl` with
 //! their line number and reason, and records later than the allowed lateness go to
 //! `<aggregation>.late.jsonl`. A bad line never aborts the run. At the end of the input the
@@ -13,11 +16,12 @@
 //! which are merged in key order at the end. The output is the same as a single-threaded
 //! run's.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use eventide_engine::codec::Codec;
 use eventide_engine::pane::{Emit, Pane};
 use eventide_engine::record::Line;
 use eventide_engine::rules::Alert;
@@ -29,6 +33,7 @@ use eventide_engine::spec::SinkOrder;
 
 use crate::decoded::Batch;
 use crate::error::ConnectorError;
+use crate::input::{is_plain, resolve, InputFile, InputSource};
 use crate::sinks::dead_letter::{DeadLetter, LazyFile};
 use crate::sinks::ordered::{KeyBuffer, RowWriter};
 use crate::sinks::{open_file_sink, open_row_writer, PaneSink};
@@ -135,10 +140,52 @@ impl FileOutput {
     }
 }
 
-/// Runs `spec` over `input`, writing results under `out_dir`.
+/// What a replay reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Standard input, streamed (plain lines only).
+    Stdin,
+    /// Files in order (see [`crate::input::resolve`]).
+    Files(Vec<InputFile>),
+}
+
+/// How the records are read: one plain file (or stdin) streamed or split as it is, or
+/// anything else through the file layer.
+pub(crate) enum Reader {
+    Plain(PathBuf),
+    Framed(Box<InputSource>),
+}
+
+impl Reader {
+    /// The reader as a source of lines.
+    fn into_source(self, max_line: u64) -> Result<Box<dyn LineSource>, ConnectorError> {
+        Ok(match self {
+            Reader::Plain(path) => Box::new(FileSource::with_max_line(&path, max_line)?),
+            Reader::Framed(src) => src,
+        })
+    }
+}
+
+/// Runs `spec` over `input` (`-` for stdin, a file, a directory or a glob), writing results
+/// under `out_dir`.
 pub fn replay(
     spec: PipelineSpec,
     input: &Path,
+    out_dir: &Path,
+    opts: &ReplayOptions,
+) -> Result<ReplayReport, ConnectorError> {
+    let input = if input.as_os_str() == "-" {
+        Input::Stdin
+    } else {
+        Input::Files(resolve(input)?)
+    };
+    replay_input(spec, input, out_dir, opts)
+}
+
+/// Runs `spec` over `input`, writing results under `out_dir`.
+pub fn replay_input(
+    spec: PipelineSpec,
+    input: Input,
     out_dir: &Path,
     opts: &ReplayOptions,
 ) -> Result<ReplayReport, ConnectorError> {
@@ -161,7 +208,29 @@ pub fn replay(
             .aggregations
             .iter()
             .all(|a| a.sink.order == SinkOrder::Key);
-    let file = input.as_os_str() != "-";
+    let file = input != Input::Stdin;
+    let csv_header = matches!(&spec.format, eventide_engine::spec::Format::Csv(c) if c.header);
+    let reader = match input {
+        Input::Stdin if !spec.files.is_plain() || csv_header => {
+            return Err(ConnectorError::Unsupported(
+                "stdin is read as plain lines: [input] compression, header_lines, footer and \
+                 csv.header need a file"
+                    .into(),
+            ))
+        }
+        Input::Stdin => Reader::Plain(PathBuf::from("-")),
+        Input::Files(files) => match files.as_slice() {
+            [f] if is_plain(&files, &spec)? => Reader::Plain(f.path.clone()),
+            _ => Reader::Framed(Box::new(InputSource::open(files, &spec)?)),
+        },
+    };
+    let mut codec = Codec::new(&spec);
+    if let Reader::Framed(src) = &reader {
+        if let Some(columns) = src.csv_columns() {
+            codec = codec.with_csv_columns(&spec, columns);
+        }
+    }
+    codec.set_lookups(opts.lookups.clone());
     let cores = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_SHARDS);
@@ -191,12 +260,15 @@ pub fn replay(
                 eventide_engine::bounded::MAX_AGGREGATIONS
             ))
         })?;
-        return crate::by_key::replay_by_key(&spec, layout, input, out_dir, opts, cores, started);
+        return crate::by_key::replay_by_key(
+            &spec, layout, &codec, reader, out_dir, opts, cores, started,
+        );
     }
+    let src = reader.into_source(spec.files.max_line_bytes)?;
     if execution == Execution::Sharded {
-        replay_sharded(spec, input, out_dir, opts, cores.max(2), started)
+        replay_sharded(spec, &codec, src, out_dir, opts, cores.max(2), started)
     } else {
-        replay_streaming(spec, input, out_dir, opts, started)
+        replay_streaming(spec, codec, src, out_dir, opts, started)
     }
 }
 
@@ -228,12 +300,12 @@ const MAX_SHARDS: usize = 4;
 /// Runs the whole pipeline on this thread, writing panes as sinks receive them.
 fn replay_streaming(
     spec: PipelineSpec,
-    input: &Path,
+    codec: Codec,
+    mut src: Box<dyn LineSource>,
     out_dir: &Path,
     opts: &ReplayOptions,
     started: Instant,
 ) -> Result<ReplayReport, ConnectorError> {
-    let mut src = FileSource::open(input)?;
     let mut sinks = Vec::with_capacity(spec.aggregations.len());
     let mut late = Vec::with_capacity(spec.aggregations.len());
     for agg in &spec.aggregations {
@@ -256,8 +328,7 @@ fn replay_streaming(
         f
     });
     let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
-    let mut pipeline = Pipeline::new(spec);
-    pipeline.set_lookups(opts.lookups.clone());
+    let mut pipeline = Pipeline::with_codec(spec, codec);
     pipeline.set_wall_clock(opts.wall_ms());
 
     let bar = if opts.progress {
@@ -270,7 +341,9 @@ fn replay_streaming(
         lines += 1;
         let done = pipeline.process_line(line, "", &mut out);
         if let Err(reason) = done.or_else(keep_dropped) {
-            dead.json(&DeadLetter::new(n, reason.to_string(), line))?;
+            // Rare: copy the line so that the source can say where it is.
+            let raw = line.to_vec();
+            dead.json(&DeadLetter::new(n, reason.to_string(), &raw).at(src.location()))?;
         }
         if lines & 0xffff == 0 {
             out.check()?;
@@ -412,15 +485,14 @@ struct ReadCounts {
 /// Reads and decodes the input once, sending batches to every shard and malformed lines to
 /// `dead_letters.jsonl`.
 fn read_batches(
-    schema: &eventide_engine::enrich::Decoder,
+    codec: &Codec,
     guard: FutureGuard,
     wall_ms: i64,
-    input: &Path,
+    src: &mut dyn LineSource,
     out_dir: &Path,
     shards: &[SyncSender<Arc<Batch>>],
     bar: &ProgressBar,
 ) -> Result<ReadCounts, ConnectorError> {
-    let mut src = FileSource::open(input)?;
     let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
     let mut lines = 0u64;
     let mut batch = Batch::default();
@@ -434,19 +506,25 @@ fn read_batches(
     while let Some((line_no, raw)) = src.next_line()? {
         lines += 1;
         let now = given.unwrap_or(wall_ms);
-        match schema.decode(raw).and_then(|line| match &line {
+        let bad = match codec.decode(raw).and_then(|line| match &line {
             Line::Event(rec) => guard.check(rec.time, now).map(|()| line),
             _ => Ok(line),
         }) {
+            // Ordered by their place in the whole input (line numbers restart per file).
             Ok(line) => {
                 if let Line::AdvanceProcessingTime(t) = line {
                     given = Some(given.map_or(t, |g| g.max(t)));
                 }
-                batch.push(line_no, raw, &line);
+                batch.push(lines, raw, &line);
+                None
             }
             // Dropped on purpose by an enrichment (`on_miss = "drop"`): not a dead letter.
-            Err(eventide_engine::RecordError::Dropped(_)) => {}
-            Err(reason) => dead.json(&DeadLetter::new(line_no, reason.to_string(), raw))?,
+            Err(eventide_engine::RecordError::Dropped(_)) => None,
+            // Rare: copied, so that the source can then say where the line is.
+            Err(reason) => Some((reason.to_string(), raw.to_vec())),
+        };
+        if let Some((reason, raw)) = bad {
+            dead.json(&DeadLetter::new(line_no, reason, &raw).at(src.location()))?;
         }
         if batch.len() >= BATCH_LINES {
             if !send(std::mem::take(&mut batch)) {
@@ -469,7 +547,8 @@ fn read_batches(
 /// thread (this one).
 fn replay_sharded(
     spec: PipelineSpec,
-    input: &Path,
+    codec: &Codec,
+    mut src: Box<dyn LineSource>,
     out_dir: &Path,
     opts: &ReplayOptions,
     shards: usize,
@@ -480,12 +559,10 @@ fn replay_sharded(
         writers.push(open_row_writer(out_dir, &spec, agg)?);
     }
     let bar = if opts.progress {
-        progress_bar(FileSource::open(input)?.progress().1)
+        progress_bar(src.progress().1)
     } else {
         ProgressBar::hidden()
     };
-    let mut schema = eventide_engine::enrich::Decoder::new(&spec);
-    schema.set_lookups(opts.lookups.clone());
     let (read, runs) = std::thread::scope(|s| {
         let (senders, handles): (Vec<_>, Vec<_>) = (0..shards)
             .map(|i| {
@@ -495,10 +572,10 @@ fn replay_sharded(
             })
             .unzip();
         let read = read_batches(
-            &schema,
+            codec,
             spec.future_guard,
             opts.wall_ms(),
-            input,
+            src.as_mut(),
             out_dir,
             &senders,
             &bar,

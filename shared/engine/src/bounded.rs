@@ -39,7 +39,7 @@
 //!     sink = { format = "csv", order = "key" }
 //! "#).unwrap();
 //! let layout = Layout::new(&spec).unwrap();
-//! let decoder = eventide_engine::enrich::Decoder::new(&spec);
+//! let decoder = eventide_engine::codec::Codec::new(&spec);
 //! let mut chunk = Chunk::new(&layout);
 //! let lines = [r#"{"k":"b","v":1,"t":1}"#, r#"{"k":"a","v":2,"t":12}"#, r#"{"k":"b","v":4,"t":3}"#];
 //! for (i, line) in lines.iter().enumerate() {

@@ -27,6 +27,9 @@ impl SpecError {
 pub enum RecordError {
     #[error("not valid JSON: {0}")]
     Json(String),
+    /// A CSV row that is not one row of the declared columns.
+    #[error("not a valid CSV row: {0}")]
+    Csv(String),
     #[error("missing field `{0}`")]
     Missing(String),
     #[error("field `{field}`: {reason}")]

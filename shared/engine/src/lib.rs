@@ -9,7 +9,8 @@
 //! | **When** in processing time | [`watermark`], [`trigger`] |
 //! | **How** refinements relate | [`accumulation`] |
 //!
-//! [`operator`] combines them per aggregation, and [`pipeline::Pipeline`] runs a whole
+//! [`codec`] turns the bytes of a record into a typed [`record::Line`] (JSON or CSV, or a
+//! format of your own). [`operator`] combines them per aggregation, and [`pipeline::Pipeline`] runs a whole
 //! [`spec::PipelineSpec`] over decoded [`record`]s, emitting [`pane::Pane`]s.
 //! [`bounded`] runs the same operators over a finite input one key at a time, for sinks
 //! that write in key order.
@@ -17,6 +18,7 @@
 pub mod accumulation;
 pub mod aggregate;
 pub mod bounded;
+pub mod codec;
 pub mod duration;
 pub mod enrich;
 pub mod error;

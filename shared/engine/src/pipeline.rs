@@ -39,11 +39,12 @@
 
 use smallvec::SmallVec;
 
+use crate::codec::Codec;
 use crate::error::{RecordError, StateError};
 use crate::filter::Filter;
 use crate::operator::{self, Admit, Ctx, WindowOperator};
 use crate::pane::{Emit, KEY_SEP};
-use crate::record::{Line, Record, Schema, Value};
+use crate::record::{Line, Record, Value};
 use crate::spec::{PipelineSpec, WatermarkSpec};
 use crate::watermark::{WatermarkTracker, WM_MAX};
 
@@ -78,7 +79,8 @@ struct Route {
 /// A pipeline instance with its state.
 pub struct Pipeline {
     spec: PipelineSpec,
-    schema: Schema,
+    /// Decodes records and adds the enrichments' columns.
+    codec: Codec,
     routes: Vec<Route>,
     ops: Vec<Box<dyn WindowOperator>>,
     wm: WatermarkTracker,
@@ -91,8 +93,6 @@ pub struct Pipeline {
     stats: Stats,
     /// `(index, count)`: only keys whose hash falls in this shard get state here.
     shard: Option<(u64, u64)>,
-    /// Adds the enrichments' columns to decoded records.
-    enrich: crate::enrich::Enricher,
     /// The running rules and their per-key state.
     rules: crate::rules::Rules,
 }
@@ -100,8 +100,13 @@ pub struct Pipeline {
 impl Pipeline {
     /// Builds a pipeline with empty state.
     pub fn new(spec: PipelineSpec) -> Self {
-        let schema = Schema::new(&crate::enrich::decoded_input(&spec));
-        let enrich = crate::enrich::Enricher::new(&spec);
+        let codec = Codec::new(&spec);
+        Pipeline::with_codec(spec, codec)
+    }
+
+    /// Builds a pipeline with empty state that decodes with `codec` (e.g. a format of your
+    /// own, [`Codec::with_decoder`]).
+    pub fn with_codec(spec: PipelineSpec, codec: Codec) -> Self {
         let spec_rules = spec.rules.clone();
         let mut routes: Vec<Route> = Vec::with_capacity(spec.aggregations.len());
         for a in &spec.aggregations {
@@ -126,7 +131,7 @@ impl Pipeline {
         };
         Pipeline {
             spec,
-            schema,
+            codec,
             routes,
             ops,
             wm,
@@ -136,7 +141,6 @@ impl Pipeline {
             key: String::new(),
             stats,
             shard: None,
-            enrich,
             rules: crate::rules::Rules::new(&spec_rules),
         }
     }
@@ -442,20 +446,23 @@ impl Pipeline {
     /// Decodes one line against the pipeline's input schema and enriches it with the
     /// installed lookup snapshot ([`Pipeline::set_lookups`]).
     pub fn decode<'a>(&self, line: &'a [u8]) -> Result<Line<'a>, RecordError> {
-        let mut parsed = self.schema.parse_line(line)?;
-        self.enrich.apply_line(&mut parsed)?;
-        Ok(parsed)
+        self.codec.decode(line)
+    }
+
+    /// The codec this pipeline decodes with.
+    pub fn codec(&self) -> &Codec {
+        &self.codec
     }
 
     /// Installs the enrichment tables the following records see: one version of each, for
     /// a whole batch (see [`crate::enrich`]).
     pub fn set_lookups(&mut self, snapshot: crate::enrich::Snapshot) {
-        self.enrich.set_snapshot(snapshot);
+        self.codec.set_lookups(snapshot);
     }
 
     /// The enricher, e.g. to collect a batch's keys for live lookups.
     pub fn enricher(&self) -> &crate::enrich::Enricher {
-        &self.enrich
+        self.codec.enricher()
     }
 
     /// The (aggregation index, key) pairs a record updates: aggregations whose filter it

@@ -181,6 +181,104 @@ pub struct PipelineSpec {
     pub rules: Vec<crate::rules::RuleSpec>,
     /// Slow-table and live lookups whose columns are appended to the input fields.
     pub enrichments: Vec<crate::enrich::EnrichmentSpec>,
+    /// How each record is encoded (`[input] format`; see [`crate::codec`]).
+    pub format: Format,
+    /// How input files are laid out: compression and framing (`[input]`).
+    pub files: FileSpec,
+}
+
+/// How each input record is encoded: `[input] format = "json" | "csv"`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Format {
+    /// One JSON object per record (per line of a file).
+    #[default]
+    Json,
+    /// One CSV row per record (per line of a file).
+    Csv(CsvSpec),
+}
+
+/// `[input] csv = { ... }`: the CSV dialect and columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvSpec {
+    /// The field separator (`delimiter`, one ASCII character; `,` by default).
+    pub delimiter: u8,
+    /// The quote character (`quote`; `"` by default). A quoted field may hold delimiters and
+    /// doubled quotes, not line breaks: one row is one line.
+    pub quote: u8,
+    /// `header = true`: the first row of each file (or zip entry), after `header_lines`, is
+    /// a header naming the columns. It must equal `columns` when both are given.
+    pub header: bool,
+    /// The columns of a row, in order (`columns`); `None` when a header row names them.
+    pub columns: Option<Vec<String>>,
+}
+
+/// Compression of input files (`[input] compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Detected per file: by extension (`.gz`, `.zip`), else by magic bytes.
+    #[default]
+    Auto,
+    None,
+    Gzip,
+    /// A zip archive of one or many entries, read in the archive's entry order.
+    Zip,
+}
+
+/// `[input] footer = { pattern = '...' }`: the last non-blank line of each file (or zip
+/// entry) is a footer that must match `pattern`. When the pattern has a named group `count`,
+/// the number it captures must equal the number of records before the footer.
+#[derive(Debug, Clone)]
+pub struct FooterSpec {
+    pub pattern: regex_lite::Regex,
+    /// True when `pattern` has a group named `count`.
+    pub counts: bool,
+}
+
+impl PartialEq for FooterSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern.as_str() == other.pattern.as_str()
+    }
+}
+
+/// The default of `[input] max_entry_bytes`: 1 GiB.
+pub const DEFAULT_MAX_ENTRY_BYTES: u64 = 1 << 30;
+/// The default of `[input] max_line_bytes`: 8 MiB.
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 8 << 20;
+
+/// The file layer of `[input]`: how `eventide replay` and `eventide put` read files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSpec {
+    pub compression: Compression,
+    /// Lines skipped at the start of each file or zip entry (`header_lines`).
+    pub header_lines: u64,
+    pub footer: Option<FooterSpec>,
+    /// Most bytes one file or zip entry may decompress to (`max_entry_bytes`): a bound
+    /// against zip and gzip bombs.
+    pub max_entry_bytes: u64,
+    /// Longest line (`max_line_bytes`).
+    pub max_line_bytes: u64,
+}
+
+impl Default for FileSpec {
+    fn default() -> Self {
+        FileSpec {
+            compression: Compression::Auto,
+            header_lines: 0,
+            footer: None,
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+}
+
+impl FileSpec {
+    /// True when files are read as plain lines: no compression asked for and no framing
+    /// (a file may still be detected as compressed).
+    pub fn is_plain(&self) -> bool {
+        matches!(self.compression, Compression::Auto | Compression::None)
+            && self.header_lines == 0
+            && self.footer.is_none()
+    }
 }
 
 #[derive(Deserialize)]
@@ -238,11 +336,42 @@ fn default_max_windows_per_event() -> u64 {
 struct RawInput {
     #[serde(default)]
     format: Option<String>,
+    #[serde(default)]
+    csv: Option<RawCsv>,
+    #[serde(default)]
+    compression: Option<String>,
+    #[serde(default)]
+    header_lines: Option<u64>,
+    #[serde(default)]
+    footer: Option<RawFooter>,
+    #[serde(default)]
+    max_entry_bytes: Option<u64>,
+    #[serde(default)]
+    max_line_bytes: Option<u64>,
     event_time: RawTime,
     #[serde(default)]
     fields: toml::Table,
     #[serde(default)]
     partition: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCsv {
+    #[serde(default)]
+    delimiter: Option<String>,
+    #[serde(default)]
+    quote: Option<String>,
+    #[serde(default)]
+    header: bool,
+    #[serde(default)]
+    columns: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFooter {
+    pattern: String,
 }
 
 #[derive(Deserialize)]
@@ -349,6 +478,7 @@ impl PipelineSpec {
 
 impl RawPipeline {
     fn validate(self) -> Result<PipelineSpec, SpecError> {
+        let (format, files) = self.input.file_layer()?;
         let mut input = self.input.validate()?;
         let enrichments = crate::enrich::spec::validate(self.enrichment, &mut input)?;
         let future_guard = match self.watermark.as_ref() {
@@ -426,6 +556,8 @@ impl RawPipeline {
             future_guard,
             aggregations,
             enrichments,
+            format,
+            files,
         })
     }
 }
@@ -450,16 +582,145 @@ fn rule_error(e: crate::rules::RuleError) -> SpecError {
     }
 }
 
+/// One ASCII character of a CSV setting.
+fn csv_byte(field: &str, v: Option<&str>, default: u8) -> Result<u8, SpecError> {
+    match v {
+        None => Ok(default),
+        Some("\\t") => Ok(b'\t'),
+        Some(s) if s.len() == 1 && s.is_ascii() && s != "\n" && s != "\r" => Ok(s.as_bytes()[0]),
+        Some(s) => Err(SpecError::invalid(
+            field,
+            format!("{s:?} is not one ASCII character other than a line break"),
+        )),
+    }
+}
+
 impl RawInput {
-    fn validate(self) -> Result<InputSpec, SpecError> {
-        if let Some(f) = &self.format {
-            if f != "json" {
+    /// The format and the file layer of `[input]`.
+    fn file_layer(&self) -> Result<(Format, FileSpec), SpecError> {
+        let format = match self.format.as_deref() {
+            None | Some("json") => {
+                if self.csv.is_some() {
+                    return Err(SpecError::invalid(
+                        "input.csv",
+                        "CSV settings need format = \"csv\"",
+                    ));
+                }
+                Format::Json
+            }
+            Some("csv") => {
+                let c = self.csv.as_ref();
+                let delimiter = csv_byte(
+                    "input.csv.delimiter",
+                    c.and_then(|c| c.delimiter.as_deref()),
+                    b',',
+                )?;
+                let quote = csv_byte("input.csv.quote", c.and_then(|c| c.quote.as_deref()), b'"')?;
+                if delimiter == quote {
+                    return Err(SpecError::invalid(
+                        "input.csv.quote",
+                        "the quote and the delimiter must differ",
+                    ));
+                }
+                let header = c.is_some_and(|c| c.header);
+                let columns = c.and_then(|c| c.columns.clone());
+                match &columns {
+                    None if !header => {
+                        return Err(SpecError::invalid(
+                            "input.csv",
+                            "declare the columns (columns = [...]) or read them from a header \
+                             row (header = true)",
+                        ))
+                    }
+                    Some(cols) => {
+                        if !cols.contains(&self.event_time.field) {
+                            return Err(SpecError::invalid(
+                                "input.csv.columns",
+                                format!(
+                                    "no column is the event-time field {:?}",
+                                    self.event_time.field
+                                ),
+                            ));
+                        }
+                        if let Some(f) = self.fields.keys().find(|f| !cols.contains(f)) {
+                            return Err(SpecError::invalid(
+                                format!("input.fields.{f}"),
+                                "is not one of input.csv.columns",
+                            ));
+                        }
+                        for (i, c) in cols.iter().enumerate() {
+                            if cols[..i].contains(c) {
+                                return Err(SpecError::invalid(
+                                    "input.csv.columns",
+                                    format!("column {c:?} appears twice"),
+                                ));
+                            }
+                        }
+                    }
+                    None => {}
+                }
+                Format::Csv(CsvSpec {
+                    delimiter,
+                    quote,
+                    header,
+                    columns,
+                })
+            }
+            Some(f) => {
                 return Err(SpecError::invalid(
                     "input.format",
-                    format!("unsupported format {f:?}; only \"json\" (JSON lines) is supported"),
-                ));
+                    format!("unsupported format {f:?}; use \"json\" (JSON lines) or \"csv\""),
+                ))
             }
-        }
+        };
+        let compression = match self.compression.as_deref() {
+            None | Some("auto") => Compression::Auto,
+            Some("none") => Compression::None,
+            Some("gzip") => Compression::Gzip,
+            Some("zip") => Compression::Zip,
+            Some(c) => {
+                return Err(SpecError::invalid(
+                    "input.compression",
+                    format!("unknown compression {c:?}; use \"gzip\", \"zip\" or \"none\""),
+                ))
+            }
+        };
+        let footer = match &self.footer {
+            None => None,
+            Some(f) => {
+                let pattern = regex_lite::RegexBuilder::new(&f.pattern)
+                    .size_limit(1 << 20)
+                    .nest_limit(64)
+                    .build()
+                    .map_err(|e| SpecError::invalid("input.footer.pattern", e.to_string()))?;
+                let counts = pattern.capture_names().any(|n| n == Some("count"));
+                Some(FooterSpec { pattern, counts })
+            }
+        };
+        let positive = |field: &str, v: Option<u64>, default: u64| match v {
+            Some(0) => Err(SpecError::invalid(field, "must be greater than zero")),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let files = FileSpec {
+            compression,
+            header_lines: self.header_lines.unwrap_or(0),
+            footer,
+            max_entry_bytes: positive(
+                "input.max_entry_bytes",
+                self.max_entry_bytes,
+                DEFAULT_MAX_ENTRY_BYTES,
+            )?,
+            max_line_bytes: positive(
+                "input.max_line_bytes",
+                self.max_line_bytes,
+                DEFAULT_MAX_LINE_BYTES,
+            )?,
+        };
+        Ok((format, files))
+    }
+
+    fn validate(self) -> Result<InputSpec, SpecError> {
         let mut fields = Vec::with_capacity(self.fields.len());
         for (name, ty) in self.fields {
             let ty: FieldType = ty.try_into().map_err(|_| {

@@ -977,7 +977,7 @@ fn run_key_by_key(spec: &PipelineSpec, lines: &[String], cut: usize) -> (KeyRows
     use eventide_engine::bounded::{BoundedInput, Chunk, KeyRunner, Layout};
     use eventide_engine::record::Line;
     let layout = Layout::new(spec).expect("runs key by key");
-    let decoder = eventide_engine::enrich::Decoder::new(spec);
+    let decoder = eventide_engine::codec::Codec::new(spec);
     let mut chunks = vec![Chunk::new(&layout), Chunk::new(&layout)];
     for (i, l) in lines.iter().enumerate() {
         let chunk = &mut chunks[usize::from(i >= cut)];

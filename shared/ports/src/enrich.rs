@@ -2,6 +2,7 @@
 //! background, live lookups).
 
 use eventide_engine::enrich::Snapshot;
+use eventide_engine::record::Record;
 
 use crate::{BoxFuture, PortError};
 
@@ -10,12 +11,13 @@ use crate::{BoxFuture, PortError};
 /// # Cancel safety
 /// Reads only (live lookups fill a cache).
 pub trait Enrichment: Send + Sync {
-    /// The tables for a batch of `lines` (live lookups fetch the keys these lines need).
+    /// The tables for a batch whose events are `records`, decoded once by the consumer's
+    /// codec and not enriched yet (live lookups fetch the keys these records need).
     ///
     /// # Errors
     /// A lookup that fails ([`PortError::Unavailable`]): retry the batch.
-    fn snapshot_for_batch<'a>(
+    fn snapshot_for_batch<'a, 'r: 'a>(
         &'a self,
-        lines: &'a [&'a [u8]],
+        records: &'a [&'a Record<'r>],
     ) -> BoxFuture<'a, Result<Snapshot, PortError>>;
 }

@@ -34,6 +34,14 @@ use crate::state::entry::{Aside, Call, Entry, EntryBuilder, Op, Replay};
 use crate::state::snapshot::{split_hash_key, KeyState, Snapshot};
 use crate::state::StateError;
 
+/// A record of a batch decoded once, not enriched yet ([`ShardProcessor::decode_batch`]).
+pub type Decoded<'a> = Result<Line<'a>, eventide_engine::RecordError>;
+
+/// True for the ticker's heartbeat records, which are not data.
+fn is_heartbeat_record(r: &InputRecord) -> bool {
+    r.data.starts_with(HEARTBEAT_PREFIX) && is_heartbeat(&r.data)
+}
+
 /// The prefix of heartbeat records written by the ticker into every shard. They move a
 /// quiet shard's heartbeat but are never counted as data.
 pub const HEARTBEAT_PREFIX: &[u8] = b"{\"eventide_heartbeat\"";
@@ -239,8 +247,32 @@ impl ShardProcessor {
     /// Runs a batch. Malformed records become dead letters, records too late for an
     /// aggregation late records; records at or before the committed position are skipped.
     pub fn apply(&mut self, batch: &[InputRecord]) -> BatchOutcome {
+        let decoded = self.decode_batch(batch);
+        self.apply_decoded(batch, decoded)
+    }
+
+    /// Decodes each record of a batch once, before its enrichment tables are chosen (live
+    /// lookups need the decoded keys); `None` for heartbeats. Pass the result to
+    /// [`ShardProcessor::apply_decoded`].
+    pub fn decode_batch<'a>(&self, batch: &'a [InputRecord]) -> Vec<Option<Decoded<'a>>> {
+        let codec = self.pipeline.codec();
+        batch
+            .iter()
+            .map(|r| (!is_heartbeat_record(r)).then(|| codec.decode_unenriched(&r.data)))
+            .collect()
+    }
+
+    /// [`ShardProcessor::apply`] with the batch decoded by [`ShardProcessor::decode_batch`]:
+    /// each record is enriched with the installed tables and run, never parsed again.
+    pub fn apply_decoded<'a>(
+        &mut self,
+        batch: &'a [InputRecord],
+        decoded: Vec<Option<Decoded<'a>>>,
+    ) -> BatchOutcome {
         let mut out = BatchOutcome::default();
+        let mut decoded = decoded.into_iter();
         for r in batch {
+            let pre = decoded.next().flatten();
             if self
                 .position
                 .as_deref()
@@ -250,11 +282,18 @@ impl ShardProcessor {
                 continue;
             }
             self.position = Some(r.sequence_number.clone());
-            if r.data.starts_with(HEARTBEAT_PREFIX) && is_heartbeat(&r.data) {
+            if is_heartbeat_record(r) {
                 out.heartbeats += 1;
                 continue;
             }
-            let rec = match self.pipeline.decode(&r.data) {
+            let line = match pre {
+                Some(line) => line.and_then(|mut line| {
+                    self.pipeline.enricher().apply_line(&mut line)?;
+                    Ok(line)
+                }),
+                None => self.pipeline.decode(&r.data),
+            };
+            let rec = match line {
                 Ok(Line::Event(rec)) => rec,
                 Ok(_) => {
                     let reason = "control lines are not accepted from a stream".to_string();

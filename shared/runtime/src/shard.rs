@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use eventide_engine::record::{Line, Record};
 use eventide_engine::PipelineSpec;
 use eventide_ports::clock::Clock;
 use eventide_ports::control::{ControlPlane, ShardStatus};
@@ -268,9 +269,18 @@ impl ShardConsumer {
     ) -> Result<BatchReport, RuntimeError> {
         let now_ms = io.clock.now_ms();
         let before = self.log.wants_snapshot().then(|| self.processor.snapshot());
+        // Each record is parsed once: the live lookups read the decoded events, and the
+        // processor enriches and runs them.
+        let decoded = self.processor.decode_batch(batch);
         if let Some(lookups) = &io.lookups {
-            let lines: Vec<&[u8]> = batch.iter().map(|r| r.data.as_slice()).collect();
-            let snapshot = lookups.snapshot_for_batch(&lines).await?;
+            let records: Vec<&Record<'_>> = decoded
+                .iter()
+                .filter_map(|d| match d {
+                    Some(Ok(Line::Event(r))) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            let snapshot = lookups.snapshot_for_batch(&records).await?;
             self.processor.set_lookups(snapshot);
         }
         if let Some(live) = &io.rules {
@@ -281,7 +291,7 @@ impl ShardConsumer {
         let others = self.others(io, now_ms).await?;
         let mut panes = self.processor.begin(others, now_ms);
         let fired_at = Instant::now();
-        let mut outcome: BatchOutcome = self.processor.apply(batch);
+        let mut outcome: BatchOutcome = self.processor.apply_decoded(batch, decoded);
         panes.append(&mut outcome.panes);
         // Catch up with the other shards: with no data (or only heartbeats), or when this
         // shard's last records were held back by a slower shard that has moved since.

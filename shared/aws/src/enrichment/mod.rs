@@ -12,9 +12,13 @@
 //! ```no_run
 //! # async fn f(spec: eventide_engine::PipelineSpec) -> Result<(), eventide_aws::AwsError> {
 //! use eventide_aws::enrichment::Lookups;
+//! use eventide_engine::codec::Codec;
+//! use eventide_engine::record::Line;
 //! let lookups = Lookups::start(&spec).await?;
-//! let lines: Vec<&[u8]> = vec![br#"{"sub":"s1","t":1}"#];
-//! let snapshot = lookups.snapshot_for_batch(lines).await?;
+//! // The consumer decodes each record of a batch once; the lookups read the decoded events.
+//! let codec = Codec::new(&spec);
+//! let Ok(Line::Event(rec)) = codec.decode_unenriched(br#"{"sub":"s1","t":1}"#) else { return Ok(()) };
+//! let snapshot = lookups.snapshot_for_batch([&rec]).await?;
 //! # let _ = snapshot; Ok(()) }
 //! ```
 
@@ -30,7 +34,7 @@ use arc_swap::ArcSwapOption;
 use eventide_engine::enrich::spec::TableFormat;
 use eventide_engine::enrich::table::{LookupTable, TableBuilder};
 use eventide_engine::enrich::{layout, Enricher, EnrichmentSpec, Snapshot, SourceSpec};
-use eventide_engine::record::{Line, Schema};
+use eventide_engine::record::Record;
 use eventide_engine::PipelineSpec;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -86,7 +90,7 @@ enum Slot {
 pub struct Lookups {
     clients: EnrichClients,
     slots: Vec<Slot>,
-    schema: Schema,
+    /// Computes the keys of live lookups from a batch's decoded records.
     enricher: Enricher,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -322,7 +326,6 @@ impl Lookups {
         let this = Arc::new(Lookups {
             clients,
             slots,
-            schema: Schema::new(&eventide_engine::enrich::decoded_input(spec)),
             enricher: Enricher::new(spec),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
@@ -365,9 +368,11 @@ impl Lookups {
 
     /// The snapshot a batch runs with: the current preloaded versions, plus for each live
     /// lookup a table of the batch's distinct keys fetched from DynamoDB (or its cache).
-    pub async fn snapshot_for_batch<'a, I>(&self, lines: I) -> Result<Snapshot, AwsError>
+    /// `records` are the batch's events as the consumer decoded them, once, before
+    /// enrichment.
+    pub async fn snapshot_for_batch<'a, 'r: 'a, I>(&self, records: I) -> Result<Snapshot, AwsError>
     where
-        I: IntoIterator<Item = &'a [u8]>,
+        I: IntoIterator<Item = &'a Record<'r>>,
     {
         let mut tables: Vec<_> = self
             .slots
@@ -383,13 +388,10 @@ impl Lookups {
         let mut keys: Vec<Vec<String>> = vec![Vec::new(); self.slots.len()];
         let mut seen: Vec<std::collections::HashSet<String>> =
             vec![Default::default(); self.slots.len()];
-        for line in lines {
-            let Ok(Line::Event(rec)) = self.schema.parse_line(line) else {
-                continue;
-            };
+        for rec in records {
             for (i, s) in self.slots.iter().enumerate() {
                 if matches!(s, Slot::Live(_)) {
-                    if let Some(k) = self.enricher.key_of(i, &rec) {
+                    if let Some(k) = self.enricher.key_of(i, rec) {
                         if seen[i].insert(k.clone()) {
                             keys[i].push(k);
                         }

@@ -2,7 +2,9 @@
 //!
 //! Nothing is lost: a malformed line goes to `dead_letters.jsonl` as
 //! `{"line": 17, "reason": "field `value`: expected a number, got a string", "raw": "…"}`,
-//! plus `"raw_base64"` with the exact bytes when the line is not valid UTF-8,
+//! plus `"raw_base64"` with the exact bytes when the line is not valid UTF-8, and
+//! `"file"` (and `"entry"`, in a zip archive) when the input is read by the file layer
+//! ([`crate::input`]),
 //! and a record later than the allowed lateness goes to `<aggregation>.late.jsonl` verbatim.
 
 use std::fs::File;
@@ -78,7 +80,13 @@ impl LazyFile {
 /// One dead letter.
 #[derive(Debug, Serialize)]
 pub struct DeadLetter<'a> {
-    /// 1-based line number in the input.
+    /// The file the line is in, when the input is read by the file layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<&'a str>,
+    /// The zip entry the line is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<&'a str>,
+    /// 1-based line number in the input (in its file or zip entry).
     pub line: u64,
     pub reason: String,
     /// The line as read (lossy UTF-8, for reading).
@@ -99,11 +107,22 @@ impl<'a> DeadLetter<'a> {
             std::borrow::Cow::Owned(_) => Some(base64(bytes)),
         };
         DeadLetter {
+            file: None,
+            entry: None,
             line,
             reason,
             raw,
             raw_base64,
         }
+    }
+
+    /// The same dead letter, naming the file and entry it is in.
+    pub fn at(mut self, at: Option<&'a crate::input::Location>) -> Self {
+        if let Some(at) = at {
+            self.file = Some(&at.file);
+            self.entry = at.entry.as_deref();
+        }
+        self
     }
 }
 

@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use super::LineSource;
 use crate::error::ConnectorError;
+use crate::input::lines;
 
-/// The UTF-8 byte-order mark.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// Reads a file line by line with a large buffer.
+/// Reads a file line by line with a large buffer, split and trimmed as every local reader
+/// does ([`lines`]).
 ///
 /// ```no_run
 /// use eventide_connectors::sources::{file::FileSource, LineSource};
@@ -26,11 +25,19 @@ pub struct FileSource {
     line_no: u64,
     read: u64,
     total: Option<u64>,
+    max_line: u64,
 }
 
 impl FileSource {
-    /// Opens `path`, or stdin for `-`.
+    /// Opens `path`, or stdin for `-`, with lines of at most
+    /// [`eventide_engine::spec::DEFAULT_MAX_LINE_BYTES`].
     pub fn open(path: &Path) -> Result<Self, ConnectorError> {
+        Self::with_max_line(path, eventide_engine::spec::DEFAULT_MAX_LINE_BYTES)
+    }
+
+    /// Opens `path`, or stdin for `-`, with lines of at most `max_line` bytes
+    /// (`[input] max_line_bytes`).
+    pub fn with_max_line(path: &Path, max_line: u64) -> Result<Self, ConnectorError> {
         let (inner, total): (Box<dyn Read>, Option<u64>) = if path.as_os_str() == "-" {
             (Box::new(std::io::stdin()), None)
         } else {
@@ -48,6 +55,7 @@ impl FileSource {
             line_no: 0,
             read: 0,
             total,
+            max_line,
         })
     }
 }
@@ -56,8 +64,8 @@ impl LineSource for FileSource {
     fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, ConnectorError> {
         loop {
             self.buf.clear();
-            let n = self
-                .reader
+            // A line longer than the bound is never read whole.
+            let n = std::io::Read::take(&mut self.reader, self.max_line.saturating_add(1))
                 .read_until(b'\n', &mut self.buf)
                 .map_err(|source| ConnectorError::Read {
                     path: self.path.clone(),
@@ -68,20 +76,21 @@ impl LineSource for FileSource {
             }
             self.read += n as u64;
             self.line_no += 1;
-            // A byte-order mark at the start of the file (editors on Windows write one) is
-            // not part of the first line, which would otherwise be a dead letter.
-            let start = if self.line_no == 1 && self.buf.starts_with(BOM) {
-                BOM.len()
-            } else {
-                0
-            };
-            let mut line: &[u8] = &self.buf[start..];
-            while let [rest @ .., b'\n' | b'\r'] = line {
-                line = rest;
+            if n as u64 > self.max_line {
+                return Err(ConnectorError::Input {
+                    place: format!("{}, line {}", self.path.display(), self.line_no),
+                    reason: lines::TooLong {
+                        number: self.line_no,
+                        max: usize::try_from(self.max_line).unwrap_or(usize::MAX),
+                    }
+                    .to_string(),
+                });
             }
-            if line.iter().all(u8::is_ascii_whitespace) {
+            let Some(line) = lines::content(&self.buf, self.line_no == 1) else {
                 continue;
-            }
+            };
+            // `line` is a sub-slice of the buffer: return it by its position.
+            let start = line.as_ptr() as usize - self.buf.as_ptr() as usize;
             let end = start + line.len();
             return Ok(Some((self.line_no, &self.buf[start..end])));
         }

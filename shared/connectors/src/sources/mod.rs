@@ -1,8 +1,10 @@
-//! Where input lines come from. One source per file, behind [`LineSource`].
+//! Where input lines come from, behind [`LineSource`]: one plain file or stdin, streamed
+//! ([`file`]), or the file layer's files and entries ([`crate::input::InputSource`]).
 
 pub mod file;
 
 use crate::error::ConnectorError;
+use crate::input::Location;
 
 /// A source of input lines in arrival order.
 pub trait LineSource {
@@ -10,4 +12,9 @@ pub trait LineSource {
     fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, ConnectorError>;
     /// Bytes consumed so far and the total, when known (for progress).
     fn progress(&self) -> (u64, Option<u64>);
+    /// The file (and zip entry) of the line last returned, when the source reads several;
+    /// dead letters name it. `None` for a single plain file.
+    fn location(&self) -> Option<&Location> {
+        None
+    }
 }

@@ -49,7 +49,7 @@ pub use spec::{EnrichmentSpec, OnMiss, SourceSpec};
 use table::{encode_key_part, Layout, LookupTable, KEY_PART_SEP};
 
 use crate::error::RecordError;
-use crate::record::{Line, Record, Schema, Value};
+use crate::record::{Line, Record, Value};
 use crate::spec::{InputSpec, PipelineSpec};
 
 /// The table layout of an enrichment: its join field types and its column types.
@@ -248,40 +248,11 @@ fn printable(key: &str) -> String {
     key.replace(KEY_PART_SEP, "|")
 }
 
-/// Decodes input lines and enriches them: what a runtime's reading side needs without a
-/// whole [`crate::Pipeline`] (e.g. the decoding thread of a sharded replay).
-#[derive(Debug, Clone)]
-pub struct Decoder {
-    schema: Schema,
-    enricher: Enricher,
-}
-
-impl Decoder {
-    /// The decoder of a pipeline, with no table loaded yet.
-    pub fn new(spec: &PipelineSpec) -> Self {
-        Decoder {
-            schema: Schema::new(&decoded_input(spec)),
-            enricher: Enricher::new(spec),
-        }
-    }
-
-    /// Installs the table versions that the following lines see.
-    pub fn set_lookups(&mut self, snapshot: Snapshot) {
-        self.enricher.set_snapshot(snapshot);
-    }
-
-    /// Decodes and enriches one line.
-    pub fn decode<'a>(&self, line: &'a [u8]) -> Result<Line<'a>, RecordError> {
-        let mut parsed = self.schema.parse_line(line)?;
-        self.enricher.apply_line(&mut parsed)?;
-        Ok(parsed)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::table::TableBuilder;
     use super::*;
+    use crate::codec::Codec;
 
     fn spec(on_miss: &str) -> PipelineSpec {
         PipelineSpec::from_toml(&format!(
@@ -336,7 +307,7 @@ mod tests {
         ])
     }
 
-    fn decode(d: &Decoder, line: &str) -> Result<Vec<Value<'static>>, RecordError> {
+    fn decode(d: &Codec, line: &str) -> Result<Vec<Value<'static>>, RecordError> {
         match d.decode(line.as_bytes())? {
             Line::Event(r) => Ok(r
                 .values
@@ -355,7 +326,7 @@ mod tests {
     #[test]
     fn chained_and_composite_keys() {
         let s = spec("null");
-        let mut d = Decoder::new(&s);
+        let mut d = Codec::new(&s);
         d.set_lookups(tables(&s, "v1", 10.0));
         let v = decode(&d, r#"{"sub":"s1","n":3,"v":1,"t":1,"tier":"forged"}"#).unwrap();
         assert_eq!(
@@ -379,7 +350,7 @@ mod tests {
     fn miss_policies() {
         let line = r#"{"sub":"nobody","n":1,"v":1,"t":1}"#;
         let s = spec("null");
-        let mut d = Decoder::new(&s);
+        let mut d = Codec::new(&s);
         d.set_lookups(tables(&s, "v1", 1.0));
         assert_eq!(
             decode(&d, line).unwrap()[3..],
@@ -387,12 +358,12 @@ mod tests {
         );
 
         let s = spec("drop");
-        let mut d = Decoder::new(&s);
+        let mut d = Codec::new(&s);
         d.set_lookups(tables(&s, "v1", 1.0));
         assert!(matches!(decode(&d, line), Err(RecordError::Dropped(_))));
 
         let s = spec("dead_letter");
-        let mut d = Decoder::new(&s);
+        let mut d = Codec::new(&s);
         // No version loaded yet: a miss with that reason.
         let e = decode(&d, line).unwrap_err().to_string();
         assert!(e.contains("no version of the table is loaded"), "{e}");
@@ -411,10 +382,10 @@ mod tests {
     #[test]
     fn a_snapshot_is_one_version_until_replaced() {
         let s = spec("null");
-        let mut d = Decoder::new(&s);
+        let mut d = Codec::new(&s);
         let v1 = tables(&s, "v1", 1.0);
         d.set_lookups(v1.clone());
-        let held = d.enricher.snapshot().clone();
+        let held = d.enricher().snapshot().clone();
         // A newer version arrives while a batch holds the old snapshot: the batch still
         // reads v1 everywhere; the next batch reads v2 everywhere.
         let v2 = tables(&s, "v2", 2.0);

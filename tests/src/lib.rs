@@ -130,12 +130,24 @@ impl Output for Rows {
 
 /// The panes of `eventide replay` over `lines` (the watermark goes to +∞ at the end).
 pub fn replay(spec: PipelineSpec, lines: &[String]) -> Results {
+    replay_with(spec, lines, true)
+}
+
+/// The panes that `eventide replay` over `lines` fires before the end of its input: what a
+/// consumer with no end of input (Lambda) gives.
+pub fn replay_open(spec: PipelineSpec, lines: &[String]) -> Results {
+    replay_with(spec, lines, false)
+}
+
+fn replay_with(spec: PipelineSpec, lines: &[String], finish: bool) -> Results {
     let mut rows = Rows(Vec::new(), spec.clone());
     let mut p = Pipeline::new(spec);
     for l in lines {
         let _ = p.process_line(l.as_bytes(), "", &mut rows);
     }
-    p.finish(&mut rows);
+    if finish {
+        p.finish(&mut rows);
+    }
     rows.0
         .into_iter()
         .map(|r| {

@@ -38,6 +38,8 @@ fn read(path: &PathBuf, key_field: &str) -> Result<Vec<InputRecord>> {
             partition_key: key,
             data: line.to_vec(),
             arrival_ms: None,
+            sub_sequence_number: None,
+            malformed: None,
         });
     }
     Ok(out)

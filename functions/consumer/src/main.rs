@@ -101,6 +101,10 @@ enum Command {
         /// How often the rules object is checked, in ms.
         #[arg(long, default_value_t = 10_000)]
         rules_poll_ms: u64,
+        /// The most user records one KPL aggregated record may carry; a larger one goes to
+        /// the dead letters (`EVENTIDE_KPL_MAX_RECORDS` under Lambda).
+        #[arg(long, default_value_t = eventide_ports::kpl::DEFAULT_MAX_RECORDS)]
+        kpl_max_records: usize,
     },
     /// Put one heartbeat record into every open shard of a stream.
     Tick {
@@ -262,6 +266,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_panes,
             rules_s3,
             rules_poll_ms,
+            kpl_max_records,
         } => {
             let spec = load_spec(&pipeline)?;
             let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
@@ -278,6 +283,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config.print_panes = print_panes;
             config.rules_s3 = rules_s3;
             config.rules_poll_ms = rules_poll_ms;
+            config.kpl_max_records = kpl_max_records;
             let finite = finite_quiet_ms.is_some();
             let clients = Clients::from_env().await;
             let exit = run_worker_with(&clients, config)
@@ -473,7 +479,8 @@ async fn lambda_spec(clients: &Clients) -> Result<PipelineSpec> {
 }
 
 /// Builds the consumer from `EVENTIDE_NAME`, `EVENTIDE_PREFIX`, the pipeline variables and
-/// optionally `EVENTIDE_OUTPUT_STREAM` and `EVENTIDE_IDLE_TIMEOUT_MS` (default 10 s).
+/// optionally `EVENTIDE_OUTPUT_STREAM`, `EVENTIDE_IDLE_TIMEOUT_MS` (default 10 s) and
+/// `EVENTIDE_KPL_MAX_RECORDS` (default 100,000 user records per KPL aggregate).
 async fn lambda_handler(clients: &Clients) -> Result<Handler> {
     let spec = lambda_spec(clients).await?;
     let name = env("EVENTIDE_NAME")?;
@@ -510,7 +517,12 @@ async fn lambda_handler(clients: &Clients) -> Result<Handler> {
             .context("EVENTIDE_RULES_S3")?,
         ));
     }
-    Ok(Handler::new(io, spec, name, clients.clone()))
+    let kpl_max_records = env_u32(
+        "EVENTIDE_KPL_MAX_RECORDS",
+        u32::try_from(eventide_ports::kpl::DEFAULT_MAX_RECORDS).unwrap_or(u32::MAX),
+    )?;
+    Ok(Handler::new(io, spec, name, clients.clone())
+        .with_kpl_max_records(usize::try_from(kpl_max_records).unwrap_or(usize::MAX)))
 }
 
 /// One invocation: a Kinesis event is consumed; anything else (a schedule) runs one

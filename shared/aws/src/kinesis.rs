@@ -2,7 +2,8 @@
 //!
 //! The consumer reads each shard with a [`ShardReader`] (GetRecords polling; enhanced
 //! fan-out is not used), starting after the sequence number checkpointed in its lease or at
-//! `TRIM_HORIZON`; [`KinesisSource`] is the shard-source port of `eventide-ports` over it. A shard that was split or merged ends with [`Batch::shard_end`], which
+//! `TRIM_HORIZON`; [`KinesisSource`] is the shard-source port of `eventide-ports` over it,
+//! which de-aggregates KPL records into their user records ([`eventide_ports::kpl`]). A shard that was split or merged ends with [`Batch::shard_end`], which
 //! names the child shards: their leases become startable once all parents are finished
 //! (see [`crate::leases`]).
 //!
@@ -23,6 +24,7 @@ use aws_sdk_kinesis::Client;
 
 use crate::AwsError;
 
+use eventide_ports::kpl;
 use eventide_ports::lease::TRIM_HORIZON;
 use eventide_ports::source::{InputRecord, ShardSource, SourceBatch};
 use eventide_ports::{BoxFuture, PortError};
@@ -271,6 +273,8 @@ pub struct ReaderConfig {
     pub limit: i32,
     /// Backoff on throttling (`ProvisionedThroughputExceededException` and friends).
     pub backoff: Backoff,
+    /// The most user records one KPL aggregate may carry (see [`eventide_ports::kpl`]).
+    pub kpl_max_records: usize,
 }
 
 impl Default for ReaderConfig {
@@ -278,6 +282,7 @@ impl Default for ReaderConfig {
         ReaderConfig {
             limit: 1000,
             backoff: Backoff::default(),
+            kpl_max_records: kpl::DEFAULT_MAX_RECORDS,
         }
     }
 }
@@ -496,11 +501,12 @@ impl ShardReader {
 }
 
 /// The [`ShardSource`] port on a Kinesis stream: [`list_shards`] and a polling
-/// [`ShardReader`] per shard.
+/// [`ShardReader`] per shard, whose records are de-aggregated ([`kpl::deaggregate`]).
 #[derive(Clone, Debug)]
 pub struct KinesisSource {
     client: Client,
     stream: String,
+    kpl_max_records: usize,
 }
 
 impl KinesisSource {
@@ -509,7 +515,15 @@ impl KinesisSource {
         KinesisSource {
             client,
             stream: stream.into(),
+            kpl_max_records: kpl::DEFAULT_MAX_RECORDS,
         }
+    }
+
+    /// Sets the most user records one KPL aggregate may carry (default
+    /// [`kpl::DEFAULT_MAX_RECORDS`]); a larger one is a dead letter.
+    pub fn with_kpl_max_records(mut self, max: usize) -> Self {
+        self.kpl_max_records = max;
+        self
     }
 }
 
@@ -531,6 +545,7 @@ impl ShardSource for KinesisSource {
             StartPosition::from_checkpoint(checkpoint),
             ReaderConfig {
                 limit: i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000),
+                kpl_max_records: self.kpl_max_records,
                 ..ReaderConfig::default()
             },
         ))
@@ -541,17 +556,23 @@ impl eventide_ports::source::ShardReader for ShardReader {
     fn next_batch(&mut self) -> BoxFuture<'_, Result<SourceBatch, PortError>> {
         Box::pin(async move {
             let batch = ShardReader::next_batch(self).await?;
+            let mut records = Vec::with_capacity(batch.records.len());
+            for r in batch.records {
+                let record = InputRecord::new(
+                    r.sequence_number,
+                    r.partition_key,
+                    r.data,
+                    r.approximate_arrival_ms,
+                );
+                kpl::deaggregate(
+                    &self.shard_id,
+                    record,
+                    self.config.kpl_max_records,
+                    &mut records,
+                );
+            }
             Ok(SourceBatch {
-                records: batch
-                    .records
-                    .into_iter()
-                    .map(|r| InputRecord {
-                        sequence_number: r.sequence_number,
-                        partition_key: r.partition_key,
-                        data: r.data,
-                        arrival_ms: r.approximate_arrival_ms,
-                    })
-                    .collect(),
+                records,
                 millis_behind_latest: batch.millis_behind_latest,
                 shard_end: batch.shard_end.map(|e| e.child_shard_ids),
             })

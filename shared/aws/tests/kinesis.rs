@@ -449,6 +449,7 @@ async fn reader_backs_off_on_throttling_and_regets_expired_iterators() {
             max_ms: 5,
             max_retries: 2,
         },
+        ..ReaderConfig::default()
     };
     let mut reader = ShardReader::new(
         fake::client(&url),

@@ -43,6 +43,8 @@ fn batch(first_seq: u64, minute: i64, values: &[f64]) -> Vec<InputRecord> {
             )
             .into_bytes(),
             arrival_ms: None,
+            sub_sequence_number: None,
+            malformed: None,
         })
         .collect()
 }

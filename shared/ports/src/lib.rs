@@ -12,7 +12,7 @@
 //! | [`sink::PaneSink`] | fired panes | DynamoDB, S3, Kinesis | [`memory::MemoryPanes`] |
 //! | [`sink::RecordSink`] | records set aside: dead letters, late data | S3 | [`memory::MemoryRecords`] |
 //! | [`lease::Leases`] | which worker consumes which shard, fenced | DynamoDB | [`memory::MemoryLeases`] |
-//! | [`source::ShardSource`] | the stream's shards and their records | Kinesis | [`memory::MemoryStream`] |
+//! | [`source::ShardSource`] | the stream's shards and their records (user records: KPL aggregates are expanded by [`kpl`]) | Kinesis | [`memory::MemoryStream`] |
 //! | [`clock::Clock`] | wall-clock time | the system clock | [`clock::ManualClock`] |
 //!
 //! The in-memory implementations count every request and its size as DynamoDB and S3 bill
@@ -24,6 +24,7 @@ pub mod clock;
 pub mod control;
 pub mod enrich;
 pub mod error;
+pub mod kpl;
 pub mod lease;
 pub mod memory;
 pub mod meter;

@@ -618,6 +618,7 @@ impl StreamState {
 
 /// [`ShardSource`] in memory: a stream whose records are put by partition key (routed by
 /// [`hash_key`](crate::shard::hash_key) as Kinesis does), and which can be split and merged.
+/// Its readers de-aggregate KPL records as the Kinesis reader does ([`crate::kpl`]).
 ///
 /// ```
 /// use eventide_ports::memory::{Env, MemoryStream};
@@ -671,12 +672,12 @@ impl MemoryStream {
             // The open shards always cover the whole range.
             return (String::new(), sequence_number);
         };
-        shard.records.push(InputRecord {
-            sequence_number: sequence_number.clone(),
-            partition_key: partition_key.to_string(),
+        shard.records.push(InputRecord::new(
+            sequence_number.clone(),
+            partition_key,
             data,
             arrival_ms,
-        });
+        ));
         (shard.info.shard_id.clone(), sequence_number)
     }
 
@@ -781,15 +782,23 @@ impl ShardReader for MemoryReader {
                         });
                     };
                     let newer = |r: &&InputRecord| {
-                        self.after.as_deref().is_none_or(|a| {
-                            let s = r.sequence_number.as_str();
-                            (s.len(), s) > (a.len(), a)
-                        })
+                        self.after
+                            .as_deref()
+                            .is_none_or(|a| crate::source::cmp_seq(&r.sequence_number, a).is_gt())
                     };
                     let rest: Vec<&InputRecord> = shard.records.iter().filter(newer).collect();
-                    let records: Vec<InputRecord> =
-                        rest.iter().take(self.limit).map(|r| (*r).clone()).collect();
-                    let caught_up = records.len() == rest.len();
+                    let read = rest.len().min(self.limit);
+                    let caught_up = read == rest.len();
+                    // As Kinesis: `limit` counts Kinesis records; each is de-aggregated.
+                    let mut records = Vec::with_capacity(read);
+                    for r in &rest[..read] {
+                        crate::kpl::deaggregate(
+                            &self.shard,
+                            (*r).clone(),
+                            crate::kpl::DEFAULT_MAX_RECORDS,
+                            &mut records,
+                        );
+                    }
                     Ok(SourceBatch {
                         records,
                         millis_behind_latest: Some(if caught_up { 0 } else { 1_000 }),

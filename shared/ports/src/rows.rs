@@ -107,8 +107,9 @@ impl PaneRow {
 /// aggregation (late data). Nothing is dropped silently; both go to a [`crate::sink::RecordSink`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// The record's position in its shard (sequence number, and `/<sub-sequence>` for a
-    /// user record of an aggregated record).
+    /// The record's position in its shard: the sequence number, and `:<sub-sequence
+    /// number>` for a user record of a KPL aggregate
+    /// ([`InputRecord::position`](crate::source::InputRecord::position)).
     pub sequence_number: String,
     /// Why it was set aside (e.g. the decode error, or the aggregation it was too late for).
     pub reason: String,

@@ -3,7 +3,8 @@
 //! A [`ShardProcessor`] owns the shard's [`Pipeline`] (all its keys, in memory) and logs
 //! every engine call a batch makes into an [`Entry`] (see [`crate::state`]): replaying the
 //! entries on the state they were built on rebuilds the state exactly. It keeps the input
-//! position (sequence number) of the last record whose effects the state includes, and
+//! position (sequence number, and sub-sequence number for a user record of a KPL aggregate:
+//! see [`InputRecord::position`]) of the last record whose effects the state includes, and
 //! skips every record at or before it: a redelivered record never counts twice.
 //!
 //! Per batch:
@@ -28,7 +29,7 @@ use eventide_ports::rows::{alert_row, DeadLetter, PaneRow};
 use eventide_ports::rules::RulesVersion;
 use eventide_ports::shard::hash_key;
 
-use eventide_ports::source::InputRecord;
+use eventide_ports::source::{cmp_position, InputRecord};
 
 use crate::state::entry::{Aside, Call, Entry, EntryBuilder, Op, Replay};
 use crate::state::snapshot::{split_hash_key, KeyState, Snapshot};
@@ -46,10 +47,7 @@ fn is_heartbeat_record(r: &InputRecord) -> bool {
 /// quiet shard's heartbeat but are never counted as data.
 pub const HEARTBEAT_PREFIX: &[u8] = b"{\"eventide_heartbeat\"";
 
-/// Compares Kinesis sequence numbers: decimal strings of up to 128 bits or more.
-pub fn cmp_seq(a: &str, b: &str) -> Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
+pub use eventide_ports::source::cmp_seq;
 
 /// What one batch produced.
 #[derive(Debug, Default)]
@@ -258,7 +256,10 @@ impl ShardProcessor {
         let codec = self.pipeline.codec();
         batch
             .iter()
-            .map(|r| (!is_heartbeat_record(r)).then(|| codec.decode_unenriched(&r.data)))
+            .map(|r| {
+                let data = r.malformed.is_none() && !is_heartbeat_record(r);
+                data.then(|| codec.decode_unenriched(&r.data))
+            })
             .collect()
     }
 
@@ -273,15 +274,23 @@ impl ShardProcessor {
         let mut decoded = decoded.into_iter();
         for r in batch {
             let pre = decoded.next().flatten();
+            // A user record of a KPL aggregate has its own position (sequence number,
+            // sub-sequence number): a batch redelivered in the middle of an aggregate counts
+            // each user record once.
+            let position = r.position();
             if self
                 .position
                 .as_deref()
-                .is_some_and(|p| cmp_seq(&r.sequence_number, p) != Ordering::Greater)
+                .is_some_and(|p| cmp_position(&position, p) != Ordering::Greater)
             {
                 out.skipped += 1;
                 continue;
             }
-            self.position = Some(r.sequence_number.clone());
+            self.position = Some(position.clone());
+            if let Some(reason) = &r.malformed {
+                self.set_aside(&position, r, reason.clone(), &mut out.dead_letters);
+                continue;
+            }
             if is_heartbeat_record(r) {
                 out.heartbeats += 1;
                 continue;
@@ -297,7 +306,7 @@ impl ShardProcessor {
                 Ok(Line::Event(rec)) => rec,
                 Ok(_) => {
                     let reason = "control lines are not accepted from a stream".to_string();
-                    self.set_aside(r, reason, &mut out.dead_letters);
+                    self.set_aside(&position, r, reason, &mut out.dead_letters);
                     continue;
                 }
                 Err(eventide_engine::RecordError::Dropped(_)) => {
@@ -305,7 +314,7 @@ impl ShardProcessor {
                     continue;
                 }
                 Err(e) => {
-                    self.set_aside(r, e.to_string(), &mut out.dead_letters);
+                    self.set_aside(&position, r, e.to_string(), &mut out.dead_letters);
                     continue;
                 }
             };
@@ -313,7 +322,7 @@ impl ShardProcessor {
             // it must not move the watermark (a source without arrival times is not checked).
             let guard = self.pipeline.spec().future_guard;
             if let Some(Err(e)) = r.arrival_ms.map(|at| guard.check(rec.time, at)) {
-                self.set_aside(r, e.to_string(), &mut out.dead_letters);
+                self.set_aside(&position, r, e.to_string(), &mut out.dead_letters);
                 continue;
             }
             self.log.record(&r.partition_key, &rec);
@@ -329,27 +338,33 @@ impl ShardProcessor {
                 &rec,
                 &r.partition_key,
                 &r.data,
-                &r.sequence_number,
+                &position,
                 Some(&mut out.panes),
                 Some(&mut out.late),
             );
             if late {
-                self.log.mark_late(&r.sequence_number, &r.data);
+                self.log.mark_late(&position, &r.data);
             }
         }
         out
     }
 
-    /// Sets a malformed record aside: a dead letter, logged with its bytes so that a replay
-    /// of the entry gives it back.
-    fn set_aside(&mut self, r: &InputRecord, reason: String, out: &mut Vec<DeadLetter>) {
+    /// Sets a malformed record aside: a dead letter at `position`, logged with its bytes so
+    /// that a replay of the entry gives it back.
+    fn set_aside(
+        &mut self,
+        position: &str,
+        r: &InputRecord,
+        reason: String,
+        out: &mut Vec<DeadLetter>,
+    ) {
         self.log.push(Op::Dead(Aside {
-            seq: r.sequence_number.clone(),
+            seq: position.to_string(),
             reason: reason.clone(),
             raw: r.data.clone(),
         }));
         out.push(DeadLetter {
-            sequence_number: r.sequence_number.clone(),
+            sequence_number: position.to_string(),
             reason,
             data: r.data.clone(),
         });

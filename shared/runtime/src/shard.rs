@@ -304,7 +304,7 @@ impl ShardConsumer {
         }
         outcome.panes = panes;
         let batch_id = match batch.first() {
-            Some(r) => format!("{}-{}", self.shard(), r.sequence_number),
+            Some(r) => format!("{}-{}", self.shard(), r.position()),
             // No records, only timers: name the batch by what it fired, so two such batches
             // never overwrite each other's sink objects and a repeat of one overwrites itself.
             None => {

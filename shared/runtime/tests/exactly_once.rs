@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::{assert_same, records, replay, rt, shard, spec, whole, Driver, Ports, SHARD};
+use common::{
+    assert_same, deaggregated, kpl_records, records, replay, rt, shard, spec, whole, Driver, Ports,
+    SHARD,
+};
 use eventide_engine::PipelineSpec;
 use eventide_ports::memory::When;
 use eventide_ports::rows::PaneRow;
@@ -257,6 +260,104 @@ fn child_shards_take_their_parents_keys_by_hash_range() {
         dr.end().await;
     });
     assert_same(&ports.rows(), &want);
+}
+
+/// KPL aggregates, de-aggregated at the source: batches that end in the middle of an
+/// aggregate, crashes at every step and a take-over that re-reads an aggregate from its
+/// start count each user record once; a corrupt aggregate is one dead letter with its
+/// bytes, and the shard moves on.
+#[test]
+fn kpl_user_records_count_once_across_batches_crashes_and_mid_aggregate_redelivery() {
+    let recs = records(400);
+    let want = replay(&spec(), &recs);
+    let raw = kpl_records(&recs);
+    let users = deaggregated(&raw);
+    let corrupt: Vec<&InputRecord> = users.iter().filter(|r| r.malformed.is_some()).collect();
+    assert!(corrupt.len() >= 2, "the stream has corrupt aggregates");
+    assert_eq!(users.len(), recs.len() + corrupt.len());
+    assert!(
+        users
+            .iter()
+            .filter(|r| r.sub_sequence_number.is_some())
+            .count()
+            > recs.len() / 2,
+        "most records are in aggregates"
+    );
+    let bad = recs.iter().filter(|r| r.data == b"{not json").count();
+    // Batches of user records: most end inside an aggregate.
+    for size in [1, 7, 30] {
+        let ports = Ports::new(SnapshotPolicy::default());
+        rt().block_on(run(&ports, &spec(), &users, size, |_, _, _| {}));
+        assert_eq!(ports.rows(), want.panes, "batch size {size}");
+        assert_eq!(ports.late.records().len() as u64, want.late);
+        let dead = ports.dead_letters.records();
+        assert_eq!(dead.len(), bad + corrupt.len(), "batch size {size}");
+        for c in &corrupt {
+            let d = dead
+                .iter()
+                .find(|d| d.sequence_number == c.sequence_number)
+                .expect("the corrupt aggregate is a dead letter");
+            assert_eq!(d.data, c.data, "with its original bytes");
+            assert!(
+                d.reason.contains("MD5") && d.reason.contains(SHARD),
+                "{}",
+                d.reason
+            );
+        }
+    }
+    // A crash at every step of a batch, batches ending inside aggregates.
+    let policy = SnapshotPolicy {
+        every_entries: 3,
+        every_bytes: 1 << 20,
+    };
+    for (op, when) in [
+        ("panes.write", When::Before),
+        ("dead-letters.write", When::After),
+        ("state.append", When::Before),
+        ("state.append", When::After),
+        ("state.put_snapshot", When::Before),
+        ("control.publish", When::Before),
+        ("state.read", When::Before),
+    ] {
+        for nth in [1, 4] {
+            let ports = Ports::new(policy);
+            let mut planned = false;
+            rt().block_on(run(&ports, &spec(), &users, 11, |i, p, _| {
+                if i == 3 && !planned {
+                    p.env.faults.fail(op, nth, when);
+                    planned = true;
+                }
+            }));
+            assert_eq!(ports.rows(), want.panes, "{op} {when:?} #{nth}");
+        }
+    }
+    // A consumer commits up to the middle of an aggregate; another takes over and re-reads
+    // from an older checkpoint, so every aggregate it gets starts at sub-sequence 0.
+    let ports = Ports::new(SnapshotPolicy::default());
+    let mid = (100..users.len())
+        .find(|&i| users[i].sub_sequence_number.is_some_and(|s| s >= 2))
+        .expect("an aggregate of three or more");
+    let start_of = |i: usize| {
+        (0..=i)
+            .rev()
+            .find(|&j| users[j].sub_sequence_number.is_none_or(|s| s == 0))
+            .unwrap_or(0)
+    };
+    let skipped = rt().block_on(async {
+        let mut a = Driver::new(&ports, spec(), whole(SHARD));
+        for b in users[..mid].chunks(20) {
+            a.deliver(b).await;
+        }
+        let mut b = Driver::new(&ports, spec(), whole(SHARD));
+        let from = start_of(start_of(mid) - 1);
+        for batch in users[from..].chunks(20) {
+            b.deliver(batch).await;
+        }
+        b.end().await;
+        b.skipped
+    });
+    assert_eq!(skipped as usize, mid - start_of(start_of(mid) - 1));
+    assert_eq!(ports.rows(), want.panes);
 }
 
 #[test]

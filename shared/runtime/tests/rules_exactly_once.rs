@@ -66,6 +66,8 @@ fn records(n: usize) -> Vec<InputRecord> {
                 )
                 .into_bytes(),
                 arrival_ms: None,
+                sub_sequence_number: None,
+                malformed: None,
             }
         })
         .collect()

@@ -9,7 +9,7 @@ use std::future::pending;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_same, records, records_with, replay, spec, Ports};
+use common::{assert_same, kpl_records, records, records_with, replay, spec, Ports};
 use eventide_ports::clock::Clock;
 use eventide_ports::lease::Leases;
 use eventide_ports::memory::{Env, MemoryLeases, MemoryStream, When};
@@ -198,6 +198,59 @@ async fn children_start_after_their_parents_and_take_their_keys() {
         .map(|l| l.shard_id.as_str())
         .collect();
     assert_eq!(finished, ["shardId-000000000000", c2.as_str(), c3.as_str()]);
+}
+
+/// A KPL producer's stream: aggregates mixed with plain records and corrupt aggregates,
+/// de-aggregated by the stream's reader. With a failure at steps of a batch, and a worker
+/// killed mid-stream and taken over from its checkpoint, every user record counts once and
+/// each corrupt aggregate is one dead letter.
+#[tokio::test(start_paused = true)]
+async fn kpl_aggregates_count_each_user_record_once_through_failures_and_a_take_over() {
+    let recs = records(300);
+    let want = replay(&spec(), &recs).panes;
+    let raw = kpl_records(&recs);
+    let corrupt = common::deaggregated(&raw)
+        .iter()
+        .filter(|r| r.malformed.is_some())
+        .count();
+    let bad = recs.iter().filter(|r| r.data == b"{not json").count();
+    let check = |world: &World, what: &str| {
+        assert_eq!(world.ports.rows(), want, "{what}");
+        let dead = world.ports.dead_letters.records();
+        assert_eq!(dead.len(), bad + corrupt, "{what}: {dead:?}");
+    };
+    let baseline = World::new(1, &raw);
+    assert_eq!(baseline.run("w1").await, WorkerExit::EndOfInput);
+    check(&baseline, "undisturbed");
+    let calls = baseline.env().faults.calls();
+    for (op, when) in [
+        ("source.read", When::Before),
+        ("leases.update", When::After),
+        ("state.append", When::Before),
+        ("state.append", When::After),
+        ("dead-letters.write", When::Before),
+    ] {
+        let n = calls.get(op).copied().unwrap_or(0);
+        assert!(n > 0, "{op} is called");
+        for nth in [1, n.div_ceil(2)] {
+            let world = World::new(1, &raw);
+            world.env().faults.fail(op, nth, when);
+            assert_eq!(world.run("w1").await, WorkerExit::EndOfInput);
+            check(&world, &format!("{op} {when:?} #{nth}"));
+        }
+    }
+    for kill_after_ms in [150, 500] {
+        let world = World::new(1, &raw);
+        let a = tokio::time::timeout(Duration::from_millis(kill_after_ms), world.run("a"));
+        let b = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            world.run("b").await
+        };
+        let (a, b) = tokio::join!(a, b);
+        assert!(a.is_err(), "worker a was killed before the end");
+        assert_eq!(b, WorkerExit::EndOfInput);
+        check(&world, &format!("killed after {kill_after_ms} ms"));
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -15,6 +15,10 @@
 //! kind drops the consumer too (its memory may be ahead of the log), and the batch is
 //! reported for retry.
 //!
+//! The event source mapping delivers KPL aggregates as Kinesis stores them; the handler
+//! expands them into their user records ([`eventide_ports::kpl`]) as the worker's reader
+//! does, so a redelivered event counts each user record once.
+//!
 //! Failures are reported with `ReportBatchItemFailures` semantics: for every shard whose
 //! batch failed, the first sequence number of that shard's records, so Lambda retries the
 //! shard from there (everything before it was committed by earlier invocations).
@@ -30,6 +34,7 @@ use eventide_engine::PipelineSpec;
 use tokio::sync::Mutex;
 use tracing::{error, info};
 
+use eventide_ports::kpl;
 use eventide_ports::source::InputRecord;
 use eventide_runtime::shard::{Io, RuntimeError, ShardConsumer};
 
@@ -47,6 +52,8 @@ pub struct Handler {
     shards: Mutex<HashMap<String, Vec<ShardInfo>>>,
     /// Each shard's consumer, kept warm between invocations.
     consumers: Mutex<HashMap<String, ShardConsumer>>,
+    /// The most user records one KPL aggregate may carry.
+    kpl_max_records: usize,
 }
 
 /// The records of one shard in one invocation.
@@ -82,7 +89,15 @@ impl Handler {
             clients,
             shards: Mutex::new(HashMap::new()),
             consumers: Mutex::new(HashMap::new()),
+            kpl_max_records: kpl::DEFAULT_MAX_RECORDS,
         }
+    }
+
+    /// Sets the most user records one KPL aggregate may carry (default
+    /// [`kpl::DEFAULT_MAX_RECORDS`]); a larger one is a dead letter.
+    pub fn with_kpl_max_records(mut self, max: usize) -> Self {
+        self.kpl_max_records = max;
+        self
     }
 
     /// The shard `shard_id` of `stream`, listing the stream's shards when it is not cached.
@@ -156,14 +171,17 @@ impl Handler {
             let shard = shard_of(r.event_id.as_deref())
                 .map(str::to_string)
                 .unwrap_or_else(|| r.event_source_arn.clone().unwrap_or_default());
-            let group = groups.entry(shard).or_default();
+            let record = InputRecord::new(
+                r.kinesis.sequence_number,
+                r.kinesis.partition_key,
+                r.kinesis.data.0,
+                Some(r.kinesis.approximate_arrival_timestamp.0.timestamp_millis()),
+            );
+            // The event source mapping delivers KPL aggregates as they are: expanded here, as
+            // the worker's reader does.
+            let group = groups.entry(shard.clone()).or_default();
             group.stream = stream;
-            group.records.push(InputRecord {
-                sequence_number: r.kinesis.sequence_number,
-                partition_key: r.kinesis.partition_key,
-                data: r.kinesis.data.0,
-                arrival_ms: Some(r.kinesis.approximate_arrival_timestamp.0.timestamp_millis()),
-            });
+            kpl::deaggregate(&shard, record, self.kpl_max_records, &mut group.records);
         }
         let mut response = KinesisEventResponse::default();
         for (shard, group) in &groups {

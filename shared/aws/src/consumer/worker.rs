@@ -56,6 +56,8 @@ pub struct WorkerConfig {
     pub rules_s3: Option<String>,
     /// How often the rules object's ETag is checked, in ms.
     pub rules_poll_ms: u64,
+    /// The most user records one KPL aggregate may carry (a larger one is a dead letter).
+    pub kpl_max_records: usize,
 }
 
 impl WorkerConfig {
@@ -85,6 +87,7 @@ impl WorkerConfig {
             print_panes: false,
             rules_s3: None,
             rules_poll_ms: 10_000,
+            kpl_max_records: eventide_ports::kpl::DEFAULT_MAX_RECORDS,
         }
     }
 }
@@ -184,7 +187,10 @@ pub async fn run_worker_with(
     let ports = WorkerPorts {
         io,
         leases: Arc::new(config.resources.leases(clients, &config.pipeline)),
-        source: Arc::new(KinesisSource::new(clients.kinesis.clone(), &config.stream)),
+        source: Arc::new(
+            KinesisSource::new(clients.kinesis.clone(), &config.stream)
+                .with_kpl_max_records(config.kpl_max_records),
+        ),
     };
     let settings = WorkerSettings {
         worker_id: config.worker_id.clone(),

@@ -212,6 +212,8 @@ pub fn records_with(n: usize, with_late: bool) -> Vec<InputRecord> {
             partition_key: sub,
             data,
             arrival_ms: None,
+            sub_sequence_number: None,
+            malformed: None,
         });
     }
     out
@@ -285,4 +287,58 @@ pub fn assert_same(got: &BTreeMap<String, PaneRow>, want: &BTreeMap<String, Pane
         want.len(),
         diff.join("\n")
     );
+}
+
+/// `recs` as Kinesis records of a KPL producer: runs of 1 to 9 records packed into one
+/// aggregated record (the run's first partition key outside, each record's own inside),
+/// single plain records in between, and a corrupt aggregate (a wrong MD5 trailer, holding
+/// two events that are not in `recs`) after every seventh aggregate. Sequence numbers are
+/// the Kinesis records'.
+pub fn kpl_records(recs: &[InputRecord]) -> Vec<InputRecord> {
+    use eventide_ports::kpl::aggregate;
+    let mut out = Vec::new();
+    let mut push = |pk: &str, data: Vec<u8>| {
+        let seq = format!("{}", 49_000_000_000u64 + out.len() as u64 * 10);
+        out.push(InputRecord::new(seq, pk, data, None));
+    };
+    let (mut i, mut run, mut aggregates) = (0, 0usize, 0);
+    while i < recs.len() {
+        run += 1;
+        let n = if run % 4 == 0 { 1 } else { 1 + (run * 7) % 9 };
+        let part = &recs[i..(i + n).min(recs.len())];
+        i += part.len();
+        if n == 1 {
+            push(&part[0].partition_key, part[0].data.clone());
+            continue;
+        }
+        let users: Vec<(&str, &[u8])> = part
+            .iter()
+            .map(|r| (r.partition_key.as_str(), r.data.as_slice()))
+            .collect();
+        push(&part[0].partition_key, aggregate(&users));
+        aggregates += 1;
+        if aggregates % 7 == 0 {
+            let extra =
+                br#"{"subscriber_id":"s999","counter":"x","value":1,"event_time":1767225600000}"#;
+            let mut bad = aggregate(&[("s999", extra.as_slice()), ("s999", extra.as_slice())]);
+            let last = bad.len() - 1;
+            bad[last] ^= 0x5A;
+            push("s999", bad);
+        }
+    }
+    out
+}
+
+/// What a shard source delivers of Kinesis records `raw`: each de-aggregated.
+pub fn deaggregated(raw: &[InputRecord]) -> Vec<InputRecord> {
+    let mut out = Vec::new();
+    for r in raw {
+        eventide_ports::kpl::deaggregate(
+            SHARD,
+            r.clone(),
+            eventide_ports::kpl::DEFAULT_MAX_RECORDS,
+            &mut out,
+        );
+    }
+    out
 }

@@ -37,6 +37,9 @@ pub fn base64(data: &[u8]) -> String {
 /// data)` of one shard of `stream`.
 pub fn kinesis_event(stream: &str, records: &[(String, String, Vec<u8>)]) -> KinesisEvent {
     let arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}");
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let records: Vec<serde_json::Value> = records
         .iter()
         .map(|(seq, pk, data)| {
@@ -46,7 +49,9 @@ pub fn kinesis_event(stream: &str, records: &[(String, String, Vec<u8>)]) -> Kin
                     "partitionKey": pk,
                     "sequenceNumber": seq,
                     "data": base64(data),
-                    "approximateArrivalTimestamp": 1767225600.123
+                    // Arrived now, as on a live stream: after every event time of the
+                    // test workloads, so no record is ahead of its arrival.
+                    "approximateArrivalTimestamp": now_s
                 },
                 "eventSource": "aws:kinesis",
                 "eventVersion": "1.0",

@@ -13,7 +13,7 @@ use eventide_connectors::input::{resolve, InputFile, InputSource};
 use eventide_connectors::sinks::open_file_sink;
 use eventide_connectors::sources::LineSource;
 use eventide_engine::codec::Codec;
-use eventide_engine::pane::{Pane, KEY_SEP};
+use eventide_engine::pane::Pane;
 use eventide_engine::record::{Line, Value};
 use eventide_engine::trigger::Timing;
 use eventide_engine::window::Window;
@@ -166,12 +166,13 @@ pub async fn results(spec: &PipelineSpec, table: &str, out: &Path) -> Result<usi
             continue;
         };
         let a = &spec.aggregations[i];
-        let key: Vec<String> = a
-            .group_by
-            .iter()
-            .map(|&f| s(item, &spec.input.fields[f].0))
-            .collect();
-        let key = key.join(&KEY_SEP.to_string());
+        // A null group-by value is stored as a NULL attribute: it stays apart from "".
+        let key = eventide_engine::key::join(a.group_by.iter().map(|&f| {
+            match item.get(&spec.input.fields[f].0) {
+                Some(AttributeValue::S(v)) => Some(v.as_str()),
+                _ => None,
+            }
+        }));
         let next = key_ids.len() as u64;
         let key_id = *key_ids.entry(format!("{agg}#{key}")).or_insert(next);
         let values: Vec<Option<f64>> = a.aggregates.iter().map(|x| n(item, &x.name)).collect();

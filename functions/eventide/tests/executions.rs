@@ -333,3 +333,71 @@ fn the_future_guard_measures_against_the_inputs_processing_time() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 10: group-by values that differ only in where U+001F falls, or a missing field
+/// and `""`, are different groups, in every execution, in CSV and in JSON lines.
+#[test]
+fn group_keys_never_collide() {
+    let dir = work("keys");
+    let input = dir.join("events.jsonl");
+    std::fs::write(
+        &input,
+        [
+            r#"{"a":"x\u001fy","b":"z","v":1,"t":1}"#,
+            r#"{"a":"x","b":"y\u001fz","v":2,"t":2}"#,
+            r#"{"b":"z","v":4,"t":3}"#,
+            r#"{"a":"","b":"z","v":8,"t":4}"#,
+            r#"{"a":"\u001b0","b":"z","v":16,"t":5}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let spec = |format: &str| {
+        PipelineSpec::from_toml(&format!(
+            r#"
+            [input]
+            event_time = {{ field = "t" }}
+            fields = {{ a = "string", b = "string", v = "number" }}
+            [[aggregation]]
+            name = "sums"
+            group_by = ["a", "b"]
+            window = {{ type = "tumbling", size = "1s" }}
+            aggregates = [{{ name = "sum", fn = "sum", field = "v" }}]
+            sink = {{ format = "{format}", order = "key" }}
+            "#
+        ))
+        .unwrap()
+    };
+    let out = same_files(&spec("jsonl"), &input, &dir.join("jsonl"));
+    let text = String::from_utf8_lossy(&out.iter().find(|(n, _)| n == "sums.jsonl").unwrap().1)
+        .into_owned();
+    let mut rows: Vec<(serde_json::Value, serde_json::Value, f64)> = text
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            (r["a"].clone(), r["b"].clone(), r["sum"].as_f64().unwrap())
+        })
+        .collect();
+    rows.sort_by(|x, y| x.2.total_cmp(&y.2));
+    let s = |v: &str| serde_json::Value::from(v);
+    assert_eq!(
+        rows,
+        vec![
+            (s("x\u{1f}y"), s("z"), 1.0),
+            (s("x"), s("y\u{1f}z"), 2.0),
+            (serde_json::Value::Null, s("z"), 4.0),
+            (s(""), s("z"), 8.0),
+            (s("\u{1b}0"), s("z"), 16.0),
+        ],
+        "five groups, each with its own values: {text}"
+    );
+    // In CSV a null value is an empty field and "" a quoted empty one: five rows, each with
+    // as many fields as the header.
+    let out = same_files(&spec("csv"), &input, &dir.join("csv"));
+    let text = String::from_utf8_lossy(&out.iter().find(|(n, _)| n == "sums.csv").unwrap().1)
+        .into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert!(lines.contains(&",z,0,1000,4") && lines.contains(&"\"\",z,0,1000,8"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -78,7 +78,7 @@ use smallvec::SmallVec;
 use crate::error::RecordError;
 use crate::filter::Filter;
 use crate::operator::{self, Admit, Ctx, WindowOperator};
-use crate::pane::{Emit, KEY_SEP};
+use crate::pane::Emit;
 use crate::pipeline::encode_key;
 use crate::record::{Line, Record, Value};
 use crate::spec::PipelineSpec;
@@ -554,9 +554,7 @@ fn group(g: usize, layout: &Layout, chunks: &[Chunk], met: &Met) -> Grouped {
     let names: Vec<Box<str>> = dict.names().map(Box::from).collect();
     let mut ranked: Vec<u32> = (0..names.len() as u32).collect();
     ranked.sort_unstable_by(|&a, &b| {
-        names[a as usize]
-            .split(KEY_SEP)
-            .cmp(names[b as usize].split(KEY_SEP))
+        crate::key::cmp(&names[a as usize], &names[b as usize])
     });
     let mut rank_of = vec![0u32; names.len()];
     for (r, &k) in ranked.iter().enumerate() {

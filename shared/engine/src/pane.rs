@@ -3,15 +3,13 @@
 use crate::trigger::Timing;
 use crate::window::Window;
 
-/// Separator of group-by values inside an encoded key.
-pub const KEY_SEP: char = '\u{1f}';
-
 /// One fired pane of one window of one key.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pane<'a> {
     /// Index of the aggregation in the pipeline spec.
     pub aggregation: usize,
-    /// Group-by values joined by [`KEY_SEP`]; see [`Pane::key_parts`].
+    /// The group-by values as one key (see [`crate::key`]); [`Pane::key_parts`] gives them
+    /// back.
     pub key: &'a str,
     /// Identifies the key's state within its aggregation: the same while the key holds
     /// state, and never given to another key in the same run. A key whose state was dropped
@@ -28,9 +26,9 @@ pub struct Pane<'a> {
 }
 
 impl Pane<'_> {
-    /// The group-by values.
-    pub fn key_parts(&self) -> impl Iterator<Item = &str> {
-        self.key.split(KEY_SEP)
+    /// The group-by values, `None` for null.
+    pub fn key_parts(&self) -> impl Iterator<Item = crate::key::Part<'_>> {
+        crate::key::parts(self.key)
     }
 
     /// A deterministic id: the same pane of the same run always has the same id, so

@@ -43,7 +43,7 @@ use crate::codec::Codec;
 use crate::error::{RecordError, StateError};
 use crate::filter::Filter;
 use crate::operator::{self, Admit, Ctx, WindowOperator};
-use crate::pane::{Emit, KEY_SEP};
+use crate::pane::Emit;
 use crate::record::{Line, Record, Value};
 use crate::spec::{PipelineSpec, WatermarkSpec};
 use crate::watermark::{WatermarkTracker, WM_MAX};
@@ -403,22 +403,14 @@ impl Pipeline {
     }
 }
 
-/// Encodes the group-by values of a record as one string, joined by [`KEY_SEP`].
+/// Encodes the group-by values of a record as one key (see [`crate::key`]).
 pub(crate) fn encode_key(buf: &mut String, fields: &[usize], rec: &Record<'_>) {
-    use std::fmt::Write;
     buf.clear();
     for (j, &f) in fields.iter().enumerate() {
         if j > 0 {
-            buf.push(KEY_SEP);
+            crate::key::push_sep(buf);
         }
-        match &rec.values[f] {
-            Value::Str(s) => buf.push_str(s),
-            Value::Num(n) => {
-                let _ = write!(buf, "{n}");
-            }
-            Value::Bool(b) => buf.push_str(if *b { "true" } else { "false" }),
-            Value::Null => {}
-        }
+        crate::key::push(buf, &rec.values[f]);
     }
 }
 

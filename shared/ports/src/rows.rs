@@ -1,6 +1,6 @@
 //! The plain rows that cross the consumer's ports: fired panes and records set aside.
 
-use eventide_engine::pane::{Pane, KEY_SEP};
+use eventide_engine::pane::Pane;
 use eventide_engine::rules::Alert;
 use serde_json::{Map, Value};
 
@@ -13,7 +13,7 @@ pub struct PaneRow {
     /// The aggregation's name in the spec.
     pub aggregation: String,
     /// The group-by values, in `group_by` order.
-    pub key_parts: Vec<String>,
+    pub key_parts: Vec<Option<String>>,
     /// The group-by field names.
     pub group_by: Vec<String>,
     /// Window bounds `[window_start, window_end)` in epoch ms.
@@ -54,7 +54,10 @@ impl PaneRow {
     ) -> Self {
         PaneRow {
             aggregation: aggregation.to_string(),
-            key_parts: pane.key_parts().map(str::to_string).collect(),
+            key_parts: pane
+                .key_parts()
+                .map(|p| p.map(std::borrow::Cow::into_owned))
+                .collect(),
             group_by: group_by.to_vec(),
             window_start: pane.window.start,
             window_end: pane.window.end,
@@ -70,10 +73,9 @@ impl PaneRow {
         }
     }
 
-    /// The encoded key: the group-by values joined by U+001F, as in [`Pane::key`].
+    /// The encoded key, as in [`Pane::key`] (see [`eventide_engine::key`]).
     pub fn key(&self) -> String {
-        let mut sep = [0u8; 4];
-        self.key_parts.join(KEY_SEP.encode_utf8(&mut sep))
+        eventide_engine::key::join(self.key_parts.iter().map(Option::as_deref))
     }
 
     /// The JSON object of the pane, the same shape as `eventide_connectors`' `pane_json`:
@@ -83,7 +85,7 @@ impl PaneRow {
         let mut m = Map::new();
         m.insert("aggregation".into(), Value::from(self.aggregation.as_str()));
         for (name, part) in self.group_by.iter().zip(&self.key_parts) {
-            m.insert(name.clone(), Value::from(part.as_str()));
+            m.insert(name.clone(), Value::from(part.as_deref()));
         }
         m.insert("window_start".into(), Value::from(self.window_start));
         m.insert("window_end".into(), Value::from(self.window_end));
@@ -125,7 +127,7 @@ pub struct DeadLetter {
 ///
 /// ```
 /// use eventide_engine::rules::Alert;
-/// let a = Alert { rule: "r".into(), key: vec![("k".into(), "a".into())], time: 10,
+/// let a = Alert { rule: "r".into(), key: vec![("k".into(), Some("a".into()))], time: 10,
 ///                 values: vec![("sum(v, 1h)".into(), Some(2.0))], events: vec![] };
 /// let row = eventide_ports::rows::alert_row(&a);
 /// assert_eq!(row.aggregation, "alert:r");

@@ -97,9 +97,11 @@ impl DynamoLookup {
     }
 
     fn key_item(&self, key: &str) -> HashMap<String, AttributeValue> {
-        key.split(KEY_PART_SEP)
+        // Parts of a join key are never null (a null key never matches).
+        eventide_engine::key::parts(key)
             .zip(&self.key_attrs)
             .map(|(part, (name, ty))| {
+                let part = part.unwrap_or_default();
                 let v = match ty {
                     FieldType::Number => AttributeValue::N(part.to_string()),
                     FieldType::Bool => AttributeValue::Bool(part == "true"),
@@ -189,8 +191,8 @@ impl DynamoLookup {
                 continue;
             };
             cells.clear();
-            for part in k.split(KEY_PART_SEP) {
-                cells.push(Value::Str(part.into()));
+            for part in eventide_engine::key::parts(k) {
+                cells.push(part.map_or(Value::Null, Value::Str));
             }
             cells.extend(row.iter().cloned());
             b.push_row(&cells).map_err(|e| AwsError::Corrupt {

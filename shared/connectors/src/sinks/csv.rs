@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use eventide_engine::pane::{Pane, KEY_SEP};
+use eventide_engine::pane::Pane;
 
 use super::ordered::RowWriter;
 use super::{Layout, RowFormat};
@@ -106,11 +106,16 @@ impl RowFormat for CsvFormat {
         if self.prefix.is_empty() || self.last_key != p.key {
             let pre = &mut self.prefix;
             pre.clear();
-            for (i, part) in p.key.split(KEY_SEP).enumerate() {
+            for (i, part) in p.key_parts().enumerate() {
                 if i > 0 {
                     pre.push(b',');
                 }
-                push_csv_field(pre, part);
+                // A null value is an empty field, an empty text `""`: they stay apart.
+                match part.as_deref() {
+                    None => {}
+                    Some("") => pre.extend_from_slice(b"\"\""),
+                    Some(s) => push_csv_field(pre, s),
+                }
             }
             if !self.layout.group_by.is_empty() {
                 pre.push(b',');

@@ -73,7 +73,7 @@ pub fn pane_json(p: &Pane<'_>, layout: &Layout, aggregation: &str) -> Map<String
     let mut m = Map::new();
     m.insert("aggregation".into(), Value::from(aggregation));
     for (name, part) in layout.group_by.iter().zip(p.key_parts()) {
-        m.insert(name.clone(), Value::from(part));
+        m.insert(name.clone(), Value::from(part.as_deref()));
     }
     m.insert("window_start".into(), Value::from(p.window.start));
     m.insert("window_end".into(), Value::from(p.window.end));

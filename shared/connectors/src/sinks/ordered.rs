@@ -4,7 +4,7 @@
 //! window start. Within one key, windows already fire in start order, so a stable counting
 //! sort by key rank is enough.
 
-use eventide_engine::pane::{Pane, KEY_SEP};
+use eventide_engine::pane::Pane;
 use eventide_engine::trigger::Timing;
 use eventide_engine::window::Window;
 use rustc_hash::FxHashMap;
@@ -164,7 +164,7 @@ impl KeyBuffer {
                 &buffers[x.0 as usize].keys[x.1 as usize].name,
                 &buffers[y.0 as usize].keys[y.1 as usize].name,
             );
-            kx.split(KEY_SEP).cmp(ky.split(KEY_SEP))
+            eventide_engine::key::cmp(kx, ky)
         });
         let mut pending: Vec<Row> = Vec::new();
         let mut i = 0;

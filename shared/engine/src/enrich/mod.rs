@@ -167,7 +167,7 @@ impl Enricher {
         for (i, e) in self.specs.iter().enumerate() {
             let key: Option<&str> = match e.join.as_slice() {
                 // The common case: one string key, looked up without copying.
-                [k] if matches!(rec.values.get(k.field), Some(Value::Str(_))) => {
+                [k] if matches!(rec.values.get(k.field), Some(Value::Str(s)) if crate::key::is_plain(s)) => {
                     match &rec.values[k.field] {
                         Value::Str(s) => Some(s),
                         _ => None,

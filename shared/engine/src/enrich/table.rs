@@ -27,8 +27,8 @@ use thiserror::Error;
 use crate::record::Value;
 use crate::spec::FieldType;
 
-/// Separates the parts of a composite key.
-pub const KEY_PART_SEP: char = '\u{1f}';
+/// Separates the parts of a composite key (text parts are escaped: see [`crate::key`]).
+pub const KEY_PART_SEP: char = crate::key::SEP;
 
 /// A table that cannot be built.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -271,7 +271,7 @@ pub fn encode_key_part(buf: &mut String, v: &Value<'_>, ty: FieldType) -> Result
             "" => return Ok(false),
             _ => return Err(format!("{s:?} is not a bool")),
         },
-        (Value::Str(s), FieldType::String) => buf.push_str(s),
+        (Value::Str(s), FieldType::String) => crate::key::push_str(buf, s),
         (Value::Num(n), _) => {
             let _ = write!(buf, "{n}");
         }

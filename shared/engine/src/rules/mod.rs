@@ -52,7 +52,6 @@ use serde::Deserialize;
 
 use crate::duration::parse_ms;
 use crate::filter::Filter;
-use crate::pane::KEY_SEP;
 use crate::pipeline::encode_key;
 use crate::record::Record;
 use crate::spec::InputSpec;
@@ -484,8 +483,8 @@ pub struct MatchedEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub rule: String,
-    /// The key's fields and values.
-    pub key: Vec<(String, String)>,
+    /// The key's fields and values (`None` for null).
+    pub key: Vec<(String, Option<String>)>,
     /// For a condition, the evaluation instant (the windows' exclusive end); for a pattern,
     /// the time of the match's last record. Epoch ms.
     pub time: i64,
@@ -495,11 +494,11 @@ pub struct Alert {
     pub events: Vec<MatchedEvent>,
 }
 
-fn key_pairs(spec: &RuleSpec, key: &str) -> Vec<(String, String)> {
+fn key_pairs(spec: &RuleSpec, key: &str) -> Vec<(String, Option<String>)> {
     spec.key_names
         .iter()
         .cloned()
-        .zip(key.split(KEY_SEP).map(str::to_string))
+        .zip(crate::key::parts(key).map(|p| p.map(std::borrow::Cow::into_owned)))
         .collect()
 }
 
@@ -557,7 +556,7 @@ impl Alert {
     ///
     /// ```
     /// use eventide_engine::rules::Alert;
-    /// let a = Alert { rule: "r".into(), key: vec![("k".into(), "a".into())], time: 10, values: vec![], events: vec![] };
+    /// let a = Alert { rule: "r".into(), key: vec![("k".into(), Some("a".into()))], time: 10, values: vec![], events: vec![] };
     /// let mut b = a.clone();
     /// assert_eq!(a.id(), b.id());
     /// b.time = 11;
@@ -575,7 +574,8 @@ impl Alert {
         };
         feed(self.rule.as_bytes());
         for (_, v) in &self.key {
-            feed(v.as_bytes());
+            // 0xfe is in no UTF-8 text: null differs from every value, `""` included.
+            feed(v.as_deref().map_or(&[0xfe][..], str::as_bytes));
         }
         feed(&self.time.to_le_bytes());
         for e in &self.events {
@@ -591,7 +591,7 @@ impl Alert {
         let key: Map<String, J> = self
             .key
             .iter()
-            .map(|(k, v)| (k.clone(), J::String(v.clone())))
+            .map(|(k, v)| (k.clone(), v.clone().map_or(J::Null, J::String)))
             .collect();
         let values: Map<String, J> = self
             .values

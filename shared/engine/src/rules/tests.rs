@@ -340,7 +340,7 @@ fn thresholds_come_from_the_latest_record_of_the_key() {
     let alerts = run(&mut p, &lines);
     let got: Vec<(String, i64, Option<f64>)> = alerts
         .iter()
-        .map(|a| (a.key[0].1.clone(), a.time, a.values[1].1))
+        .map(|a| (a.key[0].1.clone().unwrap_or_default(), a.time, a.values[1].1))
         .collect();
     assert_eq!(
         got,
@@ -466,7 +466,7 @@ fn keys_are_matched_separately() {
     let alerts = run(&mut p, &lines);
     let got: Vec<(String, i64)> = alerts
         .iter()
-        .map(|a| (a.key[0].1.clone(), a.time))
+        .map(|a| (a.key[0].1.clone().unwrap_or_default(), a.time))
         .collect();
     assert_eq!(got, vec![("a".to_string(), 3), ("b".to_string(), 4)]);
     assert_ne!(alerts[0].id(), alerts[1].id());

@@ -394,10 +394,13 @@ fn group_keys_never_collide() {
     // In CSV a null value is an empty field and "" a quoted empty one: five rows, each with
     // as many fields as the header.
     let out = same_files(&spec("csv"), &input, &dir.join("csv"));
-    let text = String::from_utf8_lossy(&out.iter().find(|(n, _)| n == "sums.csv").unwrap().1)
-        .into_owned();
+    let text =
+        String::from_utf8_lossy(&out.iter().find(|(n, _)| n == "sums.csv").unwrap().1).into_owned();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 6, "{text}");
-    assert!(lines.contains(&",z,0,1000,4") && lines.contains(&"\"\",z,0,1000,8"), "{text}");
+    assert!(
+        lines.contains(&",z,0,1000,4") && lines.contains(&"\"\",z,0,1000,8"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -553,9 +553,7 @@ fn group(g: usize, layout: &Layout, chunks: &[Chunk], met: &Met) -> Grouped {
     let left_out = |seq: usize| met.skip.get(seq) == Some(&true);
     let names: Vec<Box<str>> = dict.names().map(Box::from).collect();
     let mut ranked: Vec<u32> = (0..names.len() as u32).collect();
-    ranked.sort_unstable_by(|&a, &b| {
-        crate::key::cmp(&names[a as usize], &names[b as usize])
-    });
+    ranked.sort_unstable_by(|&a, &b| crate::key::cmp(&names[a as usize], &names[b as usize]));
     let mut rank_of = vec![0u32; names.len()];
     for (r, &k) in ranked.iter().enumerate() {
         rank_of[k as usize] = r as u32;

@@ -240,7 +240,10 @@ fn alerts_once_per_false_to_true_transition() {
         alerts[0].values,
         vec![("sum(value, 3m)".to_string(), Some(12.0))]
     );
-    assert_eq!(alerts[0].key, vec![("k".to_string(), "a".to_string())]);
+    assert_eq!(
+        alerts[0].key,
+        vec![("k".to_string(), Some("a".to_string()))]
+    );
     assert_eq!(alerts[1].values[0].1, Some(20.0));
 }
 
@@ -340,7 +343,13 @@ fn thresholds_come_from_the_latest_record_of_the_key() {
     let alerts = run(&mut p, &lines);
     let got: Vec<(String, i64, Option<f64>)> = alerts
         .iter()
-        .map(|a| (a.key[0].1.clone().unwrap_or_default(), a.time, a.values[1].1))
+        .map(|a| {
+            (
+                a.key[0].1.clone().unwrap_or_default(),
+                a.time,
+                a.values[1].1,
+            )
+        })
         .collect();
     assert_eq!(
         got,

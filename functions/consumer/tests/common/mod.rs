@@ -39,7 +39,7 @@ pub fn kinesis_event(stream: &str, records: &[(String, String, Vec<u8>)]) -> Kin
     let arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}");
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+        .map_or(0, |d| d.as_secs());
     let records: Vec<serde_json::Value> = records
         .iter()
         .map(|(seq, pk, data)| {

@@ -119,6 +119,10 @@ fn event(stream: &str, records: &[KinesisRecord]) -> KinesisEvent {
         x.kinesis.partition_key = r.partition_key.clone();
         x.kinesis.sequence_number = r.sequence_number.clone();
         *x.kinesis.data = r.data.clone();
+        // As Lambda passes it: the stream's arrival time, in seconds.
+        let arrived = r.approximate_arrival_ms.unwrap_or_default() / 1_000;
+        x.kinesis.approximate_arrival_timestamp =
+            serde_json::from_value(json!(arrived)).expect("a timestamp");
         e.records.push(x);
     }
     e

@@ -61,3 +61,22 @@ pub struct StateError {
     pub key: String,
     pub reason: String,
 }
+
+/// Most characters of input text that an error message quotes.
+pub const EXCERPT_CHARS: usize = 80;
+
+/// Input text as an error quotes it: at most [`EXCERPT_CHARS`] characters, debug-quoted,
+/// with the size of what was left out, so that a 1 GB line makes a short message.
+///
+/// ```
+/// use eventide_engine::error::excerpt;
+/// assert_eq!(excerpt("lots"), "\"lots\"");
+/// let long = "x".repeat(1_000);
+/// assert_eq!(excerpt(&long), format!("{:?}… (1000 bytes)", "x".repeat(80)));
+/// ```
+pub fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+    }
+}

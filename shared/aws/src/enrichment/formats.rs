@@ -75,7 +75,7 @@ fn resolve(
                     object,
                     format!(
                         "no column `{w}` (columns: {}{})",
-                        available.join(", "),
+                        columns_excerpt(available),
                         if partitions.is_empty() {
                             String::new()
                         } else {
@@ -93,6 +93,27 @@ fn resolve(
             }
         })
         .collect()
+}
+
+/// The column names an error lists: the first few, each quoted at most in part, so that a
+/// huge header (a file of one 1 GB line) makes a short message.
+fn columns_excerpt(available: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut out: Vec<String> = available
+        .iter()
+        .take(SHOWN)
+        .map(|c| {
+            if c.chars().count() > eventide_engine::error::EXCERPT_CHARS {
+                eventide_engine::error::excerpt(c)
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    if available.len() > SHOWN {
+        out.push(format!("… {} more", available.len() - SHOWN));
+    }
+    out.join(", ")
 }
 
 /// Loads one object's rows into `builder`. `wanted` names the join columns then the

@@ -262,14 +262,14 @@ pub fn encode_key_part(buf: &mut String, v: &Value<'_>, ty: FieldType) -> Result
             if t.is_empty() {
                 return Ok(false);
             }
-            let n: f64 = t.parse().map_err(|_| format!("{s:?} is not a number"))?;
+            let n: f64 = t.parse().map_err(|_| format!("{} is not a number", crate::error::excerpt(s)))?;
             let _ = write!(buf, "{n}");
         }
         (Value::Str(s), FieldType::Bool) => match s.trim() {
             "true" | "TRUE" | "True" => buf.push_str("true"),
             "false" | "FALSE" | "False" => buf.push_str("false"),
             "" => return Ok(false),
-            _ => return Err(format!("{s:?} is not a bool")),
+            _ => return Err(format!("{} is not a bool", crate::error::excerpt(s))),
         },
         (Value::Str(s), FieldType::String) => crate::key::push_str(buf, s),
         (Value::Num(n), _) => {
@@ -425,7 +425,7 @@ impl TableBuilder {
                 } else {
                     Value::Num(
                         t.parse()
-                            .map_err(|_| self.value_error(c, format!("{s:?} is not a number")))?,
+                            .map_err(|_| self.value_error(c, format!("{} is not a number", crate::error::excerpt(s))))?,
                     )
                 }
             }
@@ -433,7 +433,7 @@ impl TableBuilder {
                 "true" | "TRUE" | "True" => Value::Bool(true),
                 "false" | "FALSE" | "False" => Value::Bool(false),
                 "" => Value::Null,
-                _ => return Err(self.value_error(c, format!("{s:?} is not a bool"))),
+                _ => return Err(self.value_error(c, format!("{} is not a bool", crate::error::excerpt(s)))),
             },
             (Value::Num(n), FieldType::String) => Value::Str(Cow::Owned(n.to_string())),
             (Value::Bool(b), FieldType::String) => {
@@ -583,6 +583,14 @@ mod tests {
                 .contains("row 1, column `#1`: \"lots\" is not a number"),
             "{e}"
         );
+        // A huge bad value is quoted in part: the message stays short.
+        let mut b = TableBuilder::new(layout(100, 1 << 30));
+        let huge = "9".repeat(1 << 20) + "x";
+        let e = b
+            .push_row(&[Value::Str(huge.as_str().into()), Value::Str("k".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 300 && e.contains("(1048577 bytes)"), "{}", &e[..300.min(e.len())]);
         let mut b = TableBuilder::new(layout(1000, 64));
         for i in 0..10 {
             b.push_row(&[Value::Num(i as f64), Value::Str("k".into())])

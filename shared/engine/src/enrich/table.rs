@@ -262,7 +262,9 @@ pub fn encode_key_part(buf: &mut String, v: &Value<'_>, ty: FieldType) -> Result
             if t.is_empty() {
                 return Ok(false);
             }
-            let n: f64 = t.parse().map_err(|_| format!("{} is not a number", crate::error::excerpt(s)))?;
+            let n: f64 = t
+                .parse()
+                .map_err(|_| format!("{} is not a number", crate::error::excerpt(s)))?;
             let _ = write!(buf, "{n}");
         }
         (Value::Str(s), FieldType::Bool) => match s.trim() {
@@ -423,17 +425,20 @@ impl TableBuilder {
                 if t.is_empty() {
                     Value::Null
                 } else {
-                    Value::Num(
-                        t.parse()
-                            .map_err(|_| self.value_error(c, format!("{} is not a number", crate::error::excerpt(s))))?,
-                    )
+                    Value::Num(t.parse().map_err(|_| {
+                        self.value_error(c, format!("{} is not a number", crate::error::excerpt(s)))
+                    })?)
                 }
             }
             (Value::Str(s), FieldType::Bool) => match s.trim() {
                 "true" | "TRUE" | "True" => Value::Bool(true),
                 "false" | "FALSE" | "False" => Value::Bool(false),
                 "" => Value::Null,
-                _ => return Err(self.value_error(c, format!("{} is not a bool", crate::error::excerpt(s)))),
+                _ => {
+                    return Err(
+                        self.value_error(c, format!("{} is not a bool", crate::error::excerpt(s)))
+                    )
+                }
             },
             (Value::Num(n), FieldType::String) => Value::Str(Cow::Owned(n.to_string())),
             (Value::Bool(b), FieldType::String) => {
@@ -590,7 +595,11 @@ mod tests {
             .push_row(&[Value::Str(huge.as_str().into()), Value::Str("k".into())])
             .unwrap_err()
             .to_string();
-        assert!(e.len() < 300 && e.contains("(1048577 bytes)"), "{}", &e[..300.min(e.len())]);
+        assert!(
+            e.len() < 300 && e.contains("(1048577 bytes)"),
+            "{}",
+            &e[..300.min(e.len())]
+        );
         let mut b = TableBuilder::new(layout(1000, 64));
         for i in 0..10 {
             b.push_row(&[Value::Num(i as f64), Value::Str("k".into())])

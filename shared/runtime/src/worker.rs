@@ -20,7 +20,9 @@
 //! With [`WorkerSettings::finite_quiet_ms`] the stream is treated as finite (the demo and
 //! tests): once every shard is caught up and quiet for that long, each worker fires
 //! everything of its shards as if the watermark were +∞ (like `eventide replay` at the end
-//! of its input), publishes `wm = i64::MAX`, and exits once every shard has done so.
+//! of its input), publishes `wm = i64::MAX`, and exits once every shard has done so. A
+//! shard taken on after that (its owner died while its row looked quiet) is read to its
+//! tip before it ends.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -438,7 +440,8 @@ impl Worker {
                 continue;
             };
             let flags = Arc::new(TaskFlags::default());
-            // A shard taken on (or restarted) after the input ended ends at once.
+            // A shard taken on (or restarted) after the input ended ends once it has read
+            // what is left of it.
             flags.end_input.store(self.ending, Ordering::SeqCst);
             info!(shard = %lease.shard_id, counter = lease.counter, checkpoint = %lease.checkpoint, "starting shard");
             let handle = tokio::task::spawn_local(run_shard(
@@ -579,6 +582,7 @@ async fn run_shard(
             .ports
             .source
             .open(&shard.shard_id, &lease.checkpoint, shared.batch_limit);
+    let mut caught_up = false;
     loop {
         if flags.stop.load(Ordering::SeqCst) {
             return Ok(TaskExit::Stopped);
@@ -588,7 +592,10 @@ async fn run_shard(
             tokio::time::sleep(shared.poll).await;
             continue;
         }
-        if flags.end_input.load(Ordering::SeqCst) {
+        // The input ends for this shard only once it has been read to its tip: a shard
+        // taken over after the others ended (its dead owner's row looked quiet) reads
+        // what is left first.
+        if caught_up && flags.end_input.load(Ordering::SeqCst) {
             match consumer.end_input(io).await {
                 Ok(panes) => {
                     shared.figures.panes.fetch_add(panes, Ordering::Relaxed);
@@ -618,7 +625,8 @@ async fn run_shard(
             debug!(shard = %shard.shard_id, records = report.records, panes = report.panes,
                 skipped = report.skipped, dead_letters = report.dead_letters, lag, "batch checkpointed");
         }
-        if batch.records.is_empty() && lag == 0 {
+        caught_up = batch.records.is_empty() && lag == 0;
+        if caught_up {
             let now = io.clock.now_ms().max(1);
             let _ =
                 flags

@@ -164,6 +164,27 @@ async fn a_killed_worker_is_taken_over_and_nothing_is_lost_or_counted_twice() {
     }
 }
 
+/// A dead worker's control row can look quiet (caught up, no data for a while) while its
+/// shard has records it never read: Kinesis reports how far behind the tip a batch is in
+/// time, and records put in one burst are all "0 ms behind". The heir may end the input on
+/// that word before the dead worker's lease expires; a shard it takes over afterwards must
+/// still be read to its end before it ends.
+#[tokio::test(start_paused = true)]
+async fn a_shard_taken_over_after_the_input_ended_is_read_to_its_end_first() {
+    let recs = records_with(600, false);
+    let want = replay(&spec(), &recs).panes;
+    for kill_after_ms in [300, 700] {
+        let world = World::new(2, &recs[..200]);
+        // a reads both shards to their tip, then dies before the input looks quiet to it.
+        let a = tokio::time::timeout(Duration::from_millis(kill_after_ms), world.run("a")).await;
+        assert!(a.is_err(), "worker a was killed before the end");
+        // The rest of the stream arrives; a's rows still say "caught up".
+        world.put(&recs[200..]);
+        assert_eq!(world.run("b").await, WorkerExit::EndOfInput);
+        assert_same(&world.ports.rows(), &want);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn two_workers_share_the_shards_and_agree_on_the_end() {
     let recs = records_with(600, false);

@@ -108,11 +108,22 @@ pub async fn download(location: &str, dir: &Path) -> Result<Vec<InputFile>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut files = Vec::with_capacity(objects.len());
     for (i, o) in objects.iter().enumerate() {
-        let bytes = eventide_aws::enrichment::s3::get(&clients.s3, &bucket, &o.key).await?;
         // The index keeps the key order; the object's own name keeps its extension.
         let base = o.key.rsplit('/').next().unwrap_or("object");
         let path = dir.join(format!("{i:06}-{base}"));
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        // Streamed to the file: an object of any size takes no more memory than a chunk.
+        eventide_aws::enrichment::s3::get_chunks(&clients.s3, &bucket, &o.key, |chunk| {
+            use std::io::Write;
+            file.write_all(chunk)
+                .with_context(|| format!("writing {}", path.display()))
+        })
+        .await?;
+        file.into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", path.display()))?;
         files.push(InputFile {
             path,
             name: format!("s3://{bucket}/{}", o.key),

@@ -68,6 +68,21 @@ impl EnrichClients {
     }
 }
 
+impl EnrichClients {
+    /// Clients that are never called (every table is a local file): built without reading
+    /// any configuration.
+    fn offline() -> Self {
+        let conf = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        EnrichClients {
+            s3: aws_sdk_s3::Client::new(&conf),
+            glue: aws_sdk_glue::Client::new(&conf),
+            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
+        }
+    }
+}
+
 /// What one load of a table measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadReport {
@@ -230,16 +245,21 @@ async fn load(
             let format = Arc::new(format);
             for o in objects {
                 count += 1;
-                let data = s3::get(&clients.s3, &o.bucket, &o.key).await?;
-                let (format, wanted) = (Arc::clone(&format), Arc::clone(&wanted));
                 let name = format!("s3://{}/{}", o.bucket, o.key);
-                builder = tokio::task::spawn_blocking(move || {
-                    formats::load_object(data, &format, &wanted, &o.partitions, &name, &mut builder)
-                        .map(|()| builder)
+                // Parsed as the bytes arrive (each chunk is small work): memory follows
+                // the table, not the object.
+                let mut loader = formats::ObjectLoader::new(
+                    &format,
+                    &wanted,
+                    &o.partitions,
+                    &name,
+                    &mut builder,
+                );
+                s3::get_chunks(&clients.s3, &o.bucket, &o.key, |chunk| {
+                    loader.push(chunk).map_err(corrupt)
                 })
-                .await
-                .map_err(join_err)?
-                .map_err(corrupt)?;
+                .await?;
+                loader.finish().map_err(corrupt)?;
             }
         }
         Resolved::File { path, format, .. } => {
@@ -266,12 +286,7 @@ async fn load(
                 let format = format.clone();
                 builder = tokio::task::spawn_blocking(move || {
                     let name = f.display().to_string();
-                    let data = std::fs::read(&f).map_err(|e| formats::FormatError::Object {
-                        object: name.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    formats::load_object(data, &format, &wanted, &[], &name, &mut builder)
-                        .map(|()| builder)
+                    load_file(&f, &name, &format, &wanted, &mut builder).map(|()| builder)
                 })
                 .await
                 .map_err(join_err)?
@@ -295,11 +310,48 @@ async fn load(
     Ok((table, report))
 }
 
+/// Loads a local file into `builder`, a chunk at a time (see [`formats::ObjectLoader`]).
+fn load_file(
+    path: &std::path::Path,
+    name: &str,
+    format: &TableFormat,
+    wanted: &[String],
+    builder: &mut TableBuilder,
+) -> Result<(), formats::FormatError> {
+    use std::io::Read;
+    let io = |e: std::io::Error| formats::FormatError::Object {
+        object: name.to_string(),
+        reason: e.to_string(),
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut loader = formats::ObjectLoader::new(format, wanted, &[], name, builder);
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return loader.finish(),
+            Ok(n) => loader.push(&buf[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+}
+
 impl Lookups {
     /// Loads every preloaded table of `spec` (failing if one cannot be loaded: the consumer
     /// must not start without its tables) and starts the refresh tasks.
+    /// Tables that are all local files need no AWS configuration, so none is looked for
+    /// (no region or credential lookups, no IMDS calls): `eventide replay` runs offline.
     pub async fn start(spec: &PipelineSpec) -> Result<Arc<Self>, AwsError> {
-        Self::start_with(spec, EnrichClients::from_env().await).await
+        let local = spec
+            .enrichments
+            .iter()
+            .all(|e| matches!(e.source, SourceSpec::File { .. }));
+        let clients = if local {
+            EnrichClients::offline()
+        } else {
+            EnrichClients::from_env().await
+        };
+        Self::start_with(spec, clients).await
     }
 
     /// [`Lookups::start`] with given clients.

@@ -98,22 +98,52 @@ pub async fn list(
     Ok(out)
 }
 
-/// Fetches an object's bytes.
+/// Fetches an object's bytes whole: for small objects (a rules file) only; read anything
+/// whose size is not bounded with [`get_chunks`].
+///
+/// # Errors
+/// A failed request or transfer.
 pub async fn get(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+    let mut out = Vec::new();
+    get_chunks(client, bucket, key, |chunk| {
+        out.extend_from_slice(chunk);
+        Ok::<(), AwsError>(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Streams an object's bytes to `each`, chunk by chunk as they arrive, so that memory does
+/// not follow the object's size. Stops at the first error `each` returns.
+///
+/// # Errors
+/// A failed request or transfer, or `each`'s error.
+///
+/// # Cancel safety
+/// Cancelling stops the transfer; `each` may have seen part of the object.
+pub async fn get_chunks<E: From<AwsError>>(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    mut each: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
     let op = format!("GetObject s3://{bucket}/{key}");
-    let resp = client
+    let mut resp = client
         .get_object()
         .bucket(bucket)
         .key(key)
         .send()
         .await
         .map_err(|e| AwsError::service(&op, e))?;
-    let body = resp
+    while let Some(chunk) = resp
         .body
-        .collect()
+        .try_next()
         .await
-        .map_err(|e| AwsError::service(&op, e))?;
-    Ok(body.into_bytes().to_vec())
+        .map_err(|e| AwsError::service(&op, e))?
+    {
+        each(&chunk)?;
+    }
+    Ok(())
 }
 
 /// A version string for a set of objects: their count and a digest of keys and ETags, so

@@ -6,10 +6,10 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum SpecError {
     /// The spec is not valid TOML or does not have the expected shape.
-    #[error("pipeline spec is not valid: {0}")]
+    #[error("pipeline spec is not valid: {}", bounded(.0))]
     Syntax(String),
     /// A field has a value the engine cannot use.
-    #[error("pipeline spec field `{field}`: {reason}")]
+    #[error("pipeline spec field `{}`: {}", bounded(field), bounded(reason))]
     Invalid { field: String, reason: String },
 }
 
@@ -79,4 +79,33 @@ pub fn excerpt(s: &str) -> String {
         None => format!("{s:?}"),
         Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
     }
+}
+
+/// Most bytes of an error message part (a field path, a reason) that are shown.
+pub const MESSAGE_BYTES: usize = 400;
+
+/// An error message part as shown: whole when short, else its start and its end (where
+/// the hint usually is) around the size of what was left out, so that a spec value of
+/// 1 MB quoted in a reason makes a short message.
+///
+/// ```
+/// use eventide_engine::error::bounded;
+/// assert_eq!(bounded("short"), "short");
+/// let long = format!("bad {:?}; use json", "x".repeat(10_000));
+/// let shown = bounded(&long);
+/// assert!(shown.len() < 500 && shown.ends_with("; use json"), "{shown}");
+/// ```
+pub fn bounded(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MESSAGE_BYTES {
+        return s.into();
+    }
+    let head = s.floor_char_boundary(MESSAGE_BYTES / 2);
+    let tail = s.ceil_char_boundary(s.len() - MESSAGE_BYTES / 4);
+    format!(
+        "{}… ({} bytes left out) …{}",
+        &s[..head],
+        tail - head,
+        &s[tail..]
+    )
+    .into()
 }

@@ -197,3 +197,28 @@ proptest! {
         let _ = Schema::new(&input()).parse_line(&line);
     }
 }
+
+/// A spec or rules file that carries a huge value (a 1 MB format name, field name, rule id
+/// or a 1 MB line of TOML) gets an error of a few hundred bytes that still names the place
+/// and keeps the hint at its end.
+#[test]
+fn errors_about_huge_values_stay_short() {
+    let huge = "x".repeat(1 << 20);
+    let specs = [
+        format!("[input]\nformat = \"{huge}\"\nevent_time = {{ field = \"t\" }}\n"),
+        format!("[input]\nevent_time = {{ field = \"t\" }}\nfields = {{ {huge} = \"nmber\" }}\n"),
+        format!("[input]\nevent_time = {{ field = \"t\" }}\n{huge}\n"),
+    ];
+    for spec in &specs {
+        let e = PipelineSpec::from_toml(spec)
+            .expect_err("invalid")
+            .to_string();
+        assert!(e.len() < 1_000, "{} bytes: {}", e.len(), &e[..200]);
+        assert!(e.contains("bytes left out"), "{e}");
+    }
+    let rules = format!("[[rule]]\nid = \"{huge}\"\nwhen = \"sum(\"\n");
+    let e = parse_rules(&rules, &input())
+        .expect_err("invalid")
+        .to_string();
+    assert!(e.len() < 1_000 && e.starts_with("rule[0]"), "{e}");
+}

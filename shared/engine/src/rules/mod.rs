@@ -45,6 +45,7 @@ pub mod condition;
 pub mod expr;
 pub mod pattern;
 
+use crate::error::bounded;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -81,7 +82,7 @@ pub enum RuleError {
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RuleError::Syntax(s) => write!(f, "rules are not valid: {s}"),
+            RuleError::Syntax(s) => write!(f, "rules are not valid: {}", bounded(s)),
             RuleError::Invalid {
                 index,
                 id,
@@ -89,11 +90,12 @@ impl fmt::Display for RuleError {
                 column,
                 reason,
             } => {
-                write!(f, "rule[{index}] {id:?} `{field}`")?;
+                let id = format!("{id:?}");
+                write!(f, "rule[{index}] {} `{}`", bounded(&id), bounded(field))?;
                 if let Some(c) = column {
                     write!(f, " at column {c}")?;
                 }
-                write!(f, ": {reason}")
+                write!(f, ": {}", bounded(reason))
             }
         }
     }

@@ -99,8 +99,14 @@ pub fn bounded(s: &str) -> std::borrow::Cow<'_, str> {
     if s.len() <= MESSAGE_BYTES {
         return s.into();
     }
-    let head = s.floor_char_boundary(MESSAGE_BYTES / 2);
-    let tail = s.ceil_char_boundary(s.len() - MESSAGE_BYTES / 4);
+    let mut head = MESSAGE_BYTES / 2;
+    while !s.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = s.len() - MESSAGE_BYTES / 4;
+    while !s.is_char_boundary(tail) {
+        tail += 1;
+    }
     format!(
         "{}… ({} bytes left out) …{}",
         &s[..head],

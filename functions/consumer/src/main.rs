@@ -105,6 +105,15 @@ enum Command {
         /// the dead letters (`EVENTIDE_KPL_MAX_RECORDS` under Lambda).
         #[arg(long, default_value_t = eventide_ports::kpl::DEFAULT_MAX_RECORDS)]
         kpl_max_records: usize,
+        /// Read through this enhanced fan-out consumer of the stream (registered if it does
+        /// not exist) with SubscribeToShard, instead of polling GetRecords: 2 MB/s per shard
+        /// of its own, pushed (see docs/aws-runtime.md, "Enhanced fan-out").
+        #[arg(long, env = "EVENTIDE_EFO_CONSUMER", value_name = "CONSUMER NAME")]
+        efo: Option<String>,
+        /// With --efo, replace each subscription after this long, in ms (AWS ends one after
+        /// 5 minutes). For tests.
+        #[arg(long, hide = true, default_value_t = eventide_aws::kinesis::efo::DEFAULT_RESUBSCRIBE_AFTER.as_millis() as u64)]
+        efo_resubscribe_after_ms: u64,
     },
     /// Put one heartbeat record into every open shard of a stream.
     Tick {
@@ -267,6 +276,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             rules_s3,
             rules_poll_ms,
             kpl_max_records,
+            efo,
+            efo_resubscribe_after_ms,
         } => {
             let spec = load_spec(&pipeline)?;
             let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
@@ -284,6 +295,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config.rules_s3 = rules_s3;
             config.rules_poll_ms = rules_poll_ms;
             config.kpl_max_records = kpl_max_records;
+            config.efo_consumer = efo.filter(|name| !name.is_empty());
+            config.efo_resubscribe_after =
+                std::time::Duration::from_millis(efo_resubscribe_after_ms);
             let finite = finite_quiet_ms.is_some();
             let clients = Clients::from_env().await;
             let exit = run_worker_with(&clients, config)

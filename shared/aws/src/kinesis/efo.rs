@@ -98,6 +98,9 @@ impl Default for EfoConfig {
 ///
 /// # Errors
 /// The stream does not exist, or the call failed after its retries.
+///
+/// # Cancel safety
+/// Cancel safe: it only reads.
 pub async fn stream_arn(client: &Client, stream: &str) -> Result<String, AwsError> {
     let op = format!("DescribeStreamSummary stream {stream}");
     let backoff = Backoff::default();
@@ -655,6 +658,9 @@ impl EfoSource {
     /// through it.
     ///
     /// # Errors
+    /// As [`register_consumer`].
+    ///
+    /// # Cancel safety
     /// As [`register_consumer`].
     pub async fn register(
         client: Client,

@@ -366,6 +366,12 @@ class Checker:
         return (f"stream {name} ({s['StreamStatus']}, {s.get('OpenShardCount', '?')} open shards, "
                 f"{s.get('EncryptionType', 'NONE')})")
 
+    def check_AWS_Kinesis_StreamConsumer(self, logical: str, physical: str | None) -> str | None:
+        p = self.props(logical, "ConsumerName", "StreamARN")
+        c = self.client("kinesis").describe_stream_consumer(
+            StreamARN=p["StreamARN"], ConsumerName=p["ConsumerName"])["ConsumerDescription"]
+        return f"EFO consumer {p['ConsumerName']} ({c['ConsumerStatus']})"
+
     def check_AWS_DynamoDB_Table(self, logical: str, physical: str | None) -> str | None:
         name = self.prop(logical, "TableName")
         t = self.client("dynamodb").describe_table(TableName=name)["Table"]
@@ -525,6 +531,11 @@ class Checker:
             k.start_stream_encryption(StreamName=p["Name"], EncryptionType=enc["EncryptionType"], KeyId=enc["KeyId"])
             k.get_waiter("stream_exists").wait(StreamName=p["Name"], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
         return f"Kinesis stream {p['Name']} ({args.get('ShardCount', 'on-demand')} shards, {enc['EncryptionType'] if enc else 'unencrypted'})"
+
+    def create_AWS_Kinesis_StreamConsumer(self, logical: str) -> str:
+        p = self.props(logical, "ConsumerName", "StreamARN")
+        self.client("kinesis").register_stream_consumer(StreamARN=p["StreamARN"], ConsumerName=p["ConsumerName"])
+        return f"EFO consumer {p['ConsumerName']}"
 
     def create_AWS_S3_BucketPolicy(self, logical: str) -> str:
         bucket = self.prop(logical, "Bucket")
@@ -777,6 +788,8 @@ def verify(session: boto3.Session, cfn: Any, stack: str, template: dict[str, Any
             return f"{base}:sqs:{region}:{account}:{pid.rstrip('/').rsplit('/', 1)[-1]}"
         if (rtype, attr) == ("AWS::Kinesis::Stream", "Arn"):
             return f"{base}:kinesis:{region}:{account}:stream/{pid}"
+        if (rtype, attr) == ("AWS::Kinesis::StreamConsumer", "ConsumerARN"):
+            return pid  # a stream consumer's physical id is its ARN
         if (rtype, attr) == ("AWS::DynamoDB::Table", "Arn"):
             return f"{base}:dynamodb:{region}:{account}:table/{pid}"
         if (rtype, attr) == ("AWS::S3::Bucket", "Arn"):

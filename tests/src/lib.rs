@@ -280,6 +280,21 @@ pub fn spawn_worker_with(
     worker_id: &str,
     extra: &[&str],
 ) -> Child {
+    worker_command(bin, name, stream, prefix, worker_id, extra)
+        .spawn()
+        .expect("worker starts")
+}
+
+/// The command [`spawn_worker_with`] runs, for a test that changes its environment or
+/// reads its log.
+pub fn worker_command(
+    bin: &Path,
+    name: &str,
+    stream: &str,
+    prefix: &str,
+    worker_id: &str,
+    extra: &[&str],
+) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("worker")
         .args([
@@ -311,7 +326,7 @@ pub fn spawn_worker_with(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    cmd.spawn().expect("worker starts")
+    cmd
 }
 
 /// Waits for a child to exit, killing it after `limit`.

@@ -1,11 +1,12 @@
 //! Kinesis: shard listing, a polling shard reader, partition-key hashing and stream helpers.
 //!
-//! The consumer reads each shard with a [`ShardReader`] (GetRecords polling; enhanced
-//! fan-out is not used), starting after the sequence number checkpointed in its lease or at
-//! `TRIM_HORIZON`; [`KinesisSource`] is the shard-source port of `eventide-ports` over it,
-//! which de-aggregates KPL records into their user records ([`eventide_ports::kpl`]). A shard that was split or merged ends with [`Batch::shard_end`], which
-//! names the child shards: their leases become startable once all parents are finished
-//! (see [`crate::leases`]).
+//! The consumer reads each shard with a [`ShardReader`] (GetRecords polling) or, with
+//! enhanced fan-out, an [`efo::EfoReader`] (SubscribeToShard), starting after the sequence
+//! number checkpointed in its lease or at `TRIM_HORIZON`; [`KinesisSource`] and
+//! [`efo::EfoSource`] are the shard-source port of `eventide-ports` over them, which
+//! de-aggregates KPL records into their user records ([`eventide_ports::kpl`]). A shard
+//! that was split or merged ends with [`Batch::shard_end`], which names the child shards:
+//! their leases become startable once all parents are finished (see [`crate::leases`]).
 //!
 //! [`put_records`], [`create_stream_and_wait`] and [`update_shard_count_and_wait`] are for
 //! tests, the demo and the ticker; [`stream_summary`] and [`update_shard_count`] for the
@@ -23,6 +24,8 @@ use aws_sdk_kinesis::types::{
 use aws_sdk_kinesis::Client;
 
 use crate::AwsError;
+
+pub mod efo;
 
 use eventide_ports::kpl;
 use eventide_ports::lease::TRIM_HORIZON;
@@ -226,6 +229,40 @@ pub struct KinesisRecord {
     pub sequence_number: String,
     /// `ApproximateArrivalTimestamp` in epoch ms, if present.
     pub approximate_arrival_ms: Option<i64>,
+}
+
+impl From<aws_sdk_kinesis::types::Record> for KinesisRecord {
+    fn from(r: aws_sdk_kinesis::types::Record) -> Self {
+        KinesisRecord {
+            approximate_arrival_ms: r
+                .approximate_arrival_timestamp
+                .and_then(|t| t.to_millis().ok()),
+            data: r.data.into_inner(),
+            partition_key: r.partition_key.unwrap_or_default(),
+            sequence_number: r.sequence_number,
+        }
+    }
+}
+
+/// The records of a shard as the source port hands them out: each Kinesis record
+/// de-aggregated into its user records ([`kpl::deaggregate`]), in order.
+fn user_records(
+    shard_id: &str,
+    records: impl IntoIterator<Item = KinesisRecord>,
+    kpl_max_records: usize,
+) -> Vec<InputRecord> {
+    let records = records.into_iter();
+    let mut out = Vec::with_capacity(records.size_hint().0);
+    for r in records {
+        let record = InputRecord::new(
+            r.sequence_number,
+            r.partition_key,
+            r.data,
+            r.approximate_arrival_ms,
+        );
+        kpl::deaggregate(shard_id, record, kpl_max_records, &mut out);
+    }
+    out
 }
 
 /// What one [`ShardReader::next_batch`] returned.
@@ -459,18 +496,8 @@ impl ShardReader {
             }
         };
 
-        let mut records = Vec::with_capacity(out.records.len());
-        for r in out.records {
-            let approximate_arrival_ms = r
-                .approximate_arrival_timestamp
-                .and_then(|t| t.to_millis().ok());
-            records.push(KinesisRecord {
-                data: r.data.into_inner(),
-                partition_key: r.partition_key.unwrap_or_default(),
-                sequence_number: r.sequence_number,
-                approximate_arrival_ms,
-            });
-        }
+        let records: Vec<KinesisRecord> =
+            out.records.into_iter().map(KinesisRecord::from).collect();
         if let Some(last) = records.last() {
             self.last_sequence_number = Some(last.sequence_number.clone());
         }
@@ -556,23 +583,8 @@ impl eventide_ports::source::ShardReader for ShardReader {
     fn next_batch(&mut self) -> BoxFuture<'_, Result<SourceBatch, PortError>> {
         Box::pin(async move {
             let batch = ShardReader::next_batch(self).await?;
-            let mut records = Vec::with_capacity(batch.records.len());
-            for r in batch.records {
-                let record = InputRecord::new(
-                    r.sequence_number,
-                    r.partition_key,
-                    r.data,
-                    r.approximate_arrival_ms,
-                );
-                kpl::deaggregate(
-                    &self.shard_id,
-                    record,
-                    self.config.kpl_max_records,
-                    &mut records,
-                );
-            }
             Ok(SourceBatch {
-                records,
+                records: user_records(&self.shard_id, batch.records, self.config.kpl_max_records),
                 millis_behind_latest: batch.millis_behind_latest,
                 shard_end: batch.shard_end.map(|e| e.child_shard_ids),
             })

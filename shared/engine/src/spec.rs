@@ -187,7 +187,8 @@ pub struct PipelineSpec {
     pub files: FileSpec,
 }
 
-/// How each input record is encoded: `[input] format = "json" | "csv"`.
+/// How each input record is encoded: `[input] format = "json" | "csv"`, or a decoder of
+/// your own given in Rust ([`PipelineSpec::with_decoder`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Format {
     /// One JSON object per record (per line of a file).
@@ -195,6 +196,26 @@ pub enum Format {
     Json,
     /// One CSV row per record (per line of a file).
     Csv(CsvSpec),
+    /// A [`crate::codec::Decoder`] of your own (not expressible in TOML).
+    Custom(CustomDecoder),
+}
+
+/// A decoder of your own carried by the spec ([`PipelineSpec::with_decoder`]), so that every
+/// consumer of the spec (replay, the worker, Lambda) decodes with it.
+#[derive(Clone)]
+pub struct CustomDecoder(pub std::sync::Arc<dyn crate::codec::Decoder>);
+
+impl std::fmt::Debug for CustomDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomDecoder")
+    }
+}
+
+impl PartialEq for CustomDecoder {
+    /// The same decoder instance.
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// `[input] csv = { ... }`: the CSV dialect and columns.
@@ -473,6 +494,38 @@ impl PipelineSpec {
     /// The aggregation with this name.
     pub fn aggregation(&self, name: &str) -> Option<&AggregationSpec> {
         self.aggregations.iter().find(|a| a.name == name)
+    }
+
+    /// This spec decoding each record with `decoder` instead of its `[input] format`: the
+    /// hook for a binary format of your own in a consumer binary you build around the
+    /// library (see `examples/custom-decoder/`). Every [`crate::codec::Codec`] made from
+    /// the spec (by [`crate::Pipeline::new`], the shard consumer, Lambda) uses it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use eventide_engine::codec::{Codec, Decoder};
+    /// use eventide_engine::record::Line;
+    /// use eventide_engine::{PipelineSpec, RecordError};
+    /// struct Nothing;
+    /// impl Decoder for Nothing {
+    ///     fn decode<'a>(&self, _: &'a [u8]) -> Result<Line<'a>, RecordError> {
+    ///         Err(RecordError::Field { field: "t".into(), reason: "never".into() })
+    ///     }
+    /// }
+    /// let spec = PipelineSpec::from_toml(r#"
+    /// [input]
+    /// event_time = { field = "t" }
+    /// fields = { user = "string" }
+    /// [[aggregation]]
+    /// name = "n"
+    /// window = { type = "tumbling", size = "1m" }
+    /// aggregates = [{ name = "n", fn = "count" }]
+    /// "#).unwrap().with_decoder(Arc::new(Nothing));
+    /// assert!(Codec::new(&spec).decode(b"{}").is_err());
+    /// ```
+    pub fn with_decoder(mut self, decoder: std::sync::Arc<dyn crate::codec::Decoder>) -> Self {
+        self.format = Format::Custom(CustomDecoder(decoder));
+        self
     }
 }
 

@@ -1,6 +1,7 @@
 //! The long-running worker on AWS: `eventide_runtime::worker` (the KCL-like loop that
 //! balances shard leases and runs a consumer per held shard) with its ports wired to
-//! Kinesis ([`KinesisSource`]), the lease table ([`LeaseTable`](crate::leases::LeaseTable)) and the consumer's
+//! Kinesis ([`KinesisSource`], GetRecords polling, or with [`WorkerConfig::efo_consumer`]
+//! [`EfoSource`], enhanced fan-out), the lease table ([`LeaseTable`](crate::leases::LeaseTable)) and the consumer's
 //! resources, stopped by SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use eventide_engine::PipelineSpec;
 use eventide_ports::clock::{Clock, SystemClock};
+use eventide_ports::source::ShardSource;
 use eventide_runtime::shard::RuntimeError;
 use eventide_runtime::worker::{run_worker as run, WorkerExit, WorkerPorts, WorkerSettings};
 use thiserror::Error;
@@ -15,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::config::Clients;
 use crate::consumer::resources::Resources;
+use crate::kinesis::efo::{EfoConfig, EfoSource, DEFAULT_RESUBSCRIBE_AFTER};
 use crate::kinesis::KinesisSource;
 use crate::AwsError;
 
@@ -58,6 +61,12 @@ pub struct WorkerConfig {
     pub rules_poll_ms: u64,
     /// The most user records one KPL aggregate may carry (a larger one is a dead letter).
     pub kpl_max_records: usize,
+    /// Read through this enhanced fan-out consumer (registered if missing) with
+    /// SubscribeToShard instead of polling GetRecords.
+    pub efo_consumer: Option<String>,
+    /// With enhanced fan-out, replace each subscription after this long (AWS ends one
+    /// after 5 minutes); see [`EfoConfig::resubscribe_after`].
+    pub efo_resubscribe_after: Duration,
 }
 
 impl WorkerConfig {
@@ -88,6 +97,8 @@ impl WorkerConfig {
             rules_s3: None,
             rules_poll_ms: 10_000,
             kpl_max_records: eventide_ports::kpl::DEFAULT_MAX_RECORDS,
+            efo_consumer: None,
+            efo_resubscribe_after: DEFAULT_RESUBSCRIBE_AFTER,
         }
     }
 }
@@ -154,7 +165,8 @@ async fn shutdown_signal() {
 /// mode), SIGTERM or Ctrl-C arrives, or the safety bound elapses.
 ///
 /// # Errors
-/// Creating the resources (with [`WorkerConfig::create`]), loading the enrichment tables
+/// Creating the resources (with [`WorkerConfig::create`]), registering the enhanced
+/// fan-out consumer (with [`WorkerConfig::efo_consumer`]), loading the enrichment tables
 /// or the rules file.
 ///
 /// # Cancel safety
@@ -184,13 +196,25 @@ pub async fn run_worker_with(
             Duration::from_millis(config.rules_poll_ms),
         )?));
     }
-    let ports = WorkerPorts {
-        io,
-        leases: Arc::new(config.resources.leases(clients, &config.pipeline)),
-        source: Arc::new(
+    let source: Arc<dyn ShardSource> = match &config.efo_consumer {
+        Some(consumer) => Arc::new(
+            EfoSource::register(clients.kinesis.clone(), &config.stream, consumer)
+                .await?
+                .with_config(EfoConfig {
+                    resubscribe_after: config.efo_resubscribe_after,
+                    kpl_max_records: config.kpl_max_records,
+                    ..EfoConfig::default()
+                }),
+        ),
+        None => Arc::new(
             KinesisSource::new(clients.kinesis.clone(), &config.stream)
                 .with_kpl_max_records(config.kpl_max_records),
         ),
+    };
+    let ports = WorkerPorts {
+        io,
+        leases: Arc::new(config.resources.leases(clients, &config.pipeline)),
+        source,
     };
     let settings = WorkerSettings {
         worker_id: config.worker_id.clone(),
@@ -201,6 +225,7 @@ pub async fn run_worker_with(
         stop_after_ms: config.stop_after_ms,
         batch_limit: usize::try_from(config.batch_limit).unwrap_or(1),
     };
-    info!(worker = %config.worker_id, pipeline = %config.pipeline, stream = %config.stream, "worker on AWS");
+    info!(worker = %config.worker_id, pipeline = %config.pipeline, stream = %config.stream,
+        efo = ?config.efo_consumer, "worker on AWS");
     Ok(run(ports, config.spec, settings, shutdown_signal()).await?)
 }

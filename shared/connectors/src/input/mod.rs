@@ -301,7 +301,8 @@ impl InputSource {
                 }),
                 c.columns.clone(),
             ),
-            Format::Json => (None, None),
+            // A custom decoder reads each line (framing is the file layer's) as it likes.
+            Format::Json | Format::Custom(_) => (None, None),
         };
         let total = files
             .iter()

@@ -133,6 +133,7 @@ impl Codec {
                 Some(cols) => Inner::Csv(csv::CsvDecoder::new(&input, c, cols)),
                 None => Inner::CsvNoColumns,
             },
+            Format::Custom(d) => Inner::Custom(d.0.clone()),
         };
         Codec {
             inner,

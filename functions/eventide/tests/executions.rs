@@ -38,6 +38,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// Runs `spec` over `input` in each way and checks that they all write the same files.
 fn same_files(spec: &PipelineSpec, input: &Path, dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut first: Option<Vec<(String, Vec<u8>)>> = None;
+    let mut counts = None;
     let wall = ReplayOptions::default().wall_ms();
     for (name, execution) in [
         ("by-key", Execution::ByKey),
@@ -51,7 +52,10 @@ fn same_files(spec: &PipelineSpec, input: &Path, dir: &Path) -> Vec<(String, Vec
             wall_ms: Some(wall),
             ..ReplayOptions::default()
         };
-        replay(spec.clone(), input, &out, &opts).unwrap();
+        let r = replay(spec.clone(), input, &out, &opts).unwrap();
+        // The report counts the same in every way: lines, events, control lines, dead letters.
+        let c = (r.lines, r.events, r.controls, r.dead_letters);
+        assert_eq!(*counts.get_or_insert(c), c, "{name}: the report's counts");
         let got = files(&out);
         match &first {
             None => first = Some(got),

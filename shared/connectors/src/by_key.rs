@@ -258,7 +258,8 @@ pub(crate) fn replay_by_key(
     tracing::debug!(elapsed = ?started.elapsed(), "aggregated and written");
     Ok(ReplayReport {
         lines,
-        events: input.len() as u64,
+        // Events set aside as future-dated are dead letters, not events.
+        events: (input.len() - input.future().len()) as u64,
         controls: input.timeline().controls,
         dead_letters: dead.written,
         aggregations: spec

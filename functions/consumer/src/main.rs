@@ -48,15 +48,15 @@ struct Cli {
 enum Command {
     /// Consume a stream as one of a group of workers sharing the shards through leases.
     Worker {
-        /// The pipeline spec (TOML).
+        /// The pipeline: a TOML spec or Flink SQL (`.sql`).
         #[arg(long)]
         pipeline: PathBuf,
         /// The pipeline's name (key prefix in the state, lease and control tables).
         #[arg(long)]
         name: String,
-        /// The input Kinesis stream.
+        /// The input Kinesis stream (default: the SQL source table's `'stream'`).
         #[arg(long)]
-        stream: String,
+        stream: Option<String>,
         /// The deployment prefix: tables `<prefix>-state|leases|control|results`, bucket `<prefix>-data`.
         #[arg(long)]
         prefix: String,
@@ -211,10 +211,13 @@ fn init_logging() {
     };
 }
 
+/// A pipeline file, TOML or SQL (the loader every entry point shares).
+fn load_pipeline(path: &Path) -> Result<eventide_sql::Pipeline> {
+    eventide_sql::load_pipeline(path).map_err(anyhow::Error::new)
+}
+
 fn load_spec(path: &Path) -> Result<PipelineSpec> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading pipeline {}", path.display()))?;
-    PipelineSpec::from_toml(&text).with_context(|| format!("invalid pipeline {}", path.display()))
+    Ok(load_pipeline(path)?.spec)
 }
 
 fn main() -> ExitCode {
@@ -268,7 +271,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             rules_poll_ms,
             kpl_max_records,
         } => {
-            let spec = load_spec(&pipeline)?;
+            let pipeline = load_pipeline(&pipeline)?;
+            let stream = stream
+                .or_else(|| pipeline.stream().map(str::to_string))
+                .context("give --stream (the pipeline names no kinesis source 'stream')")?;
+            let spec = pipeline.spec;
             let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
             config.worker_id = worker_id.unwrap_or_else(default_worker_id);
             config.max_leases = max_leases;
@@ -447,7 +454,7 @@ fn env(name: &str) -> Result<String> {
 }
 
 /// The pipeline from `EVENTIDE_PIPELINE_FILE` (a path in the package) or
-/// `EVENTIDE_PIPELINE_S3` (`s3://bucket/key`).
+/// `EVENTIDE_PIPELINE_S3` (`s3://bucket/key`): a TOML spec, or Flink SQL (`.sql`).
 async fn lambda_spec(clients: &Clients) -> Result<PipelineSpec> {
     if let Ok(path) = std::env::var("EVENTIDE_PIPELINE_FILE") {
         return load_spec(Path::new(&path));
@@ -475,7 +482,9 @@ async fn lambda_spec(clients: &Clients) -> Result<PipelineSpec> {
         .with_context(|| format!("reading {url}"))?
         .into_bytes();
     let text = std::str::from_utf8(&bytes).with_context(|| format!("{url} is not UTF-8"))?;
-    PipelineSpec::from_toml(text).with_context(|| format!("invalid pipeline {url}"))
+    Ok(eventide_sql::load_pipeline_text(&url, text)
+        .map_err(anyhow::Error::new)?
+        .spec)
 }
 
 /// Builds the consumer from `EVENTIDE_NAME`, `EVENTIDE_PREFIX`, the pipeline variables and

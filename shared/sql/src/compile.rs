@@ -1761,12 +1761,14 @@ impl<'a> Compiler<'a> {
                     format!("source table `{}` has no 'connector' option", t.name),
                 ))
             }
-            other => return Err(at(
-                t.option_span("connector"),
-                format!(
+            other => {
+                return Err(at(
+                    t.option_span("connector"),
+                    format!(
                     "source connector '{other}' is not supported; use 'filesystem' or 'kinesis'"
                 ),
-            )),
+                ))
+            }
         }
         let mut input = String::from("[input]\n");
         match t.option("format").unwrap_or("json") {

@@ -156,3 +156,39 @@ fn spec_validation_errors_point_at_the_insert() {
         "{m}"
     );
 }
+
+/// Flink's emit settings become the trigger and lateness `FlinkEmit` defines, and a late
+/// firing with no lateness is refused.
+#[test]
+fn emit_settings_map_onto_triggers_and_lateness() {
+    let q = format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE} GROUP BY k, window_start, window_end;");
+    let compile = |sets: &str| eventide_sql::compile(&format!("{sets}\n{DDL}{q}"));
+    let c = compile(
+        "SET 'table.exec.emit.early-fire.enabled' = 'true';
+         SET 'table.exec.emit.early-fire.delay' = '0 s';",
+    )
+    .unwrap();
+    assert!(
+        c.toml.contains("trigger = \"watermark(early = count(1))\""),
+        "{}",
+        c.toml
+    );
+    let c = compile(
+        "SET 'table.exec.emit.late-fire.enabled' = 'true';
+         SET 'table.exec.emit.late-fire.delay' = '10 s';
+         SET 'table.exec.state.ttl' = '1 h';",
+    )
+    .unwrap();
+    assert!(c.toml.contains("late = after(10s)"), "{}", c.toml);
+    assert_eq!(c.spec.aggregations[0].allowed_lateness_ms, 3_600_000);
+    let e = compile(
+        "SET 'table.exec.emit.late-fire.enabled' = 'true';
+         SET 'table.exec.emit.late-fire.delay' = '0 s';",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("allow-lateness"), "{e}");
+    // No emit settings: the spec's default trigger, exactly as a TOML spec without one.
+    let c = compile("").unwrap();
+    assert!(!c.toml.contains("trigger"), "{}", c.toml);
+}

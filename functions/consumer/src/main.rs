@@ -275,6 +275,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let stream = stream
                 .or_else(|| pipeline.stream().map(str::to_string))
                 .context("give --stream (the pipeline names no kinesis source 'stream')")?;
+            if let (Some(want), Ok(have)) = (pipeline.region(), std::env::var("AWS_REGION")) {
+                if want != have {
+                    bail!(
+                        "the pipeline's source is in 'aws.region' = '{want}', and the consumer \
+                         runs against {have} (AWS_REGION); set AWS_REGION={want}"
+                    );
+                }
+            }
             let spec = pipeline.spec;
             let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
             config.worker_id = worker_id.unwrap_or_else(default_worker_id);

@@ -46,6 +46,14 @@ impl Pipeline {
         }
     }
 
+    /// The AWS region a `'connector' = 'kinesis'` source table names (`'aws.region'`), if any.
+    pub fn region(&self) -> Option<&str> {
+        match &self.source {
+            PipelineSource::Sql { source, .. } => source.region.as_deref(),
+            PipelineSource::Toml => None,
+        }
+    }
+
     /// The Kinesis stream a `'connector' = 'kinesis'` source table names, if any.
     pub fn stream(&self) -> Option<&str> {
         match &self.source {

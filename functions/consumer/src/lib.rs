@@ -63,15 +63,15 @@ struct Cli {
 enum Command {
     /// Consume a stream as one of a group of workers sharing the shards through leases.
     Worker {
-        /// The pipeline spec (TOML).
+        /// The pipeline: a TOML spec or Flink SQL (`.sql`).
         #[arg(long)]
         pipeline: PathBuf,
         /// The pipeline's name (key prefix in the state, lease and control tables).
         #[arg(long)]
         name: String,
-        /// The input Kinesis stream.
+        /// The input Kinesis stream (default: the SQL source table's `'stream'`).
         #[arg(long)]
-        stream: String,
+        stream: Option<String>,
         /// The deployment prefix: tables `<prefix>-state|leases|control|results`, bucket `<prefix>-data`.
         #[arg(long)]
         prefix: String,
@@ -178,7 +178,7 @@ enum Command {
     /// requests and capacity units per 1,000 events, events/s, warm and cold invocations,
     /// and the cost per million events at 10 and 1,000 events/s (Markdown).
     BenchAws {
-        /// The pipeline spec (TOML).
+        /// The pipeline: a TOML spec or Flink SQL (`.sql`).
         #[arg(long)]
         pipeline: PathBuf,
         /// A workload of JSON lines (e.g. from `../shared/reference/gen.py`); repeat for
@@ -235,13 +235,14 @@ fn init_logging() {
     };
 }
 
-/// The pipeline spec at `path`, decoding with `decoder` when given.
+/// A pipeline file, TOML or SQL (the loader every entry point shares).
+fn load_pipeline(path: &Path) -> Result<eventide_sql::Pipeline> {
+    eventide_sql::load_pipeline(path).map_err(anyhow::Error::new)
+}
+
+/// The pipeline spec at `path` (TOML or SQL), decoding with `decoder` when given.
 fn load_spec(path: &Path, decoder: Option<&Arc<dyn Decoder>>) -> Result<PipelineSpec> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading pipeline {}", path.display()))?;
-    let spec = PipelineSpec::from_toml(&text)
-        .with_context(|| format!("invalid pipeline {}", path.display()))?;
-    Ok(with_decoder(spec, decoder))
+    Ok(with_decoder(load_pipeline(path)?.spec, decoder))
 }
 
 fn with_decoder(spec: PipelineSpec, decoder: Option<&Arc<dyn Decoder>>) -> PipelineSpec {
@@ -318,7 +319,19 @@ async fn run(cli: Cli, decoder: Option<Arc<dyn Decoder>>) -> Result<ExitCode> {
             efo,
             efo_resubscribe_after_ms,
         } => {
-            let spec = load_spec(&pipeline, decoder.as_ref())?;
+            let pipeline = load_pipeline(&pipeline)?;
+            let stream = stream
+                .or_else(|| pipeline.stream().map(str::to_string))
+                .context("give --stream (the pipeline names no kinesis source 'stream')")?;
+            if let (Some(want), Ok(have)) = (pipeline.region(), std::env::var("AWS_REGION")) {
+                if want != have {
+                    bail!(
+                        "the pipeline's source is in 'aws.region' = '{want}', and the consumer \
+                         runs against {have} (AWS_REGION); set AWS_REGION={want}"
+                    );
+                }
+            }
+            let spec = with_decoder(pipeline.spec, decoder.as_ref());
             let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
             config.worker_id = worker_id.unwrap_or_else(default_worker_id);
             config.max_leases = max_leases;
@@ -502,7 +515,7 @@ fn env(name: &str) -> Result<String> {
 }
 
 /// The pipeline from `EVENTIDE_PIPELINE_FILE` (a path in the package) or
-/// `EVENTIDE_PIPELINE_S3` (`s3://bucket/key`).
+/// `EVENTIDE_PIPELINE_S3` (`s3://bucket/key`): a TOML spec, or Flink SQL (`.sql`).
 async fn lambda_spec(
     clients: &Clients,
     decoder: Option<&Arc<dyn Decoder>>,
@@ -533,7 +546,9 @@ async fn lambda_spec(
         .with_context(|| format!("reading {url}"))?
         .into_bytes();
     let text = std::str::from_utf8(&bytes).with_context(|| format!("{url} is not UTF-8"))?;
-    let spec = PipelineSpec::from_toml(text).with_context(|| format!("invalid pipeline {url}"))?;
+    let spec = eventide_sql::load_pipeline_text(&url, text)
+        .map_err(anyhow::Error::new)?
+        .spec;
     Ok(with_decoder(spec, decoder))
 }
 

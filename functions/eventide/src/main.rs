@@ -2,7 +2,10 @@
 //!
 //! * `eventide replay --pipeline P --input FILE --out DIR` runs a pipeline over files (JSON
 //!   lines or CSV; plain, gzip or zip; with header and footer lines as `[input]` says).
+//! * `eventide replay --sql Q.sql` runs a Flink SQL pipeline (its source and sink `'path'`
+//!   options give the input and output unless `--input` / `--out` say otherwise).
 //! * `eventide validate --pipeline P` checks a spec and prints what it will compute.
+//! * `eventide explain P` prints the plan a SQL file (or a spec) compiles to, as a spec.
 //! * `eventide bench --pipeline P --input FILE` measures events/s and peak memory.
 //! * `eventide put --stream S --input FILE --key-field F` writes records into Kinesis.
 //! * `eventide results --pipeline P --table T --out DIR` reads a results table back.
@@ -20,6 +23,7 @@ use eventide_connectors::replay::{
     replay, replay_input, Execution, Input, ReplayOptions, ReplayReport,
 };
 use eventide_engine::PipelineSpec;
+use eventide_sql::Pipeline;
 
 #[derive(Parser)]
 #[command(
@@ -56,17 +60,18 @@ impl From<ExecutionArg> for Execution {
 enum Command {
     /// Run a pipeline over input files (events and TestStream control lines).
     Replay {
-        /// The pipeline spec (TOML).
-        #[arg(long)]
-        pipeline: PathBuf,
+        #[command(flatten)]
+        pipeline: PipelineArg,
         /// The input in arrival order: a file, a directory (its files in name order), a
         /// glob, `s3://bucket/prefix/` (objects in key order), or `-` for stdin. Read as
         /// the spec's `[input]` says (format, compression, header and footer lines).
+        /// Default: the SQL source table's `'path'`.
         #[arg(long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
         /// Output directory: one file per aggregation, plus dead letters and late data.
+        /// Default: the SQL sink tables' `'path'`.
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// Print a summary as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -82,15 +87,21 @@ enum Command {
     },
     /// Check a pipeline spec and describe it.
     Validate {
-        #[arg(long)]
-        pipeline: PathBuf,
+        #[command(flatten)]
+        pipeline: PipelineArg,
+    },
+    /// Print the plan a pipeline (SQL or TOML) compiles to, as a TOML spec, and describe it.
+    Explain {
+        /// The pipeline: `.sql` (Flink SQL) or `.toml` (a spec).
+        file: PathBuf,
     },
     /// Measure replay throughput and peak memory (runs the replay in this process).
     Bench {
+        #[command(flatten)]
+        pipeline: PipelineArg,
+        /// The input (default: the SQL source table's `'path'`).
         #[arg(long)]
-        pipeline: PathBuf,
-        #[arg(long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
         /// Where the outputs go (a scratch directory by default).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -145,11 +156,73 @@ enum Command {
     },
 }
 
+/// `--pipeline FILE` (TOML or SQL, by extension or content) or `--sql FILE`.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct PipelineArg {
+    /// The pipeline: a TOML spec, or Flink SQL (`.sql`, or text starting with CREATE, SET,
+    /// INSERT, EXECUTE or BEGIN).
+    #[arg(long)]
+    pipeline: Option<PathBuf>,
+    /// A Flink SQL pipeline (the same as `--pipeline FILE.sql`).
+    #[arg(long)]
+    sql: Option<PathBuf>,
+}
+
+impl PipelineArg {
+    fn load(&self) -> Result<Pipeline> {
+        match (&self.pipeline, &self.sql) {
+            (_, Some(sql)) => {
+                let text = std::fs::read_to_string(sql)
+                    .with_context(|| format!("cannot read SQL pipeline {}", sql.display()))?;
+                // `--sql` is SQL whatever the file is called.
+                let name = format!("{}.sql", sql.display());
+                eventide_sql::load_pipeline_text(&name, &text).map_err(anyhow::Error::new)
+            }
+            (Some(p), None) => load_pipeline(p),
+            (None, None) => anyhow::bail!("give --pipeline FILE or --sql FILE"),
+        }
+    }
+}
+
+fn load_pipeline(path: &Path) -> Result<Pipeline> {
+    eventide_sql::load_pipeline(path).map_err(anyhow::Error::new)
+}
+
 fn load_spec(path: &Path) -> Result<PipelineSpec> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read pipeline spec {}", path.display()))?;
-    PipelineSpec::from_toml(&text)
-        .with_context(|| format!("invalid pipeline spec {}", path.display()))
+    Ok(load_pipeline(path)?.spec)
+}
+
+/// `--input`, else the SQL source's `'path'`.
+fn input_of(p: &Pipeline, input: Option<PathBuf>) -> Result<PathBuf> {
+    input
+        .or_else(|| p.input_path().map(PathBuf::from))
+        .context("give --input (the pipeline names no source 'path')")
+}
+
+/// What each aggregation computes, a line each.
+fn describe(spec: &PipelineSpec) -> Vec<String> {
+    let mut lines = Vec::new();
+    for a in &spec.aggregations {
+        let keys: Vec<&str> = a
+            .group_by
+            .iter()
+            .map(|&i| spec.input.fields[i].0.as_str())
+            .collect();
+        let aggs: Vec<&str> = a.aggregates.iter().map(|x| x.name.as_str()).collect();
+        lines.push(format!(
+            "{}: group by [{}], window {}, aggregates [{}], fires {}, allowed lateness {}, {}{}",
+            a.name,
+            keys.join(", "),
+            a.window,
+            aggs.join(", "),
+            a.trigger,
+            eventide_engine::duration::format_ms(a.allowed_lateness_ms),
+            a.accumulation,
+            if a.filter.is_some() { ", filtered" } else { "" },
+        ));
+    }
+    lines
 }
 
 fn init_logging() {
@@ -271,7 +344,12 @@ fn main() -> Result<()> {
             rules,
             execution,
         } => {
-            let spec = load_spec(&pipeline)?;
+            let pipeline = pipeline.load()?;
+            let input = input_of(&pipeline, input)?;
+            let out = out
+                .or_else(|| pipeline.out_dir().map(PathBuf::from))
+                .context("give --out (the pipeline names no sink 'path')")?;
+            let spec = pipeline.spec;
             let mut opts = ReplayOptions {
                 progress: std::io::stderr().is_terminal(),
                 rules_file: rules,
@@ -337,26 +415,53 @@ fn main() -> Result<()> {
             }
         }
         Command::Validate { pipeline } => {
-            let spec = load_spec(&pipeline)?;
-            println!("{}: valid", pipeline.display());
-            for a in &spec.aggregations {
-                let keys: Vec<&str> = a
-                    .group_by
-                    .iter()
-                    .map(|&i| spec.input.fields[i].0.as_str())
-                    .collect();
-                let aggs: Vec<&str> = a.aggregates.iter().map(|x| x.name.as_str()).collect();
+            let name = pipeline
+                .pipeline
+                .as_ref()
+                .or(pipeline.sql.as_ref())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let spec = pipeline.load()?.spec;
+            println!("{name}: valid");
+            for line in describe(&spec) {
+                println!("  {line}");
+            }
+        }
+        Command::Explain { file } => {
+            let pipeline = load_pipeline(&file)?;
+            println!("# {}: the plan, as a pipeline spec", file.display());
+            if let eventide_sql::PipelineSource::Sql {
+                source,
+                out_dir,
+                sinks,
+            } = &pipeline.source
+            {
                 println!(
-                    "  {}: group by [{}], window {}, aggregates [{}], fires {}, allowed lateness {}, {}{}",
-                    a.name,
-                    keys.join(", "),
-                    a.window,
-                    aggs.join(", "),
-                    a.trigger,
-                    eventide_engine::duration::format_ms(a.allowed_lateness_ms),
-                    a.accumulation,
-                    if a.filter.is_some() { ", filtered" } else { "" },
+                    "# source: connector {:?}{}{}",
+                    source.connector,
+                    source
+                        .path
+                        .as_ref()
+                        .map(|p| format!(", path {p:?}"))
+                        .unwrap_or_default(),
+                    source
+                        .stream
+                        .as_ref()
+                        .map(|s| format!(", stream {s:?}"))
+                        .unwrap_or_default()
                 );
+                for s in sinks {
+                    println!("# sink {}: connector {:?}", s.table, s.connector);
+                }
+                if let Some(d) = out_dir {
+                    println!("# output directory: {d:?}");
+                }
+            }
+            println!("{}", pipeline.toml.trim_end());
+            println!();
+            println!("# what it computes:");
+            for line in describe(&pipeline.spec) {
+                println!("#   {line}");
             }
         }
         Command::Bench {
@@ -366,7 +471,9 @@ fn main() -> Result<()> {
             rules,
             execution,
         } => {
-            let mut spec = load_spec(&pipeline)?;
+            let pipeline = pipeline.load()?;
+            let input = input_of(&pipeline, input)?;
+            let mut spec = pipeline.spec;
             if let Some(path) = &rules {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read rules file {}", path.display()))?;

@@ -1,0 +1,1953 @@
+//! From parsed statements to the equivalent pipeline spec (TOML text), validated by
+//! [`PipelineSpec::from_toml`].
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use eventide_engine::duration::format_ms;
+use eventide_engine::trigger::FlinkEmit;
+use eventide_engine::PipelineSpec;
+use sqlparser::ast::Spanned;
+use sqlparser::ast::{
+    BinaryOperator, CreateTable, CreateTableOptions, DataType, DateTimeField, Expr, Function,
+    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Insert, ObjectName, Query,
+    Select, SelectItem, SetExpr, SqlOption, Statement, TableFactor, TableObject, UnaryOperator,
+    Value,
+};
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Span, Tokenizer};
+
+use crate::dialect::FlinkDialect;
+use crate::prepass::{prepass, Prepassed, TableExtras};
+use crate::{Compiled, SinkOptions, SourceOptions, SqlError, MAX_NESTING, MAX_SQL_BYTES};
+
+fn at(span: Span, message: impl Into<String>) -> SqlError {
+    SqlError::At {
+        line: span.start.line,
+        column: span.start.column,
+        message: message.into(),
+    }
+}
+
+/// A TOML basic string (JSON's string escapes are valid TOML).
+fn q(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+struct Column {
+    name: String,
+    ty: DataType,
+    span: Span,
+}
+
+struct Table {
+    name: String,
+    span: Span,
+    columns: Vec<Column>,
+    extras: TableExtras,
+    /// `WITH` options: key, value, position of the value.
+    options: Vec<(String, String, Span)>,
+}
+
+impl Table {
+    fn option(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, _)| v.as_str())
+    }
+
+    fn option_span(&self, key: &str) -> Span {
+        self.options
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, _, s)| *s)
+            .unwrap_or(self.span)
+    }
+
+    /// Every option must be one of `known` (or start with one of `prefixes`).
+    fn check_options(&self, role: &str, known: &[&str]) -> Result<(), SqlError> {
+        for (k, _, span) in &self.options {
+            if !known.contains(&k.as_str()) {
+                return Err(at(
+                    *span,
+                    format!(
+                        "option '{k}' of the {role} table `{}` is not supported; supported: {}",
+                        self.name,
+                        known
+                            .iter()
+                            .map(|k| format!("'{k}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The source table as the spec sees it.
+struct Source {
+    name: String,
+    /// The rowtime column (the one with the WATERMARK).
+    rowtime: String,
+    /// Physical columns other than the event-time field, with their spec types.
+    fields: Vec<(String, &'static str)>,
+}
+
+/// The `SET` options that shape triggers and lateness.
+#[derive(Default)]
+struct Settings {
+    early_enabled: Option<(bool, Span)>,
+    early_delay: Option<i64>,
+    late_enabled: Option<(bool, Span)>,
+    late_delay: Option<i64>,
+    allow_lateness: Option<i64>,
+    state_ttl: Option<i64>,
+    idle_timeout: Option<i64>,
+}
+
+const SET_OPTIONS: &[&str] = &[
+    "table.exec.emit.early-fire.enabled",
+    "table.exec.emit.early-fire.delay",
+    "table.exec.emit.late-fire.enabled",
+    "table.exec.emit.late-fire.delay",
+    "table.exec.emit.allow-lateness",
+    "table.exec.state.ttl",
+    "table.exec.source.idle-timeout",
+    "table.local-time-zone ('UTC')",
+    "execution.runtime-mode ('streaming')",
+    "pipeline.name",
+    "parallelism.default",
+];
+
+/// The stack of the thread that parses and compiles: sqlparser recurses per nesting level
+/// (up to [`MAX_NESTING`]), and its frames are large in unoptimised builds, so the bound
+/// is only safe on a stack of known size.
+const COMPILE_STACK_BYTES: usize = 64 << 20;
+
+pub fn compile(text: &str) -> Result<Compiled, SqlError> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("eventide-sql".into())
+            .stack_size(COMPILE_STACK_BYTES)
+            .spawn_scoped(scope, || compile_on_this_thread(text))
+            .map_err(|e| SqlError::Other(format!("cannot start the SQL compiler thread: {e}")))?
+            .join()
+            .map_err(|_| SqlError::Other("the SQL compiler failed".into()))?
+    })
+}
+
+fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
+    if text.len() > MAX_SQL_BYTES {
+        return Err(SqlError::Other(format!(
+            "the SQL text is {} bytes, more than {MAX_SQL_BYTES} (eventide_sql::MAX_SQL_BYTES)",
+            text.len()
+        )));
+    }
+    let dialect = FlinkDialect::default();
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::At {
+            line: e.location.line,
+            column: e.location.column,
+            message: format!("syntax error: {}", e.message),
+        })?;
+    let Prepassed {
+        tokens,
+        tables: extras,
+        table_args,
+        statement_set: _,
+    } = prepass(tokens)?;
+    let statements = Parser::new(&dialect)
+        .with_recursion_limit(MAX_NESTING)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(crate::parser_error)?;
+
+    let mut extras = extras;
+    let mut tables: Vec<Table> = Vec::new();
+    let mut settings = Settings::default();
+    let mut inserts: Vec<&Insert> = Vec::new();
+    for st in &statements {
+        match st {
+            Statement::CreateTable(ct) => {
+                let t = table(ct, &mut extras)?;
+                if tables.iter().any(|x| x.name == t.name) {
+                    return Err(at(t.span, format!("table `{}` is declared twice", t.name)));
+                }
+                tables.push(t);
+            }
+            Statement::Set(set) => setting(set, &mut settings)?,
+            Statement::Insert(ins) => inserts.push(ins),
+            Statement::Query(q) => {
+                return Err(at(
+                    q.span(),
+                    "a SELECT on its own has no sink; write INSERT INTO <sink table> SELECT …",
+                ))
+            }
+            other => {
+                return Err(at(
+                    other.span(),
+                    format!(
+                        "`{}` is not supported; a pipeline is CREATE TABLE, SET and INSERT INTO \
+                         statements (optionally in a statement set)",
+                        first_words(&other.to_string())
+                    ),
+                ))
+            }
+        }
+    }
+    if inserts.is_empty() {
+        return Err(SqlError::Other(
+            "the SQL has no INSERT INTO statement: nothing to compute".into(),
+        ));
+    }
+
+    let mut c = Compiler {
+        tables: &tables,
+        table_args: &table_args,
+        settings: &settings,
+        source: None,
+        aggregations: String::new(),
+        sinks: Vec::new(),
+        out_dir: None,
+        insert_spans: Vec::new(),
+    };
+    for ins in &inserts {
+        c.insert(ins)?;
+    }
+    let Some(src) = c.source.take() else {
+        return Err(SqlError::Other("no INSERT reads a source table".into()));
+    };
+    let (source_toml, source_options) = c.source_toml(&src)?;
+    let toml = format!("{source_toml}{}", c.aggregations);
+    let spec = PipelineSpec::from_toml(&toml).map_err(|e| c.spec_error(e))?;
+    Ok(Compiled {
+        spec,
+        toml,
+        source: source_options,
+        out_dir: c.out_dir,
+        sinks: c.sinks,
+    })
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn option_key(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|p| p.to_string().trim_matches('\'').to_string())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn string_value(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+            Value::Number(n, _) => Some(n.clone()),
+            Value::Boolean(b) => Some(b.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn table(ct: &CreateTable, extras: &mut HashMap<String, TableExtras>) -> Result<Table, SqlError> {
+    let span = ct.name.span();
+    let name = match ct.name.0.as_slice() {
+        [one] => one
+            .as_ident()
+            .map(|i| i.value.clone())
+            .unwrap_or_else(|| one.to_string()),
+        _ => {
+            return Err(at(
+                span,
+                format!(
+                    "table `{}`: catalog and database names are not supported; use a plain name",
+                    ct.name
+                ),
+            ))
+        }
+    };
+    if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
+        return Err(at(
+            span,
+            "CREATE TABLE … AS / LIKE / CLONE is not supported; declare the columns",
+        ));
+    }
+    let mut options = Vec::new();
+    match &ct.table_options {
+        CreateTableOptions::None => {}
+        CreateTableOptions::With(opts) => {
+            for o in opts {
+                match o {
+                    SqlOption::KeyValue { key, value } => {
+                        let v = string_value(value).ok_or_else(|| {
+                            at(value.span(), "an option value is a string such as 'json'")
+                        })?;
+                        options.push((option_key(key), v, value.span()));
+                    }
+                    other => {
+                        return Err(at(
+                            span,
+                            format!("table option `{other}` is not supported; use 'key' = 'value'"),
+                        ))
+                    }
+                }
+            }
+        }
+        _ => {
+            return Err(at(
+                span,
+                "table options are written WITH ('key' = 'value', …)",
+            ))
+        }
+    }
+    let columns = ct
+        .columns
+        .iter()
+        .map(|c| {
+            if let Some(o) = c.options.first() {
+                if !matches!(
+                    o.option,
+                    sqlparser::ast::ColumnOption::Null | sqlparser::ast::ColumnOption::NotNull
+                ) {
+                    return Err(at(
+                        c.name.span,
+                        format!(
+                            "column `{}`: option `{}` is not supported",
+                            c.name.value, o.option
+                        ),
+                    ));
+                }
+            }
+            Ok(Column {
+                name: c.name.value.clone(),
+                ty: c.data_type.clone(),
+                span: c.name.span,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Table {
+        extras: extras.remove(&name).unwrap_or_default(),
+        name,
+        span,
+        columns,
+        options,
+    })
+}
+
+fn duration_setting(key: &str, v: &str, span: Span) -> Result<i64, SqlError> {
+    // Flink durations: "10 s", "1 min", "5000 ms", "1 h", "1 d", or a number of ms.
+    let s = v.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num.parse().map_err(|_| {
+        at(
+            span,
+            format!("'{key}' = '{v}': expected a duration such as '5 s', '1 min' or '500 ms'"),
+        )
+    })?;
+    let unit_ms = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+        "min" | "m" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        other => {
+            return Err(at(
+                span,
+                format!("'{key}' = '{v}': unknown unit {other:?}; use ms, s, min, h or d"),
+            ))
+        }
+    };
+    n.checked_mul(unit_ms)
+        .ok_or_else(|| at(span, format!("'{key}' = '{v}' is too large")))
+}
+
+fn bool_setting(key: &str, v: &str, span: Span) -> Result<bool, SqlError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(at(
+            span,
+            format!("'{key}' = '{v}': expected 'true' or 'false'"),
+        )),
+    }
+}
+
+fn setting(set: &sqlparser::ast::Set, s: &mut Settings) -> Result<(), SqlError> {
+    use sqlparser::ast::Set;
+    let Set::SingleAssignment {
+        variable, values, ..
+    } = set
+    else {
+        return Err(at(
+            Span::empty(),
+            format!("`{set}` is not supported; use SET 'key' = 'value'"),
+        ));
+    };
+    let key = option_key(variable);
+    let span = variable.span();
+    let value = match values.as_slice() {
+        [v] => {
+            string_value(v).ok_or_else(|| at(v.span(), "the value is a string such as '5 s'"))?
+        }
+        _ => return Err(at(span, "SET takes one value")),
+    };
+    match key.as_str() {
+        "table.exec.emit.early-fire.enabled" => {
+            s.early_enabled = Some((bool_setting(&key, &value, span)?, span))
+        }
+        "table.exec.emit.early-fire.delay" => {
+            s.early_delay = Some(duration_setting(&key, &value, span)?)
+        }
+        "table.exec.emit.late-fire.enabled" => {
+            s.late_enabled = Some((bool_setting(&key, &value, span)?, span))
+        }
+        "table.exec.emit.late-fire.delay" => {
+            s.late_delay = Some(duration_setting(&key, &value, span)?)
+        }
+        "table.exec.emit.allow-lateness" => {
+            s.allow_lateness = Some(duration_setting(&key, &value, span)?)
+        }
+        "table.exec.state.ttl" => s.state_ttl = Some(duration_setting(&key, &value, span)?),
+        "table.exec.source.idle-timeout" => {
+            s.idle_timeout = Some(duration_setting(&key, &value, span)?)
+        }
+        "table.local-time-zone" if value.eq_ignore_ascii_case("UTC") => {}
+        "execution.runtime-mode" if value.eq_ignore_ascii_case("streaming") => {}
+        "pipeline.name" | "parallelism.default" => {}
+        _ => {
+            return Err(at(
+                span,
+                format!(
+                    "SET '{key}' = '{value}' is not supported; supported settings: {}",
+                    SET_OPTIONS.join(", ")
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// The spec type of a SQL column type.
+fn field_type(ty: &DataType) -> Option<&'static str> {
+    use DataType as D;
+    match ty {
+        D::String(_)
+        | D::Varchar(_)
+        | D::CharVarying(_)
+        | D::CharacterVarying(_)
+        | D::Char(_)
+        | D::Character(_)
+        | D::Text => Some("string"),
+        D::TinyInt(_)
+        | D::SmallInt(_)
+        | D::Int(_)
+        | D::Integer(_)
+        | D::BigInt(_)
+        | D::Float(_)
+        | D::Real
+        | D::Double(_)
+        | D::DoublePrecision
+        | D::Decimal(_)
+        | D::Dec(_)
+        | D::Numeric(_) => Some("number"),
+        D::Boolean | D::Bool => Some("bool"),
+        _ => None,
+    }
+}
+
+fn is_timestamp(ty: &DataType) -> bool {
+    matches!(ty, DataType::Timestamp(..))
+        || matches!(ty, DataType::Custom(n, _) if n.to_string().eq_ignore_ascii_case("TIMESTAMP_LTZ"))
+}
+
+/// An `INTERVAL 'n' UNIT` in milliseconds.
+fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
+    let bad = || {
+        at(
+            e.span(),
+            format!(
+                "`{e}`: expected an interval such as INTERVAL '15' MINUTE (units: SECOND, \
+                 MINUTE, HOUR, DAY, with a whole number)"
+            ),
+        )
+    };
+    let Expr::Interval(iv) = e else {
+        return Err(bad());
+    };
+    if iv.last_field.is_some() || iv.fractional_seconds_precision.is_some() {
+        return Err(bad());
+    }
+    let n: i64 = match iv.value.as_ref() {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::Number(s, _) => {
+                s.trim().parse().map_err(|_| bad())?
+            }
+            _ => return Err(bad()),
+        },
+        _ => return Err(bad()),
+    };
+    use DateTimeField as F;
+    let unit: i64 = match iv.leading_field.as_ref().ok_or_else(bad)? {
+        F::Millisecond | F::Milliseconds => 1,
+        F::Second | F::Seconds => 1_000,
+        F::Minute | F::Minutes => 60_000,
+        F::Hour | F::Hours => 3_600_000,
+        F::Day | F::Days => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit).ok_or_else(bad)
+}
+
+/// A column reference: its name (a qualifier, if any, must be `alias`).
+fn column(e: &Expr) -> Option<(&Ident, Option<&Ident>)> {
+    match e {
+        Expr::Identifier(i) => Some((i, None)),
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((&parts[1], Some(&parts[0]))),
+        Expr::Nested(inner) => column(inner),
+        _ => None,
+    }
+}
+
+struct Compiler<'a> {
+    tables: &'a [Table],
+    table_args: &'a HashMap<(u64, u64), crate::prepass::TableArg>,
+    settings: &'a Settings,
+    source: Option<Source>,
+    aggregations: String,
+    sinks: Vec<SinkOptions>,
+    out_dir: Option<String>,
+    /// Each aggregation's INSERT, for errors from the spec's validation.
+    insert_spans: Vec<(String, Span)>,
+}
+
+/// What a window TVF call asks for.
+enum Window {
+    Tumbling(i64),
+    Hop {
+        size: i64,
+        slide: i64,
+    },
+    Session {
+        gap: i64,
+        partition_by: Vec<(String, Span)>,
+    },
+}
+
+impl<'a> Compiler<'a> {
+    fn table(&self, name: &str) -> Option<&'a Table> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// Names the INSERT of a spec validation error.
+    fn spec_error(&self, e: eventide_engine::SpecError) -> SqlError {
+        let text = e.to_string();
+        for (i, (name, span)) in self.insert_spans.iter().enumerate() {
+            if text.contains(&format!("aggregation[{i}]")) {
+                return at(*span, format!("INSERT INTO {name}: {text}"));
+            }
+        }
+        SqlError::Other(format!("the compiled pipeline is not valid: {text}"))
+    }
+
+    /// The source table for a query reading `name` (at `span`): the one source of the
+    /// pipeline.
+    fn use_source(&mut self, name: &str, span: Span) -> Result<&Source, SqlError> {
+        if let Some(s) = &self.source {
+            if s.name != name {
+                return Err(at(
+                    span,
+                    format!(
+                        "the pipeline reads `{}` already; one source table per pipeline (joins \
+                         of two streams and several sources are not supported)",
+                        s.name
+                    ),
+                ));
+            }
+        } else {
+            let t = self.table(name).ok_or_else(|| {
+                at(
+                    span,
+                    format!("unknown table `{name}`; declare it with CREATE TABLE"),
+                )
+            })?;
+            self.source = Some(source_of(t, span)?);
+        }
+        self.source
+            .as_ref()
+            .ok_or_else(|| SqlError::Other("no source table".into()))
+    }
+
+    fn insert(&mut self, ins: &Insert) -> Result<(), SqlError> {
+        let span = ins.insert_token.0.span;
+        let TableObject::TableName(target) = &ins.table else {
+            return Err(at(span, "INSERT INTO a table function is not supported"));
+        };
+        let sink_name = option_key(target);
+        let sink = self.table(&sink_name).ok_or_else(|| {
+            at(
+                target.span(),
+                format!("unknown sink table `{sink_name}`; declare it with CREATE TABLE … WITH ('connector' = …)"),
+            )
+        })?;
+        if !ins.columns.is_empty() {
+            return Err(at(
+                ins.columns[0].span(),
+                "INSERT INTO t (columns) is not supported; the SELECT list fills the sink's columns in order",
+            ));
+        }
+        if ins.overwrite {
+            return Err(at(span, "INSERT OVERWRITE is not supported"));
+        }
+        let Some(query) = &ins.source else {
+            return Err(at(span, "INSERT needs a SELECT"));
+        };
+        let select = plain_select(query)?;
+        self.insert_spans.push((sink_name.clone(), span));
+        let agg = self.select(select, sink)?;
+        self.aggregations.push_str(&agg);
+        self.sink_options(sink)?;
+        Ok(())
+    }
+
+    fn sink_options(&mut self, sink: &Table) -> Result<(), SqlError> {
+        let connector = sink.option("connector").unwrap_or("").to_string();
+        if connector == "filesystem" {
+            if let Some(p) = sink.option("path") {
+                match &self.out_dir {
+                    Some(d) if d != p => {
+                        return Err(at(
+                            sink.option_span("path"),
+                            format!(
+                                "every filesystem sink writes into one output directory, and \
+                                 another sink names '{d}'; give them the same 'path' (each \
+                                 table is a file <path>/<table>.csv)"
+                            ),
+                        ))
+                    }
+                    _ => self.out_dir = Some(p.to_string()),
+                }
+            }
+        }
+        self.sinks.push(SinkOptions {
+            table: sink.name.clone(),
+            connector,
+            options: sink
+                .options
+                .iter()
+                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .collect(),
+        });
+        Ok(())
+    }
+
+    /// One INSERT's SELECT as an `[[aggregation]]`.
+    fn select(&mut self, sel: &Select, sink: &Table) -> Result<String, SqlError> {
+        if let Some(d) = &sel.distinct {
+            return Err(at(
+                sel.select_token.0.span,
+                format!("SELECT {d} is not supported"),
+            ));
+        }
+        if let Some(h) = &sel.having {
+            return Err(at(
+                h.span(),
+                "HAVING is not supported: the engine has no filter on aggregated rows; filter \
+                 the input rows with WHERE",
+            ));
+        }
+        if let Some(q) = &sel.qualify {
+            return Err(at(q.span(), "QUALIFY is not supported"));
+        }
+        let from = match sel.from.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(at(
+                    sel.select_token.0.span,
+                    "SELECT needs FROM a window TVF",
+                ))
+            }
+            [_, second, ..] => {
+                return Err(at(
+                    second.relation.span(),
+                    "a comma join (of two streams) is not supported; the supported join is a \
+                     lookup join: JOIN t FOR SYSTEM_TIME AS OF e.proc_time ON …",
+                ))
+            }
+        };
+        if let Some(j) = from.joins.first() {
+            return Err(at(
+                j.relation.span(),
+                "joins are not supported here (a join of two streams, or a lookup join in this \
+                 position); the supported pipeline is one source table through a window TVF",
+            ));
+        }
+        let (window, table_name, table_span, alias) = self.window_tvf(&from.relation)?;
+        self.use_source(&table_name, table_span)?;
+        let filter = sel
+            .selection
+            .as_ref()
+            .map(|w| self.filter(w, alias.as_deref()))
+            .transpose()?;
+
+        // GROUP BY: window_start, window_end and the keys.
+        let group_exprs = match &sel.group_by {
+            GroupByExpr::Expressions(exprs, mods) if mods.is_empty() => exprs,
+            GroupByExpr::Expressions(exprs, _) if exprs.is_empty() => exprs,
+            other => {
+                return Err(at(
+                    sel.select_token.0.span,
+                    format!("`GROUP BY {other}` is not supported; group by window_start, window_end and columns"),
+                ))
+            }
+        };
+        if group_exprs.is_empty() {
+            return Err(at(
+                sel.select_token.0.span,
+                "a window TVF query must GROUP BY window_start, window_end (and the key columns)",
+            ));
+        }
+        let mut keys: Vec<(String, Span)> = Vec::new();
+        let (mut has_start, mut has_end) = (false, false);
+        for g in group_exprs {
+            let Some((id, qual)) = column(g) else {
+                return Err(at(
+                    g.span(),
+                    format!("GROUP BY `{g}`: only columns, window_start and window_end can be grouped by"),
+                ));
+            };
+            self.check_qualifier(qual, alias.as_deref())?;
+            match id.value.as_str() {
+                "window_start" => has_start = true,
+                "window_end" => has_end = true,
+                "window_time" => {
+                    return Err(at(id.span, "grouping by window_time is not supported"))
+                }
+                name => {
+                    self.field(name, id.span)?;
+                    keys.push((name.to_string(), id.span));
+                }
+            }
+        }
+        if !(has_start && has_end) {
+            return Err(at(
+                group_exprs[0].span(),
+                "a window aggregation groups by both window_start and window_end",
+            ));
+        }
+        if let Window::Session { partition_by, .. } = &window {
+            let mut a: Vec<&str> = partition_by.iter().map(|(n, _)| n.as_str()).collect();
+            let mut b: Vec<&str> = keys.iter().map(|(n, _)| n.as_str()).collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            if a != b {
+                let span = partition_by.first().map(|(_, s)| *s).unwrap_or(table_span);
+                return Err(at(
+                    span,
+                    format!(
+                        "SESSION(TABLE t PARTITION BY …) must partition by exactly the GROUP BY \
+                         columns ({}): sessions are kept per group key",
+                        b.join(", ")
+                    ),
+                ));
+            }
+        }
+
+        // The SELECT list: keys, window_start, window_end, aggregates, in this order.
+        let sink_cols: Vec<&Column> = sink.columns.iter().collect();
+        if !sink_cols.is_empty() && sink_cols.len() != sel.projection.len() {
+            return Err(at(
+                sel.select_token.0.span,
+                format!(
+                    "the SELECT list has {} columns and the sink `{}` {}",
+                    sel.projection.len(),
+                    sink.name,
+                    sink_cols.len()
+                ),
+            ));
+        }
+        let mut group_by: Vec<String> = Vec::new();
+        let mut aggregates: Vec<String> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut stage = 0; // 0 keys, 1 after window_start, 2 after window_end
+        for (pos, item) in sel.projection.iter().enumerate() {
+            let (expr, alias_name) = match item {
+                SelectItem::UnnamedExpr(e) => (e, None),
+                SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
+                other => {
+                    return Err(at(
+                        other.span(),
+                        format!("`{other}` is not supported in the SELECT list; name the columns"),
+                    ))
+                }
+            };
+            let sink_col = sink_cols.get(pos).copied();
+            let out_name = |default: &str| -> String {
+                sink_col
+                    .map(|c| c.name.clone())
+                    .or_else(|| alias_name.map(|a| a.value.clone()))
+                    .unwrap_or_else(|| default.to_string())
+            };
+            if let Some((id, qual)) = column(expr) {
+                self.check_qualifier(qual, alias.as_deref())?;
+                let name = id.value.as_str();
+                let expected_stage = match name {
+                    "window_start" => 0,
+                    "window_end" => 1,
+                    _ => 0,
+                };
+                if stage != expected_stage {
+                    return Err(at(
+                        id.span,
+                        "the SELECT list is the key columns, window_start, window_end, then the \
+                         aggregates, in this order (the engine's output row)",
+                    ));
+                }
+                let wanted = out_name(name);
+                if wanted != name {
+                    return Err(at(
+                        sink_col.map(|c| c.span).unwrap_or(id.span),
+                        format!(
+                            "output column {} is `{name}`, named `{wanted}` by the sink or alias; \
+                             key and window columns keep their names",
+                            pos + 1
+                        ),
+                    ));
+                }
+                match name {
+                    "window_start" => stage = 1,
+                    "window_end" => stage = 2,
+                    "window_time" => {
+                        return Err(at(id.span, "window_time is not supported in the output"))
+                    }
+                    _ => {
+                        if !keys.iter().any(|(k, _)| k == name) {
+                            return Err(at(
+                                id.span,
+                                format!("`{name}` is neither grouped by nor aggregated"),
+                            ));
+                        }
+                        group_by.push(name.to_string());
+                    }
+                }
+                names.push(name.to_string());
+                continue;
+            }
+            if stage != 2 {
+                return Err(at(
+                    expr.span(),
+                    "the SELECT list is the key columns, window_start, window_end, then the \
+                     aggregates, in this order (the engine's output row)",
+                ));
+            }
+            let (func, field, decimals) = self.aggregate(expr, alias.as_deref())?;
+            let default = match &field {
+                None => func.to_string(),
+                Some(f) => {
+                    let plain = func.to_string();
+                    if names.contains(&plain) {
+                        format!("{func}_{f}")
+                    } else {
+                        plain
+                    }
+                }
+            };
+            let name = out_name(&default);
+            if names.contains(&name) {
+                return Err(at(
+                    expr.span(),
+                    format!("output column `{name}` appears twice; name it with AS"),
+                ));
+            }
+            let mut a = format!("{{ name = {}, fn = {}", q(&name), q(func));
+            if let Some(f) = &field {
+                let _ = write!(a, ", field = {}", q(f));
+            }
+            if let Some(d) = decimals {
+                let _ = write!(a, ", decimals = {d}");
+            }
+            a.push_str(" }");
+            aggregates.push(a);
+            names.push(name);
+        }
+        if stage != 2 {
+            return Err(at(
+                sel.select_token.0.span,
+                "the SELECT list must have window_start and window_end after the key columns",
+            ));
+        }
+        if group_by.len() != keys.len() {
+            let missing = keys
+                .iter()
+                .find(|(k, _)| !group_by.contains(k))
+                .map(|(k, s)| (k.clone(), *s));
+            if let Some((k, s)) = missing {
+                return Err(at(
+                    s,
+                    format!("GROUP BY `{k}` is not in the SELECT list; the engine outputs every key column"),
+                ));
+            }
+        }
+        if aggregates.is_empty() {
+            return Err(at(
+                sel.select_token.0.span,
+                "the SELECT list has no aggregate",
+            ));
+        }
+
+        let mut out = String::new();
+        let _ = writeln!(out, "\n[[aggregation]]\nname = {}", q(&sink.name));
+        let _ = writeln!(
+            out,
+            "group_by = [{}]",
+            group_by.iter().map(|g| q(g)).collect::<Vec<_>>().join(", ")
+        );
+        if let Some(f) = filter {
+            let _ = writeln!(out, "filter = {}", q(&f));
+        }
+        let _ = match &window {
+            Window::Tumbling(size) => writeln!(
+                out,
+                "window = {{ type = \"tumbling\", size = {} }}",
+                q(&format_ms(*size))
+            ),
+            Window::Hop { size, slide } => writeln!(
+                out,
+                "window = {{ type = \"sliding\", size = {}, slide = {} }}",
+                q(&format_ms(*size)),
+                q(&format_ms(*slide))
+            ),
+            Window::Session { gap, .. } => writeln!(
+                out,
+                "window = {{ type = \"session\", gap = {} }}",
+                q(&format_ms(*gap))
+            ),
+        };
+        let _ = writeln!(out, "aggregates = [\n  {},\n]", aggregates.join(",\n  "));
+        out.push_str(&self.emit()?);
+        out.push_str(&sink_toml(sink)?);
+        Ok(out)
+    }
+
+    /// The trigger, lateness, accumulation and on-time lines of the `SET` emit options.
+    fn emit(&self) -> Result<String, SqlError> {
+        let s = self.settings;
+        let early_on = s.early_enabled.is_some_and(|(b, _)| b);
+        let late_on = s.late_enabled.is_some_and(|(b, _)| b);
+        if !early_on && !late_on {
+            if let Some(l) = s.allow_lateness.filter(|l| *l > 0) {
+                // Flink keeps the window's state for the lateness but fires no late pane;
+                // late records update nothing visible. Without late firing, refuse rather
+                // than guess.
+                return Err(SqlError::Other(format!(
+                    "table.exec.emit.allow-lateness = {} without table.exec.emit.late-fire.enabled \
+                     = 'true' fires nothing late; enable late firing or remove allow-lateness",
+                    format_ms(l)
+                )));
+            }
+            return Ok(String::new());
+        }
+        let need_delay = |on: bool, d: Option<i64>, name: &str, span: Option<Span>| {
+            if on && d.is_none() {
+                Err(match span {
+                    Some(sp) => at(
+                        sp,
+                        format!(
+                            "table.exec.emit.{name}.enabled needs table.exec.emit.{name}.delay"
+                        ),
+                    ),
+                    None => SqlError::Other(format!("table.exec.emit.{name}.delay is missing")),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        need_delay(
+            early_on,
+            s.early_delay,
+            "early-fire",
+            s.early_enabled.map(|x| x.1),
+        )?;
+        need_delay(
+            late_on,
+            s.late_delay,
+            "late-fire",
+            s.late_enabled.map(|x| x.1),
+        )?;
+        let emit = FlinkEmit {
+            early_fire_delay_ms: if early_on { s.early_delay } else { None },
+            late_fire_delay_ms: if late_on { s.late_delay } else { None },
+            allow_lateness_ms: s.allow_lateness,
+            state_ttl_ms: s.state_ttl,
+        };
+        let (trigger, lateness) = emit.to_trigger().map_err(SqlError::Other)?;
+        let mut out = String::new();
+        let _ = writeln!(out, "trigger = {}", q(&trigger.to_string()));
+        let _ = writeln!(out, "allowed_lateness = {}", q(&format_ms(lateness)));
+        // Flink's early and late firings update the window's row: each pane holds the whole
+        // window so far and replaces the previous one (an update, -U then +U).
+        out.push_str("accumulation = \"retracting\"\non_time = \"if_non_empty\"\n");
+        Ok(out)
+    }
+
+    fn check_qualifier(&self, qual: Option<&Ident>, alias: Option<&str>) -> Result<(), SqlError> {
+        match (qual, alias) {
+            (None, _) => Ok(()),
+            (Some(q), Some(a)) if q.value == a => Ok(()),
+            (Some(q), _) => Err(at(q.span, format!("unknown table or alias `{}`", q.value))),
+        }
+    }
+
+    /// A source field by name.
+    fn field(&self, name: &str, span: Span) -> Result<&'static str, SqlError> {
+        let src = self
+            .source
+            .as_ref()
+            .ok_or_else(|| at(span, "no source table"))?;
+        src.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                at(
+                    span,
+                    format!(
+                        "unknown column `{name}` of `{}`{}",
+                        src.name,
+                        if name == src.rowtime {
+                            " (the rowtime column is the window's time, not a value)"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            })
+    }
+
+    /// `FROM TABLE(TUMBLE|HOP|SESSION(TABLE t, DESCRIPTOR(ts), …)) [AS alias]`.
+    fn window_tvf(
+        &self,
+        rel: &TableFactor,
+    ) -> Result<(Window, String, Span, Option<String>), SqlError> {
+        let (f, alias) = match rel {
+            TableFactor::TableFunction {
+                expr: Expr::Function(f),
+                alias,
+            } => (f, alias),
+            TableFactor::Table {
+                name,
+                args: None,
+                version: None,
+                ..
+            } => {
+                return Err(at(
+                    name.span(),
+                    format!(
+                        "a query on `{name}` without a window is an updating (non-windowed) \
+                         aggregation, which is not supported; aggregate over a window TVF: FROM \
+                         TABLE(TUMBLE(TABLE {name}, DESCRIPTOR(ts), INTERVAL '1' MINUTE))"
+                    ),
+                ))
+            }
+            TableFactor::MatchRecognize { .. } => {
+                return Err(at(
+                    rel.span(),
+                    "MATCH_RECOGNIZE is not supported (see docs/sql.md: Flink's patterns are \
+                     strictly contiguous by default, the rules engine's are relaxed); use a \
+                     [[rule]] pattern in a TOML spec",
+                ))
+            }
+            other => {
+                return Err(at(
+                    other.span(),
+                    format!("`{other}` is not supported in FROM; use a window TVF"),
+                ))
+            }
+        };
+        let alias = alias.as_ref().map(|a| a.name.value.clone());
+        let fname = f.name.to_string().to_ascii_uppercase();
+        let args = tvf_args(f)?;
+        let get = |pos: usize, name: &str| -> Option<&Expr> {
+            args.iter()
+                .find(|(n, _)| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+                .or_else(|| args.get(pos).filter(|(n, _)| n.is_none()))
+                .map(|(_, e)| e)
+        };
+        let need = |pos: usize, name: &str| {
+            get(pos, name).ok_or_else(|| {
+                at(
+                    f.name.span(),
+                    format!("{fname}(…) is missing its {name} argument"),
+                )
+            })
+        };
+        let allowed: &[&str] = match fname.as_str() {
+            "TUMBLE" => &["DATA", "TIMECOL", "SIZE"],
+            "HOP" => &["DATA", "TIMECOL", "SLIDE", "SIZE"],
+            "SESSION" => &["DATA", "TIMECOL", "GAP"],
+            "CUMULATE" => {
+                return Err(at(
+                    f.name.span(),
+                    "CUMULATE windows are not supported (the engine has tumbling, hopping, \
+                     session and count windows); use TUMBLE, HOP or SESSION",
+                ))
+            }
+            _ => {
+                return Err(at(
+                    f.name.span(),
+                    format!("table function {fname} is not supported; use TUMBLE, HOP or SESSION"),
+                ))
+            }
+        };
+        if args.len() > allowed.len() {
+            let extra = &args[allowed.len()].1;
+            return Err(at(
+                extra.span(),
+                format!(
+                    "{fname} takes ({}); an offset or other extra argument is not supported",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        for (n, e) in &args {
+            if let Some(n) = n {
+                if !allowed.iter().any(|a| a.eq_ignore_ascii_case(n)) {
+                    return Err(at(
+                        e.span(),
+                        format!(
+                            "{fname} has no argument {n}; it takes {}",
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let data = need(0, "DATA")?;
+        let Some((tid, None)) = column(data) else {
+            return Err(at(
+                data.span(),
+                format!("{fname}'s first argument is TABLE <source table>"),
+            ));
+        };
+        let targ = self
+            .table_args
+            .get(&(tid.span.start.line, tid.span.start.column));
+        let table = self.table(&tid.value).ok_or_else(|| {
+            at(
+                tid.span,
+                format!(
+                    "unknown table `{}`; declare it with CREATE TABLE",
+                    tid.value
+                ),
+            )
+        })?;
+        let timecol = need(1, "TIMECOL")?;
+        let desc_col = match timecol {
+            Expr::Function(d) if d.name.to_string().eq_ignore_ascii_case("DESCRIPTOR") => {
+                match tvf_args(d)?.as_slice() {
+                    [(None, e)] => column(e).map(|(i, _)| i.clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let desc_col = desc_col.ok_or_else(|| {
+            at(
+                timecol.span(),
+                format!("{fname}'s time argument is DESCRIPTOR(<rowtime column>)"),
+            )
+        })?;
+        match &table.extras.watermark {
+            Some(w) if w.name == desc_col.value => {}
+            Some(w) => {
+                return Err(at(
+                    desc_col.span,
+                    format!(
+                        "DESCRIPTOR({}): windows are on the rowtime column `{}` (the table's \
+                         WATERMARK FOR); processing-time windows are not supported",
+                        desc_col.value, w.name
+                    ),
+                ))
+            }
+            None => {
+                return Err(at(
+                    desc_col.span,
+                    format!(
+                        "table `{}` declares no WATERMARK FOR {}; event-time windows need one",
+                        table.name, desc_col.value
+                    ),
+                ))
+            }
+        }
+        let positive = |e: &Expr| -> Result<i64, SqlError> {
+            let ms = interval_ms(e)?;
+            if ms <= 0 {
+                return Err(at(e.span(), "the interval must be greater than zero"));
+            }
+            Ok(ms)
+        };
+        let partition_by = targ.map(|t| t.partition_by.clone()).unwrap_or_default();
+        if fname != "SESSION" {
+            if let Some((_, s)) = partition_by.first() {
+                return Err(at(
+                    *s,
+                    format!("{fname} takes no PARTITION BY; only SESSION does"),
+                ));
+            }
+        }
+        let window = match fname.as_str() {
+            "TUMBLE" => Window::Tumbling(positive(need(2, "SIZE")?)?),
+            "HOP" => Window::Hop {
+                slide: positive(need(2, "SLIDE")?)?,
+                size: positive(need(3, "SIZE")?)?,
+            },
+            _ => {
+                if partition_by.is_empty() {
+                    return Err(at(
+                        tid.span,
+                        "SESSION needs TABLE t PARTITION BY <the GROUP BY columns>: sessions are \
+                         kept per key",
+                    ));
+                }
+                Window::Session {
+                    gap: positive(need(2, "GAP")?)?,
+                    partition_by,
+                }
+            }
+        };
+        Ok((window, table.name.clone(), tid.span, alias))
+    }
+
+    /// A WHERE condition in the filter grammar.
+    fn filter(&self, e: &Expr, alias: Option<&str>) -> Result<String, SqlError> {
+        let unsupported = |what: &str| {
+            at(
+                e.span(),
+                format!(
+                    "{what} `{e}` is not supported in WHERE; supported: comparisons of a column \
+                     with a literal (=, <>, <, <=, >, >=), IN (…), BETWEEN, AND, OR, NOT, ( )"
+                ),
+            )
+        };
+        match e {
+            Expr::Nested(inner) => Ok(format!("({})", self.filter(inner, alias)?)),
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr,
+            } => Ok(format!("not ({})", self.filter(expr, alias)?)),
+            Expr::BinaryOp { left, op, right } => match op {
+                BinaryOperator::And => Ok(format!(
+                    "({}) and ({})",
+                    self.filter(left, alias)?,
+                    self.filter(right, alias)?
+                )),
+                BinaryOperator::Or => Ok(format!(
+                    "({}) or ({})",
+                    self.filter(left, alias)?,
+                    self.filter(right, alias)?
+                )),
+                BinaryOperator::Eq
+                | BinaryOperator::NotEq
+                | BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq => {
+                    let (col, lit, flipped) = match (column(left), column(right)) {
+                        (Some(c), None) => (c, right.as_ref(), false),
+                        (None, Some(c)) => (c, left.as_ref(), true),
+                        _ => return Err(unsupported("the comparison")),
+                    };
+                    self.comparison(col, op, lit, flipped, alias)
+                }
+                _ => Err(unsupported("the operator")),
+            },
+            Expr::In {
+                expr,
+                target: sqlparser::ast::InTarget::List(list),
+                negated,
+                ..
+            } => {
+                let col = column(expr).ok_or_else(|| unsupported("the IN"))?;
+                let parts = list
+                    .iter()
+                    .map(|l| self.comparison(col, &BinaryOperator::Eq, l, false, alias))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let any = parts.join(" or ");
+                Ok(if *negated {
+                    format!("not ({any})")
+                } else {
+                    format!("({any})")
+                })
+            }
+            Expr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let col = column(expr).ok_or_else(|| unsupported("the BETWEEN"))?;
+                let both = format!(
+                    "{} and {}",
+                    self.comparison(col, &BinaryOperator::GtEq, low, false, alias)?,
+                    self.comparison(col, &BinaryOperator::LtEq, high, false, alias)?
+                );
+                Ok(if *negated {
+                    format!("not ({both})")
+                } else {
+                    format!("({both})")
+                })
+            }
+            Expr::Case { .. } => Err(unsupported("CASE")),
+            Expr::Cast { .. } => Err(unsupported("CAST")),
+            Expr::Function(f) => Err(at(
+                f.name.span(),
+                format!(
+                    "function {} is not supported in WHERE (user-defined and other functions \
+                     are not supported)",
+                    f.name
+                ),
+            )),
+            _ => Err(unsupported("the expression")),
+        }
+    }
+
+    fn comparison(
+        &self,
+        col: (&Ident, Option<&Ident>),
+        op: &BinaryOperator,
+        lit: &Expr,
+        flipped: bool,
+        alias: Option<&str>,
+    ) -> Result<String, SqlError> {
+        let (id, qual) = col;
+        self.check_qualifier(qual, alias)?;
+        let ty = self.field(&id.value, id.span)?;
+        let op = match (op, flipped) {
+            (BinaryOperator::Eq, _) => "==",
+            (BinaryOperator::NotEq, _) => "!=",
+            (BinaryOperator::Lt, false) | (BinaryOperator::Gt, true) => "<",
+            (BinaryOperator::LtEq, false) | (BinaryOperator::GtEq, true) => "<=",
+            (BinaryOperator::Gt, false) | (BinaryOperator::Lt, true) => ">",
+            _ => ">=",
+        };
+        let (lit_expr, negative) = match lit {
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr,
+            } => (expr.as_ref(), true),
+            other => (other, false),
+        };
+        let text = match lit_expr {
+            Expr::Value(v) => match (&v.value, ty) {
+                (Value::SingleQuotedString(s), "string") => {
+                    if !s.contains('"') {
+                        format!("\"{s}\"")
+                    } else if !s.contains('\'') {
+                        format!("'{s}'")
+                    } else {
+                        return Err(at(
+                            lit.span(),
+                            "a string with both ' and \" is not supported in a filter",
+                        ));
+                    }
+                }
+                (Value::Number(n, _), "number") => {
+                    n.parse::<f64>()
+                        .map_err(|_| at(lit.span(), format!("`{n}` is not a number")))?;
+                    if negative {
+                        format!("-{n}")
+                    } else {
+                        n.clone()
+                    }
+                }
+                (Value::Boolean(b), "bool") => b.to_string(),
+                _ => {
+                    return Err(at(
+                        lit.span(),
+                        format!("`{lit}` is not a {ty} literal, the type of `{}`", id.value),
+                    ))
+                }
+            },
+            _ => {
+                return Err(at(
+                    lit.span(),
+                    format!("`{lit}`: a column is compared with a literal"),
+                ))
+            }
+        };
+        Ok(format!("{} {op} {text}", id.value))
+    }
+
+    /// An aggregate call: function, field and printed decimals.
+    fn aggregate(
+        &self,
+        e: &Expr,
+        alias: Option<&str>,
+    ) -> Result<(&'static str, Option<String>, Option<u8>), SqlError> {
+        match e {
+            Expr::Nested(inner) => self.aggregate(inner, alias),
+            // CAST(agg AS DECIMAL(p, s)): printed with s decimals.
+            Expr::Cast {
+                expr, data_type, ..
+            } => {
+                let scale = match data_type {
+                    DataType::Decimal(info) | DataType::Numeric(info) | DataType::Dec(info) => {
+                        match info {
+                            sqlparser::ast::ExactNumberInfo::PrecisionAndScale(_, s) => {
+                                u8::try_from(*s).ok()
+                            }
+                            _ => Some(0),
+                        }
+                    }
+                    _ => None,
+                };
+                let scale = scale.ok_or_else(|| {
+                    at(
+                        e.span(),
+                        format!(
+                            "CAST(… AS {data_type}) of an aggregate is not supported; CAST(… AS \
+                             DECIMAL(p, s)) prints s decimals"
+                        ),
+                    )
+                })?;
+                let (f, field, _) = self.aggregate(expr, alias)?;
+                Ok((f, field, Some(scale)))
+            }
+            Expr::Function(f) => self.aggregate_call(f, alias),
+            Expr::Case { .. } | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Err(at(
+                e.span(),
+                format!(
+                    "`{e}`: expressions over aggregates (CASE, arithmetic) are not supported; \
+                     the output columns are aggregates of columns, optionally CAST(… AS \
+                     DECIMAL(p, s)) or ROUND(…, s)"
+                ),
+            )),
+            _ => Err(at(
+                e.span(),
+                format!("`{e}` is not an aggregate; after window_end come aggregates"),
+            )),
+        }
+    }
+
+    fn aggregate_call(
+        &self,
+        f: &Function,
+        alias: Option<&str>,
+    ) -> Result<(&'static str, Option<String>, Option<u8>), SqlError> {
+        let name = f.name.to_string().to_ascii_uppercase();
+        let span = f.name.span();
+        if let Some(over) = &f.over {
+            return Err(at(
+                span,
+                format!("{name}(…) OVER {over} is not supported in a window TVF aggregation"),
+            ));
+        }
+        if let Some(filter) = &f.filter {
+            return Err(at(
+                filter.span(),
+                format!(
+                    "{name}(…) FILTER (WHERE …) is not supported: the engine filters an \
+                     aggregation's rows, not one aggregate's; use WHERE {filter} (which also \
+                     leaves out windows with no matching row) or a separate INSERT"
+                ),
+            ));
+        }
+        let args = match &f.args {
+            FunctionArguments::List(l) => {
+                if l.duplicate_treatment.is_some() {
+                    return Err(at(span, format!("{name}(DISTINCT …) is not supported")));
+                }
+                l.args.as_slice()
+            }
+            FunctionArguments::None => &[],
+            FunctionArguments::Subquery(_) => {
+                return Err(at(span, "a subquery argument is not supported"))
+            }
+        };
+        if name == "ROUND" {
+            return match args {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(inner)), FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] =>
+                {
+                    let Value::Number(n, _) = &v.value else {
+                        return Err(at(v.span, "ROUND(…, s) takes a whole number of decimals"));
+                    };
+                    let s: u8 = n
+                        .parse()
+                        .map_err(|_| at(v.span, "ROUND(…, s) takes a whole number of decimals"))?;
+                    let (func, field, _) = self.aggregate(inner, alias)?;
+                    Ok((func, field, Some(s)))
+                }
+                _ => Err(at(span, "ROUND takes (aggregate, decimals)")),
+            };
+        }
+        let func = match name.as_str() {
+            "COUNT" => "count",
+            "SUM" => "sum",
+            "MIN" => "min",
+            "MAX" => "max",
+            "AVG" => "avg",
+            "FIRST_VALUE" | "LAST_VALUE" => {
+                return Err(at(
+                    span,
+                    format!(
+                        "{name} is not supported: Flink's {name} is by arrival order, and the \
+                         engine's first/last are by event time, so the rows could differ on \
+                         out-of-order input"
+                    ),
+                ))
+            }
+            _ => {
+                return Err(at(
+                    span,
+                    format!(
+                        "unknown function {name} (user-defined functions are not supported); \
+                         the aggregates are COUNT(*), COUNT(col), SUM, MIN, MAX and AVG"
+                    ),
+                ))
+            }
+        };
+        match args {
+            [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if func == "count" => {
+                Ok((func, None, None))
+            }
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))]
+                if func == "count" && matches!(&v.value, Value::Number(n, _) if n == "1") =>
+            {
+                Ok((func, None, None))
+            }
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => {
+                let Some((id, qual)) = column(arg) else {
+                    return Err(at(
+                        arg.span(),
+                        format!(
+                            "{name}({arg}): aggregates take a column (expressions such as CASE, \
+                             arithmetic or CAST inside an aggregate are not supported)"
+                        ),
+                    ));
+                };
+                self.check_qualifier(qual, alias)?;
+                let ty = self.field(&id.value, id.span)?;
+                if ty != "number" {
+                    return Err(at(
+                        id.span,
+                        format!("{name}({}): the column is not a number", id.value),
+                    ));
+                }
+                Ok((func, Some(id.value.clone()), None))
+            }
+            _ => Err(at(
+                span,
+                format!(
+                    "{name} takes one column{}",
+                    if func == "count" { " or *" } else { "" }
+                ),
+            )),
+        }
+    }
+
+    /// The `[input]` and `[watermark]` sections, and the source's connector options.
+    fn source_toml(&self, src: &Source) -> Result<(String, SourceOptions), SqlError> {
+        let t = self
+            .table(&src.name)
+            .ok_or_else(|| SqlError::Other(format!("unknown table {}", src.name)))?;
+        let w = t
+            .extras
+            .watermark
+            .as_ref()
+            .ok_or_else(|| at(t.span, "the source table needs a WATERMARK"))?;
+        // The event-time field: the rowtime column itself (TIMESTAMP(3), RFC 3339 text), or
+        // the column it is computed from with TO_TIMESTAMP_LTZ(col, 3) (epoch ms).
+        let (time_field, time_format) = match t.extras.computed.iter().find(|c| c.name == w.name) {
+            Some(c) => {
+                match &c.expr {
+                    Expr::Function(f)
+                        if f.name.to_string().eq_ignore_ascii_case("TO_TIMESTAMP_LTZ") =>
+                    {
+                        let args = tvf_args(f)?;
+                        match args.as_slice() {
+                            [(None, col), (None, Expr::Value(v))] if matches!(&v.value, Value::Number(n, _) if n == "3") =>
+                            {
+                                let (id, _) = column(col).ok_or_else(|| {
+                                    at(col.span(), "TO_TIMESTAMP_LTZ takes a column")
+                                })?;
+                                let phys =
+                                    t.columns.iter().find(|x| x.name == id.value).ok_or_else(
+                                        || at(id.span, format!("unknown column `{}`", id.value)),
+                                    )?;
+                                if field_type(&phys.ty) != Some("number") {
+                                    return Err(at(
+                                        phys.span,
+                                        "the epoch-milliseconds column must be a BIGINT",
+                                    ));
+                                }
+                                (id.value.clone(), "epoch_ms")
+                            }
+                            _ => {
+                                return Err(at(
+                                    c.expr.span(),
+                                    "the rowtime is TO_TIMESTAMP_LTZ(<BIGINT column>, 3) (epoch \
+                                 milliseconds); other precisions are not supported",
+                                ))
+                            }
+                        }
+                    }
+                    other => {
+                        return Err(at(
+                            other.span(),
+                            format!(
+                            "computed rowtime `{other}` is not supported; use \
+                             TO_TIMESTAMP_LTZ(<BIGINT epoch-ms column>, 3) or a TIMESTAMP(3) column"
+                        ),
+                        ))
+                    }
+                }
+            }
+            None => {
+                let phys = t.columns.iter().find(|x| x.name == w.name).ok_or_else(|| {
+                    at(
+                        w.name_span,
+                        format!("WATERMARK FOR an unknown column `{}`", w.name),
+                    )
+                })?;
+                if !is_timestamp(&phys.ty) {
+                    return Err(at(
+                        phys.span,
+                        "the rowtime column is TIMESTAMP(3) / TIMESTAMP_LTZ(3) (RFC 3339 text), \
+                         or computed with TO_TIMESTAMP_LTZ(<epoch-ms column>, 3)",
+                    ));
+                }
+                (w.name.clone(), "rfc3339")
+            }
+        };
+        // The watermark: `ts - INTERVAL …`, `ts`, or SOURCE_WATERMARK().
+        let mut wm = String::from("\n[watermark]\n");
+        match &w.expr {
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("SOURCE_WATERMARK") => {
+                wm.push_str("strategy = \"explicit\"\n");
+            }
+            e => {
+                let bound = match e {
+                    Expr::Identifier(i) if i.value == w.name => 0,
+                    Expr::BinaryOp {
+                        left,
+                        op: BinaryOperator::Minus,
+                        right,
+                    } if matches!(left.as_ref(), Expr::Identifier(i) if i.value == w.name) => {
+                        interval_ms(right)?
+                    }
+                    other => {
+                        return Err(at(
+                            other.span(),
+                            format!(
+                                "WATERMARK FOR {0} AS `{other}` is not supported; use {0} - \
+                                 INTERVAL 'n' UNIT, {0}, or SOURCE_WATERMARK()",
+                                w.name
+                            ),
+                        ))
+                    }
+                };
+                let _ = writeln!(
+                    wm,
+                    "strategy = \"bounded\"\nmax_out_of_orderness = {}",
+                    q(&format_ms(bound))
+                );
+            }
+        }
+        let idle = self
+            .settings
+            .idle_timeout
+            .or(match t.option("scan.watermark.idle-timeout") {
+                Some(v) => Some(duration_setting(
+                    "scan.watermark.idle-timeout",
+                    v,
+                    t.option_span("scan.watermark.idle-timeout"),
+                )?),
+                None => None,
+            });
+        if let Some(i) = idle.filter(|i| *i > 0) {
+            let _ = writeln!(wm, "idle_timeout = {}", q(&format_ms(i)));
+        }
+        for c in &t.extras.computed {
+            if c.name != w.name {
+                return Err(at(
+                    c.span,
+                    format!(
+                        "computed column `{}` is not supported (only the rowtime computed with \
+                         TO_TIMESTAMP_LTZ)",
+                        c.name
+                    ),
+                ));
+            }
+        }
+
+        let connector = t.option("connector").unwrap_or("");
+        let mut options = SourceOptions {
+            connector: connector.to_string(),
+            ..SourceOptions::default()
+        };
+        match connector {
+            "filesystem" => {
+                t.check_options(
+                    "source",
+                    &[
+                        "connector",
+                        "path",
+                        "format",
+                        "csv.field-delimiter",
+                        "csv.quote-character",
+                        "scan.watermark.idle-timeout",
+                    ],
+                )?;
+                options.path = t.option("path").map(str::to_string);
+            }
+            "kinesis" => {
+                t.check_options(
+                    "source",
+                    &[
+                        "connector",
+                        "stream",
+                        "stream.arn",
+                        "aws.region",
+                        "format",
+                        "source.init.position",
+                        "scan.stream.initpos",
+                        "csv.field-delimiter",
+                        "csv.quote-character",
+                        "scan.watermark.idle-timeout",
+                    ],
+                )?;
+                let stream = t
+                    .option("stream")
+                    .map(str::to_string)
+                    .or_else(|| {
+                        t.option("stream.arn")
+                            .and_then(|a| a.rsplit_once(":stream/").map(|(_, s)| s.to_string()))
+                    })
+                    .ok_or_else(|| at(t.span, "a kinesis source needs 'stream' or 'stream.arn'"))?;
+                options.stream = Some(stream);
+                options.region = t.option("aws.region").map(str::to_string);
+                options.init_position = t
+                    .option("source.init.position")
+                    .or(t.option("scan.stream.initpos"))
+                    .map(str::to_string);
+                if let Some(p) = &options.init_position {
+                    if p != "TRIM_HORIZON" {
+                        let key = if t.option("source.init.position").is_some() {
+                            "source.init.position"
+                        } else {
+                            "scan.stream.initpos"
+                        };
+                        return Err(at(
+                            t.option_span(key),
+                            format!(
+                                "start position '{p}' is not supported: the consumer reads every \
+                                 shard from 'TRIM_HORIZON' (and then from its checkpoints)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            "" => {
+                return Err(at(
+                    t.span,
+                    format!("source table `{}` has no 'connector' option", t.name),
+                ))
+            }
+            other => {
+                return Err(at(
+                    t.option_span("connector"),
+                    format!(
+                    "source connector '{other}' is not supported; use 'filesystem' or 'kinesis'"
+                ),
+                ))
+            }
+        }
+        let mut input = String::from("[input]\n");
+        match t.option("format").unwrap_or("json") {
+            "json" => input.push_str("format = \"json\"\n"),
+            "csv" => {
+                let cols: Vec<String> = t.columns.iter().map(|c| q(&c.name)).collect();
+                let _ = write!(
+                    input,
+                    "format = \"csv\"\ncsv = {{ columns = [{}]",
+                    cols.join(", ")
+                );
+                if let Some(d) = t.option("csv.field-delimiter") {
+                    let _ = write!(input, ", delimiter = {}", q(d));
+                }
+                if let Some(c) = t.option("csv.quote-character") {
+                    let _ = write!(input, ", quote = {}", q(c));
+                }
+                input.push_str(" }\n");
+            }
+            other => {
+                return Err(at(
+                    t.option_span("format"),
+                    format!("format '{other}' is not supported; use 'json' or 'csv'"),
+                ))
+            }
+        }
+        let _ = writeln!(
+            input,
+            "event_time = {{ field = {}, format = {} }}",
+            q(&time_field),
+            q(time_format)
+        );
+        let fields: Vec<String> = src
+            .fields
+            .iter()
+            .filter(|(n, _)| *n != time_field)
+            .map(|(n, ty)| format!("{} = {}", q(n), q(ty)))
+            .collect();
+        let _ = writeln!(input, "fields = {{ {} }}", fields.join(", "));
+        input.push_str(&wm);
+        Ok((input, options))
+    }
+}
+
+/// The source as the spec sees it: fields from the physical columns.
+fn source_of(t: &Table, span: Span) -> Result<Source, SqlError> {
+    let Some(w) = &t.extras.watermark else {
+        return Err(at(
+            span,
+            format!(
+                "table `{}` declares no WATERMARK FOR; a source of event-time windows needs one",
+                t.name
+            ),
+        ));
+    };
+    let mut fields = Vec::new();
+    for c in &t.columns {
+        match field_type(&c.ty) {
+            Some(ty) => fields.push((c.name.clone(), ty)),
+            None if c.name == w.name && is_timestamp(&c.ty) => {}
+            None => {
+                return Err(at(
+                    c.span,
+                    format!(
+                        "column `{}` has type {}, which is not supported; use STRING, a numeric \
+                         type or BOOLEAN",
+                        c.name, c.ty
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(Source {
+        name: t.name.clone(),
+        rowtime: w.name.clone(),
+        fields,
+    })
+}
+
+/// The `[aggregation.sink]` of a sink table.
+fn sink_toml(sink: &Table) -> Result<String, SqlError> {
+    let connector = sink.option("connector").unwrap_or("");
+    match connector {
+        "filesystem" => {
+            sink.check_options("sink", &["connector", "path", "format", "sink.order"])?;
+        }
+        "" => {
+            return Err(at(
+                sink.span,
+                format!("sink table `{}` has no 'connector' option", sink.name),
+            ))
+        }
+        other => {
+            return Err(at(
+                sink.option_span("connector"),
+                format!("sink connector '{other}' is not supported; use 'filesystem'"),
+            ))
+        }
+    }
+    let format = match sink.option("format").unwrap_or("csv") {
+        "csv" => "csv",
+        "json" => "jsonl",
+        other => {
+            return Err(at(
+                sink.option_span("format"),
+                format!("sink format '{other}' is not supported; use 'csv' or 'json'"),
+            ))
+        }
+    };
+    let order = match sink.option("sink.order").unwrap_or("key") {
+        "key" => "key",
+        "fired" => "fired",
+        other => {
+            return Err(at(
+                sink.option_span("sink.order"),
+                format!("'sink.order' = '{other}': use 'key' (sorted, the default) or 'fired'"),
+            ))
+        }
+    };
+    Ok(format!(
+        "sink = {{ format = \"{format}\", order = \"{order}\" }}\n"
+    ))
+}
+
+/// A function's arguments: name (for `NAME => value`) and expression.
+fn tvf_args(f: &Function) -> Result<Vec<(Option<String>, Expr)>, SqlError> {
+    let FunctionArguments::List(list) = &f.args else {
+        return Ok(Vec::new());
+    };
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok((None, e.clone())),
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => Ok((Some(name.value.clone()), e.clone())),
+            _ => Err(at(
+                f.name.span(),
+                format!("unsupported argument `{a}` of {}", f.name),
+            )),
+        })
+        .collect()
+}
+
+/// The query of an INSERT as one SELECT (no set operations, ORDER BY, LIMIT, WITH).
+fn plain_select(q: &Query) -> Result<&Select, SqlError> {
+    if let Some(w) = &q.with {
+        return Err(at(
+            w.span(),
+            "WITH (common table expressions) is not supported",
+        ));
+    }
+    if let Some(o) = &q.order_by {
+        return Err(at(
+            o.span(),
+            "ORDER BY on a stream is not supported (a stream has no end to sort at); file sinks \
+             write rows sorted by key with 'sink.order' = 'key', the default",
+        ));
+    }
+    if let Some(l) = &q.limit_clause {
+        return Err(at(l.span(), "LIMIT on a stream is not supported"));
+    }
+    if let Some(f) = &q.fetch {
+        return Err(at(
+            f.quantity.as_ref().map(|x| x.span()).unwrap_or(q.span()),
+            "FETCH on a stream is not supported",
+        ));
+    }
+    match q.body.as_ref() {
+        SetExpr::Select(s) => Ok(s),
+        SetExpr::Query(inner) => Err(at(
+            inner.span(),
+            "a nested query is not supported; INSERT INTO sink SELECT … FROM TABLE(<window TVF>)",
+        )),
+        other => Err(at(
+            other.span(),
+            "UNION, INTERSECT, EXCEPT and VALUES are not supported",
+        )),
+    }
+}

@@ -1,0 +1,194 @@
+//! SQL outside the supported subset is an error naming the construct and its line and
+//! column, never a silently different query: one row per construct.
+
+const DDL: &str = "CREATE TABLE events (k STRING, c STRING, v DOUBLE, event_time BIGINT,
+  ts AS TO_TIMESTAMP_LTZ(event_time, 3), WATERMARK FOR ts AS ts - INTERVAL '5' MINUTE)
+  WITH ('connector' = 'filesystem', 'path' = 'in.jsonl', 'format' = 'json');
+CREATE TABLE other (k STRING, w DOUBLE, t BIGINT, tt AS TO_TIMESTAMP_LTZ(t, 3),
+  WATERMARK FOR tt AS tt) WITH ('connector' = 'filesystem', 'path' = 'o.jsonl', 'format' = 'json');
+CREATE TABLE s (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+";
+
+/// The DDL takes lines 1–7; each query starts on line 8.
+const TUMBLE: &str = "FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE))";
+
+fn error(query: &str) -> (u64, u64, String) {
+    let text = format!("{DDL}{query}");
+    match eventide_sql::compile(&text) {
+        Ok(c) => panic!("accepted: {query}\n{}", c.toml),
+        Err(eventide_sql::SqlError::At {
+            line,
+            column,
+            message,
+        }) => (line, column, message),
+        Err(e) => panic!("no position for {query}: {e}"),
+    }
+}
+
+#[test]
+fn unsupported_constructs_name_their_line_and_column() {
+    let cases: Vec<(String, u64, u64, &str)> = vec![
+        // A join of two streams.
+        (
+            format!("INSERT INTO s SELECT e.k, window_start, window_end, COUNT(*) {TUMBLE} AS e\nJOIN other o ON e.k = o.k GROUP BY e.k, window_start, window_end;"),
+            9, 6, "join",
+        ),
+        (
+            "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(TUMBLE(TABLE other, DESCRIPTOR(tt), INTERVAL '1' MINUTE)) GROUP BY k, window_start, window_end;\nINSERT INTO s SELECT k, window_start, window_end, COUNT(*) FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY k, window_start, window_end;".to_string(),
+            10, 84, "one source table",
+        ),
+        // ORDER BY and LIMIT on a stream.
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end\nORDER BY k;"),
+            10, 10, "ORDER BY on a stream",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end LIMIT 10;"),
+            9, 44, "LIMIT",
+        ),
+        // A UDF (an unknown function) as an aggregate and in WHERE.
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  my_udf(v) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 3, "unknown function MY_UDF",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nWHERE my_udf(v) > 1 GROUP BY k, window_start, window_end;"),
+            9, 7, "the comparison",
+        ),
+        // Non-windowed GROUP BY (an updating aggregation).
+        (
+            "INSERT INTO s SELECT k, COUNT(*) FROM events GROUP BY k;".to_string(),
+            8, 39, "non-windowed",
+        ),
+        // Window TVF arguments.
+        (
+            "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '10' SECOND))\nGROUP BY k, window_start, window_end;".to_string(),
+            9, 79, "offset",
+        ),
+        (
+            "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '1' HOUR))\nGROUP BY k, window_start, window_end;".to_string(),
+            9, 12, "CUMULATE",
+        ),
+        (
+            "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))\nGROUP BY k, window_start, window_end;".to_string(),
+            9, 44, "rowtime column",
+        ),
+        (
+            "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(SESSION(TABLE events PARTITION BY c, DESCRIPTOR(ts), INTERVAL '1' MINUTE))\nGROUP BY k, window_start, window_end;".to_string(),
+            9, 46, "PARTITION BY",
+        ),
+        // Per-aggregate FILTER, HAVING, CASE inside an aggregate, FIRST_VALUE.
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(v) FILTER (WHERE c = 'x') {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 24, "FILTER",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end HAVING COUNT(*) > 2;"),
+            9, 45, "HAVING",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CASE WHEN c = 'x' THEN v ELSE 0 END) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 7, "CASE",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  FIRST_VALUE(v) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 3, "arrival order",
+        ),
+        // Output shape: a column order the engine does not write, a renamed key.
+        (
+            format!("INSERT INTO s SELECT k, window_end, window_start, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end;"),
+            8, 25, "in this order",
+        ),
+        // MATCH_RECOGNIZE.
+        (
+            "INSERT INTO s SELECT * FROM events\nMATCH_RECOGNIZE (PARTITION BY k ORDER BY ts MEASURES A.v AS av PATTERN (A B) DEFINE A AS v > 1, B AS v > 2) AS m;".to_string(),
+            8, 29, "MATCH_RECOGNIZE is not supported",
+        ),
+        // Settings and options.
+        (
+            "SET 'table.exec.mini-batch.enabled' = 'true';".to_string(),
+            8, 5, "supported settings",
+        ),
+        (
+            "CREATE TABLE x (k STRING) WITH ('connector' = 'datagen');\nINSERT INTO s SELECT k, window_start, window_end, COUNT(*) FROM TABLE(TUMBLE(TABLE x, DESCRIPTOR(k), INTERVAL '1' MINUTE)) GROUP BY k, window_start, window_end;".to_string(),
+            9, 98, "WATERMARK",
+        ),
+        // Plain syntax errors keep sqlparser's position.
+        (
+            "INSERT INTO s SELEC k;".to_string(),
+            8, 15, "syntax error",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (query, line, column, needle) in &cases {
+        let (l, c, m) = error(query);
+        if (l, c) != (*line, *column) || !m.contains(needle) {
+            failures.push(format!(
+                "{query}\n  expected {line}:{column} containing {needle:?}\n  got      {l}:{c} {m}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn input_is_bounded_by_named_constants() {
+    let big = format!("{DDL}-- {}", "x".repeat(eventide_sql::MAX_SQL_BYTES));
+    let e = eventide_sql::compile(&big).unwrap_err().to_string();
+    assert!(e.contains("eventide_sql::MAX_SQL_BYTES"), "{e}");
+    let deep = format!(
+        "{DDL}INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE} WHERE {}v > 1{} GROUP BY k, window_start, window_end;",
+        "(".repeat(500),
+        ")".repeat(500)
+    );
+    let e = eventide_sql::compile(&deep).unwrap_err().to_string();
+    assert!(e.contains("eventide_sql::MAX_NESTING"), "{e}");
+}
+
+#[test]
+fn spec_validation_errors_point_at_the_insert() {
+    let q = "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '72' HOUR))\nGROUP BY k, window_start, window_end;";
+    let (l, c, m) = error(q);
+    assert_eq!((l, c), (8, 1), "{m}");
+    assert!(
+        m.contains("INSERT INTO s") && m.contains("max_windows_per_event"),
+        "{m}"
+    );
+}
+
+/// Flink's emit settings become the trigger and lateness `FlinkEmit` defines, and a late
+/// firing with no lateness is refused.
+#[test]
+fn emit_settings_map_onto_triggers_and_lateness() {
+    let q = format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE} GROUP BY k, window_start, window_end;");
+    let compile = |sets: &str| eventide_sql::compile(&format!("{sets}\n{DDL}{q}"));
+    let c = compile(
+        "SET 'table.exec.emit.early-fire.enabled' = 'true';
+         SET 'table.exec.emit.early-fire.delay' = '0 s';",
+    )
+    .unwrap();
+    assert!(
+        c.toml.contains("trigger = \"watermark(early = count(1))\""),
+        "{}",
+        c.toml
+    );
+    let c = compile(
+        "SET 'table.exec.emit.late-fire.enabled' = 'true';
+         SET 'table.exec.emit.late-fire.delay' = '10 s';
+         SET 'table.exec.state.ttl' = '1 h';",
+    )
+    .unwrap();
+    assert!(c.toml.contains("late = after(10s)"), "{}", c.toml);
+    assert_eq!(c.spec.aggregations[0].allowed_lateness_ms, 3_600_000);
+    let e = compile(
+        "SET 'table.exec.emit.late-fire.enabled' = 'true';
+         SET 'table.exec.emit.late-fire.delay' = '0 s';",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("allow-lateness"), "{e}");
+    // No emit settings: the spec's default trigger, exactly as a TOML spec without one.
+    let c = compile("").unwrap();
+    assert!(!c.toml.contains("trigger"), "{}", c.toml);
+}

@@ -21,20 +21,11 @@ pub fn root() -> PathBuf {
 
 /// Clients for local AWS; fails clearly when it is not configured.
 pub async fn clients() -> Clients {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "end-to-end tests need local AWS: run ./test, or localstack/up && eval \"$(localstack/env)\""
-    );
+    eventide_testkit::require_local_aws();
     Clients::from_env().await
 }
 
-/// A name unique to this run (lowercase, valid for streams, tables and buckets).
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
-}
+pub use eventide_testkit::unique;
 
 /// Generates the reference workload with `gen.py`: JSON lines in arrival order.
 pub fn generate(n: u64, keys: u64, seed: u64, late_frac: f64) -> Vec<String> {
@@ -86,23 +77,35 @@ pub fn partition_key(line: &str) -> String {
 
 /// Creates a stream with `shards` shards and writes `lines` in order, keyed by subscriber.
 pub async fn stream_with(c: &Clients, stream: &str, shards: i32, lines: &[String]) {
+    stream_of(c, stream, shards, &line_entries(lines)).await;
+}
+
+/// Creates a stream with `shards` shards and writes `entries` in order.
+pub async fn stream_of(c: &Clients, stream: &str, shards: i32, entries: &[PutEntry]) {
     create_stream_and_wait(&c.kinesis, stream, shards)
         .await
         .expect("stream created");
-    put_lines(c, stream, lines).await;
+    put_entries(c, stream, entries).await;
 }
 
 /// Writes lines to a stream in order, keyed by subscriber.
 pub async fn put_lines(c: &Clients, stream: &str, lines: &[String]) {
-    let entries: Vec<PutEntry> = lines
+    put_entries(c, stream, &line_entries(lines)).await;
+}
+
+/// Writes entries to a stream in order (`put_records` batches them by the PutRecords limits).
+pub async fn put_entries(c: &Clients, stream: &str, entries: &[PutEntry]) {
+    put_records(&c.kinesis, stream, entries)
+        .await
+        .expect("records written");
+}
+
+/// Lines as stream entries, keyed by subscriber.
+fn line_entries(lines: &[String]) -> Vec<PutEntry> {
+    lines
         .iter()
         .map(|l| PutEntry::new(partition_key(l), l.as_bytes().to_vec()))
-        .collect();
-    for chunk in entries.chunks(500) {
-        put_records(&c.kinesis, stream, chunk)
-            .await
-            .expect("records written");
-    }
+        .collect()
 }
 
 /// What the panes of a run look like: pane id → (aggregation, key, window, values).

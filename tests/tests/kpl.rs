@@ -14,9 +14,7 @@ use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use eventide_aws::config::Clients;
 use eventide_aws::consumer::lambda::Handler;
 use eventide_aws::consumer::resources::Resources;
-use eventide_aws::kinesis::{
-    put_records, KinesisRecord, PutEntry, ReaderConfig, ShardReader, StartPosition,
-};
+use eventide_aws::kinesis::{KinesisRecord, PutEntry, ReaderConfig, ShardReader, StartPosition};
 use eventide_e2e::*;
 use serde_json::{json, Value};
 
@@ -193,9 +191,6 @@ async fn kpl_aggregates_by_aws_labs_library_equal_replay_on_the_worker_and_lambd
             data: b"not json".to_vec(),
         },
     );
-    eventide_aws::kinesis::create_stream_and_wait(&c.kinesis, &stream, 1)
-        .await
-        .expect("stream");
     let entries: Vec<PutEntry> = puts
         .iter()
         .map(|p| PutEntry {
@@ -204,11 +199,7 @@ async fn kpl_aggregates_by_aws_labs_library_equal_replay_on_the_worker_and_lambd
             explicit_hash_key: p.ehk,
         })
         .collect();
-    for chunk in entries.chunks(100) {
-        put_records(&c.kinesis, &stream, chunk)
-            .await
-            .expect("records written");
-    }
+    stream_of(&c, &stream, 1, &entries).await;
     let spec = reference_spec();
 
     // The worker.

@@ -45,10 +45,7 @@ fn init_tracing() {
 
 async fn clients() -> Clients {
     init_tracing();
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "integration tests need local AWS: localstack/up && eval \"$(localstack/env)\""
-    );
+    eventide_testkit::require_local_aws();
     Clients::from_env().await
 }
 

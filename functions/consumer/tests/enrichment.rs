@@ -71,10 +71,7 @@ async fn counts(clients: &Clients, table: &str) -> BTreeMap<(i64, String), f64> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_swaps_a_slow_table_mid_stream_without_pausing() {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "integration tests need local AWS: localstack/up && eval \"$(localstack/env)\""
-    );
+    eventide_testkit::require_local_aws();
     let clients = Clients::from_env().await;
     let prefix = unique("evc-enrich");
     let stream = format!("{prefix}-in");

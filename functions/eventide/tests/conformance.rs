@@ -4,45 +4,15 @@
 //! All failing cases are reported with a diff of their first differing lines; the test fails
 //! once at the end, listing them.
 
+use eventide_testkit::Scratch;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use eventide_connectors::replay::{replay, ReplayOptions};
 use eventide_engine::PipelineSpec;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-}
-
-/// A fresh, unique, empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "eventide-conformance-{}-{}-{}-{}",
-            tag,
-            std::process::id(),
-            nanos,
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let dir = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
@@ -121,11 +91,11 @@ fn run_case(case: &Path) -> Result<(), String> {
     let toml = std::fs::read_to_string(case.join("pipeline.toml"))
         .map_err(|e| format!("  reading pipeline.toml: {e}\n"))?;
     let spec = PipelineSpec::from_toml(&toml).map_err(|e| format!("  pipeline.toml: {e}\n"))?;
-    let out = TempDir::new(&name);
+    let out = Scratch::new(&format!("conformance-{name}"));
     replay(
         spec,
         &case.join("input.jsonl"),
-        &out.0,
+        &out,
         &ReplayOptions::default(),
     )
     .map_err(|e| format!("  replay failed: {e}\n"))?;
@@ -144,7 +114,7 @@ fn run_case(case: &Path) -> Result<(), String> {
         let file = exp.file_name().unwrap_or_default().to_owned();
         let want = std::fs::read_to_string(&exp)
             .map_err(|e| format!("  reading {}: {e}\n", exp.display()))?;
-        match std::fs::read_to_string(out.0.join(&file)) {
+        match std::fs::read_to_string(out.join(&file)) {
             Err(e) => {
                 let _ = writeln!(report, "  {}: not produced ({e})", file.to_string_lossy());
             }

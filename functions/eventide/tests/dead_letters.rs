@@ -1,21 +1,16 @@
 //! Malformed lines go to `dead_letters.jsonl` with their line number and reason; the run
 //! continues and nothing is lost, in both streaming and key-ordered (sharded) replays.
 
+use eventide_testkit::Scratch;
 use std::path::PathBuf;
 
 use eventide_connectors::replay::{replay, ReplayOptions};
 use eventide_engine::PipelineSpec;
 
-fn run(order: &str) -> (PathBuf, u64, u64) {
-    // One directory per test thread: tests run in parallel.
-    let thread = format!("{:?}", std::thread::current().id());
-    let dir = std::env::temp_dir().join(format!(
-        "eventide-dead-{}-{order}-{}",
-        std::process::id(),
-        thread.trim_start_matches("ThreadId(").trim_end_matches(')')
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// Runs the replay in a fresh scratch directory; returns it, the output directory, and
+/// the counts of events and dead letters.
+fn run(order: &str) -> (Scratch, PathBuf, u64, u64) {
+    let dir = Scratch::new(&format!("dead-{order}"));
     let input = dir.join("in.jsonl");
     let lines = [
         r#"{"k":"a","v":1,"t":1000}"#,
@@ -41,13 +36,13 @@ fn run(order: &str) -> (PathBuf, u64, u64) {
     .unwrap();
     let out = dir.join("out");
     let report = replay(spec, &input, &out, &ReplayOptions::default()).unwrap();
-    (out, report.events, report.dead_letters)
+    (dir, out, report.events, report.dead_letters)
 }
 
 #[test]
 fn malformed_lines_are_kept_with_line_and_reason() {
     for order in ["fired", "key"] {
-        let (out, events, dead) = run(order);
+        let (_dir, out, events, dead) = run(order);
         assert_eq!((events, dead), (2, 3), "order {order}");
         let text = std::fs::read_to_string(out.join("dead_letters.jsonl")).unwrap();
         let rows: Vec<serde_json::Value> = text
@@ -77,16 +72,12 @@ fn malformed_lines_are_kept_with_line_and_reason() {
             csv, "k,window_start,window_end,sum\na,1000,2000,1\nb,2000,3000,4\n",
             "order {order}"
         );
-        if let Some(dir) = out.parent() {
-            std::fs::remove_dir_all(dir).unwrap();
-        }
     }
 }
 
 #[test]
 fn an_input_with_no_valid_line_fails_the_replay() {
-    let dir = std::env::temp_dir().join(format!("eventide-all-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("all-bad");
     let (input, pipeline) = (dir.join("in.jsonl"), dir.join("p.toml"));
     std::fs::write(&input, "not json\n{\"k\":1}\n").unwrap();
     std::fs::write(
@@ -112,7 +103,6 @@ fn an_input_with_no_valid_line_fails_the_replay() {
         .arg(dir.join("out"))
         .output()
         .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("every line of"), "{stderr}");
@@ -120,10 +110,9 @@ fn an_input_with_no_valid_line_fails_the_replay() {
 
 #[test]
 fn a_rerun_into_the_same_out_dir_leaves_no_stale_dead_letters() {
-    let (out, _, dead) = run("fired");
+    let (dir, out, _, dead) = run("fired");
     assert_eq!(dead, 3);
     assert!(out.join("dead_letters.jsonl").exists());
-    let dir = out.parent().unwrap().to_path_buf();
     let input = dir.join("clean.jsonl");
     std::fs::write(&input, "{\"k\":\"a\",\"v\":1,\"t\":1000}\n").unwrap();
     let spec = PipelineSpec::from_toml(
@@ -145,5 +134,4 @@ fn a_rerun_into_the_same_out_dir_leaves_no_stale_dead_letters() {
         !out.join("dead_letters.jsonl").exists(),
         "the earlier run's dead letters are gone"
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -3,6 +3,7 @@
 //! records, and on a pipeline with early and late firings and retractions. A way that the
 //! input or the pipeline can't use is a clear error, never a silent fallback.
 
+use eventide_testkit::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,11 +15,8 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn work(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eventide-exec-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn work(tag: &str) -> Scratch {
+    Scratch::new(&format!("exec-{tag}"))
 }
 
 /// The files of a directory, by name, with their bytes.
@@ -96,7 +94,6 @@ fn reference_workload_gives_the_same_bytes_every_way() {
         names.iter().any(|n| n.ends_with(".late.jsonl")),
         "the workload has records too late for some window: {names:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -156,7 +153,6 @@ fn early_late_and_retracting_panes_are_the_same_every_way() {
     for timing in ["EARLY", "ON_TIME", "LATE", "true"] {
         assert!(sliding.contains(timing), "sliding.csv has {timing} rows");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -199,7 +195,6 @@ fn a_way_that_does_not_fit_is_an_error() {
     }
     let report = run(spec("fired"), &input, Execution::Streaming).unwrap();
     assert_eq!(report.events, 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The reference workload's events, generated.
@@ -271,7 +266,6 @@ fn a_record_dated_in_2100_is_a_dead_letter_and_moves_no_watermark() {
         reason.contains("2100-01-01T00:00:00Z") && reason.contains("max_future_skew"),
         "{reason}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -335,7 +329,6 @@ fn the_future_guard_measures_against_the_inputs_processing_time() {
         sums.contains(",7,") || sums.contains(",7\n"),
         "1 + 2 + 4: {sums}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Issue 10: group-by values that differ only in where U+001F falls, or a missing field
@@ -406,5 +399,4 @@ fn group_keys_never_collide() {
         lines.contains(&",z,0,1000,4") && lines.contains(&"\"\",z,0,1000,8"),
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,6 +3,7 @@
 //! as plain JSON lines, and bad input at every layer is an error or a dead letter naming
 //! the file, the entry and the line.
 
+use eventide_testkit::Scratch;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,11 +15,8 @@ use eventide_engine::PipelineSpec;
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/framed-zip");
 
 /// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eventide-framed-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("framed-{name}"))
 }
 
 fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {

@@ -33,10 +33,7 @@ fn replay(pipeline: &Path, input: &str, out: &Path) -> std::process::Output {
 
 #[tokio::test]
 async fn replay_reads_an_s3_prefix_in_key_order() {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "integration tests need local AWS: run ./test, or localstack/up && eval \"$(localstack/env)\""
-    );
+    eventide_testkit::require_local_aws();
     let clients = Clients::from_env().await;
     let bucket = format!("eventide-s3-input-{}", std::process::id());
     clients
@@ -70,9 +67,7 @@ async fn replay_reads_an_s3_prefix_in_key_order() {
             .await
             .expect("put object");
     }
-    let dir = std::env::temp_dir().join(format!("eventide-s3-input-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = eventide_testkit::Scratch::new("s3-input");
     let pipeline = dir.join("pipeline.toml");
     std::fs::write(&pipeline, SPEC).expect("spec");
     std::fs::write(dir.join("local.jsonl"), format!("{a}{b}")).expect("local");
@@ -105,5 +100,4 @@ async fn replay_reads_an_s3_prefix_in_key_order() {
         (dead["line"].as_u64(), dead["raw"].as_str()),
         (Some(2), Some("not json"))
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -96,10 +96,7 @@ when = "max(value, 1m) > 50"
 
 #[tokio::test]
 async fn s3_rules_are_swapped_live_and_invalid_updates_rejected() {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "needs local AWS: run ./test, or localstack/up && eval \"$(localstack/env)\""
-    );
+    eventide_testkit::require_local_aws();
     let c = Clients::from_env().await;
     let bucket = format!(
         "rules-reload-{}-{}",

@@ -8,6 +8,7 @@
 //! instants), then joins them by (subscriber, window end) and finds the false → true
 //! transitions.
 
+use eventide_testkit::Scratch;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,11 +60,8 @@ aggregates = [{ name = "n", fn = "count" }]
 sink = { format = "jsonl", order = "key" }
 "#;
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("eventide-rules-ref-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("rules-ref-{name}"))
 }
 
 fn generate(dir: &Path) -> PathBuf {
@@ -190,7 +188,6 @@ fn concierge_alerts_equal_transitions_of_the_windowed_results() {
         v
     };
     assert_eq!(ids(&rdir), ids(&bdir));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -229,7 +226,6 @@ fn a_rules_file_replaces_the_spec_rules_and_an_invalid_one_is_rejected() {
         e.contains("rule[0] \"any\" `when` at column 13: expected a number"),
         "{e}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

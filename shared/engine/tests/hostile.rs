@@ -11,18 +11,6 @@ use eventide_engine::rules::parse_rules;
 use eventide_engine::spec::{FieldType, InputSpec, PipelineSpec, TimeFormat};
 use proptest::prelude::*;
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 fn input() -> InputSpec {
     InputSpec {
         fields: vec![
@@ -140,7 +128,7 @@ fn csv_codec() -> eventide_engine::codec::Codec {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(eventide_testkit::fuzz_config(256))]
 
     #[test]
     fn csv_decoder_never_panics(row in csv_bytes()) {

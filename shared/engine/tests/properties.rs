@@ -587,19 +587,6 @@ fn accumulating_finals(rows: &[Row], agg: usize, sessions: bool) -> Results {
     last
 }
 
-/// 128 cases per property, or `PROPTEST_CASES` for a longer run.
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(128);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 /// (c) One run with a discarding and an accumulating aggregation of the same window: the
 /// discarding panes of a window add up (count, sum; min and max combine) to its final
 /// accumulating pane. Session panes are attributed to the final session containing them.
@@ -710,7 +697,7 @@ fn check_retractions_cancel(ops: &[Op], win: Win, fire: &Firing) -> Result<(), T
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(eventide_testkit::fuzz_config(128))]
 
     /// (a) Sliced sliding windows equal a naive per-window recomputation.
     #[test]
@@ -905,7 +892,7 @@ fn regression_pending_late_element_fires_when_window_expires() {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(eventide_testkit::fuzz_config(128))]
 
     /// (c) with tumbling/sliding windows and delayed late firings.
     #[test]
@@ -1001,7 +988,7 @@ fn run_key_by_key(spec: &PipelineSpec, lines: &[String], cut: usize) -> (KeyRows
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(eventide_testkit::fuzz_config(128))]
 
     /// (f) Running a bounded input one key at a time against its global timeline gives the
     /// streaming run's panes (in key order) and late records, whatever the windows,

@@ -11,18 +11,6 @@ use eventide_ports::source::InputRecord;
 use md5::{Digest, Md5};
 use proptest::prelude::*;
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 /// The magic number, `message`, and the MD5 of `message`: gets past the digest check.
 fn frame(message: &[u8]) -> Vec<u8> {
     [MAGIC.as_slice(), message, Md5::digest(message).as_slice()].concat()
@@ -132,7 +120,7 @@ fn check(data: Vec<u8>, max: usize) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(eventide_testkit::fuzz_config(256))]
 
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), framed in any::<bool>()) {

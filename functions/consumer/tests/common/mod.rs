@@ -6,14 +6,7 @@ use serde_json::json;
 /// The shard the Lambda events come from.
 pub const SHARD: &str = "shardId-000000000000";
 
-/// A lowercase name unique to this run (valid for tables, streams and buckets).
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000)
-}
+pub use eventide_testkit::unique;
 
 /// Standard base64 (with padding), for building Lambda events.
 pub fn base64(data: &[u8]) -> String {

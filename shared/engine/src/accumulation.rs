@@ -10,7 +10,7 @@
 //! An on-time firing with nothing new still emits a pane by default ([`OnTime::Always`]).
 
 use crate::aggregate::Acc;
-use crate::spec::{AccumulationMode, OnTime};
+use crate::spec::model::{AccumulationMode, OnTime};
 use crate::trigger::{PaneState, Timing};
 
 /// Emits the panes of one firing through `emit(value, retraction, index, timing)`. Returns

@@ -77,11 +77,11 @@ use smallvec::SmallVec;
 
 use crate::error::RecordError;
 use crate::filter::Filter;
-use crate::operator::{self, Admit, Ctx, WindowOperator};
+use crate::key::encode_key;
+use crate::operator::{family, Admit, Ctx, WindowOperator};
 use crate::pane::Emit;
-use crate::pipeline::encode_key;
 use crate::record::{Line, Record, Value};
-use crate::spec::PipelineSpec;
+use crate::spec::model::PipelineSpec;
 use crate::watermark::{WatermarkTracker, WM_MAX, WM_MIN};
 
 /// Most aggregations a key-by-key run handles (their filters are a bit mask per record).
@@ -399,7 +399,7 @@ impl BoundedInput {
     pub fn new(spec: &PipelineSpec, layout: Layout, chunks: Vec<Chunk>, wall_ms: i64) -> Self {
         let n: usize = chunks.iter().map(Chunk::len).sum();
         let mut tag = Vec::with_capacity(n);
-        let mut tracker = WatermarkTracker::for_spec(&spec.watermark);
+        let mut tracker = spec.watermark.tracker();
         let mut tl = Timeline::default();
         let mut now = 0i64;
         let mut future = Vec::new();
@@ -631,7 +631,7 @@ impl KeyRunner {
         let processing_time = a.trigger.uses_processing_time();
         KeyRunner {
             agg,
-            op: operator::build(agg, a),
+            op: family::build(agg, a),
             processing_time,
             late: 0,
         }

@@ -53,7 +53,8 @@ pub enum RecordError {
     },
 }
 
-/// Stored key state that cannot be restored.
+/// Key state that cannot be stored or restored. `aggregation` names the aggregation, or the
+/// rule, that holds it.
 #[derive(Debug, Error, Clone, PartialEq)]
 #[error("state of aggregation {aggregation} key {key:?}: {reason}")]
 pub struct StateError {

@@ -40,7 +40,7 @@ pub const MAX_NESTING: usize = 64;
 pub const MAX_EXPR_BYTES: usize = 8 * 1024;
 
 use crate::record::{Record, Value};
-use crate::spec::{FieldType, InputSpec};
+use crate::spec::schema::{FieldType, InputSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {

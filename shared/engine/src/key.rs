@@ -27,7 +27,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use crate::record::Value;
+use crate::record::{Record, Value};
 
 /// Separator of the values inside a key.
 pub const SEP: char = '\u{1f}';
@@ -80,6 +80,18 @@ pub fn push(buf: &mut String, v: &Value<'_>) {
         }
         Value::Bool(b) => buf.push_str(if *b { "true" } else { "false" }),
         Value::Null => push_null(buf),
+    }
+}
+
+/// Encodes the group-by `fields` of a record as one key into `buf` (cleared first): the
+/// key of an aggregation or of a rule.
+pub(crate) fn encode_key(buf: &mut String, fields: &[usize], rec: &Record<'_>) {
+    buf.clear();
+    for (j, &f) in fields.iter().enumerate() {
+        if j > 0 {
+            push_sep(buf);
+        }
+        push(buf, &rec.values[f]);
     }
 }
 

@@ -23,6 +23,7 @@ pub mod duration;
 pub mod enrich;
 pub mod error;
 pub mod filter;
+pub mod ids;
 pub mod key;
 pub mod operator;
 pub mod pane;

@@ -32,7 +32,7 @@ impl Pane<'_> {
     }
 
     /// A deterministic id: the same pane of the same run always has the same id, so
-    /// downstream consumers can de-duplicate redelivered panes.
+    /// downstream consumers can de-duplicate redelivered panes (see [`crate::ids`]).
     ///
     /// ```
     /// use eventide_engine::pane::Pane;
@@ -43,23 +43,14 @@ impl Pane<'_> {
     /// assert_ne!(p.id("q1"), p.id("q2"));
     /// ```
     pub fn id(&self, aggregation_name: &str) -> String {
-        // FNV-1a, 64 bit, over the identifying fields: stable across runs and platforms.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |bytes: &[u8]| {
-            for b in bytes {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            h ^= 0xff;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        };
-        feed(aggregation_name.as_bytes());
-        feed(self.key.as_bytes());
-        feed(&self.window.start.to_le_bytes());
-        feed(&self.window.end.to_le_bytes());
-        feed(&self.index.to_le_bytes());
-        feed(&[self.retraction as u8]);
-        format!("{h:016x}")
+        crate::ids::pane_id(
+            aggregation_name,
+            self.key,
+            self.window.start,
+            self.window.end,
+            self.index,
+            self.retraction,
+        )
     }
 }
 

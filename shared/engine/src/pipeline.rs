@@ -42,10 +42,11 @@ use smallvec::SmallVec;
 use crate::codec::Codec;
 use crate::error::{RecordError, StateError};
 use crate::filter::Filter;
-use crate::operator::{self, Admit, Ctx, WindowOperator};
+use crate::key::encode_key;
+use crate::operator::{family, Admit, Ctx, WindowOperator};
 use crate::pane::Emit;
 use crate::record::{Line, Record, Value};
-use crate::spec::{PipelineSpec, WatermarkSpec};
+use crate::spec::model::{PipelineSpec, WatermarkSpec};
 use crate::watermark::{WatermarkTracker, WM_MAX};
 
 /// Where a pipeline's results go: fired panes, and records dropped as too late.
@@ -122,9 +123,9 @@ impl Pipeline {
             .aggregations
             .iter()
             .enumerate()
-            .map(|(i, a)| operator::build(i, a))
+            .map(|(i, a)| family::build(i, a))
             .collect();
-        let wm = WatermarkTracker::for_spec(&spec.watermark);
+        let wm = spec.watermark.tracker();
         let stats = Stats {
             late: vec![0; spec.aggregations.len()],
             ..Stats::default()
@@ -366,15 +367,6 @@ impl Pipeline {
         }
     }
 
-    /// Marks a partition finished, e.g. a shard that reached its end.
-    pub fn finish_partition<O: Output>(&mut self, partition: &str, out: &mut O) {
-        let before = self.wm.current();
-        let after = self.wm.finish(partition, self.now);
-        if after > before {
-            self.fire_watermark(after, out);
-        }
-    }
-
     /// End of a finite input: the watermark goes to +∞ and everything fires.
     pub fn finish<O: Output>(&mut self, out: &mut O) {
         self.advance_watermark(WM_MAX, out);
@@ -400,17 +392,6 @@ impl Pipeline {
     /// The running rules.
     pub fn rules(&self) -> &crate::rules::Rules {
         &self.rules
-    }
-}
-
-/// Encodes the group-by values of a record as one key (see [`crate::key`]).
-pub(crate) fn encode_key(buf: &mut String, fields: &[usize], rec: &Record<'_>) {
-    buf.clear();
-    for (j, &f) in fields.iter().enumerate() {
-        if j > 0 {
-            crate::key::push_sep(buf);
-        }
-        crate::key::push(buf, &rec.values[f]);
     }
 }
 
@@ -498,10 +479,20 @@ impl Pipeline {
     /// Calls `out` with (aggregation, key, serialized state) for every key that holds state
     /// in any aggregation, serialized as for [`Pipeline::restore_key`]: a snapshot of the
     /// window state (the rules' is [`crate::rules::Rules::snapshot`]).
-    pub fn snapshot(&self, out: &mut dyn FnMut(usize, &str, Vec<u8>)) {
+    ///
+    /// # Errors
+    ///
+    /// A key's state that cannot be serialized, naming the aggregation and the key.
+    pub fn snapshot(&self, out: &mut dyn FnMut(usize, &str, Vec<u8>)) -> Result<(), StateError> {
         for (i, op) in self.ops.iter().enumerate() {
-            op.snapshot(&mut |k, b| out(i, k, b));
+            op.snapshot(&mut |k, b| out(i, k, b))
+                .map_err(|e| StateError {
+                    aggregation: self.spec.aggregations[i].name.clone(),
+                    key: e.key,
+                    reason: e.reason,
+                })?;
         }
+        Ok(())
     }
 
     /// Resumes a partition at watermark `wm` (as if a record at `wm + bound` had been seen),

@@ -32,7 +32,6 @@ struct Partition {
     name: Box<str>,
     max_ts: i64,
     last_active: i64,
-    finished: bool,
 }
 
 /// Tracks per-partition watermarks and their combined minimum.
@@ -94,17 +93,6 @@ impl WatermarkTracker {
             .map(|&i| self.partitions[i].max_ts.saturating_sub(bound))
     }
 
-    /// The tracker a pipeline's watermark strategy calls for.
-    pub fn for_spec(spec: &crate::spec::WatermarkSpec) -> Self {
-        match *spec {
-            crate::spec::WatermarkSpec::Bounded {
-                bound_ms,
-                idle_timeout_ms,
-            } => WatermarkTracker::bounded(bound_ms, idle_timeout_ms),
-            crate::spec::WatermarkSpec::Explicit => WatermarkTracker::explicit(),
-        }
-    }
-
     /// Watermarks only from explicit control records.
     pub fn explicit() -> Self {
         WatermarkTracker {
@@ -147,14 +135,6 @@ impl WatermarkTracker {
         self.combined
     }
 
-    /// Marks a partition finished (e.g. a closed shard): it no longer holds the watermark back.
-    pub fn finish(&mut self, partition: &str, now: i64) -> i64 {
-        if let Some(&i) = self.index.get(partition) {
-            self.partitions[i].finished = true;
-        }
-        self.recompute(now)
-    }
-
     /// Re-evaluates idleness at processing time `now`.
     pub fn on_processing_time(&mut self, now: i64) -> i64 {
         if self.idle_timeout.is_some() {
@@ -179,7 +159,6 @@ impl WatermarkTracker {
                     name: partition.into(),
                     max_ts: ts,
                     last_active: now,
-                    finished: false,
                 });
                 self.index
                     .insert(partition.into(), self.partitions.len() - 1);
@@ -198,9 +177,6 @@ impl WatermarkTracker {
         let mut min: Option<i64> = None;
         let mut any_active = false;
         for p in &self.partitions {
-            if p.finished {
-                continue;
-            }
             if let Some(idle) = self.idle_timeout {
                 if now.saturating_sub(p.last_active) >= idle {
                     continue;
@@ -211,7 +187,7 @@ impl WatermarkTracker {
             min = Some(min.map_or(w, |m| m.min(w)));
         }
         if !any_active {
-            // All partitions idle or finished: the most advanced one carries the watermark.
+            // All partitions idle: the most advanced one carries the watermark.
             min = self
                 .partitions
                 .iter()
@@ -342,14 +318,5 @@ mod tests {
         assert_eq!(w.current(), 10);
         // b has been quiet for 1 s of processing time
         assert_eq!(w.on_processing_time(1_000), 500);
-    }
-
-    #[test]
-    fn finished_partition_leaves_the_set() {
-        let mut w = WatermarkTracker::bounded(0, None);
-        w.observe("parent", 10, 0);
-        w.observe("child", 100, 0);
-        assert_eq!(w.current(), 10);
-        assert_eq!(w.finish("parent", 0), 100);
     }
 }

@@ -21,6 +21,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use eventide_engine::ids::rule_slot;
 use eventide_engine::pane::{Emit, Pane};
 use eventide_engine::record::{Line, Record};
 use eventide_engine::rules::RuleSpec;
@@ -155,22 +156,6 @@ pub struct ShardProcessor {
     log: EntryBuilder,
     /// Whether the batch so far changed the state.
     changed: bool,
-}
-
-/// The state slot name of a rule: `rule:<id>@<hash of its text>`.
-///
-/// ```
-/// use eventide_runtime::processor::rule_slot;
-/// assert!(rule_slot("busy", "count(1m) >= 2").starts_with("rule:busy@"));
-/// assert_ne!(rule_slot("busy", "count(1m) >= 2"), rule_slot("busy", "count(1m) >= 3"));
-/// ```
-pub fn rule_slot(id: &str, source: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in source.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("rule:{id}@{h:016x}")
 }
 
 impl ShardProcessor {
@@ -501,7 +486,10 @@ impl ShardProcessor {
     }
 
     /// A snapshot of the whole state.
-    pub fn snapshot(&mut self) -> Snapshot {
+    ///
+    /// # Errors
+    /// Key state that cannot be serialized.
+    pub fn snapshot(&mut self) -> Result<Snapshot, StateError> {
         let mut keys = Vec::new();
         let hks = &self.hash_keys;
         let hk = |key: &str| split_hash_key(hks.get(key).copied().unwrap_or(0));
@@ -513,7 +501,7 @@ impl ShardProcessor {
                 hk: hk(key),
                 blob,
             })
-        });
+        })?;
         let slots = self.rule_slots();
         self.pipeline.rules().snapshot(&mut |r, key, blob| {
             keys.push(KeyState {
@@ -522,11 +510,11 @@ impl ShardProcessor {
                 hk: hk(key),
                 blob,
             })
-        });
+        })?;
         // Forget the routes of keys that hold no state any more.
         let live: std::collections::HashSet<&str> = keys.iter().map(|k| k.key.as_str()).collect();
         self.hash_keys.retain(|k, _| live.contains(k.as_str()));
-        Snapshot {
+        Ok(Snapshot {
             position: self.position.clone(),
             local_wm: self.local_watermark(),
             wm: self.pipeline.watermark(),
@@ -534,7 +522,7 @@ impl ShardProcessor {
             others: self.others,
             rules: self.rules_text.clone(),
             keys,
-        }
+        })
     }
 
     /// Installs a snapshot in a new processor.

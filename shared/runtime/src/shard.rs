@@ -193,7 +193,7 @@ impl ShardConsumer {
                 let (_, had) =
                     ShardLog::open(io.state.clone(), &parent, io.snapshots, &mut p).await?;
                 if had.is_some() {
-                    parents.push(p.snapshot());
+                    parents.push(p.snapshot()?);
                 }
             }
             if !parents.is_empty() {
@@ -268,7 +268,11 @@ impl ShardConsumer {
         lag_ms: i64,
     ) -> Result<BatchReport, RuntimeError> {
         let now_ms = io.clock.now_ms();
-        let before = self.log.wants_snapshot().then(|| self.processor.snapshot());
+        let before = self
+            .log
+            .wants_snapshot()
+            .then(|| self.processor.snapshot())
+            .transpose()?;
         // Each record is parsed once: the live lookups read the decoded events, and the
         // processor enriches and runs them.
         let decoded = self.processor.decode_batch(batch);
@@ -354,7 +358,11 @@ impl ShardConsumer {
     /// # Cancel safety
     /// Not cancel safe, as [`ShardConsumer::process`].
     pub async fn end_input(&mut self, io: &Io) -> Result<u64, RuntimeError> {
-        let before = self.log.wants_snapshot().then(|| self.processor.snapshot());
+        let before = self
+            .log
+            .wants_snapshot()
+            .then(|| self.processor.snapshot())
+            .transpose()?;
         let panes = self.processor.advance_watermark(i64::MAX);
         let batch_id = format!("{}-end", self.shard());
         self.log

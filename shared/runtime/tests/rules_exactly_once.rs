@@ -192,7 +192,7 @@ fn a_changed_rule_does_not_restore_the_old_versions_state() {
     let mut p = ShardProcessor::new(SHARD, spec());
     p.begin(None, 0);
     p.apply(&recs[..40]);
-    let snapshot = p.snapshot();
+    let snapshot = p.snapshot().unwrap();
     assert!(snapshot
         .keys
         .iter()
@@ -204,7 +204,7 @@ fn a_changed_rule_does_not_restore_the_old_versions_state() {
         .rules;
     let mut q = ShardProcessor::new(SHARD, changed);
     q.restore(&snapshot).unwrap();
-    let back = q.snapshot();
+    let back = q.snapshot().unwrap();
     assert!(back.keys.iter().all(|k| !k.slot.starts_with("rule:busy@")));
     // The unchanged pattern rule keeps its slot and its state.
     let pattern = |s: &eventide_runtime::state::snapshot::Snapshot| {

@@ -40,7 +40,8 @@ use smallvec::SmallVec;
 
 use crate::error::RecordError;
 use crate::record::{parse_rfc3339, Line, Record, Value};
-use crate::spec::{CsvSpec, FieldType, InputSpec, TimeFormat};
+use crate::spec::format::CsvSpec;
+use crate::spec::schema::{FieldType, InputSpec, TimeFormat};
 
 #[derive(Debug, Clone, Copy)]
 enum Slot {

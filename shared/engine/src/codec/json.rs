@@ -38,7 +38,7 @@ use smallvec::SmallVec;
 
 use crate::error::RecordError;
 use crate::record::{parse_rfc3339, Line, Record, Value};
-use crate::spec::{FieldType, InputSpec, TimeFormat};
+use crate::spec::schema::{FieldType, InputSpec, TimeFormat};
 use crate::watermark::WM_MAX;
 
 /// The compiled input schema.

@@ -50,28 +50,19 @@
 //! ```
 
 pub mod csv;
+pub mod decoder;
 pub mod json;
 
 use std::fmt;
 use std::sync::Arc;
 
+pub use decoder::Decoder;
+
 use crate::enrich::{decoded_input, Enricher, Snapshot};
 use crate::error::RecordError;
 use crate::record::Line;
-use crate::spec::{Format, PipelineSpec};
-
-/// Bytes of one record to a [`Line`], against the pipeline's input schema: the fields in
-/// [`crate::spec::InputSpec::fields`] order, without the enrichments' columns (the codec adds those).
-///
-/// Implementations must not panic on any input: an input they cannot use is an `Err`
-/// whose message says why (it becomes the dead letter's reason).
-pub trait Decoder: Send + Sync {
-    /// Decodes one record.
-    ///
-    /// # Errors
-    /// The record is malformed; the message names the field where it can.
-    fn decode<'a>(&self, raw: &'a [u8]) -> Result<Line<'a>, RecordError>;
-}
+use crate::spec::format::Format;
+use crate::spec::model::PipelineSpec;
 
 impl Decoder for json::Schema {
     #[inline]

@@ -50,7 +50,8 @@ use table::{encode_key_part, Layout, LookupTable, KEY_PART_SEP};
 
 use crate::error::RecordError;
 use crate::record::{Line, Record, Value};
-use crate::spec::{InputSpec, PipelineSpec};
+use crate::spec::model::PipelineSpec;
+use crate::spec::schema::InputSpec;
 
 /// The table layout of an enrichment: its join field types and its column types.
 pub fn layout(e: &EnrichmentSpec) -> Layout {

@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use crate::duration::parse_ms;
 use crate::error::SpecError;
-use crate::spec::{FieldType, InputSpec};
+use crate::spec::schema::{FieldType, InputSpec};
 
 /// The file format of a slow table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

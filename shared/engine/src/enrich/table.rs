@@ -25,7 +25,7 @@ use hashbrown::HashTable;
 use thiserror::Error;
 
 use crate::record::Value;
-use crate::spec::FieldType;
+use crate::spec::schema::FieldType;
 
 /// Separates the parts of a composite key (text parts are escaped: see [`crate::key`]).
 pub const KEY_PART_SEP: char = crate::key::SEP;

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use smallvec::SmallVec;
 
-use super::{decode_state, Admit, Common, Ctx, Keyed, Reset, WindowOperator};
+use super::{decode_state, Admit, Common, Ctx, EncodeError, Keyed, Reset, WindowOperator};
 use crate::pane::Emit;
 use crate::trigger::Timing;
 use crate::window::Window;
@@ -99,8 +99,8 @@ impl WindowOperator for CountOperator {
         self.keys.len()
     }
 
-    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {
-        self.keys.snapshot(out);
+    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) -> Result<(), EncodeError> {
+        self.keys.snapshot(out)
     }
 
     fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {

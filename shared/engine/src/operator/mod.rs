@@ -4,8 +4,10 @@
 //! [`sliced::SlicedOperator`] (tumbling, sliding, global), [`session::SessionOperator`] and
 //! [`count::CountOperator`]. They share [`Keyed`], a slab of per-key state indexed by an
 //! interned key, and [`Timers`], a min-heap of per-key timers with lazy deletion.
+//! [`family::build`] picks the operator of an aggregation's window.
 
 pub mod count;
+pub mod family;
 pub mod session;
 pub mod sliced;
 
@@ -18,9 +20,9 @@ use smallvec::SmallVec;
 
 use crate::aggregate::{Acc, CompiledAggregates};
 use crate::pane::{Emit, KeyRef, Pane};
-use crate::spec::{AccumulationMode, AggregationSpec, OnTime};
+use crate::spec::model::{AccumulationMode, AggregationSpec, OnTime};
 use crate::trigger::{Program, Timing};
-use crate::window::{Window, WindowSpec};
+use crate::window::Window;
 
 /// The time context of a call: the combined watermark and the processing time.
 #[derive(Debug, Clone, Copy)]
@@ -59,31 +61,33 @@ pub trait WindowOperator: Send + Sync {
     fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String>;
     /// Hands over every key that holds state, serialized as for
     /// [`WindowOperator::restore_key`]: a snapshot of the operator.
-    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>));
+    ///
+    /// # Errors
+    ///
+    /// A key's state that cannot be serialized (never an empty blob, which would restore
+    /// as no state).
+    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) -> Result<(), EncodeError>;
+}
+
+/// A key's state that cannot be serialized for the state store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot encode the state of key {key:?}: {reason}")]
+pub struct EncodeError {
+    pub key: String,
+    pub reason: String,
 }
 
 /// Serializes a key's state for the state store.
-pub(crate) fn encode_state<S: serde::Serialize>(s: &S) -> Vec<u8> {
-    serde_json::to_vec(s).unwrap_or_default()
+pub(crate) fn encode_state<S: serde::Serialize>(key: &str, s: &S) -> Result<Vec<u8>, EncodeError> {
+    serde_json::to_vec(s).map_err(|e| EncodeError {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Decodes a key's state from the state store.
 pub(crate) fn decode_state<S: serde::de::DeserializeOwned>(blob: &[u8]) -> Result<S, String> {
     serde_json::from_slice(blob).map_err(|e| format!("cannot decode stored state: {e}"))
-}
-
-/// Builds the operator for an aggregation.
-pub fn build(index: usize, spec: &AggregationSpec) -> Box<dyn WindowOperator> {
-    let common = Common::new(index, spec);
-    match spec.window {
-        WindowSpec::Sliding { .. } | WindowSpec::Global => {
-            Box::new(sliced::SlicedOperator::new(common, spec.window))
-        }
-        WindowSpec::Session { gap } => Box::new(session::SessionOperator::new(common, gap)),
-        WindowSpec::Count { size, slide } => {
-            Box::new(count::CountOperator::new(common, size, slide))
-        }
-    }
 }
 
 /// Settings shared by all operators.
@@ -320,15 +324,21 @@ impl<S: Reset> Keyed<S> {
     }
 
     /// Calls `out` with every key that holds state, serialized (see `restore_key`).
-    pub fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>))
+    ///
+    /// # Errors
+    ///
+    /// The first key whose state cannot be serialized.
+    pub fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) -> Result<(), EncodeError>
     where
         S: serde::Serialize,
     {
         for sl in &self.slots {
             if let Some(k) = &sl.key {
-                out(key_str(k), encode_state(&sl.state));
+                let key = key_str(k);
+                out(key, encode_state(key, &sl.state)?);
             }
         }
+        Ok(())
     }
 
     /// True when no key has state.

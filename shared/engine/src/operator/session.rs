@@ -9,7 +9,7 @@
 //! A session whose trigger finished is closed and dropped at once: it takes part in no
 //! merge, and an element in its range starts a new session (as Beam's closed windows).
 
-use super::{decode_state, Admit, Common, Ctx, Keyed, Reset, Timers, WindowOperator};
+use super::{decode_state, Admit, Common, Ctx, EncodeError, Keyed, Reset, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -312,8 +312,8 @@ impl WindowOperator for SessionOperator {
         self.keys.len()
     }
 
-    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {
-        self.keys.snapshot(out);
+    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) -> Result<(), EncodeError> {
+        self.keys.snapshot(out)
     }
 
     fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {

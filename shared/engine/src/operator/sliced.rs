@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{decode_state, Admit, Common, Ctx, Keyed, Reset, Timers, WindowOperator};
+use super::{decode_state, Admit, Common, Ctx, EncodeError, Keyed, Reset, Timers, WindowOperator};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -489,8 +489,8 @@ impl WindowOperator for SlicedOperator {
         self.keys.len()
     }
 
-    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {
-        self.keys.snapshot(out);
+    fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) -> Result<(), EncodeError> {
+        self.keys.snapshot(out)
     }
 
     fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {

@@ -22,14 +22,14 @@
 //! they are rebuilt from the slices at the next instant.
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
 
+use super::alert::{key_pairs, Alert};
 use super::expr::{Inputs, Term};
-use super::{Alert, ConditionRule, RuleSpec};
+use super::model::{ConditionRule, RuleKind, RuleSpec};
 use crate::aggregate::{Acc, Sum, MAX_SCALE};
-use crate::operator::{decode_state, Keyed, Reset, Timers};
+use crate::operator::{decode_state, EncodeError, Keyed, Reset, Timers};
 use crate::record::Record;
 
 /// One evaluation period of a key's records.
@@ -370,8 +370,8 @@ impl CondOp {
 
     fn rule(&self) -> &ConditionRule {
         match &self.spec.kind {
-            super::RuleKind::Condition(c) => c,
-            super::RuleKind::Pattern(_) => unreachable!("a condition operator holds a condition"),
+            RuleKind::Condition(c) => c,
+            RuleKind::Pattern(_) => unreachable!("a condition operator holds a condition"),
         }
     }
 
@@ -379,8 +379,8 @@ impl CondOp {
         self.keys.len()
     }
 
-    pub(crate) fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {
-        self.keys.snapshot(out);
+    pub(crate) fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) -> Result<(), EncodeError> {
+        self.keys.snapshot(out)
     }
 
     pub(crate) fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {
@@ -408,8 +408,8 @@ impl CondOp {
             spec, keys, timers, ..
         } = self;
         let rule = match &spec.kind {
-            super::RuleKind::Condition(c) => c,
-            super::RuleKind::Pattern(_) => return,
+            RuleKind::Condition(c) => c,
+            RuleKind::Pattern(_) => return,
         };
         let slot = keys.slot_or_insert(key, CondKey::new);
         let Some(state) = keys.state_mut(slot) else {
@@ -487,8 +487,8 @@ impl CondOp {
             spec, keys, timers, ..
         } = self;
         let rule = match &spec.kind {
-            super::RuleKind::Condition(c) => c,
-            super::RuleKind::Pattern(_) => return,
+            RuleKind::Condition(c) => c,
+            RuleKind::Pattern(_) => return,
         };
         let (every, span) = (rule.every_ms, rule.span_ms);
         let mut terms = vec![None; rule.expr.terms.len()];
@@ -550,9 +550,35 @@ impl CondOp {
     }
 }
 
-/// True when `key` belongs to shard `index` of `count`, hashed as the pipeline does.
-pub(crate) fn in_shard(key: &str, shard: Option<(u64, u64)>) -> bool {
-    shard.is_none_or(|(index, count)| {
-        (rustc_hash::FxBuildHasher.hash_one(key) >> 32) % count == index
-    })
+impl Alert {
+    /// The alert of a condition turning true at `time`, with its terms' and fields' values.
+    fn condition(
+        spec: &RuleSpec,
+        key: &str,
+        time: i64,
+        rule: &ConditionRule,
+        terms: &[Option<f64>],
+        fields: &[Option<f64>],
+    ) -> Alert {
+        let mut values: Vec<(String, Option<f64>)> = rule
+            .expr
+            .terms
+            .iter()
+            .zip(terms)
+            .map(|(t, v)| (t.text.clone(), *v))
+            .collect();
+        values.extend(
+            rule.field_names
+                .iter()
+                .zip(fields)
+                .map(|(f, v)| (f.clone(), *v)),
+        );
+        Alert {
+            rule: spec.id.clone(),
+            key: key_pairs(spec, key),
+            time,
+            values,
+            events: Vec::new(),
+        }
+    }
 }

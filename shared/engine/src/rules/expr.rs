@@ -45,7 +45,7 @@
 use crate::aggregate::{Acc, AggFn};
 use crate::duration::parse_ms;
 use crate::filter::{Filter, Op, MAX_EXPR_BYTES, MAX_NESTING};
-use crate::spec::{FieldType, InputSpec};
+use crate::spec::schema::{FieldType, InputSpec};
 
 /// A syntax or type error at a 1-based character column of the expression.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,8 +17,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Alert, PatternRule, RuleSpec};
-use crate::operator::{decode_state, Keyed, Reset, Timers};
+use super::alert::{key_pairs, Alert, MatchedEvent};
+use super::model::{PatternRule, RuleKind, RuleSpec};
+use crate::operator::{decode_state, EncodeError, Keyed, Reset, Timers};
 use crate::record::Record;
 
 /// A buffered record: its time, arrival number, which definitions it matches and its
@@ -91,8 +92,8 @@ fn new_key() -> PatKey {
 impl PatOp {
     pub(crate) fn new(spec: RuleSpec) -> Self {
         let used = match &spec.kind {
-            super::RuleKind::Pattern(p) => p.steps.iter().fold(0, |m, s| m | 1u64 << s.def),
-            super::RuleKind::Condition(_) => 0,
+            RuleKind::Pattern(p) => p.steps.iter().fold(0, |m, s| m | 1u64 << s.def),
+            RuleKind::Condition(_) => 0,
         };
         PatOp {
             spec,
@@ -107,8 +108,8 @@ impl PatOp {
         self.keys.len()
     }
 
-    pub(crate) fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) {
-        self.keys.snapshot(out);
+    pub(crate) fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<u8>)) -> Result<(), EncodeError> {
+        self.keys.snapshot(out)
     }
 
     pub(crate) fn restore_key(&mut self, key: &str, blob: &[u8]) -> Result<(), String> {
@@ -123,7 +124,7 @@ impl PatOp {
 
     /// Buffers a record of `key` if it matches a step. `wm` is the watermark before it.
     pub(crate) fn on_record(&mut self, key: &str, rec: &Record<'_>, wm: i64) {
-        let super::RuleKind::Pattern(p) = &self.spec.kind else {
+        let RuleKind::Pattern(p) = &self.spec.kind else {
             return;
         };
         let mut mask = 0u64;
@@ -162,7 +163,7 @@ impl PatOp {
         let PatOp {
             spec, keys, timers, ..
         } = self;
-        let super::RuleKind::Pattern(p) = &spec.kind else {
+        let RuleKind::Pattern(p) = &spec.kind else {
             return;
         };
         while let Some((t, slot)) = timers.pop_due(wm) {
@@ -244,4 +245,25 @@ fn step(p: &PatternRule, partials: &mut Vec<Partial>, ev: Ev) -> Option<Vec<Take
         partials.push(x);
     }
     None
+}
+
+impl Alert {
+    /// The alert of a pattern match, timed at its last record.
+    fn pattern(spec: &RuleSpec, key: &str, p: &PatternRule, events: Vec<Taken>) -> Alert {
+        let time = events.last().map_or(0, |e| e.0);
+        Alert {
+            rule: spec.id.clone(),
+            key: key_pairs(spec, key),
+            time,
+            values: Vec::new(),
+            events: events
+                .into_iter()
+                .map(|(t, step, vals)| MatchedEvent {
+                    time: t,
+                    step: p.define[p.steps[step].def].0.clone(),
+                    values: p.captured_names.iter().cloned().zip(vals).collect(),
+                })
+                .collect(),
+        }
+    }
 }

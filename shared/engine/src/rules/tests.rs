@@ -1,7 +1,8 @@
+use super::expr::Expr;
 use super::*;
 use crate::pane::{Emit, Pane};
 use crate::pipeline::{Output, Pipeline};
-use crate::spec::{FieldType, PipelineSpec, TimeFormat};
+use crate::spec::{FieldType, InputSpec, PipelineSpec, TimeFormat};
 
 fn input() -> InputSpec {
     InputSpec {
@@ -544,7 +545,9 @@ fn state_round_trips_through_drain_and_restore() {
     rules_a.on_record(&rec, i64::MIN, None);
     let mut blobs = Vec::new();
     let ids: Vec<String> = rules_a.specs().map(|r| r.id.clone()).collect();
-    rules_a.snapshot(&mut |r, key, blob| blobs.push((ids[r].clone(), key.to_string(), blob)));
+    rules_a
+        .snapshot(&mut |r, key, blob| blobs.push((ids[r].clone(), key.to_string(), blob)))
+        .unwrap();
     assert_eq!(blobs.len(), 2);
     // A fresh rule set restored from the blobs, then fed the second record, alerts as one
     // that saw both.

@@ -162,15 +162,6 @@ impl Slicing {
         floor_to(s, self.slide) + self.size
     }
 
-    /// The smallest window end strictly greater than `t` (aligned to the slide grid).
-    #[inline]
-    pub fn next_end_after(&self, t: i64) -> i64 {
-        if self.global {
-            return GLOBAL_END;
-        }
-        floor_to(t - self.size, self.slide) + self.slide + self.size
-    }
-
     /// The window ending at `end`.
     #[inline]
     pub fn window_ending(&self, end: i64) -> Window {

@@ -1,304 +1,37 @@
-//! The pipeline spec: what a user writes in a TOML file, validated into a [`PipelineSpec`].
-//!
-//! The format is documented with examples in `docs/pipeline-spec.md`. Every error names the
-//! field and the reason, for example `aggregation[0].window.slide: slide (3h) is larger than
-//! size (2h)`.
-//!
-//! ```
-//! let spec = eventide_engine::spec::PipelineSpec::from_toml(r#"
-//!     [input]
-//!     event_time = { field = "ts", format = "epoch_ms" }
-//!     fields = { user = "string", amount = "number" }
-//!     [watermark]
-//!     max_out_of_orderness = "5s"
-//!     [[aggregation]]
-//!     name = "spend"
-//!     group_by = ["user"]
-//!     window = { type = "tumbling", size = "1m" }
-//!     aggregates = [{ name = "total", fn = "sum", field = "amount" }]
-//! "#).unwrap();
-//! assert_eq!(spec.aggregations[0].name, "spend");
-//! ```
+//! The TOML front end: a pipeline spec as written in a TOML file, validated into the
+//! [model](super::model). The format is documented with examples in
+//! `docs/pipeline-spec.md`; every error names the field and the reason.
 
 use serde::Deserialize;
 
+use super::format::{Compression, CsvSpec, FileSpec, FooterSpec, Format};
+use super::format::{DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_LINE_BYTES};
+use super::model::{
+    AccumulationMode, AggregationSpec, OnTime, PipelineSpec, SinkSpec, WatermarkSpec,
+};
+use super::schema::{FieldType, InputSpec, TimeFormat};
 use crate::aggregate::{AggFn, AggregateSpec};
 use crate::duration::parse_ms;
+use crate::enrich::spec::{validate as validate_enrichments, RawEnrichment};
 use crate::error::SpecError;
 use crate::filter::Filter;
+use crate::rules::compile::{compile_rules, RawRule, RuleError};
 use crate::trigger::{Align, Delay, Trigger, TriggerLimits};
+use crate::watermark::FutureGuard;
 use crate::window::WindowSpec;
 
-/// The type of an input field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FieldType {
-    String,
-    Number,
-    Bool,
-}
-
-/// How the event time is written in the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum TimeFormat {
-    #[default]
-    EpochMs,
-    Rfc3339,
-}
-
-/// How the watermark advances.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WatermarkSpec {
-    /// Flink SQL's `WATERMARK FOR ts AS ts - bound`, advanced after every record.
-    Bounded {
-        bound_ms: i64,
-        idle_timeout_ms: Option<i64>,
-    },
-    /// Only `{"advance_watermark": …}` control lines move the watermark.
-    Explicit,
-}
-
-/// How successive panes of one window relate (Beam's "how").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AccumulationMode {
-    /// Each pane holds only the elements since the previous pane.
-    #[default]
-    Discarding,
-    /// Each pane holds everything seen so far for the window.
-    Accumulating,
-    /// Like accumulating, but each later pane first retracts the value it replaces.
-    Retracting,
-}
-
-/// Whether a window's on-time pane comes when nothing arrived since its previous pane
-/// (Beam's `OnTimeBehavior`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum OnTime {
-    /// Always (Beam's `FIRE_ALWAYS`): in discarding mode an empty pane (count and sum 0),
-    /// otherwise the unchanged value; the pane indexes after it count it.
-    #[default]
-    Always,
-    /// Only with new elements (Beam's `FIRE_IF_NON_EMPTY`; what Flink does).
-    IfNonEmpty,
-}
-
-impl std::fmt::Display for AccumulationMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            AccumulationMode::Discarding => "discarding",
-            AccumulationMode::Accumulating => "accumulating",
-            AccumulationMode::Retracting => "accumulating and retracting",
-        })
-    }
-}
-
-/// Output encoding of a sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SinkFormat {
-    #[default]
-    Csv,
-    Jsonl,
-}
-
-/// Row order of a file sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SinkOrder {
-    /// Panes are written as they fire.
-    #[default]
-    Fired,
-    /// Rows are buffered and written at the end, sorted by group-by fields then window start.
-    Key,
-}
-
-/// Where and how an aggregation's panes are written.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SinkSpec {
-    #[serde(default)]
-    pub format: SinkFormat,
-    #[serde(default)]
-    pub order: SinkOrder,
-}
-
-/// One named aggregation, validated.
-#[derive(Debug, Clone)]
-pub struct AggregationSpec {
-    pub name: String,
-    /// Indices into [`InputSpec::fields`].
-    pub group_by: Vec<usize>,
-    pub filter: Option<Filter>,
-    pub window: WindowSpec,
-    pub aggregates: Vec<AggregateSpec>,
-    pub trigger: Trigger,
-    pub allowed_lateness_ms: i64,
-    pub accumulation: AccumulationMode,
-    pub on_time: OnTime,
-    pub sink: SinkSpec,
-}
-
-impl AggregationSpec {
-    /// True when a window can produce more than one pane, or a pane that is not on time,
-    /// so panes carry timing and index.
-    pub fn multi_pane(&self) -> bool {
-        !self.trigger.is_on_time_only()
-            || self.allowed_lateness_ms > 0
-            || matches!(self.window, WindowSpec::Count { .. })
-    }
-}
-
-/// The input schema: the fields a pipeline reads.
-#[derive(Debug, Clone)]
-pub struct InputSpec {
-    pub fields: Vec<(String, FieldType)>,
-    pub time_field: String,
-    pub time_format: TimeFormat,
-    /// Index into `fields` of the partition field, if any.
-    pub partition: Option<usize>,
-}
-
-impl InputSpec {
-    /// The index of a field by name.
-    pub fn field_index(&self, name: &str) -> Option<usize> {
-        self.fields.iter().position(|(n, _)| n == name)
-    }
-}
-
-/// A validated pipeline.
-#[derive(Debug, Clone)]
-pub struct PipelineSpec {
-    pub input: InputSpec,
-    pub watermark: WatermarkSpec,
-    /// `[watermark] max_future_skew`: records dated further ahead of processing time are
-    /// dead letters (see [`crate::watermark::FutureGuard`]).
-    pub future_guard: crate::watermark::FutureGuard,
-    pub aggregations: Vec<AggregationSpec>,
-    /// Rules evaluated per key alongside the aggregations (see [`crate::rules`]).
-    pub rules: Vec<crate::rules::RuleSpec>,
-    /// Slow-table and live lookups whose columns are appended to the input fields.
-    pub enrichments: Vec<crate::enrich::EnrichmentSpec>,
-    /// How each record is encoded (`[input] format`; see [`crate::codec`]).
-    pub format: Format,
-    /// How input files are laid out: compression and framing (`[input]`).
-    pub files: FileSpec,
-}
-
-/// How each input record is encoded: `[input] format = "json" | "csv"`, or a decoder of
-/// your own given in Rust ([`PipelineSpec::with_decoder`]).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum Format {
-    /// One JSON object per record (per line of a file).
-    #[default]
-    Json,
-    /// One CSV row per record (per line of a file).
-    Csv(CsvSpec),
-    /// A [`crate::codec::Decoder`] of your own (not expressible in TOML).
-    Custom(CustomDecoder),
-}
-
-/// A decoder of your own carried by the spec ([`PipelineSpec::with_decoder`]), so that every
-/// consumer of the spec (replay, the worker, Lambda) decodes with it.
-#[derive(Clone)]
-pub struct CustomDecoder(pub std::sync::Arc<dyn crate::codec::Decoder>);
-
-impl std::fmt::Debug for CustomDecoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CustomDecoder")
-    }
-}
-
-impl PartialEq for CustomDecoder {
-    /// The same decoder instance.
-    fn eq(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-/// `[input] csv = { ... }`: the CSV dialect and columns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CsvSpec {
-    /// The field separator (`delimiter`, one ASCII character; `,` by default).
-    pub delimiter: u8,
-    /// The quote character (`quote`; `"` by default). A quoted field may hold delimiters and
-    /// doubled quotes, not line breaks: one row is one line.
-    pub quote: u8,
-    /// `header = true`: the first row of each file (or zip entry), after `header_lines`, is
-    /// a header naming the columns. It must equal `columns` when both are given.
-    pub header: bool,
-    /// The columns of a row, in order (`columns`); `None` when a header row names them.
-    pub columns: Option<Vec<String>>,
-}
-
-/// Compression of input files (`[input] compression`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    /// Detected per file: by extension (`.gz`, `.zip`), else by magic bytes.
-    #[default]
-    Auto,
-    None,
-    Gzip,
-    /// A zip archive of one or many entries, read in the archive's entry order.
-    Zip,
-}
-
-/// `[input] footer = { pattern = '...' }`: the last non-blank line of each file (or zip
-/// entry) is a footer that must match `pattern`. When the pattern has a named group `count`,
-/// the number it captures must equal the number of records before the footer.
-#[derive(Debug, Clone)]
-pub struct FooterSpec {
-    pub pattern: regex_lite::Regex,
-    /// True when `pattern` has a group named `count`.
-    pub counts: bool,
-}
-
-impl PartialEq for FooterSpec {
-    fn eq(&self, other: &Self) -> bool {
-        self.pattern.as_str() == other.pattern.as_str()
-    }
-}
-
-/// The default of `[input] max_entry_bytes`: 1 GiB.
-pub const DEFAULT_MAX_ENTRY_BYTES: u64 = 1 << 30;
-/// The default of `[input] max_line_bytes`: 8 MiB.
-pub const DEFAULT_MAX_LINE_BYTES: u64 = 8 << 20;
-
-/// The file layer of `[input]`: how `eventide replay` and `eventide put` read files.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileSpec {
-    pub compression: Compression,
-    /// Lines skipped at the start of each file or zip entry (`header_lines`).
-    pub header_lines: u64,
-    pub footer: Option<FooterSpec>,
-    /// Most bytes one file or zip entry may decompress to (`max_entry_bytes`): a bound
-    /// against zip and gzip bombs.
-    pub max_entry_bytes: u64,
-    /// Longest line (`max_line_bytes`).
-    pub max_line_bytes: u64,
-}
-
-impl Default for FileSpec {
-    fn default() -> Self {
-        FileSpec {
-            compression: Compression::Auto,
-            header_lines: 0,
-            footer: None,
-            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
-            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-        }
-    }
-}
-
-impl FileSpec {
-    /// True when files are read as plain lines: no compression asked for and no framing
-    /// (a file may still be detected as compressed).
-    pub fn is_plain(&self) -> bool {
-        matches!(self.compression, Compression::Auto | Compression::None)
-            && self.header_lines == 0
-            && self.footer.is_none()
+impl PipelineSpec {
+    /// Parses and validates a TOML pipeline spec.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError::Syntax`] for text that is not TOML of the expected shape,
+    /// [`SpecError::Invalid`] naming the field and the reason for a value the engine
+    /// cannot use.
+    pub fn from_toml(text: &str) -> Result<Self, SpecError> {
+        let raw: RawPipeline =
+            toml::from_str(text).map_err(|e| SpecError::Syntax(e.to_string()))?;
+        raw.validate()
     }
 }
 
@@ -311,9 +44,9 @@ struct RawPipeline {
     #[serde(default)]
     aggregation: Vec<RawAggregation>,
     #[serde(default)]
-    rule: Vec<crate::rules::RawRule>,
+    rule: Vec<RawRule>,
     #[serde(default)]
-    enrichment: Vec<crate::enrich::spec::RawEnrichment>,
+    enrichment: Vec<RawEnrichment>,
     #[serde(default)]
     limits: RawLimits,
 }
@@ -483,60 +216,14 @@ struct RawEarly {
     every: Option<u64>,
 }
 
-impl PipelineSpec {
-    /// Parses and validates a TOML pipeline spec.
-    pub fn from_toml(text: &str) -> Result<Self, SpecError> {
-        let raw: RawPipeline =
-            toml::from_str(text).map_err(|e| SpecError::Syntax(e.to_string()))?;
-        raw.validate()
-    }
-
-    /// The aggregation with this name.
-    pub fn aggregation(&self, name: &str) -> Option<&AggregationSpec> {
-        self.aggregations.iter().find(|a| a.name == name)
-    }
-
-    /// This spec decoding each record with `decoder` instead of its `[input] format`: the
-    /// hook for a binary format of your own in a consumer binary you build around the
-    /// library (see `examples/custom-decoder/`). Every [`crate::codec::Codec`] made from
-    /// the spec (by [`crate::Pipeline::new`], the shard consumer, Lambda) uses it.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use eventide_engine::codec::{Codec, Decoder};
-    /// use eventide_engine::record::Line;
-    /// use eventide_engine::{PipelineSpec, RecordError};
-    /// struct Nothing;
-    /// impl Decoder for Nothing {
-    ///     fn decode<'a>(&self, _: &'a [u8]) -> Result<Line<'a>, RecordError> {
-    ///         Err(RecordError::Field { field: "t".into(), reason: "never".into() })
-    ///     }
-    /// }
-    /// let spec = PipelineSpec::from_toml(r#"
-    /// [input]
-    /// event_time = { field = "t" }
-    /// fields = { user = "string" }
-    /// [[aggregation]]
-    /// name = "n"
-    /// window = { type = "tumbling", size = "1m" }
-    /// aggregates = [{ name = "n", fn = "count" }]
-    /// "#).unwrap().with_decoder(Arc::new(Nothing));
-    /// assert!(Codec::new(&spec).decode(b"{}").is_err());
-    /// ```
-    pub fn with_decoder(mut self, decoder: std::sync::Arc<dyn crate::codec::Decoder>) -> Self {
-        self.format = Format::Custom(CustomDecoder(decoder));
-        self
-    }
-}
-
 impl RawPipeline {
     fn validate(self) -> Result<PipelineSpec, SpecError> {
         let (format, files) = self.input.file_layer()?;
         let mut input = self.input.validate()?;
-        let enrichments = crate::enrich::spec::validate(self.enrichment, &mut input)?;
+        let enrichments = validate_enrichments(self.enrichment, &mut input)?;
         let future_guard = match self.watermark.as_ref() {
             Some(w) => w.future_guard()?,
-            None => crate::watermark::FutureGuard::default(),
+            None => FutureGuard::default(),
         };
         let watermark = match self.watermark {
             None => WatermarkSpec::Bounded {
@@ -601,7 +288,7 @@ impl RawPipeline {
             }
             aggregations.push(agg);
         }
-        let rules = crate::rules::compile_rules(self.rule, &input).map_err(rule_error)?;
+        let rules = compile_rules(self.rule, &input).map_err(rule_error)?;
         Ok(PipelineSpec {
             rules,
             input,
@@ -616,10 +303,10 @@ impl RawPipeline {
 }
 
 /// A rule error as a spec error naming `rule[i] (id).field`.
-fn rule_error(e: crate::rules::RuleError) -> SpecError {
+fn rule_error(e: RuleError) -> SpecError {
     match e {
-        crate::rules::RuleError::Syntax(s) => SpecError::Syntax(s),
-        crate::rules::RuleError::Invalid {
+        RuleError::Syntax(s) => SpecError::Syntax(s),
+        RuleError::Invalid {
             index,
             id,
             field,
@@ -809,8 +496,7 @@ impl RawInput {
 }
 
 impl RawWatermark {
-    fn future_guard(&self) -> Result<crate::watermark::FutureGuard, SpecError> {
-        use crate::watermark::FutureGuard;
+    fn future_guard(&self) -> Result<FutureGuard, SpecError> {
         const FIELD: &str = "watermark.max_future_skew";
         match self.max_future_skew.as_deref() {
             None => Ok(FutureGuard::default()),

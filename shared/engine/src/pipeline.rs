@@ -10,11 +10,11 @@
 //! use eventide_engine::spec::PipelineSpec;
 //!
 //! #[derive(Default)]
-//! struct Collect(Vec<(String, i64, Option<f64>)>);
-//! impl Emit for Collect {
+//! struct Recorder(Vec<(String, i64, Option<f64>)>);
+//! impl Emit for Recorder {
 //!     fn pane(&mut self, p: &Pane<'_>) { self.0.push((p.key.to_string(), p.window.start, p.values[0])); }
 //! }
-//! impl Output for Collect {
+//! impl Output for Recorder {
 //!     fn late(&mut self, _aggregation: usize, _raw: &[u8]) {}
 //! }
 //!
@@ -29,7 +29,7 @@
 //!     aggregates = [{ name = "sum", fn = "sum", field = "v" }]
 //! "#).unwrap();
 //! let mut p = Pipeline::new(spec);
-//! let mut out = Collect::default();
+//! let mut out = Recorder::default();
 //! for line in [r#"{"k":"a","v":1,"t":1}"#, r#"{"k":"a","v":2,"t":5}"#, r#"{"k":"a","v":4,"t":12}"#] {
 //!     p.process_line(line.as_bytes(), "", &mut out).unwrap();
 //! }

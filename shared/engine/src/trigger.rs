@@ -853,7 +853,7 @@ impl FlinkEmit {
 /// The state of one node of a trigger in one window: finished, and a value (a count, a
 /// processing-time deadline, or a watermark trigger's phase).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Slot(bool, i64);
+pub struct NodeState(bool, i64);
 
 /// No deadline.
 const NONE: i64 = i64::MAX;
@@ -938,14 +938,14 @@ impl Program {
         Program { steps, timed }
     }
 
-    fn init(&self, i: usize) -> Slot {
+    fn init(&self, i: usize) -> NodeState {
         match self.steps[i].op {
-            Op::Delay(_) => Slot(false, NONE),
-            _ => Slot(false, 0),
+            Op::Delay(_) => NodeState(false, NONE),
+            _ => NodeState(false, 0),
         }
     }
 
-    fn reset(&self, i: usize, s: &mut [Slot]) {
+    fn reset(&self, i: usize, s: &mut [NodeState]) {
         let end = i + self.steps[i].size;
         for (j, slot) in s.iter_mut().enumerate().take(end).skip(i) {
             *slot = self.init(j);
@@ -966,11 +966,11 @@ impl Program {
         })
     }
 
-    fn current(&self, i: usize, s: &[Slot]) -> Option<usize> {
+    fn current(&self, i: usize, s: &[NodeState]) -> Option<usize> {
         self.kids(i).find(|&k| !s[k].0)
     }
 
-    fn elem(&self, i: usize, s: &mut [Slot], at: At) {
+    fn elem(&self, i: usize, s: &mut [NodeState], at: At) {
         if s[i].0 {
             return;
         }
@@ -1002,7 +1002,7 @@ impl Program {
         }
     }
 
-    fn should(&self, i: usize, s: &[Slot], at: At) -> bool {
+    fn should(&self, i: usize, s: &[NodeState], at: At) -> bool {
         if s[i].0 {
             return false;
         }
@@ -1025,7 +1025,7 @@ impl Program {
     }
 
     /// Records a firing of node `i`, which [`Program::should`] allowed.
-    fn fire(&self, i: usize, s: &mut [Slot], at: At) {
+    fn fire(&self, i: usize, s: &mut [NodeState], at: At) {
         match self.steps[i].op {
             Op::Count(_) | Op::Delay(_) => s[i].0 = true,
             Op::Never => {}
@@ -1098,7 +1098,7 @@ impl Program {
     /// The earliest processing-time firing under node `i` after `now`. A firing already
     /// due that its parent did not take (`all(…)` waiting for another part) needs no timer:
     /// it stays due, and the next event asks again.
-    fn deadline(&self, i: usize, s: &[Slot], now: i64) -> Option<i64> {
+    fn deadline(&self, i: usize, s: &[NodeState], now: i64) -> Option<i64> {
         if s[i].0 {
             return None;
         }
@@ -1120,7 +1120,7 @@ impl Program {
     /// is finished only if it is in both, counts add up, the earliest pending deadline of
     /// the unfinished ones is kept, and a watermark trigger is in its late phase only if it
     /// is in both.
-    fn merge(&self, into: &mut [Slot], from: &[Slot]) {
+    fn merge(&self, into: &mut [NodeState], from: &[NodeState]) {
         for (j, (a, b)) in into.iter_mut().zip(from).enumerate() {
             let v = match self.steps[j].op {
                 Op::Count(_) => a.1.saturating_add(b.1),
@@ -1132,7 +1132,7 @@ impl Program {
                 Op::Watermark { .. } => a.1.min(b.1),
                 _ => a.1,
             };
-            *a = Slot(a.0 && b.0, v);
+            *a = NodeState(a.0 && b.0, v);
         }
     }
 }
@@ -1162,11 +1162,11 @@ pub struct PaneState {
     pub closed: bool,
     /// The trigger's state, one slot per node (empty until the first event).
     #[serde(default)]
-    pub trig: SmallVec<[Slot; 3]>,
+    pub trig: SmallVec<[NodeState; 3]>,
 }
 
 impl Program {
-    fn slots<'s>(&self, ps: &'s mut PaneState) -> &'s mut [Slot] {
+    fn slots<'s>(&self, ps: &'s mut PaneState) -> &'s mut [NodeState] {
         if ps.trig.len() != self.steps.len() {
             ps.trig = (0..self.steps.len()).map(|i| self.init(i)).collect();
         }
@@ -1289,7 +1289,7 @@ impl Program {
     /// window's processing-time firing is armed at its next element.
     pub fn merge_into(&self, ps: &mut PaneState, part: &mut PaneState, eow: bool) {
         let first = ps.trig.is_empty();
-        let from: SmallVec<[Slot; 3]> = self.slots(part).iter().copied().collect();
+        let from: SmallVec<[NodeState; 3]> = self.slots(part).iter().copied().collect();
         let into = self.slots(ps);
         if first {
             into.copy_from_slice(&from);

@@ -26,13 +26,14 @@ struct Row {
     values: Vec<Option<f64>>,
 }
 
+/// What a run emitted: its panes as rows, and its late records.
 #[derive(Default)]
-struct Collect {
+struct Recorder {
     rows: Vec<Row>,
     late: Vec<(usize, String)>,
 }
 
-impl Emit for Collect {
+impl Emit for Recorder {
     fn pane(&mut self, p: &Pane<'_>) {
         self.rows.push(Row {
             agg: p.aggregation,
@@ -47,7 +48,7 @@ impl Emit for Collect {
     }
 }
 
-impl Output for Collect {
+impl Output for Recorder {
     fn late(&mut self, aggregation: usize, raw: &[u8]) {
         self.late
             .push((aggregation, String::from_utf8_lossy(raw).into_owned()));
@@ -82,16 +83,16 @@ enum Op {
 }
 
 /// Runs a spec over events (in the given order), then `finish`.
-fn run_events(spec: &str, events: &[Ev]) -> (Collect, Vec<u64>) {
+fn run_events(spec: &str, events: &[Ev]) -> (Recorder, Vec<u64>) {
     let ops: Vec<Op> = events.iter().map(|e| Op::Event(*e)).collect();
     run_ops(spec, &ops)
 }
 
 /// Runs a spec over a script, then `finish`. Returns the output and the late counters.
-fn run_ops(spec: &str, ops: &[Op]) -> (Collect, Vec<u64>) {
+fn run_ops(spec: &str, ops: &[Op]) -> (Recorder, Vec<u64>) {
     let spec = PipelineSpec::from_toml(spec).unwrap_or_else(|e| panic!("{e}\n{spec}"));
     let mut p = Pipeline::new(spec);
-    let mut out = Collect::default();
+    let mut out = Recorder::default();
     let (mut wm, mut now) = (0i64, 0i64);
     for op in ops {
         let line = match op {
@@ -862,7 +863,7 @@ fn regression_pending_late_element_fires_when_window_expires() {
             r#"{"advance_watermark":40}"#, // the window expires first: its pending pane must fire
         ];
         let mut p = Pipeline::new(PipelineSpec::from_toml(&s).unwrap());
-        let mut out = Collect::default();
+        let mut out = Recorder::default();
         for l in lines {
             p.process_line(l.as_bytes(), "", &mut out).unwrap();
         }
@@ -946,7 +947,7 @@ struct KeyRows {
 
 impl Emit for KeyRows {
     fn pane(&mut self, p: &Pane<'_>) {
-        let mut c = Collect::default();
+        let mut c = Recorder::default();
         c.pane(p);
         self.rows
             .extend(c.rows.into_iter().map(|r| Row { agg: self.agg, ..r }));
@@ -1055,7 +1056,7 @@ fn late_record_goes_to_late_output_with_its_raw_line() {
     );
     let spec = PipelineSpec::from_toml(&s).unwrap();
     let mut p = Pipeline::new(spec);
-    let mut out = Collect::default();
+    let mut out = Recorder::default();
     let lines = [
         r#"{"k":"a","t":1,"v":1}"#,
         r#"{"advance_watermark":12}"#,

@@ -21,14 +21,15 @@ struct Row {
     now: i64,
 }
 
+/// What a run emitted: its panes as rows, and how many records were late.
 #[derive(Default)]
-struct Collect {
+struct Recorder {
     rows: Vec<Row>,
     late: usize,
     now: i64,
 }
 
-impl Emit for Collect {
+impl Emit for Recorder {
     fn pane(&mut self, p: &Pane<'_>) {
         self.rows.push(Row {
             start: p.window.start,
@@ -42,7 +43,7 @@ impl Emit for Collect {
     }
 }
 
-impl Output for Collect {
+impl Output for Recorder {
     fn late(&mut self, _aggregation: usize, _raw: &[u8]) {
         self.late += 1;
     }
@@ -71,10 +72,10 @@ enum Step {
 use Step::{E, P, W};
 
 /// Runs a script, then the end of input (watermark to +∞).
-fn run(spec: &str, steps: &[Step]) -> Collect {
+fn run(spec: &str, steps: &[Step]) -> Recorder {
     let spec = PipelineSpec::from_toml(spec).unwrap_or_else(|e| panic!("{e}\n{spec}"));
     let mut p = Pipeline::new(spec);
-    let mut out = Collect::default();
+    let mut out = Recorder::default();
     for s in steps {
         let line = match s {
             E(t, v) => format!(r#"{{"k":"a","t":{t},"v":{v}}}"#),

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
-use eventide_engine::enrich::table::{Layout, LookupTable, TableBuilder, KEY_PART_SEP};
+use eventide_engine::enrich::table::{LookupTable, TableBuilder, TableShape, KEY_PART_SEP};
 use eventide_engine::enrich::EnrichmentSpec;
 use eventide_engine::record::Value;
 use eventide_engine::spec::FieldType;
@@ -50,7 +50,7 @@ pub struct LookupStats {
 pub struct DynamoLookup {
     client: Client,
     table: String,
-    layout: Layout,
+    layout: TableShape,
     key_attrs: Vec<(String, FieldType)>,
     columns: Vec<(String, FieldType)>,
     ttl: Duration,
@@ -73,7 +73,7 @@ impl DynamoLookup {
         Some(DynamoLookup {
             client,
             table: table.clone(),
-            layout: eventide_engine::enrich::layout(spec),
+            layout: eventide_engine::enrich::table_shape(spec),
             key_attrs: spec
                 .join
                 .iter()

@@ -8,10 +8,10 @@
 //! ```
 //! use eventide_aws::enrichment::formats::load_object;
 //! use eventide_engine::enrich::spec::{FormatKind, TableFormat};
-//! use eventide_engine::enrich::table::{Layout, TableBuilder};
+//! use eventide_engine::enrich::table::{TableShape, TableBuilder};
 //! use eventide_engine::record::Value;
 //! use eventide_engine::spec::FieldType;
-//! let layout = Layout::new("t", vec![FieldType::String], vec![FieldType::Number], 10, 1 << 20);
+//! let layout = TableShape::new("t", vec![FieldType::String], vec![FieldType::Number], 10, 1 << 20);
 //! let mut b = TableBuilder::new(layout);
 //! let cols = ["id".to_string(), "limit".to_string()];
 //! load_object(b"id,limit\na,1.5\n\"b,c\",2\n".to_vec(), &TableFormat::new(FormatKind::Csv),
@@ -144,9 +144,9 @@ pub fn load_object(
 /// ```
 /// use eventide_aws::enrichment::formats::ObjectLoader;
 /// use eventide_engine::enrich::spec::{FormatKind, TableFormat};
-/// use eventide_engine::enrich::table::{Layout, TableBuilder};
+/// use eventide_engine::enrich::table::{TableShape, TableBuilder};
 /// use eventide_engine::spec::FieldType;
-/// let layout = Layout::new("t", vec![FieldType::String], vec![FieldType::Number], 10, 1 << 20);
+/// let layout = TableShape::new("t", vec![FieldType::String], vec![FieldType::Number], 10, 1 << 20);
 /// let mut b = TableBuilder::new(layout);
 /// let (format, cols) = (TableFormat::new(FormatKind::Csv), ["id".into(), "n".into()]);
 /// let mut loader = ObjectLoader::new(&format, &cols, &[], "x.csv", &mut b);
@@ -192,7 +192,7 @@ impl<'a> ObjectLoader<'a> {
     }
 
     fn max_bytes(&self) -> u64 {
-        self.builder.layout().max_bytes
+        self.builder.shape().max_bytes
     }
 
     fn too_big(&self, what: &str) -> FormatError {
@@ -201,7 +201,7 @@ impl<'a> ObjectLoader<'a> {
             format!(
                 "{what} is over the table's max_bytes ({} bytes); raise `max_bytes` of enrichment `{}` to load it",
                 self.max_bytes(),
-                self.builder.layout().name
+                self.builder.shape().name
             ),
         )
     }
@@ -504,7 +504,7 @@ fn field_value(f: &parquet::record::Field) -> Value<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eventide_engine::enrich::table::Layout;
+    use eventide_engine::enrich::table::TableShape;
     use eventide_engine::spec::FieldType;
 
     #[test]
@@ -515,7 +515,7 @@ mod tests {
         split_csv("x|y", b'|', None, &mut out);
         assert_eq!(out, vec!["x", "y"]);
 
-        let layout = Layout::new(
+        let layout = TableShape::new(
             "t",
             vec![FieldType::String],
             vec![FieldType::Number, FieldType::String],
@@ -542,7 +542,7 @@ mod tests {
         let t = b.finish("v");
         assert_eq!(t.get("a").unwrap().value(1), Value::Str("eu".into()));
         assert_eq!(t.get("b").unwrap().value(0), Value::Null);
-        let mut b = TableBuilder::new(Layout::new(
+        let mut b = TableBuilder::new(TableShape::new(
             "t",
             vec![FieldType::String],
             vec![],
@@ -563,7 +563,7 @@ mod tests {
 
     #[test]
     fn json_lines() {
-        let layout = Layout::new(
+        let layout = TableShape::new(
             "t",
             vec![FieldType::Number],
             vec![FieldType::String],
@@ -583,7 +583,7 @@ mod tests {
         let t = b.finish("v");
         assert_eq!(t.get("1").unwrap().value(0), Value::Str("gold".into()));
         assert_eq!(t.get("2").unwrap().value(0), Value::Null);
-        let mut b = TableBuilder::new(Layout::new(
+        let mut b = TableBuilder::new(TableShape::new(
             "t",
             vec![FieldType::Number],
             vec![],
@@ -606,7 +606,7 @@ mod tests {
     }
 
     fn builder(max_rows: u64, max_bytes: u64) -> TableBuilder {
-        TableBuilder::new(Layout::new(
+        TableBuilder::new(TableShape::new(
             "t",
             vec![FieldType::String],
             vec![FieldType::Number],

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use eventide_engine::enrich::spec::TableFormat;
 use eventide_engine::enrich::table::{LookupTable, TableBuilder};
-use eventide_engine::enrich::{layout, Enricher, EnrichmentSpec, Snapshot, SourceSpec};
+use eventide_engine::enrich::{table_shape, Enricher, EnrichmentSpec, Snapshot, SourceSpec};
 use eventide_engine::record::Record;
 use eventide_engine::PipelineSpec;
 use tokio::task::JoinHandle;
@@ -228,7 +228,7 @@ async fn load(
             .collect(),
     );
     let version = resolved.version().to_string();
-    let mut builder = TableBuilder::new(layout(spec));
+    let mut builder = TableBuilder::new(table_shape(spec));
     let corrupt = |e: formats::FormatError| AwsError::Corrupt {
         what: format!("enrichment `{}`", spec.name),
         message: e.to_string(),

@@ -43,8 +43,9 @@ use crate::record::{parse_rfc3339, Line, Record, Value};
 use crate::spec::format::CsvSpec;
 use crate::spec::schema::{FieldType, InputSpec, TimeFormat};
 
+/// What a CSV column holds.
 #[derive(Debug, Clone, Copy)]
-enum Slot {
+enum ColumnRole {
     Field(usize),
     Time,
     Ignore,
@@ -59,7 +60,7 @@ pub struct CsvDecoder {
     delimiter: u8,
     quote: u8,
     columns: Vec<String>,
-    slots: Vec<Slot>,
+    roles: Vec<ColumnRole>,
     names: Vec<String>,
     types: Vec<FieldType>,
     time_field: String,
@@ -69,19 +70,19 @@ pub struct CsvDecoder {
 impl CsvDecoder {
     /// A decoder of rows of `columns` into the fields of `input`.
     pub fn new(input: &InputSpec, csv: &CsvSpec, columns: &[String]) -> Self {
-        let slots = columns
+        let roles = columns
             .iter()
             .map(|c| match input.field_index(c) {
-                Some(i) => Slot::Field(i),
-                None if *c == input.time_field => Slot::Time,
-                None => Slot::Ignore,
+                Some(i) => ColumnRole::Field(i),
+                None if *c == input.time_field => ColumnRole::Time,
+                None => ColumnRole::Ignore,
             })
             .collect();
         CsvDecoder {
             delimiter: csv.delimiter,
             quote: csv.quote,
             columns: columns.to_vec(),
-            slots,
+            roles,
             names: input.fields.iter().map(|(n, _)| n.clone()).collect(),
             types: input.fields.iter().map(|(_, t)| *t).collect(),
             time_field: input.time_field.clone(),
@@ -108,7 +109,7 @@ impl CsvDecoder {
     /// Another number of fields than columns, a field that is not of its declared type or
     /// not UTF-8, or no event time.
     pub fn decode<'a>(&self, raw: &'a [u8]) -> Result<Line<'a>, RecordError> {
-        let n = self.slots.len();
+        let n = self.roles.len();
         let fields = self.split(raw, n)?;
         if fields.len() != n {
             return Err(RecordError::Csv(format!(
@@ -119,11 +120,11 @@ impl CsvDecoder {
         let mut values: SmallVec<[Value<'a>; 4]> =
             SmallVec::from_elem(Value::Null, self.names.len());
         let mut time = None;
-        for (slot, f) in self.slots.iter().zip(fields) {
-            match *slot {
-                Slot::Field(i) => values[i] = self.value(i, f)?,
-                Slot::Time => time = self.time(f)?,
-                Slot::Ignore => {}
+        for (role, f) in self.roles.iter().zip(fields) {
+            match *role {
+                ColumnRole::Field(i) => values[i] = self.value(i, f)?,
+                ColumnRole::Time => time = self.time(f)?,
+                ColumnRole::Ignore => {}
             }
         }
         match time {

@@ -50,8 +50,9 @@ pub struct Schema {
     time_format: TimeFormat,
 }
 
+/// What a key of a record's JSON object holds.
 #[derive(Clone, Copy)]
-enum Slot {
+enum KeyRole {
     Field(usize),
     Time,
     AdvanceProcessingTime,
@@ -80,17 +81,17 @@ impl Schema {
         parsed
     }
 
-    fn slot(&self, key: &str) -> Slot {
+    fn role(&self, key: &str) -> KeyRole {
         if let Some(i) = self.names.iter().position(|n| n == key) {
-            return Slot::Field(i);
+            return KeyRole::Field(i);
         }
         if key == self.time_field {
-            return Slot::Time;
+            return KeyRole::Time;
         }
         match key {
-            "advance_processing_time" => Slot::AdvanceProcessingTime,
-            "advance_watermark" => Slot::AdvanceWatermark,
-            _ => Slot::Ignore,
+            "advance_processing_time" => KeyRole::AdvanceProcessingTime,
+            "advance_watermark" => KeyRole::AdvanceWatermark,
+            _ => KeyRole::Ignore,
         }
     }
 }
@@ -132,17 +133,17 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
         let mut time: Option<i64> = None;
         // A control key's value, kept raw: the line is a control line only if that key is
         // its only key (an event that also carries such a key stays an event).
-        let mut control: Option<(Slot, serde_json::Value)> = None;
+        let mut control: Option<(KeyRole, serde_json::Value)> = None;
         let mut keys = 0usize;
         // Which declared fields (and the time field) were seen: a duplicated key would make
         // the record's value depend on which copy wins, so the record is refused instead.
         let mut seen: SmallVec<[bool; 8]> = SmallVec::from_elem(false, s.names.len());
         let mut time_seen = false;
         let mut dup: Option<String> = None;
-        while let Some(slot) = map.next_key_seed(KeySeed(s))? {
+        while let Some(role) = map.next_key_seed(KeySeed(s))? {
             keys += 1;
-            match slot {
-                Slot::Field(i) => {
+            match role {
+                KeyRole::Field(i) => {
                     if std::mem::replace(&mut seen[i], true) {
                         dup.get_or_insert_with(|| s.names[i].clone());
                         map.next_value::<IgnoredAny>()?;
@@ -153,7 +154,7 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
                         name: &s.names[i],
                     })?;
                 }
-                Slot::Time => {
+                KeyRole::Time => {
                     if std::mem::replace(&mut time_seen, true) {
                         dup.get_or_insert_with(|| s.time_field.clone());
                         map.next_value::<IgnoredAny>()?;
@@ -164,11 +165,11 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
                         name: &s.time_field,
                     })?);
                 }
-                Slot::AdvanceProcessingTime | Slot::AdvanceWatermark => {
+                KeyRole::AdvanceProcessingTime | KeyRole::AdvanceWatermark => {
                     let v = map.next_value::<serde_json::Value>()?;
-                    control = Some((slot, v));
+                    control = Some((role, v));
                 }
-                Slot::Ignore => {
+                KeyRole::Ignore => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
@@ -180,9 +181,9 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
             }));
         }
         if keys == 1 {
-            if let Some((slot, v)) = control {
-                return Ok(match slot {
-                    Slot::AdvanceWatermark => WatermarkSeed
+            if let Some((role, v)) = control {
+                return Ok(match role {
+                    KeyRole::AdvanceWatermark => WatermarkSeed
                         .deserialize(v)
                         .map(Line::AdvanceWatermark)
                         .map_err(|e| classify(e, s)),
@@ -206,19 +207,19 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
 struct KeySeed<'s>(&'s Schema);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Slot;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Slot, D::Error> {
+    type Value = KeyRole;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<KeyRole, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Slot;
+    type Value = KeyRole;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a field name")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Slot, E> {
-        Ok(self.0.slot(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyRole, E> {
+        Ok(self.0.role(v))
     }
 }
 

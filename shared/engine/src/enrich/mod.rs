@@ -30,7 +30,7 @@
 //!     window = { type = "global" }
 //!     aggregates = [{ name = "n", fn = "count" }]
 //! "#).unwrap();
-//! let mut b = TableBuilder::new(eventide_engine::enrich::layout(&spec.enrichments[0]));
+//! let mut b = TableBuilder::new(eventide_engine::enrich::table_shape(&spec.enrichments[0]));
 //! b.push_row(&[Value::Str("s1".into()), Value::Str("gold".into())]).unwrap();
 //! let mut p = Pipeline::new(spec);
 //! p.set_lookups(Snapshot::new(vec![Some(Arc::new(b.finish("v1")))]));
@@ -46,16 +46,16 @@ pub mod table;
 use std::sync::Arc;
 
 pub use spec::{EnrichmentSpec, OnMiss, SourceSpec};
-use table::{encode_key_part, Layout, LookupTable, KEY_PART_SEP};
+use table::{encode_key_part, LookupTable, TableShape, KEY_PART_SEP};
 
 use crate::error::RecordError;
 use crate::record::{Line, Record, Value};
 use crate::spec::model::PipelineSpec;
 use crate::spec::schema::InputSpec;
 
-/// The table layout of an enrichment: its join field types and its column types.
-pub fn layout(e: &EnrichmentSpec) -> Layout {
-    Layout {
+/// The table shape of an enrichment: its join field types and its column types.
+pub fn table_shape(e: &EnrichmentSpec) -> TableShape {
+    TableShape {
         name: e.name.clone(),
         key_types: e.join.iter().map(|k| k.field_type).collect(),
         column_types: e.columns.iter().map(|c| c.ty).collect(),
@@ -284,7 +284,7 @@ mod tests {
     }
 
     fn tables(spec: &PipelineSpec, version: &str, limit: f64) -> Snapshot {
-        let mut plans = TableBuilder::new(layout(&spec.enrichments[0]));
+        let mut plans = TableBuilder::new(table_shape(&spec.enrichments[0]));
         for (s, t) in [("s1", "gold"), ("s2", "silver")] {
             plans
                 .push_row(&[
@@ -294,7 +294,7 @@ mod tests {
                 ])
                 .unwrap();
         }
-        let mut tiers = TableBuilder::new(layout(&spec.enrichments[1]));
+        let mut tiers = TableBuilder::new(table_shape(&spec.enrichments[1]));
         tiers
             .push_row(&[
                 Value::Str("gold".into()),

@@ -6,11 +6,11 @@
 //! fails with [`TableError::TooLarge`] as soon as it passes its row or byte bound.
 //!
 //! ```
-//! use eventide_engine::enrich::table::{Layout, TableBuilder};
+//! use eventide_engine::enrich::table::{TableShape, TableBuilder};
 //! use eventide_engine::record::Value;
 //! use eventide_engine::spec::FieldType;
-//! let layout = Layout::new("plans", vec![FieldType::String], vec![FieldType::Number], 10, 1 << 20);
-//! let mut b = TableBuilder::new(layout);
+//! let shape = TableShape::new("plans", vec![FieldType::String], vec![FieldType::Number], 10, 1 << 20);
+//! let mut b = TableBuilder::new(shape);
 //! b.push_row(&[Value::Str("s1".into()), Value::Str("12.5".into())]).unwrap();
 //! let t = b.finish("v1");
 //! assert_eq!(t.get("s1").unwrap().value(0), Value::Num(12.5));
@@ -52,7 +52,7 @@ pub enum TableError {
 
 /// The shape of a table: key types (of the record fields joined on), column types, bounds.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Layout {
+pub struct TableShape {
     pub name: String,
     pub key_types: Vec<FieldType>,
     pub column_types: Vec<FieldType>,
@@ -62,8 +62,8 @@ pub struct Layout {
     pub max_bytes: u64,
 }
 
-impl Layout {
-    /// A layout with columns named by position.
+impl TableShape {
+    /// A shape with columns named by position.
     pub fn new(
         name: &str,
         key_types: Vec<FieldType>,
@@ -72,7 +72,7 @@ impl Layout {
         max_bytes: u64,
     ) -> Self {
         let column_names = (0..column_types.len()).map(|i| format!("#{i}")).collect();
-        Layout {
+        TableShape {
             name: name.to_string(),
             key_types,
             column_types,
@@ -216,7 +216,7 @@ pub struct Row<'t> {
 }
 
 impl Row<'_> {
-    /// The value of column `col` (in the layout's column order).
+    /// The value of column `col` (in the shape's column order).
     pub fn value(&self, col: usize) -> Value<'static> {
         match &self.table.columns[col] {
             Column::Num(v) => {
@@ -282,9 +282,9 @@ pub fn encode_key_part(buf: &mut String, v: &Value<'_>, ty: FieldType) -> Result
     Ok(true)
 }
 
-/// Builds a [`LookupTable`] row by row within the layout's bounds.
+/// Builds a [`LookupTable`] row by row within the shape's bounds.
 pub struct TableBuilder {
-    layout: Layout,
+    shape: TableShape,
     index: HashTable<u32>,
     keys: String,
     key_ends: Vec<u32>,
@@ -295,15 +295,11 @@ pub struct TableBuilder {
 }
 
 impl TableBuilder {
-    /// An empty table of this layout.
-    pub fn new(layout: Layout) -> Self {
-        let columns = layout
-            .column_types
-            .iter()
-            .map(|&t| Column::new(t))
-            .collect();
+    /// An empty table of this shape.
+    pub fn new(shape: TableShape) -> Self {
+        let columns = shape.column_types.iter().map(|&t| Column::new(t)).collect();
         TableBuilder {
-            layout,
+            shape,
             index: HashTable::new(),
             keys: String::new(),
             key_ends: Vec::new(),
@@ -314,9 +310,9 @@ impl TableBuilder {
         }
     }
 
-    /// The layout being built.
-    pub fn layout(&self) -> &Layout {
-        &self.layout
+    /// The shape being built.
+    pub fn shape(&self) -> &TableShape {
+        &self.shape
     }
 
     /// Rows read so far (including duplicates and rows with a null key).
@@ -333,10 +329,10 @@ impl TableBuilder {
 
     fn value_error(&self, col: usize, reason: String) -> TableError {
         TableError::Value {
-            table: self.layout.name.clone(),
+            table: self.shape.name.clone(),
             row: self.seen,
             column: self
-                .layout
+                .shape
                 .column_names
                 .get(col)
                 .cloned()
@@ -345,14 +341,14 @@ impl TableBuilder {
         }
     }
 
-    /// Adds a row: the key parts (in join order) then the columns (in layout order). Values
+    /// Adds a row: the key parts (in join order) then the columns (in shape order). Values
     /// are converted to the declared types (text `"12.5"` to a number, a number to text);
     /// an empty text is null for numbers and bools. A row with a null key part is skipped.
     pub fn push_row(&mut self, cells: &[Value<'_>]) -> Result<(), TableError> {
         self.seen += 1;
-        let nk = self.layout.key_types.len();
+        let nk = self.shape.key_types.len();
         self.key.clear();
-        for (i, ty) in self.layout.key_types.iter().enumerate() {
+        for (i, ty) in self.shape.key_types.iter().enumerate() {
             if i > 0 {
                 self.key.push(KEY_PART_SEP);
             }
@@ -362,7 +358,7 @@ impl TableBuilder {
                 Ok(false) => return Ok(()),
                 Err(reason) => {
                     return Err(TableError::Value {
-                        table: self.layout.name.clone(),
+                        table: self.shape.name.clone(),
                         row: self.seen,
                         column: format!("key part {i}"),
                         reason,
@@ -372,11 +368,11 @@ impl TableBuilder {
         }
         let h = hash(&self.key);
         let row = self.key_ends.len() as u32;
-        if row as u64 >= self.layout.max_rows.saturating_add(self.duplicates) {
+        if row as u64 >= self.shape.max_rows.saturating_add(self.duplicates) {
             return Err(TableError::TooLarge {
-                table: self.layout.name.clone(),
+                table: self.shape.name.clone(),
                 what: "rows",
-                limit: self.layout.max_rows,
+                limit: self.shape.max_rows,
             });
         }
         // Every row is appended; a repeated key's index slot moves to the newest row (the
@@ -402,7 +398,7 @@ impl TableBuilder {
             let v = cells.get(nk + c).unwrap_or(&Value::Null);
             self.set(c, v)?;
         }
-        if self.seen.is_multiple_of(4096) && self.bytes() as u64 > self.layout.max_bytes {
+        if self.seen.is_multiple_of(4096) && self.bytes() as u64 > self.shape.max_bytes {
             return Err(self.too_many_bytes());
         }
         Ok(())
@@ -410,15 +406,15 @@ impl TableBuilder {
 
     fn too_many_bytes(&self) -> TableError {
         TableError::TooLarge {
-            table: self.layout.name.clone(),
+            table: self.shape.name.clone(),
             what: "bytes",
-            limit: self.layout.max_bytes,
+            limit: self.shape.max_bytes,
         }
     }
 
     fn set(&mut self, c: usize, v: &Value<'_>) -> Result<(), TableError> {
         let row = self.key_ends.len() - 1;
-        let ty = self.layout.column_types[c];
+        let ty = self.shape.column_types[c];
         let converted: Value<'_> = match (v, ty) {
             (Value::Str(s), FieldType::Number) => {
                 let t = s.trim();
@@ -487,11 +483,11 @@ impl TableBuilder {
         for c in &mut self.columns {
             c.shrink();
         }
-        if self.bytes() as u64 > self.layout.max_bytes {
+        if self.bytes() as u64 > self.shape.max_bytes {
             return Err(self.too_many_bytes());
         }
         Ok(LookupTable {
-            name: self.layout.name,
+            name: self.shape.name,
             version: version.to_string(),
             index: self.index,
             keys: self.keys,
@@ -517,8 +513,8 @@ impl TableBuilder {
 mod tests {
     use super::*;
 
-    fn layout(max_rows: u64, max_bytes: u64) -> Layout {
-        Layout::new(
+    fn shape(max_rows: u64, max_bytes: u64) -> TableShape {
+        TableShape::new(
             "t",
             vec![FieldType::Number, FieldType::String],
             vec![FieldType::String, FieldType::Number, FieldType::Bool],
@@ -529,7 +525,7 @@ mod tests {
 
     #[test]
     fn composite_keys_normalise_types_and_nulls() {
-        let mut b = TableBuilder::new(layout(10, 1 << 20));
+        let mut b = TableBuilder::new(shape(10, 1 << 20));
         b.push_row(&[
             Value::Str("42".into()),
             Value::Str("a".into()),
@@ -565,7 +561,7 @@ mod tests {
 
     #[test]
     fn bounds_and_bad_values_are_clear_errors() {
-        let mut b = TableBuilder::new(layout(2, 1 << 20));
+        let mut b = TableBuilder::new(shape(2, 1 << 20));
         for i in 0..2 {
             b.push_row(&[Value::Num(i as f64), Value::Str("k".into())])
                 .unwrap();
@@ -574,7 +570,7 @@ mod tests {
             .push_row(&[Value::Num(9.0), Value::Str("k".into())])
             .unwrap_err();
         assert!(e.to_string().contains("max_rows = 2"), "{e}");
-        let mut b = TableBuilder::new(layout(100, 1 << 20));
+        let mut b = TableBuilder::new(shape(100, 1 << 20));
         let e = b
             .push_row(&[
                 Value::Num(1.0),
@@ -589,7 +585,7 @@ mod tests {
             "{e}"
         );
         // A huge bad value is quoted in part: the message stays short.
-        let mut b = TableBuilder::new(layout(100, 1 << 30));
+        let mut b = TableBuilder::new(shape(100, 1 << 30));
         let huge = "9".repeat(1 << 20) + "x";
         let e = b
             .push_row(&[Value::Str(huge.as_str().into()), Value::Str("k".into())])
@@ -600,7 +596,7 @@ mod tests {
             "{}",
             &e[..300.min(e.len())]
         );
-        let mut b = TableBuilder::new(layout(1000, 64));
+        let mut b = TableBuilder::new(shape(1000, 64));
         for i in 0..10 {
             b.push_row(&[Value::Num(i as f64), Value::Str("k".into())])
                 .unwrap();

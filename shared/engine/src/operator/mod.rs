@@ -161,8 +161,8 @@ pub trait Reset {
 /// lookup touches the memory of its slot only.
 type KeyName = SmallVec<[u8; 16]>;
 
-/// One slot of a [`Keyed`] slab.
-struct Slot<S> {
+/// The entry in one slot of a [`Keyed`] slab.
+struct KeyEntry<S> {
     /// The key, `None` while the slot is free.
     key: Option<KeyName>,
     /// Grows each time the slot is freed.
@@ -175,7 +175,7 @@ struct Slot<S> {
 /// | slot` identifies one key's state for the whole run (see [`Pane::key_id`]).
 pub struct Keyed<S> {
     table: HashTable<u32>,
-    slots: Vec<Slot<S>>,
+    slots: Vec<KeyEntry<S>>,
     free: Vec<u32>,
     hasher: FxBuildHasher,
 }
@@ -215,7 +215,7 @@ impl<S: Reset> Keyed<S> {
                 s
             }
             None => {
-                self.slots.push(Slot {
+                self.slots.push(KeyEntry {
                     key: name,
                     gen: 0,
                     state: init(),
@@ -250,7 +250,7 @@ impl<S: Reset> Keyed<S> {
     #[inline]
     pub fn state_mut(&mut self, slot: u32) -> Option<&mut S> {
         match self.slots.get_mut(slot as usize) {
-            Some(Slot {
+            Some(KeyEntry {
                 key: Some(_),
                 state,
                 ..
@@ -278,7 +278,7 @@ impl<S: Reset> Keyed<S> {
     pub fn key_ids(&self, slots: &[u32], ids: &mut Vec<u64>) {
         ids.clear();
         for &slot in slots {
-            if let Some(Slot {
+            if let Some(KeyEntry {
                 key: Some(_), gen, ..
             }) = self.slots.get(slot as usize)
             {

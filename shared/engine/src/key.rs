@@ -85,6 +85,7 @@ pub fn push(buf: &mut String, v: &Value<'_>) {
 
 /// Encodes the group-by `fields` of a record as one key into `buf` (cleared first): the
 /// key of an aggregation or of a rule.
+#[inline]
 pub(crate) fn encode_key(buf: &mut String, fields: &[usize], rec: &Record<'_>) {
     buf.clear();
     for (j, &f) in fields.iter().enumerate() {

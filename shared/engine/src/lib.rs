@@ -14,6 +14,8 @@
 //! [`spec::PipelineSpec`] over decoded [`record`]s, emitting [`pane::Pane`]s.
 //! [`bounded`] runs the same operators over a finite input one key at a time, for sinks
 //! that write in key order.
+//! [`ids`] is the one home of the ids that outlive a run (pane and alert ids, rule state
+//! slots).
 
 pub mod accumulation;
 pub mod aggregate;

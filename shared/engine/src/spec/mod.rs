@@ -1,11 +1,11 @@
 //! The pipeline spec: what a user writes in a TOML file, validated into a [`PipelineSpec`].
 //!
-//! Three layers, each importing only the ones below it:
+//! Layers from the bottom up, each importing only layers above it in this table:
 //!
 //! | layer | module |
 //! |---|---|
 //! | the input schema: field types and names | [`schema`] |
-//! | how records and files are encoded | [`format`] |
+//! | how records and files are encoded | [`format`](mod@format) |
 //! | the validated model the engine runs | [`model`] |
 //! | the TOML front end | [`toml_parser`] |
 //!

@@ -40,6 +40,7 @@ use eventide_aws::consumer::autoscaler::{run_pass, AutoscalerConfig};
 use eventide_aws::consumer::lambda::Handler;
 use eventide_aws::consumer::resources::Resources;
 use eventide_aws::consumer::worker::{default_worker_id, run_worker_with, WorkerConfig};
+use eventide_aws::sdk::s3::S3Url;
 use eventide_engine::codec::Decoder;
 use eventide_engine::PipelineSpec;
 use eventide_ports::clock::{Clock, SystemClock};
@@ -457,22 +458,10 @@ async fn autoscale(config: &AutoscalerConfig, every_ms: Option<i64>) -> Result<(
             Err(e) => tracing::warn!(stream = %config.stream, error = %e, "autoscaler pass failed"),
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = sigterm() => return Ok(()),
+            _ = eventide_ports::signal::shutdown() => return Ok(()),
             _ = tokio::time::sleep(period) => {}
         }
     }
-}
-
-/// Resolves on SIGTERM (never elsewhere).
-async fn sigterm() {
-    #[cfg(unix)]
-    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
-        term.recv().await;
-        return;
-    }
-    std::future::pending::<()>().await
 }
 
 /// The autoscaler of a Lambda function with `EVENTIDE_ROLE=autoscaler`: `EVENTIDE_NAME`,
@@ -525,17 +514,12 @@ async fn lambda_spec(
     }
     let url = env("EVENTIDE_PIPELINE_S3")
         .context("set EVENTIDE_PIPELINE_FILE or EVENTIDE_PIPELINE_S3")?;
-    let Some((bucket, key)) = url
-        .strip_prefix("s3://")
-        .and_then(|rest| rest.split_once('/'))
-    else {
-        bail!("EVENTIDE_PIPELINE_S3 must be s3://bucket/key, not {url:?}");
-    };
+    let location = S3Url::object(&url).context("EVENTIDE_PIPELINE_S3")?;
     let object = clients
         .s3
         .get_object()
-        .bucket(bucket)
-        .key(key)
+        .bucket(&location.bucket)
+        .key(&location.key)
         .send()
         .await
         .with_context(|| format!("reading {url}"))?;
@@ -569,7 +553,7 @@ async fn lambda_handler(clients: &Clients, decoder: Option<&Arc<dyn Decoder>>) -
     let mut io = resources.io(clients, &name, output.as_deref(), idle_timeout_ms);
     if !spec.enrichments.is_empty() {
         io.lookups = Some(
-            eventide_aws::enrichment::Lookups::start(&spec)
+            eventide_aws::enrichment::Lookups::start_with(&spec, clients.clone())
                 .await
                 .context("loading the enrichment tables")?,
         );

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use aws_sdk_dynamodb::types::AttributeValue;
 use eventide_aws::config::Clients;
 use eventide_aws::kinesis::{create_stream_and_wait, put_records, PutEntry};
+use eventide_aws::sdk::dynamodb::get_s;
+use eventide_aws::sdk::s3::S3Url;
+use eventide_aws::sinks::DynamoDbSink;
 use eventide_connectors::input::{resolve, InputFile, InputSource};
 use eventide_connectors::sinks::open_file_sink;
 use eventide_connectors::sources::LineSource;
@@ -102,7 +104,10 @@ pub async fn put(
 /// of a replay's input (each named by its S3 address in errors and dead letters).
 pub async fn download(location: &str, dir: &Path) -> Result<Vec<InputFile>> {
     let clients = Clients::from_env().await;
-    let (bucket, prefix) = eventide_aws::enrichment::s3::parse_location(location)?;
+    let S3Url {
+        bucket,
+        key: prefix,
+    } = S3Url::parse(location)?;
     let objects = eventide_aws::enrichment::s3::list(&clients.s3, &bucket, &prefix).await?;
     anyhow::ensure!(!objects.is_empty(), "no object under {location}");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -160,34 +165,38 @@ pub async fn results(spec: &PipelineSpec, table: &str, out: &Path) -> Result<usi
         }
     }
     // Rows go to the sinks in window order per key, as they fired.
-    let s = |item: &HashMap<String, AttributeValue>, k: &str| match item.get(k) {
-        Some(AttributeValue::S(v)) => v.clone(),
-        _ => String::new(),
-    };
-    let n = |item: &HashMap<String, AttributeValue>, k: &str| match item.get(k) {
-        Some(AttributeValue::N(v)) => v.parse::<f64>().ok(),
-        _ => None,
-    };
-    items.sort_by_key(|a| s(a, "sk"));
+    items.sort_by(|a, b| get_s(a, "sk").cmp(&get_s(b, "sk")));
+    let names: Vec<(Vec<String>, Vec<String>)> = spec
+        .aggregations
+        .iter()
+        .map(|a| {
+            (
+                a.group_by
+                    .iter()
+                    .map(|&f| spec.input.fields[f].0.clone())
+                    .collect(),
+                a.aggregates.iter().map(|x| x.name.clone()).collect(),
+            )
+        })
+        .collect();
     let mut key_ids: HashMap<String, u64> = HashMap::new();
     let mut written = 0;
     for item in &items {
-        let agg = s(item, "aggregation");
-        let Some(i) = spec.aggregations.iter().position(|a| a.name == agg) else {
+        let Some(i) = DynamoDbSink::aggregation_of(item)
+            .and_then(|agg| spec.aggregations.iter().position(|a| a.name == agg))
+        else {
             continue;
         };
-        let a = &spec.aggregations[i];
-        // A null group-by value is stored as a NULL attribute: it stays apart from "".
-        let key = eventide_engine::key::join(a.group_by.iter().map(|&f| {
-            match item.get(&spec.input.fields[f].0) {
-                Some(AttributeValue::S(v)) => Some(v.as_str()),
-                _ => None,
-            }
-        }));
+        let (group_by, aggregates) = &names[i];
+        let row = DynamoDbSink::row(item, group_by, aggregates)
+            .with_context(|| format!("reading {table}"))?;
+        let key = row.key();
         let next = key_ids.len() as u64;
-        let key_id = *key_ids.entry(format!("{agg}#{key}")).or_insert(next);
-        let values: Vec<Option<f64>> = a.aggregates.iter().map(|x| n(item, &x.name)).collect();
-        let timing = match s(item, "timing").as_str() {
+        let key_id = *key_ids
+            .entry(format!("{}#{key}", row.aggregation))
+            .or_insert(next);
+        let values: Vec<Option<f64>> = row.values.iter().map(|(_, v)| *v).collect();
+        let timing = match row.timing {
             "EARLY" => Timing::Early,
             "LATE" => Timing::Late,
             _ => Timing::OnTime,
@@ -197,12 +206,12 @@ pub async fn results(spec: &PipelineSpec, table: &str, out: &Path) -> Result<usi
             key: &key,
             key_id,
             window: Window {
-                start: n(item, "window_start").unwrap_or(0.0) as i64,
-                end: n(item, "window_end").unwrap_or(0.0) as i64,
+                start: row.window_start,
+                end: row.window_end,
             },
             timing,
-            index: n(item, "pane_index").unwrap_or(0.0) as u32,
-            retraction: matches!(item.get("retraction"), Some(AttributeValue::Bool(true))),
+            index: row.pane_index,
+            retraction: row.retraction,
             values: &values,
         };
         sinks[i].write(&pane)?;

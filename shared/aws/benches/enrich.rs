@@ -8,7 +8,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use eventide_aws::enrichment::{EnrichClients, Lookups};
+use eventide_aws::config::Clients;
+use eventide_aws::enrichment::Lookups;
 use eventide_engine::codec::json::Schema;
 use eventide_engine::codec::Codec;
 use eventide_engine::PipelineSpec;
@@ -114,7 +115,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let clients = rt.block_on(EnrichClients::from_env());
+    let clients = rt.block_on(Clients::from_env());
 
     let csv = dir.join("subs.csv");
     write_csv(&csv, rows, 0);

@@ -1,13 +1,25 @@
-//! AWS clients from the SDK's standard configuration chain.
+//! The client bundle: every SDK client Eventide uses, built once from the SDK's standard
+//! configuration chain and passed down to the adapters (the worker, the Lambda handler,
+//! the enrichment tables, the CLI). Nothing else loads a configuration.
 
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, SdkConfig};
 
-/// The clients Eventide uses, built once from the environment.
+/// The clients Eventide uses, built once from the environment ([`Clients::from_env`]).
+/// Cloning is cheap (the SDK's clients share their connection pools).
+///
+/// ```no_run
+/// # async fn f() {
+/// let clients = eventide_aws::config::Clients::from_env().await;
+/// let tables = clients.dynamodb.list_tables().send().await;
+/// # let _ = tables; }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub kinesis: aws_sdk_kinesis::Client,
     pub s3: aws_sdk_s3::Client,
+    /// The Glue Data Catalog (enrichment tables declared by `glue = { … }`).
+    pub glue: aws_sdk_glue::Client,
 }
 
 /// Checks, before any call, that the environment names a region: without one the SDK
@@ -43,15 +55,31 @@ impl Clients {
     /// Loads region, credentials and endpoints (`AWS_ENDPOINT_URL`, and per-service
     /// overrides such as `AWS_ENDPOINT_URL_KINESIS`) the standard way.
     pub async fn from_env() -> Self {
-        let conf = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::from_conf(&aws_config::defaults(BehaviorVersion::latest()).load().await)
+    }
+
+    /// Clients for work that makes no AWS call (every enrichment table a local file):
+    /// built without reading any configuration, so no region or credential lookup and no
+    /// instance-metadata probe happens. A call through them fails.
+    pub fn offline() -> Self {
+        Self::from_conf(
+            &SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .build(),
+        )
+    }
+
+    /// The clients of one SDK configuration.
+    pub fn from_conf(conf: &SdkConfig) -> Self {
         // Path-style S3 addressing works with AWS and with local emulators alike.
-        let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
+        let s3_conf = aws_sdk_s3::config::Builder::from(conf)
             .force_path_style(true)
             .build();
         Clients {
-            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
-            kinesis: aws_sdk_kinesis::Client::new(&conf),
+            dynamodb: aws_sdk_dynamodb::Client::new(conf),
+            kinesis: aws_sdk_kinesis::Client::new(conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            glue: aws_sdk_glue::Client::new(conf),
         }
     }
 }

@@ -1,23 +1,29 @@
-//! The control table: per-shard watermarks, heartbeats and rates, and the global watermark.
+//! The control table: the [`ControlPlane`](eventide_ports::control::ControlPlane) port on
+//! DynamoDB, with per-shard watermarks, heartbeats and rates.
 //!
 //! One item per (pipeline, shard), as in `docs/aws-runtime.md`: `pk` = `<pipeline>`,
 //! `sk` = `shard#<shard id>`, with `wm` (shard watermark, epoch ms), `hb` (last heartbeat
 //! with new data, epoch ms), `rps` and `bps` (records/s, bytes/s), `lag` (ms behind the tip)
 //! and `finished`.
 //!
-//! Each consumer publishes its shards' rows after every batch and derives the global
-//! watermark from all rows: the minimum `wm` over shards that are neither finished nor
-//! idle. An idle shard (no new data for longer than the idle timeout) must not hold event
-//! time back, just like the engine's per-partition idle timeout. Each consumer keeps the
-//! maximum global watermark it has seen in a [`WatermarkView`], so it never goes backwards
-//! even when a shard that was idle becomes active again with an older watermark.
+//! Each consumer publishes its shard's row after every batch and, at the start of the next
+//! one, reads every row ([`ControlTable::shards_status`]): the minimum `wm` over the *other*
+//! shards that are neither finished nor idle
+//! ([`others_watermark`](eventide_ports::control::others_watermark)) caps its own
+//! watermark in the engine, which combines the two and never moves its watermark back
+//! (`eventide_runtime::shard`). An idle shard (no new data for longer than the idle
+//! timeout) does not hold event time back, just like the engine's per-partition idle
+//! timeout; a shard that was idle and comes back with an older watermark moves no
+//! consumer's watermark back. [`global_watermark_of`] is the same rule over all rows, for
+//! reports (`eventide status`).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use crate::leases::{create_table_if_missing, get_bool, get_n, get_s};
+use crate::sdk::dynamodb::{get_bool, get_n, get_s};
+use crate::sdk::is_condition_failed;
 use crate::AwsError;
 
 /// Creates the control table (`pk` HASH S, `sk` RANGE S) unless it exists, and waits until
@@ -28,8 +34,11 @@ use crate::AwsError;
 /// eventide_aws::control::ensure_table(&clients.dynamodb, "eventide-control").await?;
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// As [`crate::sdk::dynamodb::ensure_table`].
 pub async fn ensure_table(client: &Client, table: &str) -> Result<(), AwsError> {
-    create_table_if_missing(client, table, "pk", Some("sk")).await
+    crate::sdk::dynamodb::ensure_table(client, table, "pk", Some("sk")).await
 }
 
 pub use eventide_ports::control::{global_watermark_of, ShardStatus};
@@ -38,15 +47,14 @@ pub use eventide_ports::control::{global_watermark_of, ShardStatus};
 ///
 /// ```no_run
 /// # async fn demo(clients: eventide_aws::config::Clients) -> Result<(), eventide_aws::AwsError> {
-/// use eventide_aws::control::{ControlTable, ShardStatus, WatermarkView};
+/// use eventide_aws::control::{global_watermark_of, ControlTable, ShardStatus};
 /// let control = ControlTable::new(clients.dynamodb.clone(), "eventide-control", "q1");
 /// let now = 1_700_000_000_000;
 /// control.publish(&ShardStatus {
 ///     shard_id: "shardId-000000000000".into(), wm: now - 5_000, heartbeat_ms: now,
 ///     rps: 120.0, bps: 24_000.0, lag_ms: 0, late: 0, finished: false,
 /// }).await?;
-/// let mut view = WatermarkView::default();
-/// let global = view.refresh(&control, 60_000, now).await?;
+/// let global = global_watermark_of(&control.shards_status().await?, 60_000, now);
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -116,8 +124,11 @@ impl ControlTable {
     }
 
     /// Writes (replaces) the row of `status.shard_id`. Only the shard's lease owner should
-    /// publish; the rows are advisory (the global watermark is kept monotone by
-    /// [`WatermarkView`]), so the write is unconditional.
+    /// publish; the rows are advisory (each consumer's watermark never moves back whatever
+    /// the rows say), so the write is unconditional.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when PutItem fails.
     pub async fn publish(&self, status: &ShardStatus) -> Result<(), AwsError> {
         let item = self.item(status);
         self.client
@@ -142,6 +153,9 @@ impl ControlTable {
     /// it did. A parent at SHARD_END uses it to stand in for its children until they start:
     /// a row with the parent's watermark keeps the global watermark from jumping ahead (and
     /// then back) in the moment between the parent finishing and a child publishing.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when PutItem fails for another reason than the row existing.
     pub async fn publish_if_absent(&self, status: &ShardStatus) -> Result<bool, AwsError> {
         let item = self.item(status);
         match self
@@ -154,7 +168,7 @@ impl ControlTable {
             .await
         {
             Ok(_) => Ok(true),
-            Err(e) if crate::leases::is_condition_failed(&e) => Ok(false),
+            Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(AwsError::service(
                 format!(
                     "PutItem(if absent) table {} pipeline {} shard {}",
@@ -166,6 +180,10 @@ impl ControlTable {
     }
 
     /// All rows of the pipeline (strongly consistent query), sorted by shard id.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when the query fails, [`AwsError::Corrupt`] for a row whose
+    /// numbers do not parse.
     pub async fn shards_status(&self) -> Result<Vec<ShardStatus>, AwsError> {
         let op = format!("Query table {} pipeline {}", self.table, self.pipeline);
         let mut rows = Vec::new();
@@ -205,98 +223,5 @@ impl ControlTable {
         }
         rows.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
         Ok(rows)
-    }
-
-    /// The global watermark now (see [`global_watermark_of`]); may go backwards between
-    /// calls, so consumers read it through a [`WatermarkView`].
-    pub async fn global_watermark(
-        &self,
-        idle_timeout_ms: i64,
-        now_ms: i64,
-    ) -> Result<Option<i64>, AwsError> {
-        Ok(global_watermark_of(
-            &self.shards_status().await?,
-            idle_timeout_ms,
-            now_ms,
-        ))
-    }
-}
-
-/// A consumer's view of the global watermark: the maximum it has seen, so it never goes
-/// backwards (firing is irrevocable, so event time must not regress).
-///
-/// ```
-/// use eventide_aws::control::WatermarkView;
-/// let mut view = WatermarkView::default();
-/// assert_eq!(view.observe(Some(100)), Some(100));
-/// assert_eq!(view.observe(Some(50)), Some(100));
-/// assert_eq!(view.observe(None), Some(100));
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WatermarkView {
-    max: Option<i64>,
-}
-
-impl WatermarkView {
-    /// The current watermark (`None` until one was observed).
-    pub fn current(&self) -> Option<i64> {
-        self.max
-    }
-
-    /// Takes a freshly computed global watermark into account; returns the current one.
-    pub fn observe(&mut self, candidate: Option<i64>) -> Option<i64> {
-        self.max = match (self.max, candidate) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        self.max
-    }
-
-    /// Reads the control table and observes its global watermark; returns the current one.
-    pub async fn refresh(
-        &mut self,
-        control: &ControlTable,
-        idle_timeout_ms: i64,
-        now_ms: i64,
-    ) -> Result<Option<i64>, AwsError> {
-        let candidate = control.global_watermark(idle_timeout_ms, now_ms).await?;
-        Ok(self.observe(candidate))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(id: &str, wm: i64, hb: i64, finished: bool) -> ShardStatus {
-        ShardStatus {
-            shard_id: id.into(),
-            wm,
-            heartbeat_ms: hb,
-            rps: 0.0,
-            bps: 0.0,
-            lag_ms: 0,
-            late: 0,
-            finished,
-        }
-    }
-
-    #[test]
-    fn global_watermark_rules() {
-        let now = 100_000;
-        assert_eq!(global_watermark_of(&[], 10_000, now), None);
-        // min over active shards
-        let rows = [row("a", 500, now, false), row("b", 300, now, false)];
-        assert_eq!(global_watermark_of(&rows, 10_000, now), Some(300));
-        // idle and finished shards don't hold it back
-        let rows = [
-            row("a", 500, now, false),
-            row("b", 300, 1, false),
-            row("c", 200, now, true),
-        ];
-        assert_eq!(global_watermark_of(&rows, 10_000, now), Some(500));
-        // all idle or finished: the max
-        let rows = [row("b", 300, 1, false), row("c", 200, now, true)];
-        assert_eq!(global_watermark_of(&rows, 10_000, now), Some(300));
     }
 }

@@ -14,6 +14,9 @@ pub enum AwsError {
     /// Stored data that cannot be decoded.
     #[error("{what}: {message}")]
     Corrupt { what: String, message: String },
+    /// A string that should be an `s3://` location is not one.
+    #[error(transparent)]
+    Url(#[from] crate::sdk::s3::S3UrlError),
 }
 
 impl AwsError {

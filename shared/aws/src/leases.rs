@@ -12,134 +12,17 @@
 //! processing the shard.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ScalarAttributeType, TableStatus,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
 use eventide_ports::lease::{Lease, LeaseUpdate, Leases, TRIM_HORIZON};
 use eventide_ports::shard::ShardInfo;
 use eventide_ports::{BoxFuture, PortError};
 
+use crate::sdk::dynamodb::{get_bool, get_n, get_s, n, s, Item};
+use crate::sdk::is_condition_failed;
 use crate::AwsError;
-
-type Item = HashMap<String, AttributeValue>;
-
-// ---------------------------------------------------------------------------------------
-// Table creation (shared with `control`)
-// ---------------------------------------------------------------------------------------
-
-/// Creates an on-demand table with string keys (`hash`, and `range` if given) unless it
-/// exists, and waits until it is ACTIVE.
-pub(crate) async fn create_table_if_missing(
-    client: &Client,
-    table: &str,
-    hash: &str,
-    range: Option<&str>,
-) -> Result<(), AwsError> {
-    let op = format!("CreateTable table {table}");
-    let mut req = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (name, key_type) in
-        std::iter::once((hash, KeyType::Hash)).chain(range.map(|r| (r, KeyType::Range)))
-    {
-        let def = AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(|e| AwsError::service(op.clone(), e))?;
-        let key = KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .map_err(|e| AwsError::service(op.clone(), e))?;
-        req = req.attribute_definitions(def).key_schema(key);
-    }
-    match req.send().await {
-        Ok(_) => tracing::info!(table, "created table"),
-        Err(e) if error_code(&e) == Some("ResourceInUseException") => {
-            tracing::debug!(table, "table exists")
-        }
-        Err(e) => return Err(AwsError::service(op, e)),
-    }
-    let op = format!("DescribeTable table {table}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| AwsError::service(op.clone(), e))?;
-        if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(AwsError::Service {
-                op,
-                message: "table not ACTIVE after 60 s".into(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-pub(crate) fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
-    match err {
-        SdkError::ServiceError(e) => e.err().code(),
-        _ => None,
-    }
-}
-
-pub(crate) fn is_condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    error_code(err) == Some("ConditionalCheckFailedException")
-}
-
-pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-}
-
-pub(crate) fn get_n<T: std::str::FromStr>(
-    item: &Item,
-    name: &str,
-    what: &str,
-) -> Result<Option<T>, AwsError>
-where
-    T::Err: std::fmt::Display,
-{
-    match item.get(name) {
-        None => Ok(None),
-        Some(v) => {
-            let s = v.as_n().map_err(|_| AwsError::Corrupt {
-                what: format!("{what}: attribute {name}"),
-                message: "not a number".into(),
-            })?;
-            s.parse::<T>().map(Some).map_err(|e| AwsError::Corrupt {
-                what: format!("{what}: attribute {name} = {s}"),
-                message: e.to_string(),
-            })
-        }
-    }
-}
-
-pub(crate) fn get_bool(item: &Item, name: &str) -> bool {
-    item.get(name)
-        .and_then(|v| v.as_bool().ok())
-        .copied()
-        .unwrap_or(false)
-}
-
-// ---------------------------------------------------------------------------------------
-// Leases
-// ---------------------------------------------------------------------------------------
 
 /// Creates the lease table (`pk` HASH S) unless it exists, and waits until it is ACTIVE.
 ///
@@ -148,8 +31,11 @@ pub(crate) fn get_bool(item: &Item, name: &str) -> bool {
 /// eventide_aws::leases::ensure_table(&clients.dynamodb, "eventide-leases").await?;
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// As [`crate::sdk::dynamodb::ensure_table`].
 pub async fn ensure_table(client: &Client, table: &str) -> Result<(), AwsError> {
-    create_table_if_missing(client, table, "pk", None).await
+    crate::sdk::dynamodb::ensure_table(client, table, "pk", None).await
 }
 
 /// The lease table of one pipeline.
@@ -193,14 +79,6 @@ fn names(exprs: &[&str]) -> HashMap<String, String> {
     .filter(|(k, _)| used.contains(k))
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
 }
 
 impl LeaseTable {

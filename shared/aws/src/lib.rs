@@ -8,7 +8,8 @@
 //! The shard consumer's ports (`eventide-ports`) are implemented here: the state log
 //! ([`state_log`]), the control plane ([`control`]), the pane sinks ([`sinks`]) and the
 //! record sinks for dead letters and late data ([`dead_letter`]); [`ports`](crate) holds
-//! the trait impls.
+//! the trait impls. The SDK plumbing they share (error codes, retries, table creation,
+//! attributes, `s3://` URLs) is in [`sdk`], the client bundle in [`config`].
 
 pub mod config;
 pub mod consumer;
@@ -19,9 +20,9 @@ pub mod error;
 pub mod kinesis;
 pub mod leases;
 mod ports;
-mod retry;
 pub mod rules;
 pub mod scale_log;
+pub mod sdk;
 pub mod sinks;
 pub mod state_log;
 

@@ -31,6 +31,10 @@ impl From<AwsError> for PortError {
             AwsError::Service { op, message } => PortError::Unavailable { op, message },
             AwsError::Conflict { op, what } => PortError::Conflict { op, what },
             AwsError::Corrupt { what, message } => PortError::Corrupt { what, message },
+            AwsError::Url(e) => PortError::Corrupt {
+                what: e.url,
+                message: format!("not an S3 location: {}", e.reason),
+            },
         }
     }
 }

@@ -31,6 +31,7 @@ use eventide_engine::spec::InputSpec;
 use tokio::sync::Mutex;
 use tracing::{error, info};
 
+use crate::sdk::s3::S3Url;
 use crate::AwsError;
 
 pub use eventide_ports::rules::RulesVersion;
@@ -65,25 +66,18 @@ pub struct LiveRules {
     state: Mutex<Polled>,
 }
 
-/// Splits `s3://bucket/key`.
-pub fn parse_s3_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("s3://")?;
-    let (bucket, key) = rest.split_once('/')?;
-    (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
-}
-
 impl LiveRules {
     /// Rules at `url` (`s3://bucket/key`) compiled against `input` (the pipeline's input,
     /// enriched fields included), polled at most every `every`. Nothing is read yet.
+    ///
+    /// # Errors
+    /// [`AwsError::Url`] when `url` does not name an S3 object.
     pub fn new(s3: Client, url: &str, input: InputSpec, every: Duration) -> Result<Self, AwsError> {
-        let (bucket, key) = parse_s3_url(url).ok_or_else(|| AwsError::Corrupt {
-            what: "rules location".into(),
-            message: format!("expected s3://bucket/key, got {url:?}"),
-        })?;
+        let S3Url { bucket, key } = S3Url::object(url)?;
         Ok(LiveRules {
             s3,
-            bucket: bucket.to_string(),
-            key: key.to_string(),
+            bucket,
+            key,
             input,
             every,
             state: Mutex::new(Polled::default()),

@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use crate::leases::{get_n, get_s, is_condition_failed};
+use crate::sdk::dynamodb::{get_n, get_s};
+use crate::sdk::is_condition_failed;
 use crate::AwsError;
 
 /// What the log holds for one stream.

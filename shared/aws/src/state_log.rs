@@ -27,10 +27,8 @@ use eventide_ports::{BoxFuture, PortError};
 use tracing::debug;
 
 use crate::error::AwsError;
-use crate::leases::{create_table_if_missing, is_condition_failed};
-use crate::retry::backoff;
-
-type Item = HashMap<String, AttributeValue>;
+use crate::sdk::dynamodb::{batch_write, get_s, s, Item};
+use crate::sdk::is_condition_failed;
 
 /// The snapshot key prefix in the data bucket.
 pub const SNAPSHOT_PREFIX: &str = "state";
@@ -61,7 +59,7 @@ pub struct DynamoStateLog {
 /// # Errors
 /// A failed CreateTable or DescribeTable.
 pub async fn ensure_table(client: &Client, table: &str) -> Result<(), AwsError> {
-    create_table_if_missing(client, table, "pk", Some("sk")).await
+    crate::sdk::dynamodb::ensure_table(client, table, "pk", Some("sk")).await
 }
 
 fn port(e: AwsError) -> PortError {
@@ -155,10 +153,6 @@ impl DynamoStateLog {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
 /// Parses `v#<20 digits>` (a commit item) or `v#<20 digits>#<nonce>#<i>` (a part).
 fn parse_sk(sk: &str) -> Option<(u64, Option<(&str, usize)>)> {
     let rest = sk.strip_prefix("v#")?;
@@ -188,10 +182,7 @@ impl StateLog for DynamoStateLog {
             let mut parts: HashMap<(u64, String), BTreeMap<usize, Vec<u8>>> = HashMap::new();
             let mut commits: BTreeMap<u64, &Item> = BTreeMap::new();
             for item in &items {
-                let sk = item
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .map_or("", String::as_str);
+                let sk = get_s(item, "sk").unwrap_or_default();
                 let Some((version, part)) = parse_sk(sk) else {
                     return Err(PortError::Corrupt {
                         what: what(sk),
@@ -232,11 +223,7 @@ impl StateLog for DynamoStateLog {
                     .unwrap_or(1);
                 let mut body = Vec::new();
                 if count > 1 {
-                    let nonce = item
-                        .get("n")
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_default();
+                    let nonce = get_s(item, "n").unwrap_or_default().to_string();
                     let mine = parts
                         .get(&(version, nonce))
                         .ok_or_else(|| PortError::Corrupt {
@@ -316,43 +303,19 @@ impl StateLog for DynamoStateLog {
                 ]));
             }
             let op = format!("BatchWriteItem table {}", self.table);
-            for chunk in keys.chunks(25) {
-                let mut pending: Vec<WriteRequest> = chunk
-                    .iter()
-                    .map(|key| {
-                        DeleteRequest::builder()
-                            .set_key(Some(key.clone()))
-                            .build()
-                            .map(|d| WriteRequest::builder().delete_request(d).build())
-                            .map_err(|e| port(AwsError::service(op.clone(), e)))
-                    })
-                    .collect::<Result<_, _>>()?;
-                let mut attempt = 0;
-                while !pending.is_empty() {
-                    let out = self
-                        .dynamodb
-                        .batch_write_item()
-                        .request_items(&self.table, std::mem::take(&mut pending))
-                        .send()
-                        .await
-                        .map_err(|e| port(AwsError::service(op.clone(), e)))?;
-                    pending = out
-                        .unprocessed_items()
-                        .and_then(|m| m.get(&self.table))
-                        .cloned()
-                        .unwrap_or_default();
-                    if !pending.is_empty() {
-                        attempt += 1;
-                        if attempt > 10 {
-                            return Err(PortError::Unavailable {
-                                op,
-                                message: "deletes still unprocessed after 10 attempts".into(),
-                            });
-                        }
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                }
-            }
+            let requests: Vec<WriteRequest> = keys
+                .iter()
+                .map(|key| {
+                    DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .map_err(|e| port(AwsError::service(op.clone(), e)))
+                })
+                .collect::<Result<_, _>>()?;
+            batch_write(&self.dynamodb, &self.table, requests, &op)
+                .await
+                .map_err(port)?;
             debug!(table = %self.table, shard, deleted = keys.len(), "trimmed state log");
             Ok(())
         })

@@ -9,14 +9,15 @@ use std::sync::Arc;
 
 use aws_sdk_glue::types::{Column, PartitionInput, SerDeInfo, StorageDescriptor, TableInput};
 use aws_sdk_s3::primitives::ByteStream;
-use eventide_aws::enrichment::{EnrichClients, Lookups};
+use eventide_aws::config::Clients;
+use eventide_aws::enrichment::Lookups;
 use eventide_engine::codec::Codec;
 use eventide_engine::record::{Line, Value};
 use eventide_engine::{PipelineSpec, RecordError};
 
-async fn setup() -> (EnrichClients, String) {
+async fn setup() -> (Clients, String) {
     let _ = common::clients().await;
-    let clients = EnrichClients::from_env().await;
+    let clients = Clients::from_env().await;
     let bucket = common::unique("evenrich");
     clients
         .s3
@@ -28,7 +29,7 @@ async fn setup() -> (EnrichClients, String) {
     (clients, bucket)
 }
 
-async fn put(c: &EnrichClients, bucket: &str, key: &str, body: Vec<u8>) {
+async fn put(c: &Clients, bucket: &str, key: &str, body: Vec<u8>) {
     c.s3.put_object()
         .bucket(bucket)
         .key(key)
@@ -49,7 +50,7 @@ fn col(name: &str, ty: &str) -> Column {
 /// A Glue table over `location` with this SerDe.
 #[allow(clippy::too_many_arguments)]
 async fn glue_table(
-    c: &EnrichClients,
+    c: &Clients,
     db: &str,
     table: &str,
     location: &str,

@@ -112,7 +112,7 @@ fn throttled() -> fake::Reply {
 
 #[tokio::test]
 async fn reader_backs_off_on_throttling_and_regets_expired_iterators() {
-    use eventide_aws::kinesis::Backoff;
+    use eventide_aws::sdk::Backoff;
     let (url, seen) = fake::serve(vec![
         (200, r#"{"ShardIterator":"it-1"}"#.into()),
         throttled(),

@@ -1,5 +1,6 @@
 //! The lease table adapter against local AWS (moto DynamoDB): its conditional writes fence
-//! a stale owner exactly as the in-memory port does. The balancing policy over the port is
+//! a stale owner exactly as the in-memory port does (a take is conditional on the lease as
+//! read, an owner's write on its owner and counter). The balancing policy over the port is
 //! tested in `eventide-runtime` (`tests/worker.rs`). Time is injected.
 
 mod common;
@@ -7,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use eventide_aws::leases::{ensure_table, LeaseTable};
-use eventide_ports::lease::TRIM_HORIZON;
+use eventide_ports::lease::{Lease, Leases, TRIM_HORIZON};
 use eventide_ports::shard::ShardInfo;
 use eventide_ports::PortError;
 use eventide_runtime::lease::LeaseKeeper;
@@ -26,27 +27,33 @@ fn shard(id: &str, parents: &[&str]) -> ShardInfo {
     }
 }
 
-async fn keeper(shards: &[ShardInfo]) -> LeaseKeeper {
+/// A fresh lease table with leases for `shards`: the adapter itself (the port) and the
+/// policy over it (for the owner's writes).
+async fn table(shards: &[ShardInfo]) -> (Arc<LeaseTable>, LeaseKeeper) {
     let c = common::clients().await;
     let name = common::unique("leases");
     ensure_table(&c.dynamodb, &name).await.unwrap();
     ensure_table(&c.dynamodb, &name).await.unwrap(); // idempotent
-    let leases = LeaseKeeper::new(
-        Arc::new(LeaseTable::new(c.dynamodb.clone(), name, "pipe")),
-        DURATION,
-    );
-    assert_eq!(leases.sync_shards(shards).await.unwrap(), shards.len());
+    let table = Arc::new(LeaseTable::new(c.dynamodb.clone(), name, "pipe"));
+    let keeper = LeaseKeeper::new(table.clone(), DURATION);
+    assert_eq!(keeper.sync_shards(shards).await.unwrap(), shards.len());
     assert_eq!(
-        leases.sync_shards(shards).await.unwrap(),
+        keeper.sync_shards(shards).await.unwrap(),
         0,
         "sync creates only missing leases"
     );
-    leases
+    (table, keeper)
+}
+
+/// The lease of `shard` as stored now.
+async fn read(table: &LeaseTable, shard: &str) -> Lease {
+    let lease = table.get(shard).await.unwrap();
+    lease.unwrap_or_else(|| panic!("no lease {shard}"))
 }
 
 #[tokio::test]
-async fn takeover_after_expiry_increments_counter_and_fences_old_owner() {
-    let leases = keeper(&[shard("s0", &[]), shard("c1", &["s0", "x"])]).await;
+async fn takeover_increments_counter_and_fences_old_owner() {
+    let (table, leases) = table(&[shard("s0", &[]), shard("c1", &["s0", "x"])]).await;
     let all = leases.list().await.unwrap();
     assert_eq!(all[0].parents, ["s0", "x"], "parents are stored, sorted");
     let fresh = &all[1];
@@ -59,8 +66,8 @@ async fn takeover_after_expiry_increments_counter_and_fences_old_owner() {
         (None, 0, TRIM_HORIZON)
     );
 
-    let mut a = leases
-        .try_acquire("s0", "w1", T0)
+    let seen = read(&table, "s0").await;
+    let mut a = Leases::take(&*table, &seen, "w1", T0 + DURATION)
         .await
         .unwrap()
         .expect("free lease");
@@ -68,36 +75,22 @@ async fn takeover_after_expiry_increments_counter_and_fences_old_owner() {
         (a.owner.as_deref(), a.counter, a.expires_ms),
         (Some("w1"), 1, T0 + DURATION)
     );
-    // Held: another worker cannot take it; the owner re-acquires without a new counter.
-    assert!(leases
-        .try_acquire("s0", "w2", T0 + 100)
+    // A take conditional on the lease as it was before is refused: it changed since.
+    assert!(Leases::take(&*table, &seen, "w2", T0 + DURATION)
         .await
         .unwrap()
         .is_none());
-    assert_eq!(
-        leases
-            .try_acquire("s0", "w1", T0 + 100)
-            .await
-            .unwrap()
-            .unwrap()
-            .counter,
-        1
-    );
     leases.renew(&mut a, T0 + 5_000).await.unwrap();
     leases.checkpoint(&mut a, "100").await.unwrap();
-    assert!(leases
-        .try_acquire("s0", "w2", T0 + 5_000 + DURATION - 1)
-        .await
-        .unwrap()
-        .is_none());
 
-    // Expired: w2 takes it over, counter +1, checkpoint kept.
+    // w2 takes it over (as after expiry): counter +1, checkpoint kept.
     let now = T0 + 5_000 + DURATION;
-    let mut b = leases
-        .try_acquire("s0", "w2", now)
+    let seen = read(&table, "s0").await;
+    assert_eq!((seen.expires_ms, seen.checkpoint.as_str()), (now, "100"));
+    let mut b = Leases::take(&*table, &seen, "w2", now + DURATION)
         .await
         .unwrap()
-        .expect("expired lease");
+        .expect("lease as read");
     assert_eq!(
         (b.owner.as_deref(), b.counter, b.checkpoint.as_str()),
         (Some("w2"), 2, "100")
@@ -117,7 +110,7 @@ async fn takeover_after_expiry_increments_counter_and_fences_old_owner() {
     assert_eq!(a.checkpoint, "100");
 
     leases.checkpoint(&mut b, "300").await.unwrap();
-    let stored = leases.list().await.unwrap().remove(1);
+    let stored = read(&table, "s0").await;
     assert_eq!(
         (
             stored.owner.as_deref(),
@@ -127,34 +120,32 @@ async fn takeover_after_expiry_increments_counter_and_fences_old_owner() {
         (Some("w2"), 2, "300")
     );
 
-    // Release frees it at once; the next owner gets counter 3. Finished leases can't be taken.
+    // Release frees it; the next owner gets counter 3. A finished lease can't be taken.
     leases.release(b).await.unwrap();
-    let mut c = leases
-        .try_acquire("s0", "w1", now + 1)
+    let seen = read(&table, "s0").await;
+    assert_eq!((seen.owner.as_deref(), seen.expires_ms), (None, 0));
+    let mut c = Leases::take(&*table, &seen, "w1", now + 1 + DURATION)
         .await
         .unwrap()
         .expect("released lease");
     assert_eq!(c.counter, 3);
     leases.finish(&mut c).await.unwrap();
-    assert!(leases.list().await.unwrap()[1].finished);
-    assert!(leases
-        .try_acquire("s0", "w2", now + 10 * DURATION)
+    let finished = read(&table, "s0").await;
+    assert!(finished.finished);
+    assert!(Leases::take(&*table, &finished, "w2", now + 11 * DURATION)
         .await
         .unwrap()
         .is_none());
-    assert!(leases
-        .try_acquire("missing", "w2", now)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(table.get("missing").await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn two_workers_racing_for_one_lease_one_wins() {
-    let leases = keeper(&[shard("s0", &[])]).await;
+    let (table, leases) = table(&[shard("s0", &[])]).await;
+    let seen = read(&table, "s0").await;
     let (a, b) = tokio::join!(
-        leases.try_acquire("s0", "w1", T0),
-        leases.try_acquire("s0", "w2", T0)
+        Leases::take(&*table, &seen, "w1", T0),
+        Leases::take(&*table, &seen, "w2", T0)
     );
     let won = [a.unwrap(), b.unwrap()];
     assert_eq!(won.iter().flatten().count(), 1, "{won:?}");

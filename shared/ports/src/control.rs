@@ -101,3 +101,40 @@ pub fn others_watermark(
         .map(|r| r.wm)
         .min()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, wm: i64, hb: i64, finished: bool) -> ShardStatus {
+        ShardStatus {
+            shard_id: id.into(),
+            wm,
+            heartbeat_ms: hb,
+            rps: 0.0,
+            bps: 0.0,
+            lag_ms: 0,
+            late: 0,
+            finished,
+        }
+    }
+
+    #[test]
+    fn global_watermark_rules() {
+        let now = 100_000;
+        assert_eq!(global_watermark_of(&[], 10_000, now), None);
+        // min over active shards
+        let rows = [row("a", 500, now, false), row("b", 300, now, false)];
+        assert_eq!(global_watermark_of(&rows, 10_000, now), Some(300));
+        // idle and finished shards don't hold it back
+        let rows = [
+            row("a", 500, now, false),
+            row("b", 300, 1, false),
+            row("c", 200, now, true),
+        ];
+        assert_eq!(global_watermark_of(&rows, 10_000, now), Some(500));
+        // all idle or finished: the max
+        let rows = [row("b", 300, 1, false), row("c", 200, now, true)];
+        assert_eq!(global_watermark_of(&rows, 10_000, now), Some(300));
+    }
+}

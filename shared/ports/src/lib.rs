@@ -15,6 +15,8 @@
 //! | [`source::ShardSource`] | the stream's shards and their records (user records: KPL aggregates are expanded by [`kpl`]) | Kinesis | [`memory::MemoryStream`] |
 //! | [`clock::Clock`] | wall-clock time | the system clock | [`clock::ManualClock`] |
 //!
+//! Process signals (SIGTERM, Ctrl-C) are the one other outside input: [`signal::shutdown`].
+//!
 //! The in-memory implementations count every request and its size as DynamoDB and S3 bill
 //! them ([`meter::Meter`]), can add a latency per request and can be told to fail a given
 //! call, so the real consumer code is tested with a crash injected at every step and
@@ -31,6 +33,7 @@ pub mod meter;
 pub mod rows;
 pub mod rules;
 pub mod shard;
+pub mod signal;
 pub mod sink;
 pub mod source;
 pub mod state;

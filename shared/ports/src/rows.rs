@@ -4,9 +4,6 @@ use eventide_engine::pane::Pane;
 use eventide_engine::rules::Alert;
 use serde_json::{Map, Value};
 
-/// A batch of owned pane rows, as the sinks take it.
-pub type PaneBatch = Vec<PaneRow>;
-
 /// An owned fired pane with the names needed to render it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaneRow {

@@ -358,11 +358,11 @@ async fn fresh_workers_split_free_leases_by_fair_share() {
     let shards: Vec<ShardInfo> = (0..4).map(|i| shard(&format!("s{i}"), &[])).collect();
     let leases = keeper(&shards).await;
     // w2 holds one lease, so w1 sees two live workers and takes its share of 2.
-    leases.try_acquire("s3", "w2", T0).await.unwrap().unwrap();
+    assert_eq!(ids(&leases.assign("w2", 1, T0).await.unwrap()), ["s0"]);
     let w1 = leases.assign("w1", 10, T0).await.unwrap();
-    assert_eq!(ids(&w1), ["s0", "s1"]);
+    assert_eq!(ids(&w1), ["s1", "s2"]);
     let w2 = leases.assign("w2", 10, T0).await.unwrap();
-    assert_eq!(ids(&w2), ["s2", "s3"]);
+    assert_eq!(ids(&w2), ["s0", "s3"]);
 }
 
 #[tokio::test]

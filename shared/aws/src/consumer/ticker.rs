@@ -6,6 +6,8 @@
 //! explicit hash key, the shard's first one); consumers recognise it by
 //! [`HEARTBEAT_PREFIX`](eventide_runtime::processor::HEARTBEAT_PREFIX) and never count it as data.
 
+use eventide_ports::clock::{Clock, SystemClock};
+
 use crate::config::Clients;
 use crate::kinesis::{list_shards, put_records, PutEntry};
 use crate::AwsError;
@@ -19,8 +21,11 @@ pub fn heartbeat(now_ms: i64) -> Vec<u8> {
 }
 
 /// Puts one heartbeat into every open shard of `stream`; returns how many it put.
+///
+/// # Errors
+/// [`AwsError::Service`] when listing the shards or putting the records fails.
 pub async fn tick(clients: &Clients, stream: &str) -> Result<usize, AwsError> {
-    let now_ms = eventide_ports::clock::Clock::now_ms(&eventide_ports::clock::SystemClock);
+    let now_ms = SystemClock.now_ms();
     let shards = list_shards(&clients.kinesis, stream).await?;
     let entries: Vec<PutEntry> = shards
         .iter()

@@ -13,7 +13,7 @@ use eventide_ports::source::ShardSource;
 use eventide_runtime::shard::RuntimeError;
 use eventide_runtime::worker::{run_worker as run, WorkerExit, WorkerPorts, WorkerSettings};
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::Clients;
 use crate::consumer::resources::Resources;
@@ -128,39 +128,6 @@ pub enum WorkerError {
     Runtime(#[from] RuntimeError),
 }
 
-/// Runs a worker with clients from the standard AWS environment; see [`run_worker_with`].
-///
-/// # Errors
-/// As [`run_worker_with`].
-pub async fn run_worker(config: WorkerConfig) -> Result<WorkerExit, WorkerError> {
-    let clients = Clients::from_env().await;
-    run_worker_with(&clients, config).await
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the worker");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 /// Runs the worker (see `eventide_runtime::worker`) on AWS until the input ends (finite
 /// mode), SIGTERM or Ctrl-C arrives, or the safety bound elapses.
 ///
@@ -186,7 +153,8 @@ pub async fn run_worker_with(
     );
     io.sinks.print = config.print_panes;
     if !config.spec.enrichments.is_empty() {
-        io.lookups = Some(crate::enrichment::Lookups::start(&config.spec).await?);
+        io.lookups =
+            Some(crate::enrichment::Lookups::start_with(&config.spec, clients.clone()).await?);
     }
     if let Some(url) = &config.rules_s3 {
         io.rules = Some(Arc::new(crate::rules::LiveRules::new(
@@ -227,5 +195,11 @@ pub async fn run_worker_with(
     };
     info!(worker = %config.worker_id, pipeline = %config.pipeline, stream = %config.stream,
         efo = ?config.efo_consumer, "worker on AWS");
-    Ok(run(ports, config.spec, settings, shutdown_signal()).await?)
+    Ok(run(
+        ports,
+        config.spec,
+        settings,
+        eventide_ports::signal::shutdown(),
+    )
+    .await?)
 }

@@ -39,49 +39,11 @@ use eventide_engine::PipelineSpec;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::config::Clients;
 use crate::error::AwsError;
+use crate::sdk::s3::S3Url;
 use dynamodb::DynamoLookup;
 use s3::TableObject;
-
-/// The SDK clients enrichment uses.
-#[derive(Debug, Clone)]
-pub struct EnrichClients {
-    pub s3: aws_sdk_s3::Client,
-    pub glue: aws_sdk_glue::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-}
-
-impl EnrichClients {
-    /// Clients from the standard configuration chain (as [`crate::config::Clients`]).
-    pub async fn from_env() -> Self {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build();
-        EnrichClients {
-            s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            glue: aws_sdk_glue::Client::new(&conf),
-            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
-        }
-    }
-}
-
-impl EnrichClients {
-    /// Clients that are never called (every table is a local file): built without reading
-    /// any configuration.
-    fn offline() -> Self {
-        let conf = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
-        EnrichClients {
-            s3: aws_sdk_s3::Client::new(&conf),
-            glue: aws_sdk_glue::Client::new(&conf),
-            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
-        }
-    }
-}
 
 /// What one load of a table measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +65,7 @@ enum Slot {
 
 /// The enrichment tables of a running pipeline.
 pub struct Lookups {
-    clients: EnrichClients,
+    clients: Clients,
     slots: Vec<Slot>,
     /// Computes the keys of live lookups from a batch's decoded records.
     enricher: Enricher,
@@ -150,11 +112,11 @@ impl Resolved {
     }
 }
 
-async fn resolve(clients: &EnrichClients, spec: &EnrichmentSpec) -> Result<Resolved, AwsError> {
+async fn resolve(clients: &Clients, spec: &EnrichmentSpec) -> Result<Resolved, AwsError> {
     match &spec.source {
         SourceSpec::S3 { location, format } => {
-            let (bucket, prefix) = s3::parse_location(location)?;
-            let objects = s3::list(&clients.s3, &bucket, &prefix).await?;
+            let url = S3Url::parse(location)?;
+            let objects = s3::list(&clients.s3, &url.bucket, &url.key).await?;
             let version = s3::version_of(&objects);
             Ok(Resolved::Objects {
                 objects,
@@ -166,12 +128,12 @@ async fn resolve(clients: &EnrichClients, spec: &EnrichmentSpec) -> Result<Resol
             let t = glue::resolve(&clients.glue, database, table).await?;
             let mut objects = Vec::new();
             if t.partitions.is_empty() {
-                let (bucket, prefix) = s3::parse_location(&t.location)?;
-                objects = s3::list(&clients.s3, &bucket, &prefix).await?;
+                let url = S3Url::parse(&t.location)?;
+                objects = s3::list(&clients.s3, &url.bucket, &url.key).await?;
             } else {
                 for (values, loc) in &t.partitions {
-                    let (bucket, prefix) = s3::parse_location(loc)?;
-                    for mut o in s3::list(&clients.s3, &bucket, &prefix).await? {
+                    let url = S3Url::parse(loc)?;
+                    for mut o in s3::list(&clients.s3, &url.bucket, &url.key).await? {
                         o.partitions = t
                             .partition_keys
                             .iter()
@@ -215,7 +177,7 @@ async fn resolve(clients: &EnrichClients, spec: &EnrichmentSpec) -> Result<Resol
 /// Loads one version of a preloaded table. Parsing runs on a blocking thread so the
 /// consumer's tasks keep running.
 async fn load(
-    clients: &EnrichClients,
+    clients: &Clients,
     spec: &EnrichmentSpec,
     resolved: Resolved,
 ) -> Result<(LookupTable, LoadReport), AwsError> {
@@ -341,24 +303,29 @@ impl Lookups {
     /// must not start without its tables) and starts the refresh tasks.
     /// Tables that are all local files need no AWS configuration, so none is looked for
     /// (no region or credential lookups, no IMDS calls): `eventide replay` runs offline.
+    /// A consumer, which has its [`Clients`] already, calls [`Lookups::start_with`].
+    ///
+    /// # Errors
+    /// As [`Lookups::start_with`].
     pub async fn start(spec: &PipelineSpec) -> Result<Arc<Self>, AwsError> {
         let local = spec
             .enrichments
             .iter()
             .all(|e| matches!(e.source, SourceSpec::File { .. }));
         let clients = if local {
-            EnrichClients::offline()
+            Clients::offline()
         } else {
-            EnrichClients::from_env().await
+            Clients::from_env().await
         };
         Self::start_with(spec, clients).await
     }
 
-    /// [`Lookups::start`] with given clients.
-    pub async fn start_with(
-        spec: &PipelineSpec,
-        clients: EnrichClients,
-    ) -> Result<Arc<Self>, AwsError> {
+    /// [`Lookups::start`] with the clients the caller built (see [`Clients`]).
+    ///
+    /// # Errors
+    /// A table that cannot be resolved, read or decoded ([`AwsError::Service`],
+    /// [`AwsError::Corrupt`], [`AwsError::Url`] for a location that is not `s3://`).
+    pub async fn start_with(spec: &PipelineSpec, clients: Clients) -> Result<Arc<Self>, AwsError> {
         let mut slots = Vec::with_capacity(spec.enrichments.len());
         for e in &spec.enrichments {
             match DynamoLookup::new(clients.dynamodb.clone(), e) {

@@ -2,8 +2,7 @@
 //! `region=eu/`), fetching objects, and the version of a listing (its keys and ETags).
 //!
 //! ```
-//! use eventide_aws::enrichment::s3::{hive_partitions, parse_location};
-//! assert_eq!(parse_location("s3://b/ref/subs/").unwrap(), ("b".to_string(), "ref/subs/".to_string()));
+//! use eventide_aws::enrichment::s3::hive_partitions;
 //! assert_eq!(hive_partitions("region=eu/day=1/part-0.csv"),
 //!     vec![("region".to_string(), "eu".to_string()), ("day".to_string(), "1".to_string())]);
 //! ```
@@ -23,19 +22,6 @@ pub struct TableObject {
     pub size: i64,
     /// Hive partition values from the object's path below the table location.
     pub partitions: Vec<(String, String)>,
-}
-
-/// Splits `s3://bucket/prefix` into bucket and prefix.
-pub fn parse_location(location: &str) -> Result<(String, String), AwsError> {
-    let rest = location
-        .strip_prefix("s3://")
-        .or_else(|| location.strip_prefix("s3a://"))
-        .ok_or_else(|| AwsError::Corrupt {
-            what: format!("table location {location:?}"),
-            message: "not an s3:// location".into(),
-        })?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    Ok((bucket.to_string(), prefix.to_string()))
 }
 
 /// The `key=value` directories of a path relative to a table's location.

@@ -39,10 +39,9 @@ use eventide_ports::{BoxFuture, PortError};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{
-    error_code, is_retryable, list_shards, user_records, Backoff, Batch, KinesisRecord, ShardEnd,
-    ShardInfo, StartPosition,
-};
+use super::reader::user_records;
+use super::{list_shards, Batch, KinesisRecord, ShardEnd, ShardInfo, StartPosition};
+use crate::sdk::{error_code, is_retryable, retry_throttled, Backoff};
 use crate::AwsError;
 
 /// How long AWS keeps a subscription open before it ends it.
@@ -103,31 +102,17 @@ impl Default for EfoConfig {
 /// Cancel safe: it only reads.
 pub async fn stream_arn(client: &Client, stream: &str) -> Result<String, AwsError> {
     let op = format!("DescribeStreamSummary stream {stream}");
-    let backoff = Backoff::default();
-    let mut attempt = 0;
-    loop {
-        match client
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-        {
-            Ok(out) => {
-                return out
-                    .stream_description_summary()
-                    .map(|s| s.stream_arn().to_string())
-                    .ok_or_else(|| AwsError::Corrupt {
-                        what: op,
-                        message: "no StreamDescriptionSummary".into(),
-                    })
-            }
-            Err(e) if is_retryable(&e) && attempt < backoff.max_retries => {
-                tokio::time::sleep(backoff.delay(attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(AwsError::service(op, e)),
-        }
-    }
+    let out = retry_throttled(&op, &Backoff::default(), || {
+        client.describe_stream_summary().stream_name(stream).send()
+    })
+    .await
+    .map_err(|e| AwsError::service(op.clone(), e))?;
+    out.stream_description_summary()
+        .map(|s| s.stream_arn().to_string())
+        .ok_or_else(|| AwsError::Corrupt {
+            what: op,
+            message: "no StreamDescriptionSummary".into(),
+        })
 }
 
 /// Registers the enhanced fan-out consumer `name` of `stream` unless it exists, waits until

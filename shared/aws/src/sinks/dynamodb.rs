@@ -7,27 +7,18 @@
 //! in window and pane order. The other attributes are the fields of [`PaneRow::to_json`]
 //! (`aggregation`, group-by fields, `window_start`, `window_end`, aggregates, `timing`,
 //! `pane_index`, `retraction`, `pane_id`); a field named `pk` or `sk` is skipped.
+//! [`DynamoDbSink::row`] reads an item back (`eventide results`).
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::create_table::CreateTableError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
-    ScalarAttributeType, TableStatus, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use super::PaneRow;
 use crate::error::AwsError;
-use crate::retry::backoff;
-
-/// BatchWriteItem accepts at most 25 requests per call.
-const BATCH_WRITE_MAX: usize = 25;
-/// Attempts for a chunk whose items keep coming back unprocessed.
-const MAX_ATTEMPTS: u32 = 10;
+use crate::sdk::dynamodb::{batch_write, get_bool, get_n, get_s, Item};
 
 /// Upserts panes into a results table.
 ///
@@ -93,58 +84,11 @@ impl DynamoDbSink {
 
     /// Creates the results table (on-demand, HASH `pk`, RANGE `sk`) if it does not exist and
     /// waits until it is active. Idempotent.
+    ///
+    /// # Errors
+    /// As [`crate::sdk::dynamodb::ensure_table`].
     pub async fn ensure_table(client: &Client, name: &str) -> Result<(), AwsError> {
-        let op = format!("CreateTable {name}");
-        let attr = |n: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(n)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(|e| AwsError::service(&op, e))
-        };
-        let key = |n: &str, t: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(n)
-                .key_type(t)
-                .build()
-                .map_err(|e| AwsError::service(&op, e))
-        };
-        let created = client
-            .create_table()
-            .table_name(name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("pk")?)
-            .attribute_definitions(attr("sk")?)
-            .key_schema(key("pk", KeyType::Hash)?)
-            .key_schema(key("sk", KeyType::Range)?)
-            .send()
-            .await;
-        match created {
-            Ok(_) => info!(table = name, "created results table"),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), CreateTableError::ResourceInUseException(_)) =>
-            {
-                debug!(table = name, "results table exists");
-            }
-            Err(e) => return Err(AwsError::service(op, e)),
-        }
-        let op = format!("DescribeTable {name}");
-        for _ in 0..120 {
-            let out = client
-                .describe_table()
-                .table_name(name)
-                .send()
-                .await
-                .map_err(|e| AwsError::service(&op, e))?;
-            if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
-        Err(AwsError::Service {
-            op,
-            message: "table did not become ACTIVE within about 30 s".into(),
-        })
+        crate::sdk::dynamodb::ensure_table(client, name, "pk", Some("sk")).await
     }
 
     /// The primary key of a row: (`<aggregation>#<key>`, [`sort_key`]).
@@ -161,7 +105,7 @@ impl DynamoDbSink {
     }
 
     /// The item of a row: `pk`, `sk` and the fields of [`PaneRow::to_json`].
-    pub fn item(row: &PaneRow) -> HashMap<String, AttributeValue> {
+    pub fn item(row: &PaneRow) -> Item {
         let mut item = HashMap::new();
         for (name, v) in row.to_json() {
             let av = match v {
@@ -179,9 +123,83 @@ impl DynamoDbSink {
         item
     }
 
+    /// The aggregation of a results-table item (`alert:<rule>` for an alert), if it has one.
+    pub fn aggregation_of(item: &Item) -> Option<&str> {
+        get_s(item, "aggregation")
+    }
+
+    /// The row of a results-table item: the inverse of [`DynamoDbSink::item`], given the
+    /// names of the aggregation's group-by fields and aggregates (the item holds the values
+    /// by name). A group-by value or an aggregate that is missing or `NULL` reads as
+    /// `None`; so does a group-by field named `pk` or `sk`, whose value the item does not
+    /// keep.
+    ///
+    /// # Errors
+    /// [`AwsError::Corrupt`] naming the item and the attribute: no `aggregation`, a number
+    /// that does not parse, or an unknown `timing`.
+    pub fn row(
+        item: &Item,
+        group_by: &[String],
+        aggregates: &[String],
+    ) -> Result<PaneRow, AwsError> {
+        let what = format!(
+            "results item {}/{}",
+            get_s(item, "pk").unwrap_or_default(),
+            get_s(item, "sk").unwrap_or_default()
+        );
+        let corrupt = |message: String| AwsError::Corrupt {
+            what: what.clone(),
+            message,
+        };
+        let aggregation =
+            Self::aggregation_of(item).ok_or_else(|| corrupt("no attribute aggregation".into()))?;
+        let timing = match get_s(item, "timing") {
+            Some("EARLY") => "EARLY",
+            Some("ON_TIME") => "ON_TIME",
+            Some("LATE") => "LATE",
+            Some("ALERT") => "ALERT",
+            other => return Err(corrupt(format!("attribute timing = {other:?}"))),
+        };
+        let key_parts = group_by
+            .iter()
+            .map(|name| match name.as_str() {
+                "pk" | "sk" => None,
+                _ => get_s(item, name).map(str::to_string),
+            })
+            .collect();
+        let values = aggregates
+            .iter()
+            .map(|name| match item.get(name) {
+                // An undefined aggregate is written as NULL.
+                Some(AttributeValue::Null(_)) => Ok((name.clone(), None)),
+                _ => Ok((name.clone(), get_n::<f64>(item, name, &what)?)),
+            })
+            .collect::<Result<_, AwsError>>()?;
+        Ok(PaneRow {
+            aggregation: aggregation.to_string(),
+            key_parts,
+            group_by: group_by.to_vec(),
+            window_start: get_n(item, "window_start", &what)?.unwrap_or(0),
+            window_end: get_n(item, "window_end", &what)?.unwrap_or(0),
+            timing,
+            pane_index: get_n(item, "pane_index", &what)?.unwrap_or(0),
+            retraction: get_bool(item, "retraction"),
+            values,
+            pane_id: get_s(item, "pane_id").unwrap_or_default().to_string(),
+        })
+    }
+
     /// Upserts every row with BatchWriteItem, 25 per call, retrying unprocessed items with
     /// backoff. Rows with the same key, window and pane in one batch collapse to the last
     /// one (BatchWriteItem rejects duplicate keys in a call). `batch_id` is only logged.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when a call fails or items are still unprocessed after the
+    /// retries.
+    ///
+    /// # Cancel safety
+    /// A cancelled write may have written some of the rows; the batch's retry upserts the
+    /// same items again.
     pub async fn write(&self, batch: &[PaneRow], batch_id: &str) -> Result<(), AwsError> {
         let mut by_key: HashMap<(String, String), usize> = HashMap::new();
         let mut requests: Vec<WriteRequest> = Vec::with_capacity(batch.len());
@@ -203,42 +221,88 @@ impl DynamoDbSink {
             }
         }
         let total = requests.len();
-        let mut it = requests.into_iter().peekable();
-        while it.peek().is_some() {
-            let chunk: Vec<WriteRequest> = it.by_ref().take(BATCH_WRITE_MAX).collect();
-            self.write_chunk(chunk, &op).await?;
-        }
+        batch_write(&self.client, &self.table, requests, &op).await?;
         debug!(table = %self.table, batch_id, items = total, "wrote panes to DynamoDB");
         Ok(())
     }
+}
 
-    async fn write_chunk(&self, mut chunk: Vec<WriteRequest>, op: &str) -> Result<(), AwsError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, std::mem::take(&mut chunk))
-                .send()
-                .await
-                .map_err(|e| AwsError::service(op, e))?;
-            chunk = out
-                .unprocessed_items()
-                .and_then(|u| u.get(&self.table))
-                .cloned()
-                .unwrap_or_default();
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            let wait = backoff(attempt);
-            warn!(table = %self.table, unprocessed = chunk.len(), attempt, ?wait, "BatchWriteItem: retrying unprocessed items");
-            tokio::time::sleep(wait).await;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn row() -> PaneRow {
+        PaneRow {
+            aggregation: "q1".into(),
+            key_parts: vec![Some("a\u{1f}b".into()), None, Some(String::new())],
+            group_by: names(&["sub", "region", "tier"]),
+            window_start: i64::MIN,
+            window_end: -1_700_000_000_000,
+            timing: "LATE",
+            pane_index: 7,
+            retraction: true,
+            values: vec![
+                ("n".into(), Some(3.0)),
+                ("avg".into(), None),
+                ("x".into(), Some(-0.25)),
+            ],
+            pane_id: "q1-0123456789abcdef".into(),
         }
-        Err(AwsError::Service {
-            op: op.to_string(),
-            message: format!(
-                "{} items still unprocessed after {MAX_ATTEMPTS} attempts",
-                chunk.len()
-            ),
-        })
+    }
+
+    #[test]
+    fn an_item_reads_back_as_the_row_written() {
+        let row = row();
+        let item = DynamoDbSink::item(&row);
+        assert_eq!(DynamoDbSink::aggregation_of(&item), Some("q1"));
+        let back = DynamoDbSink::row(&item, &row.group_by, &names(&["n", "avg", "x"])).unwrap();
+        assert_eq!(back, row);
+        for timing in ["EARLY", "ON_TIME", "ALERT"] {
+            let r = PaneRow {
+                timing,
+                retraction: false,
+                ..row.clone()
+            };
+            let back = DynamoDbSink::row(
+                &DynamoDbSink::item(&r),
+                &r.group_by,
+                &names(&["n", "avg", "x"]),
+            );
+            assert_eq!(back.unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn the_keys_are_not_values() {
+        let mut r = row();
+        r.group_by = names(&["pk", "region", "sk"]);
+        let item = DynamoDbSink::item(&r);
+        let back = DynamoDbSink::row(&item, &r.group_by, &names(&["n", "avg", "x"])).unwrap();
+        assert_eq!(back.key_parts, [None, None, None]);
+        assert_eq!(
+            crate::sdk::dynamodb::get_s(&item, "pk"),
+            Some(DynamoDbSink::primary_key(&r).0.as_str())
+        );
+    }
+
+    #[test]
+    fn a_broken_item_is_an_error_naming_it() {
+        let mut item = DynamoDbSink::item(&row());
+        item.insert("n".into(), AttributeValue::S("three".into()));
+        let e = DynamoDbSink::row(&item, &row().group_by, &names(&["n"])).unwrap_err();
+        assert!(e.to_string().starts_with("results item q1#"), "{e}");
+        assert!(e.to_string().contains("attribute n: not a number"), "{e}");
+        item.insert("timing".into(), AttributeValue::S("SOON".into()));
+        let e = DynamoDbSink::row(&item, &row().group_by, &[]).unwrap_err();
+        assert!(
+            e.to_string().ends_with("attribute timing = Some(\"SOON\")"),
+            "{e}"
+        );
+        item.remove("aggregation");
+        assert!(DynamoDbSink::row(&item, &[], &[]).is_err());
     }
 }

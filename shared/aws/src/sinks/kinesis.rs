@@ -3,21 +3,12 @@
 //! a call. Kinesis has no idempotent put: a retried batch can deliver a pane twice, and
 //! downstream consumers de-duplicate by `pane_id`.
 
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::PaneRow;
 use crate::error::AwsError;
-use crate::retry::backoff;
-
-/// PutRecords accepts at most 500 records per call.
-const PUT_RECORDS_MAX: usize = 500;
-/// … and at most 5 MiB per call (data plus partition keys).
-const PUT_RECORDS_MAX_BYTES: usize = 5 * 1024 * 1024;
-/// Attempts for entries that keep failing (throttling, internal errors).
-const MAX_ATTEMPTS: u32 = 10;
+use crate::kinesis::{put_records, PutEntry};
 
 /// Puts panes on an output stream.
 ///
@@ -64,77 +55,22 @@ impl KinesisSink {
         &self.stream
     }
 
-    /// Puts every row with PutRecords (at most 500 records and 5 MiB per call), retrying
-    /// only the failed entries with backoff. `batch_id` is only logged.
+    /// Puts every row with [`put_records`] (at most 500 records and 5 MiB per call,
+    /// retrying only the failed entries with backoff). `batch_id` is only logged.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when a call fails or records still fail after the retries.
+    ///
+    /// # Cancel safety
+    /// A cancelled write may have put some of the panes; the batch's retry puts them again
+    /// (downstream de-duplicates by `pane_id`).
     pub async fn write(&self, batch: &[PaneRow], batch_id: &str) -> Result<(), AwsError> {
-        let op = format!("PutRecords {}", self.stream);
-        let mut chunk: Vec<PutRecordsRequestEntry> = Vec::new();
-        let mut bytes = 0;
-        for row in batch {
-            let data = row.to_json_string().into_bytes();
-            let pk = partition_key(row);
-            let size = data.len() + pk.len();
-            if !chunk.is_empty()
-                && (chunk.len() == PUT_RECORDS_MAX || bytes + size > PUT_RECORDS_MAX_BYTES)
-            {
-                self.put_chunk(std::mem::take(&mut chunk), &op).await?;
-                bytes = 0;
-            }
-            let entry = PutRecordsRequestEntry::builder()
-                .data(Blob::new(data))
-                .partition_key(pk)
-                .build()
-                .map_err(|e| AwsError::service(&op, e))?;
-            chunk.push(entry);
-            bytes += size;
-        }
-        if !chunk.is_empty() {
-            self.put_chunk(chunk, &op).await?;
-        }
+        let entries: Vec<PutEntry> = batch
+            .iter()
+            .map(|row| PutEntry::new(partition_key(row), row.to_json_string().into_bytes()))
+            .collect();
+        put_records(&self.client, &self.stream, &entries).await?;
         debug!(stream = %self.stream, batch_id, records = batch.len(), "wrote panes to Kinesis");
         Ok(())
-    }
-
-    async fn put_chunk(
-        &self,
-        mut entries: Vec<PutRecordsRequestEntry>,
-        op: &str,
-    ) -> Result<(), AwsError> {
-        let mut last_error = String::new();
-        for attempt in 0..MAX_ATTEMPTS {
-            let out = self
-                .client
-                .put_records()
-                .stream_name(&self.stream)
-                .set_records(Some(entries.clone()))
-                .send()
-                .await
-                .map_err(|e| AwsError::service(op, e))?;
-            if out.failed_record_count().unwrap_or(0) == 0 {
-                return Ok(());
-            }
-            // Results are in request order; keep the entries that failed.
-            let mut failed = Vec::new();
-            for (entry, result) in entries.into_iter().zip(out.records()) {
-                if let Some(code) = result.error_code() {
-                    last_error = format!("{code}: {}", result.error_message().unwrap_or(""));
-                    failed.push(entry);
-                }
-            }
-            entries = failed;
-            if entries.is_empty() {
-                return Ok(());
-            }
-            let wait = backoff(attempt);
-            warn!(stream = %self.stream, failed = entries.len(), attempt, ?wait, error = %last_error, "PutRecords: retrying failed entries");
-            tokio::time::sleep(wait).await;
-        }
-        Err(AwsError::Service {
-            op: op.to_string(),
-            message: format!(
-                "{} records still failing after {MAX_ATTEMPTS} attempts (last: {last_error})",
-                entries.len()
-            ),
-        })
     }
 }

@@ -17,4 +17,4 @@ pub use dynamodb::DynamoDbSink;
 pub use kinesis::KinesisSink;
 pub use s3::S3Sink;
 
-pub use eventide_ports::rows::{PaneBatch, PaneRow};
+pub use eventide_ports::rows::PaneRow;

@@ -315,11 +315,6 @@ impl TableBuilder {
         &self.shape
     }
 
-    /// Rows read so far (including duplicates and rows with a null key).
-    pub fn rows_read(&self) -> u64 {
-        self.seen
-    }
-
     fn bytes(&self) -> usize {
         self.index.capacity() * 5
             + self.keys.capacity()

@@ -1,17 +1,22 @@
 //! The worker's lease policy over the [`Leases`] port: creating leases for new shards,
-//! taking and balancing them among workers (as the KCL does), and the owner's writes.
+//! taking and balancing them among workers (as the KCL does; the pure policy is
+//! [`balance`]), and the owner's writes.
 //!
 //! Every write goes through the port's conditional writes, so the policy never needs a lock:
 //! of two workers racing for a lease one wins, and a worker whose lease was taken over gets
 //! [`PortError::Conflict`] on its next write and stops.
 
-use std::collections::{BTreeMap, HashSet};
+pub mod balance;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use eventide_ports::lease::{Lease, LeaseUpdate, Leases};
 use eventide_ports::shard::ShardInfo;
 use eventide_ports::PortError;
 use tracing::info;
+
+use balance::Step;
 
 /// A pipeline's leases, held for `duration_ms` after each take or renewal.
 ///
@@ -77,28 +82,6 @@ impl LeaseKeeper {
         Ok(created)
     }
 
-    /// Takes `shard_id` for `worker` if it is free, expired or already its own, and not
-    /// finished. `None` if another worker holds it, it is missing, or another worker won
-    /// the race. It does not check the parents; [`assign`](Self::assign) does.
-    ///
-    /// # Errors
-    /// A failed read or write.
-    pub async fn try_acquire(
-        &self,
-        shard_id: &str,
-        worker: &str,
-        now_ms: i64,
-    ) -> Result<Option<Lease>, PortError> {
-        let all = self.list().await?;
-        let Some(lease) = all.iter().find(|l| l.shard_id == shard_id) else {
-            return Ok(None);
-        };
-        if lease.finished || (lease.owner.as_deref() != Some(worker) && !lease.is_expired(now_ms)) {
-            return Ok(None);
-        }
-        self.take(lease, worker, now_ms).await
-    }
-
     async fn take(
         &self,
         seen: &Lease,
@@ -117,19 +100,18 @@ impl LeaseKeeper {
         Ok(taken)
     }
 
-    /// Balances leases: `worker` keeps what it holds and takes free or expired startable
-    /// leases up to its fair share, `ceil(startable unfinished leases / live workers)`
-    /// capped at `max_leases`, where live workers are the owners of unexpired leases plus
-    /// `worker`. If it is still under its share and no lease is free, it steals at most one
-    /// lease from the most-loaded worker, provided that one holds at least two more than
-    /// `worker` (so stealing always improves the balance and never oscillates).
-    ///
-    /// A lease is startable when every parent lease is finished (a parent with no lease,
-    /// e.g. beyond retention, counts as finished). Returns the leases `worker` holds
-    /// afterwards, sorted by shard id. Call it periodically, renewing in between.
+    /// Balances leases by the [`balance`] policy: `worker` keeps what it holds, takes free
+    /// or expired startable leases up to its fair share (capped at `max_leases`) and, still
+    /// under it, steals at most one lease from the most-loaded worker. Returns the leases
+    /// `worker` holds afterwards, sorted by shard id. Call it periodically, renewing in
+    /// between.
     ///
     /// # Errors
     /// A failed read or write.
+    ///
+    /// # Cancel safety
+    /// A cancelled round may have taken some leases without returning them; they are this
+    /// worker's until they expire, and the next round keeps them.
     pub async fn assign(
         &self,
         worker: &str,
@@ -137,69 +119,23 @@ impl LeaseKeeper {
         now_ms: i64,
     ) -> Result<Vec<Lease>, PortError> {
         let all = self.list().await?;
-        let finished: HashSet<&str> = all
-            .iter()
-            .filter(|l| l.finished)
-            .map(|l| l.shard_id.as_str())
-            .collect();
-        let known: HashSet<&str> = all.iter().map(|l| l.shard_id.as_str()).collect();
-        let startable = |l: &Lease| {
-            !l.finished
-                && l.parents
-                    .iter()
-                    .all(|p| finished.contains(p.as_str()) || !known.contains(p.as_str()))
-        };
-        let candidates: Vec<&Lease> = all.iter().filter(|l| startable(l)).collect();
-
-        // Live load per worker (unexpired, unfinished leases), including ours.
-        let mut load: BTreeMap<&str, usize> = BTreeMap::new();
-        load.insert(worker, 0);
-        for l in all.iter().filter(|l| !l.finished && !l.is_expired(now_ms)) {
-            if let Some(o) = l.owner.as_deref() {
-                *load.entry(o).or_default() += 1;
-            }
-        }
-        let share = candidates.len().div_ceil(load.len()).min(max_leases);
-
+        let plan = balance::plan(&all, worker, max_leases, now_ms);
         let mut held: Vec<Lease> = Vec::new();
-        // Our own leases first (renewing expired ones we still own), then free/expired ones.
-        let (own, others): (Vec<&Lease>, Vec<&Lease>) = candidates
-            .iter()
-            .partition(|l| l.owner.as_deref() == Some(worker));
-        for l in own {
-            if l.is_expired(now_ms) && held.len() >= share {
-                continue; // over our share: let it go to others
-            }
-            if !l.is_expired(now_ms) {
-                held.push(l.clone());
-            } else if let Some(taken) = self.take(l, worker, now_ms).await? {
-                held.push(taken);
-            }
-        }
-        for l in others.iter().filter(|l| l.is_expired(now_ms)) {
-            if held.len() >= share {
-                break;
-            }
-            if let Some(taken) = self.take(l, worker, now_ms).await? {
-                held.push(taken);
-            }
-        }
-        if held.len() < share {
-            let victim = load
-                .iter()
-                .filter(|(w, _)| **w != worker)
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                .map(|(w, c)| (*w, *c));
-            if let Some((victim, count)) = victim {
-                let target = others
-                    .iter()
-                    .find(|l| l.owner.as_deref() == Some(victim) && !l.is_expired(now_ms));
-                if let (true, Some(l)) = (count > held.len() + 1, target) {
+        for step in &plan.steps {
+            match *step {
+                Step::Keep(l) => held.push(l.clone()),
+                Step::TakeIfUnderShare(l) if held.len() < plan.share => {
                     if let Some(taken) = self.take(l, worker, now_ms).await? {
-                        info!(shard = %l.shard_id, worker, victim, "stole lease to balance");
                         held.push(taken);
                     }
                 }
+                Step::TakeIfUnderShare(_) => {}
+            }
+        }
+        if let Some(l) = plan.steal_at(held.len()) {
+            if let Some(taken) = self.take(l, worker, now_ms).await? {
+                info!(shard = %l.shard_id, worker, victim = ?l.owner, "stole lease to balance");
+                held.push(taken);
             }
         }
         held.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));

@@ -1,5 +1,5 @@
 //! The long-running worker: a KCL-like loop that balances shard leases among workers and
-//! runs one [`ShardConsumer`] per held shard, over the ports (no AWS here; `eventide-aws`
+//! runs one [`ShardConsumer`](crate::shard::ShardConsumer) per held shard, over the ports (no AWS here; `eventide-aws`
 //! wires the ports to Kinesis and DynamoDB and stops the worker on a signal).
 //!
 //! The main loop, every `poll_ms`:
@@ -10,7 +10,7 @@
 //!   newly held lease and stopping the tasks of leases it lost.
 //!
 //! A shard task reads its shard from the lease checkpoint and, per batch, runs
-//! [`ShardConsumer::process`] (the exactly-once steps of `docs/aws-runtime.md`) and then
+//! [`ShardConsumer::process`](crate::shard::ShardConsumer::process) (the exactly-once steps of `docs/aws-runtime.md`) and then
 //! checkpoints the lease. A conflict from the state commit or the checkpoint means another
 //! worker took the lease over: the task ends quietly and the shard is left to the new
 //! owner. Any other failure ends the task too; its lease is still held, so the next
@@ -23,10 +23,17 @@
 //! of its input), publishes `wm = i64::MAX`, and exits once every shard has done so. A
 //! shard taken on after that (its owner died while its row looked quiet) is read to its
 //! tip before it ends.
+//!
+//! Files: this one holds the main loop; `shard_task.rs` the shard task, `finite.rs` the
+//! finite-input checks and `figures.rs` the totals it logs.
+
+mod figures;
+mod finite;
+mod shard_task;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +47,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::lease::LeaseKeeper;
-use crate::shard::{Io, RuntimeError, ShardConsumer};
+use crate::shard::{Io, RuntimeError};
+use figures::Figures;
+use shard_task::{run_shard, TaskExit, TaskFlags};
 
 /// How often the worker logs its totals so far.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -107,30 +116,6 @@ pub enum WorkerExit {
     Deadline,
 }
 
-/// How a shard task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TaskExit {
-    /// The shard's end: everything committed and the lease finished.
-    Finished,
-    /// Another worker took the lease over.
-    LeaseLost,
-    /// Asked to stop.
-    Stopped,
-}
-
-/// Flags shared between the main loop and a shard task.
-#[derive(Debug, Default)]
-struct TaskFlags {
-    /// The main loop asks the task to stop after its current batch.
-    stop: AtomicBool,
-    /// Finite mode: the main loop asks the task to fire everything (end of input).
-    end_input: AtomicBool,
-    /// The task has fired everything and published `wm = i64::MAX`.
-    flushed: AtomicBool,
-    /// Since when (epoch ms) the shard is caught up with no new records; 0 when it is not.
-    quiet_since_ms: AtomicI64,
-}
-
 /// What every shard task shares.
 struct Shared {
     ports: WorkerPorts,
@@ -139,19 +124,6 @@ struct Shared {
     poll: Duration,
     batch_limit: usize,
     figures: Figures,
-}
-
-/// Totals of a worker run, for the summary it logs when it stops.
-#[derive(Debug, Default)]
-struct Figures {
-    records: AtomicU64,
-    state_writes: AtomicU64,
-    state_bytes: AtomicU64,
-    late: AtomicU64,
-    panes: AtomicU64,
-    batches_with_panes: AtomicU64,
-    latency_us_sum: AtomicU64,
-    latency_us_max: AtomicU64,
 }
 
 /// A running shard task.
@@ -178,7 +150,7 @@ struct Worker {
 /// batch and releases its leases so other workers take them over at once.
 ///
 /// Shard tasks run on a [`tokio::task::LocalSet`] (one thread, concurrent I/O): a
-/// [`ShardConsumer`]'s futures are not `Send`, because the engine's window operators are
+/// [`ShardConsumer`](crate::shard::ShardConsumer)'s futures are not `Send`, because the engine's window operators are
 /// not `Sync`.
 ///
 /// # Errors
@@ -262,45 +234,6 @@ async fn worker_loop(
     w.stop_all().await;
     w.shared.figures.log(&worker, exit, started.elapsed());
     Ok(exit)
-}
-
-impl Figures {
-    fn add(&self, report: &crate::shard::BatchReport) {
-        self.records.fetch_add(report.records, Ordering::Relaxed);
-        self.panes.fetch_add(report.panes, Ordering::Relaxed);
-        self.late.fetch_add(report.late, Ordering::Relaxed);
-        self.state_writes
-            .fetch_add(report.state_writes, Ordering::Relaxed);
-        self.state_bytes
-            .fetch_add(report.state_bytes, Ordering::Relaxed);
-        if let Some(ms) = report.pane_latency_ms {
-            let us = (ms * 1e3) as u64;
-            self.batches_with_panes.fetch_add(1, Ordering::Relaxed);
-            self.latency_us_sum.fetch_add(us, Ordering::Relaxed);
-            self.latency_us_max.fetch_max(us, Ordering::Relaxed);
-        }
-    }
-
-    fn log(&self, worker: &str, exit: WorkerExit, elapsed: Duration) {
-        let records = self.records.load(Ordering::Relaxed);
-        let batches = self.batches_with_panes.load(Ordering::Relaxed).max(1);
-        let state_bytes = self.state_bytes.load(Ordering::Relaxed);
-        info!(
-            worker,
-            ?exit,
-            records,
-            panes = self.panes.load(Ordering::Relaxed),
-            late = self.late.load(Ordering::Relaxed),
-            state_writes = self.state_writes.load(Ordering::Relaxed),
-            state_bytes,
-            state_bytes_per_event = state_bytes as f64 / records.max(1) as f64,
-            events_per_second = records as f64 / elapsed.as_secs_f64().max(1e-3),
-            pane_latency_ms_mean =
-                self.latency_us_sum.load(Ordering::Relaxed) as f64 / batches as f64 / 1e3,
-            pane_latency_ms_max = self.latency_us_max.load(Ordering::Relaxed) as f64 / 1e3,
-            "worker stopped"
-        );
-    }
 }
 
 impl Worker {
@@ -461,68 +394,18 @@ impl Worker {
         }
     }
 
-    /// The leases and control rows, or `None` (logged) when either cannot be read.
-    async fn leases_and_rows(
-        &self,
-    ) -> Option<(Vec<Lease>, Vec<eventide_ports::control::ShardStatus>)> {
-        match (
-            self.shared.leases.list().await,
-            self.shared.ports.io.control.shards_status().await,
-        ) {
-            (Ok(all), Ok(rows)) => Some((all, rows)),
-            (Err(e), _) | (_, Err(e)) => {
-                warn!(worker = %self.settings.worker_id, error = %e, "cannot read leases or control rows");
-                None
-            }
-        }
-    }
-
-    /// Finite mode: whether the input is over. Every lease must be finished or held by a
-    /// running consumer that has been caught up with no new records for `quiet_ms`: this
-    /// worker's own shards by their tasks' flags, other workers' by their control rows
-    /// showing no lag.
-    async fn all_quiet(&self, quiet_ms: i64) -> bool {
-        let now = self.now_ms();
-        let mine_quiet = self.active.values().all(|a| {
-            let since = a.flags.quiet_since_ms.load(Ordering::SeqCst);
-            since > 0 && now - since >= quiet_ms
-        });
-        if !mine_quiet {
-            return false;
-        }
-        let Some((all, rows)) = self.leases_and_rows().await else {
-            return false;
-        };
-        !all.is_empty()
-            && all.iter().all(|l| {
-                if l.finished || self.active.contains_key(&l.shard_id) {
-                    return true;
-                }
-                // Another worker's shard: held, and its consumer reports no lag for a while.
-                l.is_held_by(l.owner.as_deref().unwrap_or_default(), now)
-                    && rows.iter().any(|r| {
-                        r.shard_id == l.shard_id
-                            && (r.wm == i64::MAX
-                                || (r.lag_ms == 0 && now - r.heartbeat_ms >= quiet_ms))
-                    })
-            })
-    }
-
-    /// Finite mode: whether every shard is finished or has published `wm = i64::MAX`.
-    async fn all_ended(&self) -> bool {
-        let Some((all, rows)) = self.leases_and_rows().await else {
-            return false;
-        };
-        all.iter().all(|l| {
-            l.finished
-                || rows
-                    .iter()
-                    .any(|r| r.shard_id == l.shard_id && (r.finished || r.wm == i64::MAX))
-        })
-    }
-
     /// Stops every shard task after its current batch (aborting those that take longer
     /// than the lease duration) and releases the leases.
+    ///
+    /// An aborted task stops in the middle of a batch, at any await point: before its
+    /// state commit (nothing of the batch happened), between the commit and the sinks (the
+    /// entry is committed, some or none of its panes, dead letters and late records are
+    /// written), or before the checkpoint. Exactly-once still holds: the next owner of the
+    /// lease starts from the checkpoint, replays the newest log entry and writes its output
+    /// again (the sinks upsert by pane id and batch id), and skips the records at or before
+    /// the committed position. What an abort costs is latency (that batch's output waits
+    /// for the next owner) and duplicates on the output stream, which has no upsert
+    /// (downstream de-duplicates by `pane_id`).
     async fn stop_all(&mut self) {
         let worker = self.settings.worker_id.as_str();
         let grace = Duration::from_millis(self.settings.lease_ms.max(1000) as u64);
@@ -538,7 +421,7 @@ impl Worker {
                 }
                 Ok(Err(e)) => warn!(worker, shard, error = %e, "shard task panicked"),
                 Err(_) => {
-                    // Safe: an interrupted batch is replayed from the checkpoint by the next owner.
+                    // Safe for exactly-once (see above): the next owner replays the batch.
                     warn!(
                         worker,
                         shard, "shard task did not stop in time; aborting it"
@@ -553,98 +436,6 @@ impl Worker {
                 }
                 Err(e) => warn!(worker, shard, error = %e, "cannot release lease"),
             }
-        }
-    }
-}
-
-/// Consumes one shard until it ends, the lease is lost, it is asked to stop, or a batch
-/// fails (the error is returned; the main loop restarts the shard from its checkpoint).
-async fn run_shard(
-    shared: Arc<Shared>,
-    shard: ShardInfo,
-    mut lease: Lease,
-    flags: Arc<TaskFlags>,
-) -> Result<TaskExit, RuntimeError> {
-    let lost = |e: RuntimeError| {
-        if e.is_conflict() {
-            Ok(TaskExit::LeaseLost)
-        } else {
-            Err(e)
-        }
-    };
-    let io = &shared.ports.io;
-    let mut consumer = match ShardConsumer::start(io, shared.spec.clone(), &shard).await {
-        Ok(c) => c,
-        Err(e) => return lost(e),
-    };
-    let mut reader =
-        shared
-            .ports
-            .source
-            .open(&shard.shard_id, &lease.checkpoint, shared.batch_limit);
-    let mut caught_up = false;
-    loop {
-        if flags.stop.load(Ordering::SeqCst) {
-            return Ok(TaskExit::Stopped);
-        }
-        if flags.flushed.load(Ordering::SeqCst) {
-            // The input has ended for this shard; wait to be stopped.
-            tokio::time::sleep(shared.poll).await;
-            continue;
-        }
-        // The input ends for this shard only once it has been read to its tip: a shard
-        // taken over after the others ended (its dead owner's row looked quiet) reads
-        // what is left first.
-        if caught_up && flags.end_input.load(Ordering::SeqCst) {
-            match consumer.end_input(io).await {
-                Ok(panes) => {
-                    shared.figures.panes.fetch_add(panes, Ordering::Relaxed);
-                    info!(shard = %shard.shard_id, panes, "end of input: fired everything");
-                    flags.flushed.store(true, Ordering::SeqCst);
-                    continue;
-                }
-                Err(e) => return lost(e),
-            }
-        }
-
-        let batch = reader.next_batch().await?;
-        let lag = batch.millis_behind_latest.unwrap_or(0);
-        let report = match consumer.process(io, &batch.records, lag).await {
-            Ok(r) => r,
-            Err(e) => return lost(e),
-        };
-        shared.figures.add(&report);
-        if let Some(last) = batch.records.last() {
-            if let Err(e) = shared
-                .leases
-                .checkpoint(&mut lease, &last.sequence_number)
-                .await
-            {
-                return lost(e.into());
-            }
-            debug!(shard = %shard.shard_id, records = report.records, panes = report.panes,
-                skipped = report.skipped, dead_letters = report.dead_letters, lag, "batch checkpointed");
-        }
-        caught_up = batch.records.is_empty() && lag == 0;
-        if caught_up {
-            let now = io.clock.now_ms().max(1);
-            let _ =
-                flags
-                    .quiet_since_ms
-                    .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
-        } else {
-            flags.quiet_since_ms.store(0, Ordering::SeqCst);
-        }
-        if let Some(children) = batch.shard_end {
-            consumer.finish(io, &children).await?;
-            if let Err(e) = shared.leases.finish(&mut lease).await {
-                return lost(e.into());
-            }
-            info!(shard = %shard.shard_id, ?children, "shard end");
-            return Ok(TaskExit::Finished);
-        }
-        if batch.records.is_empty() {
-            tokio::time::sleep(shared.poll).await;
         }
     }
 }

@@ -50,6 +50,9 @@ fn per_k(v: f64, f: &Figures) -> f64 {
 }
 
 /// Runs every input with every batch size and renders the report.
+///
+/// # Errors
+/// An input that cannot be read, or a batch that fails over the in-memory ports.
 pub async fn run(
     spec: &PipelineSpec,
     inputs: &[PathBuf],

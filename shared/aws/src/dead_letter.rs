@@ -50,6 +50,10 @@ impl DeadLetters {
     }
 
     /// Creates the bucket if it does not exist (in the client's region). Idempotent.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when CreateBucket fails for another reason than the bucket
+    /// existing and being ours.
     pub async fn ensure_bucket(client: &Client, name: &str) -> Result<(), AwsError> {
         let op = format!("CreateBucket {name}");
         let mut req = client.create_bucket().bucket(name);
@@ -121,6 +125,13 @@ impl DeadLetters {
     /// Writes the dead letters of one batch of `shard` as one object named by the first
     /// record's sequence number, and returns its key; `None` (and no call) when `records`
     /// is empty. Deterministic, so a replayed batch overwrites its object.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when PutObject fails.
+    ///
+    /// # Cancel safety
+    /// One PutObject: a cancelled write wrote the object or not, and the batch's retry
+    /// writes the same key again.
     pub async fn write(
         &self,
         shard: &str,

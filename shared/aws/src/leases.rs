@@ -143,6 +143,10 @@ impl LeaseTable {
     }
 
     /// The lease of `shard_id` (strongly consistent read), if it exists.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when GetItem fails, [`AwsError::Corrupt`] for an item that
+    /// cannot be read.
     pub async fn get(&self, shard_id: &str) -> Result<Option<Lease>, AwsError> {
         let out = self
             .client
@@ -157,6 +161,10 @@ impl LeaseTable {
     }
 
     /// All leases of the pipeline (strongly consistent scan), sorted by shard id.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when a Scan fails, [`AwsError::Corrupt`] for an item that
+    /// cannot be read.
     pub async fn list(&self) -> Result<Vec<Lease>, AwsError> {
         let op = format!("Scan table {} pipeline {}", self.table, self.pipeline);
         let mut out = Vec::new();

@@ -101,6 +101,13 @@ impl LiveRules {
     }
 
     /// Polls now: compares the ETag and loads a new file.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when HeadObject or GetObject fails. A file that does not
+    /// compile is no error: it is [`PollOutcome::Rejected`] and the current version stays.
+    ///
+    /// # Cancel safety
+    /// A cancelled poll swaps nothing in.
     pub async fn poll(&self) -> Result<PollOutcome, AwsError> {
         let mut st = self.state.lock().await;
         st.last_poll = Some(Instant::now());

@@ -130,6 +130,10 @@ impl ScaleLog {
     }
 
     /// Reads the log (strongly consistent); an empty record when there is none yet.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when GetItem fails, [`AwsError::Corrupt`] for an item that
+    /// cannot be read.
     pub async fn load(&self) -> Result<ScaleRecord, AwsError> {
         let out = self
             .client
@@ -159,6 +163,12 @@ impl ScaleLog {
     /// Replaces the log with `calls_ms` and the decision `decision` made at `now_ms`, if
     /// nobody wrote it since it was read at version `seen_version`; otherwise
     /// [`AwsError::Conflict`].
+    ///
+    /// # Errors
+    /// [`AwsError::Conflict`] as above, [`AwsError::Service`] when PutItem fails.
+    ///
+    /// # Cancel safety
+    /// One conditional write: a cancelled save wrote or did not.
     pub async fn save(
         &self,
         seen_version: u64,

@@ -1,4 +1,4 @@
-//! The autoscaler's I/O around the pure [`decide`](eventide_runtime::autoscale::decide): one pass reads
+//! The autoscaler's I/O around the pure [`decide`]: one pass reads
 //! the load, decides, and reshards.
 //!
 //! A pass ([`run_pass`]):
@@ -6,7 +6,7 @@
 //!    consumers' rows in the control table (rates and lag per shard) and the call history
 //!    ([`ScaleLog`], in the pipeline's partition of the control table, so the 10-calls-per-24 h
 //!    limit and the cooldowns survive restarts and Lambda cold starts);
-//! 2. calls [`decide`](eventide_runtime::autoscale::decide) (a stream that is not ACTIVE, i.e. still
+//! 2. calls [`decide`] (a stream that is not ACTIVE, i.e. still
 //!    resharding, is kept as it is);
 //! 3. on a scale decision, first records the call in the log, conditional on the version it
 //!    read (two overlapping passes cannot both call), then calls `UpdateShardCount`
@@ -137,10 +137,21 @@ impl fmt::Display for ScalePass {
 ///     policy: ScalePolicy { min_shards: 1, max_shards: 8, ..ScalePolicy::default() },
 ///     dry_run: false,
 /// };
-/// let pass = run_pass(&clients, &config, eventide_ports::clock::Clock::now_ms(&eventide_ports::clock::SystemClock)).await?;
+/// use eventide_ports::clock::{Clock, SystemClock};
+/// let pass = run_pass(&clients, &config, SystemClock.now_ms()).await?;
 /// print!("{pass}");
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// [`AwsError`] from reading the stream, the control rows or the log, from writing the
+/// log (not a conflict: a pass that lost the race keeps the count) or from
+/// UpdateShardCount (after rolling the record back).
+///
+/// # Cancel safety
+/// Not cancel safe between recording a call and making it: a pass cancelled there leaves
+/// a recorded call that did not happen, which only makes the next passes more cautious
+/// (the same as a failed rollback). Cancelled anywhere else, it did nothing or all of it.
 pub async fn run_pass(
     clients: &Clients,
     config: &AutoscalerConfig,

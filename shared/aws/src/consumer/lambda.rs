@@ -163,6 +163,11 @@ impl Handler {
     /// Handles one Kinesis event: groups the records by shard (in event order), processes
     /// each group exactly once, and returns the first sequence number of every group that
     /// failed as a batch item failure (none on success).
+    ///
+    /// # Cancel safety
+    /// Lambda does not cancel an invocation (it ends the container instead). A cancelled
+    /// call is a crash in the middle of a batch: the next invocation of the shard's batch
+    /// runs it exactly once from the state log (see `eventide_runtime::shard`).
     pub async fn handle(&self, event: KinesisEvent) -> KinesisEventResponse {
         let mut groups: BTreeMap<String, ShardGroup> = BTreeMap::new();
         for r in event.records {

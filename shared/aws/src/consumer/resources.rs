@@ -69,6 +69,13 @@ impl Resources {
 
     /// Creates every table and the bucket unless they exist, and waits until they are
     /// usable. Idempotent.
+    ///
+    /// # Errors
+    /// The first table or bucket that cannot be created or does not become ACTIVE.
+    ///
+    /// # Cancel safety
+    /// Idempotent: a cancelled call leaves some resources created, and the next creates
+    /// the rest.
     pub async fn ensure_all(&self, clients: &Clients) -> Result<(), AwsError> {
         let db = &clients.dynamodb;
         state_log::ensure_table(db, &self.state_table).await?;

@@ -128,6 +128,10 @@ impl DynamoLookup {
 
     /// A table holding the rows of `keys` (distinct encoded join keys, see
     /// [`eventide_engine::enrich::Enricher::key_of`]) that exist in DynamoDB.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when BatchGetItem fails or keys stay unprocessed after the
+    /// retries.
     pub async fn table_for(&self, keys: Vec<String>) -> Result<LookupTable, AwsError> {
         let now = Instant::now();
         let mut missing = Vec::new();

@@ -80,6 +80,10 @@ pub fn format_of(
 }
 
 /// Looks a table up in the catalog (GetTable, then GetPartitions for partitioned tables).
+///
+/// # Errors
+/// [`AwsError::Service`] when GetTable or GetPartitions fails, [`AwsError::Corrupt`] for a
+/// table without a location or with a SerDe Eventide cannot read.
 pub async fn resolve(
     client: &Client,
     database: &str,

@@ -389,6 +389,9 @@ impl Lookups {
     /// lookup a table of the batch's distinct keys fetched from DynamoDB (or its cache).
     /// `records` are the batch's events as the consumer decoded them, once, before
     /// enrichment.
+    ///
+    /// # Errors
+    /// A live lookup that fails ([`AwsError::Service`]).
     pub async fn snapshot_for_batch<'a, 'r: 'a, I>(&self, records: I) -> Result<Snapshot, AwsError>
     where
         I: IntoIterator<Item = &'a Record<'r>>,
@@ -438,6 +441,12 @@ impl Lookups {
     /// Checks enrichment `i`'s source and, if its version changed, loads and swaps it in.
     /// Returns the new version's report, `None` when unchanged. On error the old version
     /// stays.
+    ///
+    /// # Errors
+    /// The source cannot be resolved, read or decoded.
+    ///
+    /// # Cancel safety
+    /// A cancelled refresh swaps nothing in: the old version stays.
     pub async fn refresh(&self, i: usize) -> Result<Option<LoadReport>, AwsError> {
         let Some(Slot::Preloaded { spec, current }) = self.slots.get(i) else {
             return Ok(None);

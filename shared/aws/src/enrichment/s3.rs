@@ -37,6 +37,9 @@ pub fn hive_partitions(relative: &str) -> Vec<(String, String)> {
 
 /// Lists the data objects under `s3://bucket/prefix` (or the one object named so), skipping
 /// folder markers and hidden files (`_SUCCESS`, `.crc`).
+///
+/// # Errors
+/// [`AwsError::Service`] when ListObjectsV2 fails.
 pub async fn list(
     client: &Client,
     bucket: &str,

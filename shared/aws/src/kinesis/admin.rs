@@ -59,6 +59,14 @@ const PUT_MAX_BYTES: usize = 5 * 1024 * 1024;
 /// println!("{} {}", out[0].shard_id, out[0].sequence_number);
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// [`AwsError::Service`] when a call fails with an error that is not retryable, or records
+/// still fail after the retries.
+///
+/// # Cancel safety
+/// A cancelled call may have put some of the records, and a retry puts them again
+/// (Kinesis has no idempotent put).
 pub async fn put_records(
     client: &Client,
     stream: &str,
@@ -227,6 +235,10 @@ async fn wait_active(
 /// eventide_aws::kinesis::create_stream_and_wait(&clients.kinesis, "events", 2).await?;
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// [`AwsError::Service`] when CreateStream fails for another reason than the stream
+/// existing, or the stream is not ACTIVE within two minutes.
 pub async fn create_stream_and_wait(
     client: &Client,
     stream: &str,
@@ -251,6 +263,9 @@ pub async fn create_stream_and_wait(
 
 /// Reshards `stream` to `target` open shards (UNIFORM_SCALING) and waits until it is ACTIVE
 /// with that many open shards. The old shards stay readable (closed) until retention.
+///
+/// # Errors
+/// As [`update_shard_count`], or the stream does not reach the count within two minutes.
 pub async fn update_shard_count_and_wait(
     client: &Client,
     stream: &str,
@@ -270,6 +285,9 @@ pub async fn update_shard_count_and_wait(
 /// eventide_aws::kinesis::update_shard_count(&clients.kinesis, "events", 4).await?;
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// [`AwsError::Service`] when UpdateShardCount fails (e.g. `LimitExceededException`).
 pub async fn update_shard_count(
     client: &Client,
     stream: &str,
@@ -313,6 +331,10 @@ impl StreamSummary {
 /// println!("{} with {} open shards", s.status, s.open_shards);
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// [`AwsError::Service`] when the call fails (after the retries), [`AwsError::Corrupt`]
+/// for a response without a summary.
 pub async fn stream_summary(client: &Client, stream: &str) -> Result<StreamSummary, AwsError> {
     let op = format!("DescribeStreamSummary stream {stream}");
     let out = retry_throttled(&op, &Backoff::default(), || {
@@ -333,6 +355,10 @@ pub async fn stream_summary(client: &Client, stream: &str) -> Result<StreamSumma
 }
 
 /// Deletes `stream` (and its consumers); a missing stream is not an error.
+///
+/// # Errors
+/// [`AwsError::Service`] when DeleteStream fails for another reason than the stream
+/// missing.
 pub async fn delete_stream(client: &Client, stream: &str) -> Result<(), AwsError> {
     match client
         .delete_stream()

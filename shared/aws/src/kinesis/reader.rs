@@ -231,6 +231,14 @@ impl ShardReader {
     ///
     /// Once the shard is closed and read to its end, the batch carries
     /// [`Batch::shard_end`]; later calls return the same end marker without calling AWS.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when a call fails for another reason than throttling, or
+    /// still fails after the retries, or the iterator keeps expiring.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a cancelled call returns no records and moves nothing; the next call
+    /// gets a fresh iterator after the last record returned.
     pub async fn next_batch(&mut self) -> Result<Batch, AwsError> {
         if let Some(end) = &self.end {
             return Ok(Batch {

@@ -1,7 +1,7 @@
 //! Sinks for fired panes: a DynamoDB results table ([`dynamodb`]), JSON lines in S3
 //! partitioned Glue/Athena style ([`s3`]) and an output Kinesis stream ([`kinesis`]).
 //!
-//! The engine hands sinks borrowed [`Pane`]s; a consumer turns each into an owned
+//! The engine hands sinks borrowed [`Pane`](eventide_engine::pane::Pane)s; a consumer turns each into an owned
 //! [`PaneRow`] (the same JSON shape as the local `jsonl` sink of `eventide-connectors`) and
 //! writes a batch of rows with the sink's `write(&rows, batch_id)`. Every sink is
 //! idempotent for a redelivered batch, which the exactly-once design relies on

@@ -115,6 +115,13 @@ impl S3Sink {
     /// Writes `batch` as one JSON-lines object per (aggregation, partition), rows in batch
     /// order (keys: [`S3Sink::object_keys`]). `batch_id` must be deterministic for the
     /// batch (e.g. shard id and first sequence number) and a valid key segment.
+    ///
+    /// # Errors
+    /// [`AwsError::Service`] when a PutObject fails (the objects before it are written).
+    ///
+    /// # Cancel safety
+    /// A cancelled write may have written some of the objects; the batch's retry writes
+    /// the same keys again with the same bodies.
     pub async fn write(&self, batch: &[PaneRow], batch_id: &str) -> Result<(), AwsError> {
         let mut objects: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         for row in batch {

@@ -152,6 +152,12 @@ impl LeaseKeeper {
     ///
     /// # Errors
     /// [`PortError::Conflict`] if it was taken over; a failed write.
+    ///
+    /// # Cancel safety
+    /// Every owner write is one conditional write: a cancelled call wrote or did not, and
+    /// `lease` is updated only after it succeeded. The same holds for
+    /// [`checkpoint`](Self::checkpoint), [`finish`](Self::finish) and
+    /// [`release`](Self::release).
     pub async fn renew(&self, lease: &mut Lease, now_ms: i64) -> Result<(), PortError> {
         let expires_ms = now_ms + self.duration_ms;
         self.update(lease, LeaseUpdate::Renew { expires_ms }).await

@@ -430,31 +430,11 @@ async fn s3_jsonl_prefix_loads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_lookups_are_batched_cached_and_in_order() {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
-        ScalarAttributeType, WriteRequest,
-    };
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    use eventide_aws::sdk::dynamodb::{batch_write, ensure_table};
     let (c, _bucket) = setup().await;
     let table = common::unique("evlookup");
-    c.dynamodb
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .send()
+    ensure_table(&c.dynamodb, &table, "id", None)
         .await
         .expect("create table");
     // 150 subscribers: more than one BatchGetItem's worth of keys.
@@ -471,14 +451,9 @@ async fn dynamodb_lookups_are_batched_cached_and_in_order() {
                 .build()
         })
         .collect();
-    for chunk in items.chunks(25) {
-        c.dynamodb
-            .batch_write_item()
-            .request_items(&table, chunk.to_vec())
-            .send()
-            .await
-            .expect("write");
-    }
+    batch_write(&c.dynamodb, &table, items, "seed")
+        .await
+        .expect("write");
     let spec = spec(&format!(
         r#"[[enrichment]]
         name = "live"

@@ -1,5 +1,5 @@
 //! The lease table: the [`Leases`] port on DynamoDB (the balancing policy that uses it is
-//! `eventide_runtime::lease`).
+//! `eventide_runtime::lease`, pure in `eventide_runtime::lease::balance`).
 //!
 //! One item per (pipeline, shard), as in `docs/aws-runtime.md`: `pk` = `<pipeline>#<shard>`,
 //! `owner` (worker id, absent when free), `counter` (the fencing token, +1 on every

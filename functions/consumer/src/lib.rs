@@ -334,16 +334,16 @@ async fn run(cli: Cli, decoder: Option<Arc<dyn Decoder>>) -> Result<ExitCode> {
             }
             let spec = with_decoder(pipeline.spec, decoder.as_ref());
             let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
-            config.worker_id = worker_id.unwrap_or_else(default_worker_id);
-            config.max_leases = max_leases;
-            config.lease_ms = lease_ms;
-            config.poll_ms = poll_ms;
+            config.worker.worker_id = worker_id.unwrap_or_else(default_worker_id);
+            config.worker.max_leases = max_leases;
+            config.worker.lease_ms = lease_ms;
+            config.worker.poll_ms = poll_ms;
             config.idle_timeout_ms = idle_timeout_ms;
             config.output_stream = output_stream;
             config.create = create;
-            config.finite_quiet_ms = finite_quiet_ms;
-            config.stop_after_ms = stop_after_ms;
-            config.batch_limit = batch_limit;
+            config.worker.finite_quiet_ms = finite_quiet_ms;
+            config.worker.stop_after_ms = stop_after_ms;
+            config.worker.batch_limit = usize::try_from(batch_limit).unwrap_or(1);
             config.print_panes = print_panes;
             config.rules_s3 = rules_s3;
             config.rules_poll_ms = rules_poll_ms;

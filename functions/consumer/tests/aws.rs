@@ -237,11 +237,11 @@ async fn worker_matches_the_engine_and_dead_letters_go_to_s3() {
     assert!(want.len() > 50, "the workload fires panes: {}", want.len());
 
     let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
-    config.worker_id = "test-worker".into();
-    config.lease_ms = 3_000;
-    config.poll_ms = 100;
-    config.finite_quiet_ms = Some(1_500);
-    config.stop_after_ms = Some(45_000);
+    config.worker.worker_id = "test-worker".into();
+    config.worker.lease_ms = 3_000;
+    config.worker.poll_ms = 100;
+    config.worker.finite_quiet_ms = Some(1_500);
+    config.worker.stop_after_ms = Some(45_000);
     let exit = tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
         .await
         .expect("the worker stops by itself")
@@ -387,11 +387,11 @@ async fn two_workers_share_two_shards() {
 
     let worker = |id: &str| {
         let mut c = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
-        c.worker_id = id.into();
-        c.lease_ms = 3_000;
-        c.poll_ms = 100;
-        c.finite_quiet_ms = Some(2_000);
-        c.stop_after_ms = Some(45_000);
+        c.worker.worker_id = id.into();
+        c.worker.lease_ms = 3_000;
+        c.worker.poll_ms = 100;
+        c.worker.finite_quiet_ms = Some(2_000);
+        c.worker.stop_after_ms = Some(45_000);
         run_worker_with(&clients, c)
     };
     let both = async { tokio::join!(worker("a"), worker("b")) };
@@ -438,11 +438,11 @@ async fn resharding_finishes_the_parent_before_its_children() {
     let want = replay(&spec, &lines, true);
 
     let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
-    config.worker_id = "test-worker".into();
-    config.lease_ms = 3_000;
-    config.poll_ms = 100;
-    config.finite_quiet_ms = Some(1_500);
-    config.stop_after_ms = Some(45_000);
+    config.worker.worker_id = "test-worker".into();
+    config.worker.lease_ms = 3_000;
+    config.worker.poll_ms = 100;
+    config.worker.finite_quiet_ms = Some(1_500);
+    config.worker.stop_after_ms = Some(45_000);
     let exit = tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
         .await
         .expect("the worker stops by itself")
@@ -527,11 +527,11 @@ async fn a_hostile_rules_update_under_a_running_worker_is_rejected_and_the_old_r
     upload(rules("count(1m) >= 2")).await;
 
     let mut config = WorkerConfig::new("demo", spec(), &stream, resources.clone());
-    config.worker_id = "rules-worker".into();
-    config.lease_ms = 3_000;
-    config.poll_ms = 100;
-    config.finite_quiet_ms = Some(4_000);
-    config.stop_after_ms = Some(45_000);
+    config.worker.worker_id = "rules-worker".into();
+    config.worker.lease_ms = 3_000;
+    config.worker.poll_ms = 100;
+    config.worker.finite_quiet_ms = Some(4_000);
+    config.worker.stop_after_ms = Some(45_000);
     config.rules_s3 = Some(format!("s3://{}/rules/rules.toml", resources.bucket));
     config.rules_poll_ms = 200;
     let feed = async {

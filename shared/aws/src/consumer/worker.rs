@@ -32,27 +32,15 @@ pub struct WorkerConfig {
     pub stream: String,
     /// The tables and bucket.
     pub resources: Resources,
-    /// This worker's id; unique per process incarnation (see [`default_worker_id`]).
-    pub worker_id: String,
-    /// The most leases this worker holds.
-    pub max_leases: usize,
-    /// How long a lease is held after each renewal, in ms.
-    pub lease_ms: i64,
-    /// How often each shard is polled when it has no new records, and the main loop's tick.
-    pub poll_ms: u64,
+    /// The worker loop's settings: its id (by default [`default_worker_id`]), leases, polling,
+    /// finite-input mode, safety bound and records per read.
+    pub worker: WorkerSettings,
     /// A shard with no new data for this long stops holding the global watermark back.
     pub idle_timeout_ms: i64,
     /// Also write panes to this Kinesis stream.
     pub output_stream: Option<String>,
     /// Create the tables and the bucket first (tests, local demo).
     pub create: bool,
-    /// Treat the stream as finite: end the input after every shard has been caught up and
-    /// quiet for this long, then exit.
-    pub finite_quiet_ms: Option<u64>,
-    /// Stop (gracefully) after this long whatever happens: a safety bound.
-    pub stop_after_ms: Option<u64>,
-    /// The most records per GetRecords call (Kinesis allows up to 10,000).
-    pub batch_limit: i32,
     /// Print every fired pane as a JSON line on stdout.
     pub print_panes: bool,
     /// A rules file in S3 (`s3://bucket/key`), hot-reloaded (see `eventide_aws::rules`).
@@ -70,8 +58,8 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Settings with the defaults of the `worker` command: up to 1000 leases of 10 s,
-    /// polled every 200 ms, idle after 10 s.
+    /// Settings with the defaults of the `worker` command: those of [`WorkerSettings::new`]
+    /// with [`default_worker_id`], idle after 10 s.
     pub fn new(
         pipeline: impl Into<String>,
         spec: PipelineSpec,
@@ -83,16 +71,10 @@ impl WorkerConfig {
             spec,
             stream: stream.into(),
             resources,
-            worker_id: default_worker_id(),
-            max_leases: 1000,
-            lease_ms: 10_000,
-            poll_ms: 200,
+            worker: WorkerSettings::new(default_worker_id()),
             idle_timeout_ms: 10_000,
             output_stream: None,
             create: false,
-            finite_quiet_ms: None,
-            stop_after_ms: None,
-            batch_limit: 1000,
             print_panes: false,
             rules_s3: None,
             rules_poll_ms: 10_000,
@@ -184,21 +166,12 @@ pub async fn run_worker_with(
         leases: Arc::new(config.resources.leases(clients, &config.pipeline)),
         source,
     };
-    let settings = WorkerSettings {
-        worker_id: config.worker_id.clone(),
-        max_leases: config.max_leases,
-        lease_ms: config.lease_ms,
-        poll_ms: config.poll_ms,
-        finite_quiet_ms: config.finite_quiet_ms,
-        stop_after_ms: config.stop_after_ms,
-        batch_limit: usize::try_from(config.batch_limit).unwrap_or(1),
-    };
-    info!(worker = %config.worker_id, pipeline = %config.pipeline, stream = %config.stream,
+    info!(worker = %config.worker.worker_id, pipeline = %config.pipeline, stream = %config.stream,
         efo = ?config.efo_consumer, "worker on AWS");
     Ok(run(
         ports,
         config.spec,
-        settings,
+        config.worker,
         eventide_ports::signal::shutdown(),
     )
     .await?)

@@ -401,7 +401,10 @@ async fn run(cli: Cli, decoder: Option<Arc<dyn Decoder>>) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::DecisionTable => {
-            print!("{}", eventide_runtime::autoscale::decision_table());
+            print!(
+                "{}",
+                eventide_runtime::autoscale::scenarios::decision_table()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Lambda => {

@@ -32,9 +32,9 @@ use eventide_ports::shard::hash_key;
 
 use eventide_ports::source::{cmp_position, InputRecord};
 
+use crate::state::codec::StateError;
 use crate::state::entry::{Aside, Call, Entry, EntryBuilder, Op, Replay};
 use crate::state::snapshot::{split_hash_key, KeyState, Snapshot};
-use crate::state::StateError;
 
 /// A record of a batch decoded once, not enriched yet ([`ShardProcessor::decode_batch`]).
 pub type Decoded<'a> = Result<Line<'a>, eventide_engine::RecordError>;

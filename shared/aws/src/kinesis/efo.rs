@@ -39,8 +39,8 @@ use eventide_ports::{BoxFuture, PortError};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::reader::user_records;
-use super::{list_shards, Batch, KinesisRecord, ShardEnd, ShardInfo, StartPosition};
+use super::reader::{user_records, Batch, KinesisRecord, ShardEnd, StartPosition};
+use super::shards::{list_shards, ShardInfo};
 use crate::sdk::{error_code, is_retryable, retry_throttled, Backoff};
 use crate::AwsError;
 

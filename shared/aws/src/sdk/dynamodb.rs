@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{error_code, Backoff};
+use super::errors::error_code;
+use super::retry::Backoff;
 use crate::AwsError;
 
 /// An item, as the SDK reads and writes it.

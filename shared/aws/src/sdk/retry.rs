@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-use super::{error_code, is_retryable};
+use super::errors::{error_code, is_retryable};
 
 /// Bounded exponential backoff with jitter, for throttled calls and for the items a batch
 /// call hands back unprocessed.

@@ -16,9 +16,9 @@ use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 use tracing::debug;
 
-use super::PaneRow;
 use crate::error::AwsError;
 use crate::sdk::dynamodb::{batch_write, get_bool, get_n, get_s, Item};
+use eventide_ports::rows::PaneRow;
 
 /// Upserts panes into a results table.
 ///

@@ -6,9 +6,9 @@
 use aws_sdk_kinesis::Client;
 use tracing::debug;
 
-use super::PaneRow;
 use crate::error::AwsError;
 use crate::kinesis::{put_records, PutEntry};
+use eventide_ports::rows::PaneRow;
 
 /// Puts panes on an output stream.
 ///

@@ -14,8 +14,8 @@ use aws_sdk_s3::Client;
 use tokio::task::JoinSet;
 use tracing::debug;
 
-use super::PaneRow;
 use crate::error::AwsError;
+use eventide_ports::rows::PaneRow;
 
 /// PutObject calls in flight at once.
 const PUT_CONCURRENCY: usize = 8;

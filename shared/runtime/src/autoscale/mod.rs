@@ -364,5 +364,3 @@ pub fn decide(
 pub mod scenarios;
 #[cfg(test)]
 mod tests;
-
-pub use scenarios::decision_table;

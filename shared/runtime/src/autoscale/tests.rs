@@ -1,7 +1,7 @@
 //! The policy's tests: its rules one by one, a table of loads and counts, and the
 //! scenarios of the decision table.
 
-use super::scenarios::{run_scenario, scenarios, TableRow};
+use super::scenarios::{self, run_scenario, scenarios, TableRow};
 use super::*;
 
 const MIN: i64 = 60_000;
@@ -288,7 +288,7 @@ fn scenario_table_shows_each_rule() {
             assert!(r.calls_24h < 10, "{r:?}");
         }
     }
-    let table = super::decision_table();
+    let table = scenarios::decision_table();
     assert_eq!(table.lines().count(), rows.len() + 2);
     assert!(
         table.contains("| ramp | 10 | 2 | 2500 | 0 | 1 | **2 → 4** |"),

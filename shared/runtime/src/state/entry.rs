@@ -19,7 +19,7 @@ use eventide_engine::record::{Record, Value};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use super::{compress, decompress, StateError};
+use super::codec::{compress, decompress, StateError};
 
 /// A snapshot that an entry names: the state after entry `version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

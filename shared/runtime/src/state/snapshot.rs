@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{compress, decompress, StateError};
+use super::codec::{compress, decompress, StateError};
 
 /// One key's state in one aggregation or rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

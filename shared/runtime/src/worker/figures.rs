@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use tracing::info;
 
-use super::WorkerExit;
 use crate::shard::BatchReport;
 
 /// Totals of a worker run, for the summary it logs when it stops.
@@ -38,7 +37,7 @@ impl Figures {
         }
     }
 
-    pub(super) fn log(&self, worker: &str, exit: WorkerExit, elapsed: Duration) {
+    pub(super) fn log(&self, worker: &str, exit: impl std::fmt::Debug, elapsed: Duration) {
         let records = self.records.load(Ordering::Relaxed);
         let batches = self.batches_with_panes.load(Ordering::Relaxed).max(1);
         let state_bytes = self.state_bytes.load(Ordering::Relaxed);

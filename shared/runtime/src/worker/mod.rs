@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventide_engine::PipelineSpec;
+use eventide_ports::control::ShardStatus;
 use eventide_ports::lease::{Lease, Leases};
 use eventide_ports::shard::ShardInfo;
 use eventide_ports::source::ShardSource;
@@ -49,7 +50,7 @@ use tracing::{debug, info, warn};
 use crate::lease::LeaseKeeper;
 use crate::shard::{Io, RuntimeError};
 use figures::Figures;
-use shard_task::{run_shard, TaskExit, TaskFlags};
+use shard_task::{run_shard, Shared, TaskExit, TaskFlags};
 
 /// How often the worker logs its totals so far.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -116,16 +117,6 @@ pub enum WorkerExit {
     Deadline,
 }
 
-/// What every shard task shares.
-struct Shared {
-    ports: WorkerPorts,
-    leases: LeaseKeeper,
-    spec: PipelineSpec,
-    poll: Duration,
-    batch_limit: usize,
-    figures: Figures,
-}
-
 /// A running shard task.
 struct Active {
     /// The main loop's copy of the lease, for renewals and the release on shutdown.
@@ -179,7 +170,8 @@ async fn worker_loop(
 ) -> Result<WorkerExit, RuntimeError> {
     let leases = LeaseKeeper::new(ports.leases.clone(), settings.lease_ms);
     let shared = Arc::new(Shared {
-        ports,
+        io: ports.io,
+        source: ports.source,
         leases,
         spec,
         poll: Duration::from_millis(settings.poll_ms.max(1)),
@@ -238,7 +230,7 @@ async fn worker_loop(
 
 impl Worker {
     fn now_ms(&self) -> i64 {
-        self.shared.ports.io.clock.now_ms()
+        self.shared.io.clock.now_ms()
     }
 
     /// One round of the main loop; `Some` when the worker should exit.
@@ -309,7 +301,7 @@ impl Worker {
     /// Lists the shards and creates leases for new ones.
     async fn sync_shards(&mut self) {
         let worker = self.settings.worker_id.as_str();
-        match self.shared.ports.source.list_shards().await {
+        match self.shared.source.list_shards().await {
             Ok(listed) => match self.shared.leases.sync_shards(&listed).await {
                 Ok(_) => {
                     self.shards = listed;
@@ -392,6 +384,51 @@ impl Worker {
                 },
             );
         }
+    }
+
+    /// The leases and control rows, or `None` (logged) when either cannot be read.
+    async fn leases_and_rows(&self) -> Option<(Vec<Lease>, Vec<ShardStatus>)> {
+        match (
+            self.shared.leases.list().await,
+            self.shared.io.control.shards_status().await,
+        ) {
+            (Ok(all), Ok(rows)) => Some((all, rows)),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(worker = %self.settings.worker_id, error = %e, "cannot read leases or control rows");
+                None
+            }
+        }
+    }
+
+    /// Finite mode: whether the input is over ([`finite::input_is_quiet`]), this worker's
+    /// own shards judged by their tasks' flags.
+    async fn all_quiet(&self, quiet_ms: i64) -> bool {
+        let now = self.now_ms();
+        let mine_quiet = self.active.values().all(|a| {
+            let since = a.flags.quiet_since_ms.load(Ordering::SeqCst);
+            since > 0 && now - since >= quiet_ms
+        });
+        if !mine_quiet {
+            return false;
+        }
+        let Some((all, rows)) = self.leases_and_rows().await else {
+            return false;
+        };
+        finite::input_is_quiet(
+            &all,
+            &rows,
+            |shard| self.active.contains_key(shard),
+            now,
+            quiet_ms,
+        )
+    }
+
+    /// Finite mode: whether every shard has ended ([`finite::input_has_ended`]).
+    async fn all_ended(&self) -> bool {
+        let Some((all, rows)) = self.leases_and_rows().await else {
+            return false;
+        };
+        finite::input_has_ended(&all, &rows)
     }
 
     /// Stops every shard task after its current batch (aborting those that take longer

@@ -3,13 +3,34 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use eventide_engine::PipelineSpec;
 
 use eventide_ports::lease::Lease;
 use eventide_ports::shard::ShardInfo;
+use eventide_ports::source::ShardSource;
 use tracing::{debug, info};
 
-use super::Shared;
-use crate::shard::{RuntimeError, ShardConsumer};
+use super::figures::Figures;
+use crate::lease::LeaseKeeper;
+use crate::shard::{Io, RuntimeError, ShardConsumer};
+
+/// What every shard task shares with the others and with the main loop.
+pub(super) struct Shared {
+    /// The shard consumers' ports (state, control plane, sinks, clock).
+    pub(super) io: Io,
+    /// The stream.
+    pub(super) source: Arc<dyn ShardSource>,
+    /// The lease policy over the lease port.
+    pub(super) leases: LeaseKeeper,
+    pub(super) spec: PipelineSpec,
+    /// How long to wait before polling a shard that had no new records.
+    pub(super) poll: Duration,
+    /// The most records per read.
+    pub(super) batch_limit: usize,
+    pub(super) figures: Figures,
+}
 
 /// How a shard task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,16 +71,14 @@ pub(super) async fn run_shard(
             Err(e)
         }
     };
-    let io = &shared.ports.io;
+    let io = &shared.io;
     let mut consumer = match ShardConsumer::start(io, shared.spec.clone(), &shard).await {
         Ok(c) => c,
         Err(e) => return lost(e),
     };
-    let mut reader =
-        shared
-            .ports
-            .source
-            .open(&shard.shard_id, &lease.checkpoint, shared.batch_limit);
+    let mut reader = shared
+        .source
+        .open(&shard.shard_id, &lease.checkpoint, shared.batch_limit);
     let mut caught_up = false;
     loop {
         if flags.stop.load(Ordering::SeqCst) {

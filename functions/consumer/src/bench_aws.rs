@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use eventide_engine::PipelineSpec;
 use eventide_ports::source::InputRecord;
-use eventide_runtime::bench::{kinesis_cost, measure, storage_cost, Figures, Prices};
+use eventide_runtime::bench::{kinesis_cost, measure, storage_cost, BenchReport, Prices};
 
 /// What the command was asked.
 pub struct Settings {
@@ -45,7 +45,7 @@ fn read(path: &PathBuf, key_field: &str) -> Result<Vec<InputRecord>> {
     Ok(out)
 }
 
-fn per_k(v: f64, f: &Figures) -> f64 {
+fn per_k(v: f64, f: &BenchReport) -> f64 {
     v * 1000.0 / f.events.max(1) as f64
 }
 
@@ -84,7 +84,7 @@ pub async fn run(
             out,
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
-        let mut at_1000: Option<Figures> = None;
+        let mut at_1000: Option<BenchReport> = None;
         for &b in batches {
             let f = measure(spec, &records, b, s.latency)
                 .await

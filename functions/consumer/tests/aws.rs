@@ -75,12 +75,12 @@ fn workload(n: usize, bad: &[usize], keys: u64, late: bool) -> Vec<(String, Vec<
     out
 }
 
-struct Collect<'a> {
+struct OnTimePanes<'a> {
     spec: &'a PipelineSpec,
     panes: Panes,
 }
 
-impl Emit for Collect<'_> {
+impl Emit for OnTimePanes<'_> {
     fn pane(&mut self, p: &Pane<'_>) {
         if p.timing.as_str() != "ON_TIME" || p.retraction {
             return;
@@ -93,14 +93,14 @@ impl Emit for Collect<'_> {
     }
 }
 
-impl Output for Collect<'_> {
+impl Output for OnTimePanes<'_> {
     fn late(&mut self, _aggregation: usize, _raw: &[u8]) {}
 }
 
 /// The on-time panes of the engine over `lines` in order, with or without the end of input.
 fn replay(spec: &PipelineSpec, lines: &[Vec<u8>], finish: bool) -> Panes {
     let mut pipeline = Pipeline::new(spec.clone());
-    let mut out = Collect {
+    let mut out = OnTimePanes {
         spec,
         panes: Panes::new(),
     };

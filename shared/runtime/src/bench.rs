@@ -12,13 +12,13 @@ use eventide_ports::memory::{Env, MemoryControl, MemoryPanes, MemoryRecords, Mem
 use eventide_ports::meter::Usage;
 use eventide_ports::shard::ShardInfo;
 
-use crate::shard::{Io, RuntimeError, ShardConsumer, Sinks};
+use crate::shard::{ConsumerPorts, RuntimeError, ShardConsumer, Sinks};
 use crate::state::SnapshotPolicy;
 use eventide_ports::source::InputRecord;
 
 /// What one run measured.
 #[derive(Debug, Clone)]
-pub struct Figures {
+pub struct BenchReport {
     pub events: u64,
     pub batch: usize,
     /// Keys holding state at the end, all aggregations.
@@ -48,10 +48,10 @@ pub async fn measure(
     records: &[InputRecord],
     batch: usize,
     latency: Duration,
-) -> Result<Figures, RuntimeError> {
+) -> Result<BenchReport, RuntimeError> {
     let env = Env::with_latency(latency);
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let io = Io {
+    let io = ConsumerPorts {
         state: Arc::new(MemoryStateLog::new(env.clone(), "bench")),
         control: Arc::new(MemoryControl::new(env.clone())),
         dead_letters: Arc::new(MemoryRecords::new(env.clone(), "dead-letters")),
@@ -114,7 +114,7 @@ pub async fn measure(
     let consumer = ShardConsumer::start(&io, spec.clone(), &shard).await?;
     let cold_start_ms = t.elapsed().as_secs_f64() * 1e3;
     drop(consumer);
-    Ok(Figures {
+    Ok(BenchReport {
         events: main.len() as u64,
         batch,
         keys,
@@ -159,7 +159,7 @@ impl Default for Prices {
 
 /// Dollars per million events of a run's usage, excluding the pane sinks (`results`,
 /// `panes`); and the sinks' share on its own.
-pub fn storage_cost(f: &Figures, p: &Prices) -> (f64, f64) {
+pub fn storage_cost(f: &BenchReport, p: &Prices) -> (f64, f64) {
     let per_m = 1e6 / f.events.max(1) as f64;
     let cost = |u: &Usage| {
         u.wru as f64 * p.wru + u.rru * p.rru + u.puts as f64 * p.s3_put + u.gets as f64 * p.s3_get

@@ -67,15 +67,15 @@ pub struct BatchOutcome {
     pub dropped: u64,
 }
 
-struct Names {
+struct PaneSchema {
     aggregations: Vec<String>,
     group_by: Vec<Vec<String>>,
     aggregates: Vec<Vec<String>>,
 }
 
 /// The engine's output during a batch: panes, and late records with their position.
-struct Collect<'a> {
-    names: &'a Names,
+struct BatchOutput<'a> {
+    names: &'a PaneSchema,
     /// `None` while replaying entries whose output is not needed.
     panes: Option<&'a mut Vec<PaneRow>>,
     late: Option<&'a mut Vec<DeadLetter>>,
@@ -83,10 +83,10 @@ struct Collect<'a> {
     wm: i64,
 }
 
-impl<'a> Collect<'a> {
+impl<'a> BatchOutput<'a> {
     /// A sink of panes only (no record is applied, so nothing can be late).
-    fn panes(names: &'a Names, panes: Option<&'a mut Vec<PaneRow>>) -> Self {
-        Collect {
+    fn panes(names: &'a PaneSchema, panes: Option<&'a mut Vec<PaneRow>>) -> Self {
+        BatchOutput {
             names,
             panes,
             late: None,
@@ -96,7 +96,7 @@ impl<'a> Collect<'a> {
     }
 }
 
-impl Emit for Collect<'_> {
+impl Emit for BatchOutput<'_> {
     fn pane(&mut self, p: &Pane<'_>) {
         let Some(panes) = self.panes.as_deref_mut() else {
             return;
@@ -111,7 +111,7 @@ impl Emit for Collect<'_> {
     }
 }
 
-impl Output for Collect<'_> {
+impl Output for BatchOutput<'_> {
     fn late(&mut self, aggregation: usize, raw: &[u8]) {
         if let Some(late) = self.late.as_deref_mut() {
             late.push(DeadLetter {
@@ -137,7 +137,7 @@ impl Output for Collect<'_> {
 pub struct ShardProcessor {
     shard: String,
     pipeline: Pipeline,
-    names: Names,
+    names: PaneSchema,
     /// The spec's own rules, for a log that returns to them.
     spec_rules: Vec<RuleSpec>,
     /// The rules file running, `None` for the spec's rules.
@@ -161,7 +161,7 @@ pub struct ShardProcessor {
 impl ShardProcessor {
     /// A processor for `shard` with empty state.
     pub fn new(shard: &str, spec: PipelineSpec) -> Self {
-        let names = Names {
+        let names = PaneSchema {
             aggregations: spec.aggregations.iter().map(|a| a.name.clone()).collect(),
             group_by: spec
                 .aggregations
@@ -223,7 +223,7 @@ impl ShardProcessor {
     }
 
     fn do_time(&mut self, now_ms: i64, panes: Option<&mut Vec<PaneRow>>) {
-        let mut sink = Collect::panes(&self.names, panes);
+        let mut sink = BatchOutput::panes(&self.names, panes);
         self.pipeline.advance_processing_time(now_ms, &mut sink);
     }
 
@@ -412,7 +412,7 @@ impl ShardProcessor {
     }
 
     fn do_watermark(&mut self, wm: i64, panes: Option<&mut Vec<PaneRow>>) {
-        let mut sink = Collect::panes(&self.names, panes);
+        let mut sink = BatchOutput::panes(&self.names, panes);
         self.pipeline.advance_watermark(wm, &mut sink);
     }
 
@@ -623,7 +623,7 @@ fn is_heartbeat(data: &[u8]) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn run_record(
     pipeline: &mut Pipeline,
-    names: &Names,
+    names: &PaneSchema,
     hash_keys: &mut HashMap<String, u128>,
     shard: &str,
     others: Option<i64>,
@@ -642,7 +642,7 @@ fn run_record(
         hash_keys.insert(key, hk);
     }
     let before = late.as_ref().map_or(0, |l| l.len());
-    let mut sink = Collect {
+    let mut sink = BatchOutput {
         names,
         panes,
         late,

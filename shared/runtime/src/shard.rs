@@ -106,7 +106,7 @@ impl Sinks {
 
 /// The ports a consumer uses.
 #[derive(Clone)]
-pub struct Io {
+pub struct ConsumerPorts {
     /// The shards' state logs and snapshots.
     pub state: Arc<dyn StateLog>,
     pub control: Arc<dyn ControlPlane>,
@@ -170,7 +170,7 @@ impl ShardConsumer {
     /// # Cancel safety
     /// Reads only.
     pub async fn start(
-        io: &Io,
+        io: &ConsumerPorts,
         spec: PipelineSpec,
         shard: &ShardInfo,
     ) -> Result<Self, RuntimeError> {
@@ -242,7 +242,7 @@ impl ShardConsumer {
     }
 
     /// The minimum watermark of the other shards that are neither finished nor idle.
-    async fn others(&self, io: &Io, now_ms: i64) -> Result<Option<i64>, PortError> {
+    async fn others(&self, io: &ConsumerPorts, now_ms: i64) -> Result<Option<i64>, PortError> {
         let rows = io.control.shards_status().await?;
         Ok(eventide_ports::control::others_watermark(
             &rows,
@@ -263,7 +263,7 @@ impl ShardConsumer {
     /// Not cancel safe: drop the consumer if the future is dropped.
     pub async fn process(
         &mut self,
-        io: &Io,
+        io: &ConsumerPorts,
         batch: &[InputRecord],
         lag_ms: i64,
     ) -> Result<BatchReport, RuntimeError> {
@@ -357,7 +357,7 @@ impl ShardConsumer {
     ///
     /// # Cancel safety
     /// Not cancel safe, as [`ShardConsumer::process`].
-    pub async fn end_input(&mut self, io: &Io) -> Result<u64, RuntimeError> {
+    pub async fn end_input(&mut self, io: &ConsumerPorts) -> Result<u64, RuntimeError> {
         let before = self
             .log
             .wants_snapshot()
@@ -392,7 +392,11 @@ impl ShardConsumer {
     ///
     /// # Errors
     /// A failed control-plane write.
-    pub async fn finish(&mut self, io: &Io, children: &[String]) -> Result<(), PortError> {
+    pub async fn finish(
+        &mut self,
+        io: &ConsumerPorts,
+        children: &[String],
+    ) -> Result<(), PortError> {
         let now_ms = io.clock.now_ms();
         if let Some(wm) = self.processor.local_watermark() {
             for child in children {
@@ -418,7 +422,12 @@ impl ShardConsumer {
     ///
     /// # Errors
     /// A failed control-plane write.
-    pub async fn publish(&mut self, io: &Io, lag_ms: i64, finished: bool) -> Result<(), PortError> {
+    pub async fn publish(
+        &mut self,
+        io: &ConsumerPorts,
+        lag_ms: i64,
+        finished: bool,
+    ) -> Result<(), PortError> {
         let secs = self.last_publish.elapsed().as_secs_f64().max(1e-3);
         let status = ShardStatus {
             shard_id: self.shard().to_string(),
@@ -441,7 +450,7 @@ impl ShardConsumer {
 
 /// Writes a batch's output: panes to every sink, dead letters and late records to theirs.
 async fn write_output(
-    io: &Io,
+    io: &ConsumerPorts,
     shard: &str,
     out: &BatchOutcome,
     batch_id: &str,

@@ -36,12 +36,12 @@ use tracing::{error, info};
 
 use eventide_ports::kpl;
 use eventide_ports::source::InputRecord;
-use eventide_runtime::shard::{Io, RuntimeError, ShardConsumer};
+use eventide_runtime::shard::{ConsumerPorts, RuntimeError, ShardConsumer};
 
 /// Everything an invocation needs, built once per container.
 pub struct Handler {
     /// The consumer's I/O.
-    pub io: Io,
+    pub io: ConsumerPorts,
     /// The pipeline.
     pub spec: PipelineSpec,
     /// The pipeline's name (the state and control tables' key prefix).
@@ -81,7 +81,12 @@ fn stream_of(arn: Option<&str>) -> String {
 impl Handler {
     /// A handler over `io` for pipeline `spec` named `pipeline`; `clients` is used to look
     /// up shard hash-key ranges.
-    pub fn new(io: Io, spec: PipelineSpec, pipeline: impl Into<String>, clients: Clients) -> Self {
+    pub fn new(
+        io: ConsumerPorts,
+        spec: PipelineSpec,
+        pipeline: impl Into<String>,
+        clients: Clients,
+    ) -> Self {
         Handler {
             io,
             spec,

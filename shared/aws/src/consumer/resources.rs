@@ -24,7 +24,7 @@ use crate::AwsError;
 use eventide_ports::clock::SystemClock;
 use eventide_ports::sink::PaneSink;
 
-use eventide_runtime::shard::{Io, Sinks};
+use eventide_runtime::shard::{ConsumerPorts, Sinks};
 use eventide_runtime::state::SnapshotPolicy;
 
 /// The key prefix of dead letters in the data bucket.
@@ -97,7 +97,7 @@ impl Resources {
         pipeline: &str,
         output_stream: Option<&str>,
         idle_timeout_ms: i64,
-    ) -> Io {
+    ) -> ConsumerPorts {
         let mut sinks: Vec<Arc<dyn PaneSink>> = vec![
             Arc::new(DynamoDbSink::new(
                 clients.dynamodb.clone(),
@@ -108,7 +108,7 @@ impl Resources {
         if let Some(s) = output_stream {
             sinks.push(Arc::new(KinesisSink::new(clients.kinesis.clone(), s)));
         }
-        Io {
+        ConsumerPorts {
             state: Arc::new(DynamoStateLog::new(
                 clients,
                 &self.state_table,

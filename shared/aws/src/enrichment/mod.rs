@@ -55,7 +55,7 @@ pub struct LoadReport {
     pub elapsed: Duration,
 }
 
-enum Slot {
+enum TableSource {
     Preloaded {
         spec: EnrichmentSpec,
         current: ArcSwapOption<LookupTable>,
@@ -66,7 +66,7 @@ enum Slot {
 /// The enrichment tables of a running pipeline.
 pub struct Lookups {
     clients: Clients,
-    slots: Vec<Slot>,
+    slots: Vec<TableSource>,
     /// Computes the keys of live lookups from a batch's decoded records.
     enricher: Enricher,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -329,13 +329,13 @@ impl Lookups {
         let mut slots = Vec::with_capacity(spec.enrichments.len());
         for e in &spec.enrichments {
             match DynamoLookup::new(clients.dynamodb.clone(), e) {
-                Some(l) => slots.push(Slot::Live(l)),
+                Some(l) => slots.push(TableSource::Live(l)),
                 None => {
                     let resolved = resolve(&clients, e).await?;
                     let (table, report) = load(&clients, e, resolved).await?;
                     info!(enrichment = %e.name, version = %report.version, rows = report.rows,
                         bytes = report.bytes, ms = report.elapsed.as_millis() as u64, "loaded slow table");
-                    slots.push(Slot::Preloaded {
+                    slots.push(TableSource::Preloaded {
                         spec: e.clone(),
                         current: ArcSwapOption::from_pointee(table),
                     });
@@ -350,7 +350,7 @@ impl Lookups {
         });
         let mut tasks = Vec::new();
         for (i, s) in this.slots.iter().enumerate() {
-            if let Slot::Preloaded { spec: e, .. } = s {
+            if let TableSource::Preloaded { spec: e, .. } = s {
                 if let Some(every) = e.refresh_ms {
                     let weak = Arc::downgrade(&this);
                     tasks.push(tokio::spawn(refresh_loop(
@@ -373,8 +373,8 @@ impl Lookups {
             self.slots
                 .iter()
                 .map(|s| match s {
-                    Slot::Preloaded { current, .. } => current.load_full(),
-                    Slot::Live(_) => None,
+                    TableSource::Preloaded { current, .. } => current.load_full(),
+                    TableSource::Live(_) => None,
                 })
                 .collect(),
         )
@@ -382,7 +382,7 @@ impl Lookups {
 
     /// True when some enrichment needs per-batch lookups.
     pub fn has_live(&self) -> bool {
-        self.slots.iter().any(|s| matches!(s, Slot::Live(_)))
+        self.slots.iter().any(|s| matches!(s, TableSource::Live(_)))
     }
 
     /// The snapshot a batch runs with: the current preloaded versions, plus for each live
@@ -400,8 +400,8 @@ impl Lookups {
             .slots
             .iter()
             .map(|s| match s {
-                Slot::Preloaded { current, .. } => current.load_full(),
-                Slot::Live(_) => None,
+                TableSource::Preloaded { current, .. } => current.load_full(),
+                TableSource::Live(_) => None,
             })
             .collect();
         if !self.has_live() {
@@ -412,7 +412,7 @@ impl Lookups {
             vec![Default::default(); self.slots.len()];
         for rec in records {
             for (i, s) in self.slots.iter().enumerate() {
-                if matches!(s, Slot::Live(_)) {
+                if matches!(s, TableSource::Live(_)) {
                     if let Some(k) = self.enricher.key_of(i, rec) {
                         if seen[i].insert(k.clone()) {
                             keys[i].push(k);
@@ -422,7 +422,7 @@ impl Lookups {
             }
         }
         for (i, s) in self.slots.iter().enumerate() {
-            if let Slot::Live(l) = s {
+            if let TableSource::Live(l) = s {
                 let k = std::mem::take(&mut keys[i]);
                 tables[i] = Some(Arc::new(l.table_for(k).await?));
             }
@@ -433,7 +433,7 @@ impl Lookups {
     /// The live lookup of enrichment `i`, if it is one.
     pub fn live(&self, i: usize) -> Option<&DynamoLookup> {
         match self.slots.get(i) {
-            Some(Slot::Live(l)) => Some(l),
+            Some(TableSource::Live(l)) => Some(l),
             _ => None,
         }
     }
@@ -448,7 +448,7 @@ impl Lookups {
     /// # Cancel safety
     /// A cancelled refresh swaps nothing in: the old version stays.
     pub async fn refresh(&self, i: usize) -> Result<Option<LoadReport>, AwsError> {
-        let Some(Slot::Preloaded { spec, current }) = self.slots.get(i) else {
+        let Some(TableSource::Preloaded { spec, current }) = self.slots.get(i) else {
             return Ok(None);
         };
         let resolved = resolve(&self.clients, spec).await?;
@@ -472,7 +472,7 @@ async fn refresh_loop(lookups: std::sync::Weak<Lookups>, i: usize, every: Durati
             return;
         };
         let name = match l.slots.get(i) {
-            Some(Slot::Preloaded { spec, .. }) => spec.name.clone(),
+            Some(TableSource::Preloaded { spec, .. }) => spec.name.clone(),
             _ => return,
         };
         match l.refresh(i).await {

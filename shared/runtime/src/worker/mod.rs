@@ -25,11 +25,11 @@
 //! tip before it ends.
 //!
 //! Files: this one holds the main loop; `shard_task.rs` the shard task, `finite.rs` the
-//! finite-input checks and `figures.rs` the totals it logs.
+//! finite-input checks and `totals.rs` the totals it logs.
 
-mod figures;
 mod finite;
 mod shard_task;
+mod totals;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -48,9 +48,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::lease::LeaseKeeper;
-use crate::shard::{Io, RuntimeError};
-use figures::Figures;
+use crate::shard::{ConsumerPorts, RuntimeError};
 use shard_task::{run_shard, Shared, TaskExit, TaskFlags};
+use totals::RunTotals;
 
 /// How often the worker logs its totals so far.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -62,7 +62,7 @@ const SHARD_SYNC_INTERVAL: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct WorkerPorts {
     /// The shard consumers' ports (state, control plane, sinks, clock).
-    pub io: Io,
+    pub io: ConsumerPorts,
     /// The lease table.
     pub leases: Arc<dyn Leases>,
     /// The stream.
@@ -176,7 +176,7 @@ async fn worker_loop(
         spec,
         poll: Duration::from_millis(settings.poll_ms.max(1)),
         batch_limit: settings.batch_limit.clamp(1, 10_000),
-        figures: Figures::default(),
+        totals: RunTotals::default(),
     });
     let mut w = Worker {
         shared,
@@ -212,7 +212,7 @@ async fn worker_loop(
         }
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
             last_progress = Instant::now();
-            let f = &w.shared.figures;
+            let f = &w.shared.totals;
             info!(
                 worker,
                 shards = w.active.len(),
@@ -224,7 +224,7 @@ async fn worker_loop(
         }
     };
     w.stop_all().await;
-    w.shared.figures.log(&worker, exit, started.elapsed());
+    w.shared.totals.log(&worker, exit, started.elapsed());
     Ok(exit)
 }
 

@@ -12,14 +12,14 @@ use eventide_ports::shard::ShardInfo;
 use eventide_ports::source::ShardSource;
 use tracing::{debug, info};
 
-use super::figures::Figures;
+use super::totals::RunTotals;
 use crate::lease::LeaseKeeper;
-use crate::shard::{Io, RuntimeError, ShardConsumer};
+use crate::shard::{ConsumerPorts, RuntimeError, ShardConsumer};
 
 /// What every shard task shares with the others and with the main loop.
 pub(super) struct Shared {
     /// The shard consumers' ports (state, control plane, sinks, clock).
-    pub(super) io: Io,
+    pub(super) io: ConsumerPorts,
     /// The stream.
     pub(super) source: Arc<dyn ShardSource>,
     /// The lease policy over the lease port.
@@ -29,7 +29,7 @@ pub(super) struct Shared {
     pub(super) poll: Duration,
     /// The most records per read.
     pub(super) batch_limit: usize,
-    pub(super) figures: Figures,
+    pub(super) totals: RunTotals,
 }
 
 /// How a shard task ended.
@@ -95,7 +95,7 @@ pub(super) async fn run_shard(
         if caught_up && flags.end_input.load(Ordering::SeqCst) {
             match consumer.end_input(io).await {
                 Ok(panes) => {
-                    shared.figures.panes.fetch_add(panes, Ordering::Relaxed);
+                    shared.totals.panes.fetch_add(panes, Ordering::Relaxed);
                     info!(shard = %shard.shard_id, panes, "end of input: fired everything");
                     flags.flushed.store(true, Ordering::SeqCst);
                     continue;
@@ -110,7 +110,7 @@ pub(super) async fn run_shard(
             Ok(r) => r,
             Err(e) => return lost(e),
         };
-        shared.figures.add(&report);
+        shared.totals.add(&report);
         if let Some(last) = batch.records.last() {
             if let Err(e) = shared
                 .leases

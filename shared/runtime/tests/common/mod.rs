@@ -16,7 +16,7 @@ use eventide_ports::rows::PaneRow;
 use eventide_ports::shard::ShardInfo;
 use eventide_ports::source::InputRecord;
 use eventide_runtime::processor::HEARTBEAT_PREFIX;
-use eventide_runtime::shard::{Io, ShardConsumer, Sinks};
+use eventide_runtime::shard::{ConsumerPorts, ShardConsumer, Sinks};
 use eventide_runtime::state::SnapshotPolicy;
 
 pub const SHARD: &str = "shardId-000000000000";
@@ -25,7 +25,7 @@ pub const SHARD: &str = "shardId-000000000000";
 pub struct Ports {
     pub env: Arc<Env>,
     pub clock: Arc<ManualClock>,
-    pub io: Io,
+    pub io: ConsumerPorts,
     pub state: Arc<MemoryStateLog>,
     pub panes: Arc<MemoryPanes>,
     pub dead_letters: Arc<MemoryRecords>,
@@ -40,7 +40,7 @@ impl Ports {
         let dead_letters = Arc::new(MemoryRecords::new(env.clone(), "dead-letters"));
         let late = Arc::new(MemoryRecords::new(env.clone(), "late"));
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-        let io = Io {
+        let io = ConsumerPorts {
             state: state.clone(),
             control: Arc::new(MemoryControl::new(env.clone())),
             dead_letters: dead_letters.clone(),

@@ -9,7 +9,7 @@ use crate::shard::BatchReport;
 
 /// Totals of a worker run, for the summary it logs when it stops.
 #[derive(Debug, Default)]
-pub(super) struct Figures {
+pub(super) struct RunTotals {
     pub(super) records: AtomicU64,
     state_writes: AtomicU64,
     state_bytes: AtomicU64,
@@ -20,7 +20,7 @@ pub(super) struct Figures {
     latency_us_max: AtomicU64,
 }
 
-impl Figures {
+impl RunTotals {
     pub(super) fn add(&self, report: &BatchReport) {
         self.records.fetch_add(report.records, Ordering::Relaxed);
         self.panes.fetch_add(report.panes, Ordering::Relaxed);

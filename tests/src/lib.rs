@@ -29,32 +29,26 @@ pub use eventide_testkit::unique;
 
 /// Generates the reference workload with `gen.py`: JSON lines in arrival order.
 pub fn generate(n: u64, keys: u64, seed: u64, late_frac: f64) -> Vec<String> {
-    let gen = root().join("../shared/reference/gen.py");
-    assert!(
-        gen.exists(),
-        "the reference generator is expected at {}",
-        gen.display()
+    let (n, keys, seed, late) = (
+        n.to_string(),
+        keys.to_string(),
+        seed.to_string(),
+        late_frac.to_string(),
     );
-    let out = Command::new("python3")
-        .arg(&gen)
-        .args([
-            "--n",
-            &n.to_string(),
-            "--keys",
-            &keys.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--late-frac",
-            &late_frac.to_string(),
-        ])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "gen.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = eventide_testkit::reference::python(
+        "gen.py",
+        &[
+            &"--n",
+            &n,
+            &"--keys",
+            &keys,
+            &"--seed",
+            &seed,
+            &"--late-frac",
+            &late,
+        ],
     );
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out)
         .lines()
         .map(str::to_string)
         .collect()

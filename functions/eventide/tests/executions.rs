@@ -5,7 +5,6 @@
 
 use eventide_testkit::Scratch;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use eventide_connectors::error::ConnectorError;
 use eventide_connectors::replay::{replay, Execution, ReplayOptions};
@@ -74,13 +73,7 @@ fn same_files(spec: &PipelineSpec, input: &Path, dir: &Path) -> Vec<(String, Vec
 fn reference_workload_gives_the_same_bytes_every_way() {
     let dir = work("reference");
     let input = dir.join("events.jsonl");
-    let status = Command::new("python3")
-        .arg(root().join("../shared/reference/gen.py"))
-        .args(["--n", "20000", "--keys", "300", "--seed", "5", "--out"])
-        .arg(&input)
-        .status()
-        .expect("python3 runs");
-    assert!(status.success());
+    eventide_testkit::reference::generate(20_000, 300, 5, &input);
     let spec = PipelineSpec::from_toml(
         &std::fs::read_to_string(root().join("examples/reference/pipeline.toml")).unwrap(),
     )
@@ -200,21 +193,7 @@ fn a_way_that_does_not_fit_is_an_error() {
 /// The reference workload's events, generated.
 fn reference_events(dir: &Path, n: u32) -> Vec<String> {
     let input = dir.join("generated.jsonl");
-    let status = Command::new("python3")
-        .arg(root().join("../shared/reference/gen.py"))
-        .args([
-            "--n",
-            &n.to_string(),
-            "--keys",
-            "300",
-            "--seed",
-            "7",
-            "--out",
-        ])
-        .arg(&input)
-        .status()
-        .expect("python3 runs");
-    assert!(status.success());
+    eventide_testkit::reference::generate(u64::from(n), 300, 7, &input);
     let text = std::fs::read_to_string(&input).unwrap();
     text.lines().map(str::to_string).collect()
 }

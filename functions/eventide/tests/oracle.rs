@@ -3,75 +3,30 @@
 //! sizes. `compare.py` must report 0 mismatching rows, and every query's
 //! output must be byte-identical.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use eventide_connectors::replay::{replay, ReplayOptions};
 use eventide_engine::PipelineSpec;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn reference() -> PathBuf {
-    let dir = root().join("../shared/reference");
-    assert!(
-        dir.join("oracle.py").exists(),
-        "the reference oracle is expected at {} (shared/ beside the project root)",
-        dir.display()
-    );
-    dir
-}
-
-fn python(args: &[&str]) {
-    let status = Command::new("python3")
-        .args(args)
-        .status()
-        .expect("python3 runs");
-    assert!(status.success(), "python3 {args:?} failed");
-}
+use eventide_testkit::reference::{generate, oracle, project_root, same_rows};
 
 fn check(seed: u64, n: u64, keys: u64) {
-    let refdir = reference();
+    // Kept when a check fails, to look at; removed when it passes.
     let work =
         std::env::temp_dir().join(format!("eventide-oracle-{}-{seed}-{n}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let input = work.join("events.jsonl");
     let (ours, theirs) = (work.join("eventide"), work.join("oracle"));
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    python(&[
-        &s(&refdir.join("gen.py")),
-        "--n",
-        &n.to_string(),
-        "--keys",
-        &keys.to_string(),
-        "--seed",
-        &seed.to_string(),
-        "--out",
-        &s(&input),
-    ]);
-    python(&[
-        &s(&refdir.join("oracle.py")),
-        "--input",
-        &s(&input),
-        "--out",
-        &s(&theirs),
-    ]);
+    generate(n, keys, seed, &input);
+    oracle(&input, &theirs);
 
     let spec = PipelineSpec::from_toml(
-        &std::fs::read_to_string(root().join("examples/reference/pipeline.toml")).unwrap(),
+        &std::fs::read_to_string(project_root().join("examples/reference/pipeline.toml")).unwrap(),
     )
     .unwrap();
     let report = replay(spec, &input, &ours, &ReplayOptions::default()).unwrap();
     assert_eq!(report.events, n);
     assert_eq!(report.dead_letters, 0);
 
-    let status = Command::new("python3")
-        .args([&s(&refdir.join("compare.py")), &s(&ours), &s(&theirs)])
-        .status()
-        .unwrap();
     assert!(
-        status.success(),
+        same_rows(&ours, &theirs),
         "compare.py found mismatching rows (seed {seed}, n {n}); outputs kept in {}",
         work.display()
     );

@@ -11,7 +11,6 @@
 use eventide_testkit::Scratch;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use eventide_connectors::replay::{replay, ReplayOptions};
 use eventide_engine::PipelineSpec;
@@ -65,20 +64,8 @@ fn scratch(name: &str) -> Scratch {
 }
 
 fn generate(dir: &Path) -> PathBuf {
-    let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/gen.py");
-    assert!(
-        gen.exists(),
-        "reference generator expected at {}",
-        gen.display()
-    );
     let out = dir.join("events.jsonl");
-    let status = Command::new("python3")
-        .arg(&gen)
-        .args(["--n", "20000", "--keys", "200", "--seed", "7", "--out"])
-        .arg(&out)
-        .status()
-        .expect("python3 runs");
-    assert!(status.success(), "gen.py failed");
+    eventide_testkit::reference::generate(20_000, 200, 7, &out);
     out
 }
 

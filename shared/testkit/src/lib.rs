@@ -107,6 +107,75 @@ pub fn fuzz_config(cases: u32) -> proptest::test_runner::Config {
     }
 }
 
+/// The reference workload and oracle of `../shared/reference/` (beside the project root):
+/// the generator `gen.py`, the Flink-exact `oracle.py` and `compare.py`, run with
+/// `python3`.
+pub mod reference {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// The project root (the workspace).
+    pub fn project_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// `../shared/reference`.
+    ///
+    /// # Panics
+    /// When the directory is missing, with where it was expected.
+    pub fn dir() -> PathBuf {
+        let dir = project_root().join("../shared/reference");
+        assert!(
+            dir.join("oracle.py").exists(),
+            "the reference workload and oracle are expected at {} (shared/ beside the project root)",
+            dir.display()
+        );
+        dir
+    }
+
+    /// Runs `python3 <script> <args>` in the reference directory's terms; panics with the
+    /// script's error output when it fails.
+    pub fn python(script: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<u8> {
+        let out = Command::new("python3")
+            .arg(dir().join(script))
+            .args(args.iter().map(|a| a.as_ref()))
+            .output()
+            .unwrap_or_else(|e| panic!("python3 {script} does not run: {e}"));
+        assert!(
+            out.status.success(),
+            "python3 {script} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Writes `n` events of `keys` subscribers (seed `seed`, `gen.py`'s default 10% late)
+    /// to `out`, as JSON lines in arrival order.
+    pub fn generate(n: u64, keys: u64, seed: u64, out: &Path) {
+        let (n, keys, seed) = (n.to_string(), keys.to_string(), seed.to_string());
+        python(
+            "gen.py",
+            &[
+                &"--n", &n, &"--keys", &keys, &"--seed", &seed, &"--out", &out,
+            ],
+        );
+    }
+
+    /// The oracle's `q1.csv` … `q4.csv` for `input`, written into `out`.
+    pub fn oracle(input: &Path, out: &Path) {
+        python("oracle.py", &[&"--input", &input, &"--out", &out]);
+    }
+
+    /// Whether `compare.py` finds no mismatching row between two CSVs or directories.
+    pub fn same_rows(a: &Path, b: &Path) -> bool {
+        Command::new("python3")
+            .arg(dir().join("compare.py"))
+            .args([a, b])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,9 @@ struct Cli {
 enum ExecutionArg {
     Auto,
     Streaming,
-    Sharded,
+    /// The keys split by hash over threads (lanes), each reading the input decoded once.
+    #[value(alias = "sharded")]
+    Lanes,
     ByKey,
 }
 
@@ -50,7 +52,7 @@ impl From<ExecutionArg> for Execution {
         match e {
             ExecutionArg::Auto => Execution::Auto,
             ExecutionArg::Streaming => Execution::Streaming,
-            ExecutionArg::Sharded => Execution::Sharded,
+            ExecutionArg::Lanes => Execution::Lanes,
             ExecutionArg::ByKey => Execution::ByKey,
         }
     }
@@ -80,8 +82,9 @@ enum Command {
         #[arg(long)]
         rules: Option<PathBuf>,
         /// How to run: every way writes the same files. `by-key` (the default for a file
-        /// whose sinks all write in key order) holds the input in memory; `streaming` keeps
-        /// only the state.
+        /// whose sinks all write in key order) holds the input in memory; `lanes` (the
+        /// default with rules; `sharded` is an alias) splits the keys over threads;
+        /// `streaming` keeps only the state.
         #[arg(long, value_enum, default_value_t = ExecutionArg::Auto)]
         execution: ExecutionArg,
     },

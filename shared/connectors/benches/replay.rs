@@ -71,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = PipelineSpec::from_toml(PIPELINE)?;
     let executions = [
         ("by-key", Execution::ByKey),
-        ("sharded", Execution::Sharded),
+        ("lanes", Execution::Lanes),
         ("streaming", Execution::Streaming),
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); executions.len()];

@@ -6,12 +6,10 @@
 //! * [`sources`]: where lines come from ([`sources::file`]: one plain file or stdin, streamed);
 //! * [`sinks`]: where panes go ([`sinks::csv`], [`sinks::jsonl`]), plus the dead-letter and
 //!   late-data outputs ([`sinks::dead_letter`]);
-//! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all, and
-//!   [`by_key`], its key-by-key run for key-ordered sinks;
+//! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all, in one of
+//!   its executions ([`replay::by_key`], [`replay::lanes`], [`replay::streaming`]);
 //! * [`rules_file`]: a local rules file, reloaded when it changes.
 
-pub mod by_key;
-mod decoded;
 pub mod error;
 pub mod format;
 pub mod input;

@@ -22,7 +22,6 @@
 //! they are rebuilt from the slices at the next instant.
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
 
@@ -548,11 +547,4 @@ impl CondOp {
             }
         }
     }
-}
-
-/// True when `key` belongs to shard `index` of `count`, hashed as the pipeline does.
-pub(crate) fn in_shard(key: &str, shard: Option<(u64, u64)>) -> bool {
-    shard.is_none_or(|(index, count)| {
-        (rustc_hash::FxBuildHasher.hash_one(key) >> 32) % count == index
-    })
 }

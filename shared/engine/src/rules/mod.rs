@@ -56,7 +56,7 @@ use crate::filter::Filter;
 use crate::pipeline::encode_key;
 use crate::record::Record;
 use crate::spec::InputSpec;
-use condition::{in_shard, CondOp};
+use condition::CondOp;
 use expr::Expr;
 use pattern::PatOp;
 
@@ -695,13 +695,13 @@ impl Rules {
         started
     }
 
-    /// Adds a record to every rule; `wm` is the watermark before it. With `shard`, only
-    /// keys that hash to that shard are kept (as [`crate::Pipeline::sharded`] does).
-    pub fn on_record(&mut self, rec: &Record<'_>, wm: i64, shard: Option<(u64, u64)>) {
+    /// Adds a record to every rule; `wm` is the watermark before it. With `keep`, only keys
+    /// it accepts get state (see [`crate::Pipeline::set_key_filter`]).
+    pub fn on_record(&mut self, rec: &Record<'_>, wm: i64, keep: Option<&dyn Fn(&str) -> bool>) {
         let Rules { ops, key, .. } = self;
         for op in ops.iter_mut() {
             encode_key(key, &op.spec().key, rec);
-            if !in_shard(key, shard) {
+            if keep.is_some_and(|keep| !keep(key)) {
                 continue;
             }
             match op {
@@ -762,7 +762,7 @@ impl Rules {
         &mut self,
         rec: &Record<'_>,
         wm: i64,
-        shard: Option<(u64, u64)>,
+        keep: Option<&dyn Fn(&str) -> bool>,
         skip: &[bool],
     ) {
         let Rules { ops, key, .. } = self;
@@ -771,7 +771,7 @@ impl Rules {
                 continue;
             }
             encode_key(key, &op.spec().key, rec);
-            if !in_shard(key, shard) {
+            if keep.is_some_and(|keep| !keep(key)) {
                 continue;
             }
             match op {

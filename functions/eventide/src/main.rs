@@ -360,16 +360,24 @@ fn main() -> Result<()> {
                 ..ReplayOptions::default()
             };
             if !spec.enrichments.is_empty() {
-                let lookups = runtime()?
-                    .block_on(eventide_aws::enrichment::Lookups::start(&spec))
-                    .context("loading the enrichment tables")?;
-                if lookups.has_live() {
-                    anyhow::bail!(
-                        "replay cannot use a dynamodb enrichment (live lookups run in the consumer); \
-                         use a file, s3 or glue source"
-                    );
-                }
-                opts.lookups = lookups.snapshot();
+                // Local tables need no AWS: only S3 and Glue tables go through the adapters.
+                opts.lookups = match eventide_connectors::tables::load_snapshot(&spec)
+                    .context("loading the enrichment tables")?
+                {
+                    Some(snapshot) => snapshot,
+                    None => {
+                        let lookups = runtime()?
+                            .block_on(eventide_aws::enrichment::Lookups::start(&spec))
+                            .context("loading the enrichment tables")?;
+                        if lookups.has_live() {
+                            anyhow::bail!(
+                                "replay cannot use a dynamodb enrichment (live lookups run in the consumer); \
+                                 use a file, s3 or glue source"
+                            );
+                        }
+                        lookups.snapshot()
+                    }
+                };
             }
             let s3 = input.to_str().filter(|i| i.starts_with("s3://"));
             let report = match s3 {

@@ -14,6 +14,9 @@ pub enum AwsError {
     /// Stored data that cannot be decoded.
     #[error("{what}: {message}")]
     Corrupt { what: String, message: String },
+    /// A local enrichment table that cannot be read or loaded; the message names the file.
+    #[error(transparent)]
+    TableFile(#[from] eventide_connectors::tables::TableFileError),
 }
 
 impl AwsError {

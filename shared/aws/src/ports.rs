@@ -31,6 +31,10 @@ impl From<AwsError> for PortError {
             AwsError::Service { op, message } => PortError::Unavailable { op, message },
             AwsError::Conflict { op, what } => PortError::Conflict { op, what },
             AwsError::Corrupt { what, message } => PortError::Corrupt { what, message },
+            AwsError::TableFile(e) => PortError::Unavailable {
+                op: "loading a local enrichment table".into(),
+                message: e.to_string(),
+            },
         }
     }
 }

@@ -8,7 +8,9 @@
 //!   late-data outputs ([`sinks::dead_letter`]);
 //! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all, in one of
 //!   its executions ([`replay::by_key`], [`replay::lanes`], [`replay::streaming`]);
-//! * [`rules_file`]: a local rules file, reloaded when it changes.
+//! * [`rules_file`]: a local rules file, reloaded when it changes;
+//! * [`tables`]: enrichment tables from local files, and the table formats (CSV, JSON
+//!   lines, Parquet) that the AWS adapters read S3 objects with too.
 
 pub mod error;
 pub mod format;
@@ -17,5 +19,6 @@ pub mod replay;
 pub mod rules_file;
 pub mod sinks;
 pub mod sources;
+pub mod tables;
 
 pub use error::ConnectorError;

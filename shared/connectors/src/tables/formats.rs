@@ -1,4 +1,4 @@
-//! Decoding slow-table objects (CSV, JSON lines, Parquet) into a [`TableBuilder`].
+//! Decoding enrichment-table objects (CSV, JSON lines, Parquet) into a [`TableBuilder`].
 //!
 //! Every object of a table is read the same way whatever its origin (S3 or a local file):
 //! the needed columns (the join columns, then the enriched ones) are found by name in the
@@ -6,7 +6,7 @@
 //! values (`.../region=eu/part-0.csv`).
 //!
 //! ```
-//! use eventide_aws::enrichment::formats::load_object;
+//! use eventide_connectors::tables::formats::load_object;
 //! use eventide_engine::enrich::spec::{FormatKind, TableFormat};
 //! use eventide_engine::enrich::table::{Layout, TableBuilder};
 //! use eventide_engine::record::Value;
@@ -142,7 +142,7 @@ pub fn load_object(
 /// The table's own bounds (`max_rows`, `max_bytes`) are checked as rows are added.
 ///
 /// ```
-/// use eventide_aws::enrichment::formats::ObjectLoader;
+/// use eventide_connectors::tables::formats::ObjectLoader;
 /// use eventide_engine::enrich::spec::{FormatKind, TableFormat};
 /// use eventide_engine::enrich::table::{Layout, TableBuilder};
 /// use eventide_engine::spec::FieldType;

@@ -1,9 +1,11 @@
 //! # Eventide connectors
 //!
 //! Local sources and sinks, one connector per file behind one trait each:
-//! * [`input`]: the file layer: files, directories and globs, gzip and zip, header and footer
-//!   framing, and the one line splitter ([`input::lines`]);
-//! * [`sources`]: where lines come from ([`sources::file`]: one plain file or stdin, streamed);
+//! * [`lines`]: the one line splitter of every local reader;
+//! * [`sources`]: where lines come from, behind one trait ([`sources::file`]: one plain file
+//!   or stdin, streamed);
+//! * [`input`]: the file layer, a source of its own: files, directories and globs, gzip and
+//!   zip, header and footer framing;
 //! * [`sinks`]: where panes go ([`sinks::csv`], [`sinks::jsonl`]), plus the dead-letter and
 //!   late-data outputs ([`sinks::dead_letter`]);
 //! * [`replay`]: `eventide replay`, the engine over a file with no AWS at all, in one of
@@ -15,6 +17,7 @@
 pub mod error;
 pub mod format;
 pub mod input;
+pub mod lines;
 pub mod replay;
 pub mod rules_file;
 pub mod sinks;

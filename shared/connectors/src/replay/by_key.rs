@@ -36,11 +36,11 @@ use indicatif::ProgressBar;
 use super::options::{ReplayOptions, ReplayReport};
 use super::reader::{progress_bar, Reader};
 use crate::error::ConnectorError;
-use crate::input::lines::{Lines, TooLong};
-use crate::input::Location;
+use crate::lines::{Lines, TooLong};
 use crate::sinks::dead_letter::{DeadLetter, LazyFile};
 use crate::sinks::{row_format, RowFormat};
 use crate::sources::LineSource;
+use crate::sources::Location;
 
 /// Events per unit of work: small enough to balance threads and bound the rows held in
 /// memory, large enough that handing units over costs nothing.

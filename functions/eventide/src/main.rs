@@ -41,7 +41,9 @@ struct Cli {
 enum ExecutionArg {
     Auto,
     Streaming,
-    Sharded,
+    /// The keys split by hash over threads (lanes), each reading the input decoded once.
+    #[value(alias = "sharded")]
+    Lanes,
     ByKey,
 }
 
@@ -50,7 +52,7 @@ impl From<ExecutionArg> for Execution {
         match e {
             ExecutionArg::Auto => Execution::Auto,
             ExecutionArg::Streaming => Execution::Streaming,
-            ExecutionArg::Sharded => Execution::Sharded,
+            ExecutionArg::Lanes => Execution::Lanes,
             ExecutionArg::ByKey => Execution::ByKey,
         }
     }
@@ -80,8 +82,9 @@ enum Command {
         #[arg(long)]
         rules: Option<PathBuf>,
         /// How to run: every way writes the same files. `by-key` (the default for a file
-        /// whose sinks all write in key order) holds the input in memory; `streaming` keeps
-        /// only the state.
+        /// whose sinks all write in key order) holds the input in memory; `lanes` (the
+        /// default with rules; `sharded` is an alias) splits the keys over threads;
+        /// `streaming` keeps only the state.
         #[arg(long, value_enum, default_value_t = ExecutionArg::Auto)]
         execution: ExecutionArg,
     },
@@ -357,16 +360,24 @@ fn main() -> Result<()> {
                 ..ReplayOptions::default()
             };
             if !spec.enrichments.is_empty() {
-                let lookups = runtime()?
-                    .block_on(eventide_aws::enrichment::Lookups::start(&spec))
-                    .context("loading the enrichment tables")?;
-                if lookups.has_live() {
-                    anyhow::bail!(
-                        "replay cannot use a dynamodb enrichment (live lookups run in the consumer); \
-                         use a file, s3 or glue source"
-                    );
-                }
-                opts.lookups = lookups.snapshot();
+                // Local tables need no AWS: only S3 and Glue tables go through the adapters.
+                opts.lookups = match eventide_connectors::tables::load_snapshot(&spec)
+                    .context("loading the enrichment tables")?
+                {
+                    Some(snapshot) => snapshot,
+                    None => {
+                        let lookups = runtime()?
+                            .block_on(eventide_aws::enrichment::Lookups::start(&spec))
+                            .context("loading the enrichment tables")?;
+                        if lookups.has_live() {
+                            anyhow::bail!(
+                                "replay cannot use a dynamodb enrichment (live lookups run in the consumer); \
+                                 use a file, s3 or glue source"
+                            );
+                        }
+                        lookups.snapshot()
+                    }
+                };
             }
             let s3 = input.to_str().filter(|i| i.starts_with("s3://"));
             let report = match s3 {

@@ -1,5 +1,5 @@
 //! Malformed lines go to `dead_letters.jsonl` with their line number and reason; the run
-//! continues and nothing is lost, in both streaming and key-ordered (sharded) replays.
+//! continues and nothing is lost, in both streaming and key-ordered (by-key and lanes) replays.
 
 use eventide_testkit::Scratch;
 use std::path::PathBuf;

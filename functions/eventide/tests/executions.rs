@@ -1,5 +1,5 @@
 //! Every way of running a replay (`--execution`) writes the same bytes: key by key,
-//! key-sharded threads and one streaming thread, on the reference workload with its late
+//! lanes (the keys split by hash over threads) and one streaming thread, on the reference workload with its late
 //! records, and on a pipeline with early and late firings and retractions. A way that the
 //! input or the pipeline can't use is a clear error, never a silent fallback.
 
@@ -39,7 +39,7 @@ fn same_files(spec: &PipelineSpec, input: &Path, dir: &Path) -> Vec<(String, Vec
     let wall = ReplayOptions::default().wall_ms();
     for (name, execution) in [
         ("by-key", Execution::ByKey),
-        ("sharded", Execution::Sharded),
+        ("lanes", Execution::Lanes),
         ("streaming", Execution::Streaming),
     ] {
         let out = dir.join(name);
@@ -176,7 +176,7 @@ fn a_way_that_does_not_fit_is_an_error() {
         };
         replay(spec, input, &dir.join("out"), &opts)
     };
-    for execution in [Execution::ByKey, Execution::Sharded] {
+    for execution in [Execution::ByKey, Execution::Lanes] {
         match run(spec("fired"), &input, execution) {
             Err(ConnectorError::Unsupported(msg)) => assert!(msg.contains("key order"), "{msg}"),
             other => panic!("{execution:?} with a firing-order sink: {other:?}"),

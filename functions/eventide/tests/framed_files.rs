@@ -80,7 +80,7 @@ fn outputs(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-const EXECUTIONS: [Execution; 3] = [Execution::Streaming, Execution::Sharded, Execution::ByKey];
+const EXECUTIONS: [Execution; 3] = [Execution::Streaming, Execution::Lanes, Execution::ByKey];
 
 /// The example's zip archive replays exactly like its records as plain JSON lines, in
 /// every execution.
@@ -193,7 +193,7 @@ fn gzip_csv_with_a_header_row_equals_json_lines() {
     for (input, execution) in [
         (&input, Execution::Streaming),
         (&input, Execution::ByKey),
-        (&glob, Execution::Sharded),
+        (&glob, Execution::Lanes),
     ] {
         let out = dir.join("got");
         let r = run(CSV_SPEC, input, &out, execution).unwrap();

@@ -17,6 +17,9 @@ pub enum AwsError {
     /// A string that should be an `s3://` location is not one.
     #[error(transparent)]
     Url(#[from] crate::sdk::s3::S3UrlError),
+    /// A local enrichment table that cannot be read or loaded; the message names the file.
+    #[error(transparent)]
+    TableFile(#[from] eventide_connectors::tables::TableFileError),
 }
 
 impl AwsError {

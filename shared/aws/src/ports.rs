@@ -35,6 +35,10 @@ impl From<AwsError> for PortError {
                 what: e.url,
                 message: format!("not an S3 location: {}", e.reason),
             },
+            AwsError::TableFile(e) => PortError::Unavailable {
+                op: "loading a local enrichment table".into(),
+                message: e.to_string(),
+            },
         }
     }
 }

@@ -11,8 +11,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use eventide_connectors::input::lines::Lines;
 use eventide_connectors::input::{InputFile, InputSource};
+use eventide_connectors::lines::Lines;
 use eventide_connectors::sources::file::FileSource;
 use eventide_connectors::sources::LineSource;
 use eventide_engine::codec::Codec;

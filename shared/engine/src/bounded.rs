@@ -7,11 +7,11 @@
 //! through time (the watermark and processing time), and time is the same for every key.
 //!
 //! So the input is decoded once into columns ([`Chunk`], one per slice of the input, built in
-//! parallel), the global time is computed once over the whole arrival order ([`Timeline`]:
-//! the watermark and processing time each record meets, exactly as [`crate::Pipeline`]
-//! computes them, idle partitions and explicit watermarks included), and then every key
-//! replays its own records against that timeline through the very same window operators
-//! ([`KeyRunner`]). A key's state stays in cache, and its rows come out together, so keys
+//! parallel, routed as [`crate::Pipeline`] routes records: [`crate::route`]), the global
+//! time is computed once over the whole arrival order ([`Timeline`]: the watermark and
+//! processing time each record meets, by the same rules as the pipeline's, [`crate::time`],
+//! idle partitions and explicit watermarks included), and then every key replays its own
+//! records against that timeline through the very same window operators ([`KeyRunner`]). A key's state stays in cache, and its rows come out together, so keys
 //! split freely over threads and no output needs buffering for a final sort.
 //!
 //! This is the idea of Flink's batch execution mode (sort by key, then run one key at a
@@ -19,9 +19,10 @@
 //! late panes exactly as in the streaming run, instead of all becoming on time.
 //!
 //! ```
-//! use eventide_engine::bounded::{BoundedInput, Chunk, KeyOutput, KeyRunner, Layout};
+//! use eventide_engine::bounded::{BoundedInput, Chunk, KeyOutput, KeyRunner};
 //! use eventide_engine::pane::{Emit, Pane};
 //! use eventide_engine::record::Line;
+//! use eventide_engine::route::Routes;
 //! use eventide_engine::spec::PipelineSpec;
 //!
 //! let spec = PipelineSpec::from_toml(r#"
@@ -38,17 +39,18 @@
 //!     aggregates = [{ name = "sum", fn = "sum", field = "v" }]
 //!     sink = { format = "csv", order = "key" }
 //! "#).unwrap();
-//! let layout = Layout::new(&spec).unwrap();
+//! assert!(eventide_engine::bounded::supports(&spec));
+//! let routes = Routes::new(&spec);
 //! let decoder = eventide_engine::codec::Codec::new(&spec);
-//! let mut chunk = Chunk::new(&layout);
+//! let mut chunk = Chunk::new(&routes);
 //! let lines = [r#"{"k":"b","v":1,"t":1}"#, r#"{"k":"a","v":2,"t":12}"#, r#"{"k":"b","v":4,"t":3}"#];
 //! for (i, line) in lines.iter().enumerate() {
 //!     match decoder.decode(line.as_bytes()).unwrap() {
-//!         Line::Event(rec) => chunk.push_event(&layout, &rec, i as u64),
+//!         Line::Event(rec) => chunk.push_event(&routes, &rec, i as u64),
 //!         other => chunk.push_control(&other),
 //!     }
 //! }
-//! let input = BoundedInput::new(&spec, layout, vec![chunk], 0);
+//! let input = BoundedInput::new(&spec, routes, vec![chunk], 0);
 //!
 //! #[derive(Default)]
 //! struct Rows(Vec<(String, i64, Option<f64>)>, Vec<u64>);
@@ -76,79 +78,24 @@ use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 
 use crate::error::RecordError;
-use crate::filter::Filter;
 use crate::key::encode_key;
 use crate::operator::{family, Admit, Ctx, WindowOperator};
 use crate::pane::Emit;
 use crate::record::{Line, Record, Value};
+use crate::route::Routes;
 use crate::spec::model::PipelineSpec;
-use crate::watermark::{WatermarkTracker, WM_MAX, WM_MIN};
+use crate::time::{Clock, Control, Moved};
+use crate::watermark::{WM_MAX, WM_MIN};
 
 /// Most aggregations a key-by-key run handles (their filters are a bit mask per record).
 pub const MAX_AGGREGATIONS: usize = 64;
 
-/// What a key-by-key run keeps of each record, compiled from the spec: the distinct
-/// group-by field lists, each aggregation's filter, and the numeric fields aggregates read.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    /// Distinct group-by field lists.
-    groups: Vec<Vec<usize>>,
-    /// Per aggregation: its index in `groups`.
-    agg_group: Vec<usize>,
-    filters: Vec<Option<Filter>>,
-    /// Record fields whose numbers are kept, once each.
-    cols: Vec<usize>,
-    /// Per aggregation: the column of each of its cells.
-    agg_cols: Vec<Vec<usize>>,
-    partition: Option<usize>,
-}
-
-impl Layout {
-    /// The layout of a spec, or `None` when the spec can't run key by key: it has rules
-    /// (they fire alerts in time order across keys) or more than [`MAX_AGGREGATIONS`].
-    pub fn new(spec: &PipelineSpec) -> Option<Self> {
-        if !spec.rules.is_empty()
-            || spec.aggregations.is_empty()
-            || spec.aggregations.len() > MAX_AGGREGATIONS
-        {
-            return None;
-        }
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut agg_group = Vec::new();
-        let mut cols: Vec<usize> = Vec::new();
-        let mut agg_cols = Vec::new();
-        for a in &spec.aggregations {
-            let g = match groups.iter().position(|g| *g == a.group_by) {
-                Some(g) => g,
-                None => {
-                    groups.push(a.group_by.clone());
-                    groups.len() - 1
-                }
-            };
-            agg_group.push(g);
-            let cells = crate::aggregate::CompiledAggregates::new(&a.aggregates).cell_fields;
-            let mut mine = Vec::with_capacity(cells.len());
-            for f in cells {
-                let c = match cols.iter().position(|&x| x == f) {
-                    Some(c) => c,
-                    None => {
-                        cols.push(f);
-                        cols.len() - 1
-                    }
-                };
-                mine.push(c);
-            }
-            agg_cols.push(mine);
-        }
-        Some(Layout {
-            groups,
-            agg_group,
-            filters: spec.aggregations.iter().map(|a| a.filter.clone()).collect(),
-            cols,
-            agg_cols,
-            partition: spec.input.partition,
-        })
-    }
+/// True when `spec` can run key by key: it has aggregations, at most
+/// [`MAX_AGGREGATIONS`] of them, and no rules (they fire alerts in time order across keys).
+pub fn supports(spec: &PipelineSpec) -> bool {
+    spec.rules.is_empty()
+        && !spec.aggregations.is_empty()
+        && spec.aggregations.len() <= MAX_AGGREGATIONS
 }
 
 /// Strings numbered in order of first sight, kept end to end in one buffer. The hash table
@@ -195,16 +142,10 @@ fn name<'a>(ends: &[usize], text: &'a str, id: u32) -> &'a str {
 
 /// A time control line, in arrival order among the events.
 #[derive(Debug, Clone, Copy)]
-struct Control {
+struct ControlAt {
     /// Events before it.
     before: u32,
-    line: ControlLine,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum ControlLine {
-    ProcessingTime(i64),
-    Watermark(i64),
+    control: Control,
 }
 
 /// Consecutive records of a bounded input, in columns. Chunks of different slices of the
@@ -221,15 +162,15 @@ pub struct Chunk {
     values: Vec<Option<f64>>,
     /// Chunk-local partition id per event (with a partition field only).
     part: Vec<u32>,
-    controls: Vec<Control>,
+    controls: Vec<ControlAt>,
     dicts: Vec<Interner>,
     parts: Interner,
     key: String,
 }
 
 impl Chunk {
-    /// An empty chunk for records of `layout`.
-    pub fn new(layout: &Layout) -> Self {
+    /// An empty chunk for records routed by `routes`.
+    pub fn new(routes: &Routes) -> Self {
         Chunk {
             time: Vec::new(),
             tag: Vec::new(),
@@ -238,7 +179,7 @@ impl Chunk {
             values: Vec::new(),
             part: Vec::new(),
             controls: Vec::new(),
-            dicts: (0..layout.groups.len())
+            dicts: (0..routes.groups().len())
                 .map(|_| Interner::default())
                 .collect(),
             parts: Interner::default(),
@@ -258,24 +199,24 @@ impl Chunk {
 
     /// Appends an event. `tag` is the caller's handle on it (e.g. where its line starts),
     /// handed back by [`KeyOutput::late`] when the event is too late.
-    pub fn push_event(&mut self, layout: &Layout, rec: &Record<'_>, tag: u64) {
+    pub fn push_event(&mut self, routes: &Routes, rec: &Record<'_>, tag: u64) {
         self.time.push(rec.time);
         self.tag.push(tag);
-        for (g, fields) in layout.groups.iter().enumerate() {
+        for (g, fields) in routes.groups().iter().enumerate() {
             encode_key(&mut self.key, fields, rec);
             let id = self.dicts[g].id(&self.key);
             self.keys.push(id);
         }
         let mut mask = 0u64;
-        for (a, f) in layout.filters.iter().enumerate() {
-            if f.as_ref().is_none_or(|f| f.matches(rec)) {
+        for (a, route) in routes.iter().enumerate() {
+            if route.admits(rec) {
                 mask |= 1 << a;
             }
         }
         self.mask.push(mask);
         self.values
-            .extend(layout.cols.iter().map(|&f| rec.values[f].as_num()));
-        if let Some(p) = layout.partition {
+            .extend(routes.cols().iter().map(|&f| rec.values[f].as_num()));
+        if let Some(p) = routes.partition() {
             let id = match &rec.values[p] {
                 Value::Str(s) => self.parts.id(s),
                 _ => self.parts.id(""),
@@ -286,15 +227,12 @@ impl Chunk {
 
     /// Appends a control line (events are ignored here: see [`Chunk::push_event`]).
     pub fn push_control(&mut self, line: &Line<'_>) {
-        let line = match *line {
-            Line::AdvanceProcessingTime(t) => ControlLine::ProcessingTime(t),
-            Line::AdvanceWatermark(t) => ControlLine::Watermark(t),
-            Line::Event(_) => return,
-        };
-        self.controls.push(Control {
-            before: self.time.len() as u32,
-            line,
-        });
+        if let Some(control) = Control::of(line) {
+            self.controls.push(ControlAt {
+                before: self.time.len() as u32,
+                control,
+            });
+        }
     }
 }
 
@@ -316,41 +254,27 @@ struct Break {
 pub struct Timeline {
     breaks: Vec<Break>,
     final_now: i64,
-    /// An `advance_processing_time` came.
-    time_given: bool,
     /// Control lines seen.
     pub controls: u64,
 }
 
 impl Timeline {
-    /// Applies a control line as [`crate::Pipeline`] does.
-    fn control(
-        &mut self,
-        tracker: &mut WatermarkTracker,
-        now: &mut i64,
-        before: u32,
-        c: ControlLine,
-    ) {
+    /// Applies a control line to `clock` ([`Clock::control`], as [`crate::Pipeline`] does)
+    /// and keeps the processing-time advances every key must see.
+    fn control(&mut self, clock: &mut Clock, c: ControlAt) {
         self.controls += 1;
-        match c {
-            ControlLine::Watermark(t) => {
-                tracker.advance_to(t);
-            }
-            ControlLine::ProcessingTime(t) => {
-                self.time_given = true;
-                if t <= *now {
-                    return;
-                }
-                *now = t;
-                let wm = tracker.current();
-                let wm_after = tracker.on_processing_time(t);
-                self.breaks.push(Break {
-                    before,
-                    wm,
-                    now: t,
-                    wm_after,
-                });
-            }
+        if let Moved::ProcessingTime {
+            now,
+            wm_before,
+            wm_after,
+        } = clock.control(c.control)
+        {
+            self.breaks.push(Break {
+                before: c.before,
+                wm: wm_before,
+                now,
+                wm_after,
+            });
         }
     }
 }
@@ -377,7 +301,7 @@ struct Grouped {
 /// their events, each with the watermark it met on arrival.
 #[derive(Debug)]
 pub struct BoundedInput {
-    layout: Layout,
+    routes: Routes,
     /// By arrival: the tag each event was pushed with.
     tag: Vec<u64>,
     timeline: Timeline,
@@ -396,18 +320,18 @@ impl BoundedInput {
     /// is left out (it meets no window and does not move the watermark) and listed in
     /// [`BoundedInput::future`]. Processing time is the last `advance_processing_time`
     /// before the event, or `wall_ms` when none came before it.
-    pub fn new(spec: &PipelineSpec, layout: Layout, chunks: Vec<Chunk>, wall_ms: i64) -> Self {
+    pub fn new(spec: &PipelineSpec, routes: Routes, chunks: Vec<Chunk>, wall_ms: i64) -> Self {
         let n: usize = chunks.iter().map(Chunk::len).sum();
         let mut tag = Vec::with_capacity(n);
-        let mut tracker = spec.watermark.tracker();
+        let mut clock = Clock::new(spec.watermark.tracker());
+        clock.set_wall_clock(wall_ms);
         let mut tl = Timeline::default();
-        let mut now = 0i64;
         let mut future = Vec::new();
         let mut skip = Vec::new();
         let moves_time = chunks.iter().any(|c| {
             c.controls
                 .iter()
-                .any(|c| matches!(c.line, ControlLine::ProcessingTime(_)))
+                .any(|c| matches!(c.control, Control::ProcessingTime(_)))
         });
         let mut met = Met {
             wm: Vec::with_capacity(n),
@@ -419,10 +343,10 @@ impl BoundedInput {
             let mut controls = chunk.controls.iter().peekable();
             for (i, &t) in chunk.time.iter().enumerate() {
                 while let Some(c) = controls.next_if(|c| c.before as usize <= i) {
-                    tl.control(&mut tracker, &mut now, base + c.before, c.line);
+                    let before = base + c.before;
+                    tl.control(&mut clock, ControlAt { before, ..*c });
                 }
-                let proc = if tl.time_given { now } else { wall_ms };
-                if let Err(e) = spec.future_guard.check(t, proc) {
+                if let Err(e) = clock.processing().check_future(&spec.future_guard, t) {
                     // Left out: it must not move the watermark.
                     if skip.is_empty() {
                         skip = vec![false; n];
@@ -430,9 +354,9 @@ impl BoundedInput {
                     skip[base as usize + i] = true;
                     future.push((chunk.tag[i], e));
                 }
-                met.wm.push(tracker.current());
+                met.wm.push(clock.watermark());
                 if moves_time {
-                    met.now.push(now);
+                    met.now.push(clock.now());
                 }
                 let part = match chunk.part.get(i) {
                     Some(&p) if (p as usize) < chunk.parts.ends.len() => {
@@ -441,24 +365,25 @@ impl BoundedInput {
                     _ => "",
                 };
                 if skip.get(base as usize + i) != Some(&true) {
-                    tracker.observe(part, t, now);
+                    clock.observe(part, t);
                 }
             }
             for c in controls {
-                tl.control(&mut tracker, &mut now, base + c.before, c.line);
+                let before = base + c.before;
+                tl.control(&mut clock, ControlAt { before, ..*c });
             }
             tag.extend_from_slice(&chunk.tag);
         }
-        tl.final_now = now;
+        tl.final_now = clock.now();
         met.skip = skip;
         if tl.breaks.is_empty() {
             // Processing time never moves: every event met 0.
             met.now = Vec::new();
         }
-        let (chunks, met, layout_ref) = (&chunks, &met, &layout);
+        let (chunks, met, routes_ref) = (&chunks, &met, &routes);
         let groups = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..layout_ref.groups.len())
-                .map(|g| s.spawn(move || group(g, layout_ref, chunks, met)))
+            let handles: Vec<_> = (0..routes_ref.groups().len())
+                .map(|g| s.spawn(move || group(g, routes_ref, chunks, met)))
                 .collect();
             handles
                 .into_iter()
@@ -466,7 +391,7 @@ impl BoundedInput {
                 .collect()
         });
         BoundedInput {
-            layout,
+            routes,
             tag,
             timeline: tl,
             groups,
@@ -496,7 +421,7 @@ impl BoundedInput {
     }
 
     fn group_of(&self, agg: usize) -> Option<&Grouped> {
-        self.groups.get(*self.layout.agg_group.get(agg)?)
+        self.groups.get(self.routes.route(agg)?.group)
     }
 
     /// Number of keys of aggregation `agg`'s group-by (some may have no event passing its
@@ -539,9 +464,9 @@ struct Met {
 /// Lays out the events of group-by `g`: numbers its keys across the chunks, orders them as
 /// key-ordered sinks write them (group-by values compared one by one) and puts each key's
 /// events together, in arrival order.
-fn group(g: usize, layout: &Layout, chunks: &[Chunk], met: &Met) -> Grouped {
-    let ngroups = layout.groups.len();
-    let ncols = layout.cols.len();
+fn group(g: usize, routes: &Routes, chunks: &[Chunk], met: &Met) -> Grouped {
+    let ngroups = routes.groups().len();
+    let ncols = routes.cols().len();
     // Chunk-local key ids to global ones, then every event's global key id.
     let mut dict = Interner::default();
     let mut keys = Vec::with_capacity(met.wm.len());
@@ -652,8 +577,10 @@ impl KeyRunner {
         let key: &str = &g.names[id as usize];
         let tl = &input.timeline;
         let bit = 1u64 << self.agg;
-        let cols = &input.layout.agg_cols[self.agg];
-        let ncols = input.layout.cols.len();
+        let Some(route) = input.routes.route(self.agg) else {
+            return;
+        };
+        let (cols, ncols) = (&route.cols, input.routes.cols().len());
         let mut values: SmallVec<[Option<f64>; 2]> = SmallVec::new();
         let mut wm = WM_MIN;
         let mut now = 0i64;

@@ -13,7 +13,8 @@
 //! format of your own). [`operator`] combines them per aggregation, and [`pipeline::Pipeline`] runs a whole
 //! [`spec::PipelineSpec`] over decoded [`record`]s, emitting [`pane::Pane`]s.
 //! [`bounded`] runs the same operators over a finite input one key at a time, for sinks
-//! that write in key order.
+//! that write in key order. Both drive the operators with the one routing ([`route`]) and
+//! the one set of time rules ([`time`]: processing time, control lines, the watermark).
 //! [`ids`] is the one home of the ids that outlive a run (pane and alert ids, rule state
 //! slots).
 
@@ -31,8 +32,10 @@ pub mod operator;
 pub mod pane;
 pub mod pipeline;
 pub mod record;
+pub mod route;
 pub mod rules;
 pub mod spec;
+pub mod time;
 pub mod trigger;
 pub mod watermark;
 pub mod window;

@@ -1,5 +1,6 @@
-//! A running pipeline: decodes records, routes them to each aggregation's window operator,
-//! advances watermarks and processing time, and hands fired panes to an [`Output`].
+//! A running pipeline: decodes records, routes them to each aggregation's window operator
+//! ([`crate::route`]), advances watermarks and processing time ([`crate::time`]), and hands
+//! fired panes to an [`Output`].
 //!
 //! The same `Pipeline` runs in `eventide replay`, in the Kinesis worker and in Lambda; only
 //! where lines come from and where panes go differ.
@@ -41,12 +42,13 @@ use smallvec::SmallVec;
 
 use crate::codec::Codec;
 use crate::error::{RecordError, StateError};
-use crate::filter::Filter;
 use crate::key::encode_key;
 use crate::operator::{family, Admit, Ctx, WindowOperator};
 use crate::pane::Emit;
 use crate::record::{Line, Record, Value};
+use crate::route::Routes;
 use crate::spec::model::{PipelineSpec, WatermarkSpec};
+use crate::time::{Clock, Control, Moved};
 use crate::watermark::{WatermarkTracker, WM_MAX};
 
 /// Where a pipeline's results go: fired panes, and records dropped as too late.
@@ -69,31 +71,22 @@ pub struct Stats {
     pub late: Vec<u64>,
 }
 
-struct Route {
-    group_by: Vec<usize>,
-    filter: Option<Filter>,
-    cell_fields: Vec<usize>,
-    /// Reuse the previous aggregation's key when the group-by is the same.
-    same_key_as_prev: bool,
-}
+/// Which keys a pipeline keeps state for (see [`Pipeline::set_key_filter`]).
+type KeyFilter = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// A pipeline instance with its state.
 pub struct Pipeline {
     spec: PipelineSpec,
     /// Decodes records and adds the enrichments' columns.
     codec: Codec,
-    routes: Vec<Route>,
+    routes: Routes,
     ops: Vec<Box<dyn WindowOperator>>,
-    wm: WatermarkTracker,
-    now: i64,
-    /// Whether an `advance_processing_time` set `now`; until then the future guard measures
-    /// against `wall_ms`.
-    time_given: bool,
-    wall_ms: Option<i64>,
+    /// Processing time and the watermark.
+    clock: Clock,
     key: String,
     stats: Stats,
-    /// `(index, count)`: only keys whose hash falls in this shard get state here.
-    shard: Option<(u64, u64)>,
+    /// Only keys it accepts get state here (all without one).
+    keep: Option<KeyFilter>,
     /// The running rules and their per-key state.
     rules: crate::rules::Rules,
 }
@@ -109,23 +102,14 @@ impl Pipeline {
     /// own, [`Codec::with_decoder`]).
     pub fn with_codec(spec: PipelineSpec, codec: Codec) -> Self {
         let spec_rules = spec.rules.clone();
-        let mut routes: Vec<Route> = Vec::with_capacity(spec.aggregations.len());
-        for a in &spec.aggregations {
-            let same = routes.last().is_some_and(|r| r.group_by == a.group_by);
-            routes.push(Route {
-                group_by: a.group_by.clone(),
-                filter: a.filter.clone(),
-                cell_fields: crate::aggregate::CompiledAggregates::new(&a.aggregates).cell_fields,
-                same_key_as_prev: same,
-            });
-        }
+        let routes = Routes::new(&spec);
         let ops = spec
             .aggregations
             .iter()
             .enumerate()
             .map(|(i, a)| family::build(i, a))
             .collect();
-        let wm = spec.watermark.tracker();
+        let clock = Clock::new(spec.watermark.tracker());
         let stats = Stats {
             late: vec![0; spec.aggregations.len()],
             ..Stats::default()
@@ -135,27 +119,21 @@ impl Pipeline {
             codec,
             routes,
             ops,
-            wm,
-            now: 0,
-            time_given: false,
-            wall_ms: None,
+            clock,
             key: String::new(),
             stats,
-            shard: None,
+            keep: None,
             rules: crate::rules::Rules::new(&spec_rules),
         }
     }
 
-    /// Builds shard `index` of `count` of a pipeline: it sees every record and keeps the same
-    /// watermark, but aggregates only the keys that hash to this shard. The shards of a
-    /// pipeline together emit exactly the panes (and late records) of the whole pipeline,
-    /// each pane from one shard; only the order across keys differs.
-    pub fn sharded(spec: PipelineSpec, index: usize, count: usize) -> Self {
-        let mut p = Pipeline::new(spec);
-        if count > 1 {
-            p.shard = Some((index as u64, count as u64));
-        }
-        p
+    /// Keeps state only for the keys (of aggregations and rules) that `keep` accepts: the
+    /// pipeline still sees every record and keeps the same watermark. Pipelines whose
+    /// filters split the keys between them together emit exactly the panes, late records
+    /// and alerts of one whole pipeline; only the order across keys differs. (A replay
+    /// splits the keys over threads this way.)
+    pub fn set_key_filter(&mut self, keep: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        self.keep = Some(Box::new(keep));
     }
 
     /// The spec this pipeline runs.
@@ -170,12 +148,12 @@ impl Pipeline {
 
     /// The combined watermark.
     pub fn watermark(&self) -> i64 {
-        self.wm.current()
+        self.clock.watermark()
     }
 
     /// The processing time.
     pub fn processing_time(&self) -> i64 {
-        self.now
+        self.clock.now()
     }
 
     /// Number of keys holding state, per aggregation.
@@ -195,7 +173,7 @@ impl Pipeline {
         self.process_decoded(&parsed, line, partition, out)
     }
 
-    /// Processes one line already decoded (e.g. once for several shards) with the schema of
+    /// Processes one line already decoded (e.g. once for several pipelines) with the schema of
     /// this pipeline's input; `raw` is its text.
     ///
     /// # Errors
@@ -211,23 +189,18 @@ impl Pipeline {
     ) -> Result<(), RecordError> {
         match *parsed {
             Line::Event(ref rec) => {
-                let now = if self.time_given {
-                    Some(self.now)
-                } else {
-                    self.wall_ms
-                };
-                if let Some(now) = now {
-                    self.spec.future_guard.check(rec.time, now)?;
-                }
+                self.clock
+                    .processing()
+                    .check_future(&self.spec.future_guard, rec.time)?;
                 self.process_record(rec, raw, partition, out);
             }
             Line::AdvanceProcessingTime(t) => {
                 self.stats.controls += 1;
-                self.advance_processing_time(t, out);
+                self.control(Control::ProcessingTime(t), out);
             }
             Line::AdvanceWatermark(t) => {
                 self.stats.controls += 1;
-                self.advance_watermark(t, out);
+                self.control(Control::Watermark(t), out);
             }
         }
         Ok(())
@@ -238,7 +211,7 @@ impl Pipeline {
     /// `advance_processing_time`: a replay's wall clock. Without it, and without such lines,
     /// nothing is measured.
     pub fn set_wall_clock(&mut self, now_ms: i64) {
-        self.wall_ms = Some(now_ms);
+        self.clock.set_wall_clock(now_ms);
     }
 
     /// Processes one decoded event. `raw` is what goes to the late-data output if it is late.
@@ -276,34 +249,26 @@ impl Pipeline {
     ) {
         self.stats.events += 1;
         let ctx = Ctx {
-            wm: self.wm.current(),
-            now: self.now,
+            wm: self.clock.watermark(),
+            now: self.clock.now(),
         };
         let mut mine = true;
-        // The route whose group-by values `self.key` holds for this record.
+        // The group whose key `self.key` holds for this record: encoded once per group.
         let mut encoded: Option<usize> = None;
         for (i, route) in self.routes.iter().enumerate() {
-            if let Some(f) = &route.filter {
-                if !f.matches(rec) {
-                    continue;
-                }
+            if !route.admits(rec) {
+                continue;
             }
-            // The previous route's key is reusable only if it was encoded for this record.
-            let reuse = route.same_key_as_prev && i > 0 && encoded == Some(i - 1);
-            encoded = Some(i);
-            if !reuse {
-                encode_key(&mut self.key, &route.group_by, rec);
-                if let Some((index, count)) = self.shard {
-                    use std::hash::BuildHasher;
-                    mine = (rustc_hash::FxBuildHasher.hash_one(self.key.as_str()) >> 32) % count
-                        == index;
-                }
+            if encoded != Some(route.group) {
+                encoded = Some(route.group);
+                encode_key(&mut self.key, &self.routes.groups()[route.group], rec);
+                mine = self.keep.as_ref().is_none_or(|keep| keep(&self.key));
             }
             if !mine || skip.is_some_and(|s| s.get(i).copied().unwrap_or(false)) {
                 continue;
             }
             let values: SmallVec<[Option<f64>; 2]> = route
-                .cell_fields
+                .cells
                 .iter()
                 .map(|&f| rec.values[f].as_num())
                 .collect();
@@ -320,50 +285,51 @@ impl Pipeline {
             None => partition,
         };
         if !self.rules.is_empty() {
+            let keep = self.keep.as_deref().map(|k| k as &dyn Fn(&str) -> bool);
             // Past the aggregations, `skip` masks the rules (in [`Pipeline::rules`] order).
             match skip {
                 Some(s) => {
                     let rules_skip = s.get(self.ops.len()..).unwrap_or(&[]);
-                    self.rules
-                        .on_record_masked(rec, ctx.wm, self.shard, rules_skip);
+                    self.rules.on_record_masked(rec, ctx.wm, keep, rules_skip);
                 }
-                None => self.rules.on_record(rec, ctx.wm, self.shard),
+                None => self.rules.on_record(rec, ctx.wm, keep),
             }
         }
-        let before = ctx.wm;
-        let after = self.wm.observe(part, rec.time, self.now);
-        if after > before {
-            self.fire_watermark(after, out);
+        if let Some(wm) = self.clock.observe(part, rec.time) {
+            self.fire_watermark(wm, out);
         }
     }
 
     /// Moves processing time forward (it never goes back) and fires what is due.
     pub fn advance_processing_time<O: Output>(&mut self, t: i64, out: &mut O) {
-        self.time_given = true;
-        if t <= self.now {
-            return;
-        }
-        self.now = t;
-        let ctx = Ctx {
-            wm: self.wm.current(),
-            now: t,
-        };
-        for op in self.ops.iter_mut() {
-            op.on_processing_time(ctx, out);
-        }
-        let before = ctx.wm;
-        let after = self.wm.on_processing_time(t);
-        if after > before {
-            self.fire_watermark(after, out);
-        }
+        self.control(Control::ProcessingTime(t), out);
     }
 
     /// Moves the watermark forward explicitly (a control record). It never goes back.
     pub fn advance_watermark<O: Output>(&mut self, wm: i64, out: &mut O) {
-        let before = self.wm.current();
-        let after = self.wm.advance_to(wm);
-        if after > before {
-            self.fire_watermark(after, out);
+        self.control(Control::Watermark(wm), out);
+    }
+
+    /// Applies a control line ([`Clock::control`]) and fires what it makes due: operators
+    /// see a processing-time advance at the watermark before it, then the watermark that
+    /// idle partitions may release.
+    fn control<O: Output>(&mut self, c: Control, out: &mut O) {
+        match self.clock.control(c) {
+            Moved::Nothing => {}
+            Moved::Watermark { to } => self.fire_watermark(to, out),
+            Moved::ProcessingTime {
+                now,
+                wm_before,
+                wm_after,
+            } => {
+                let ctx = Ctx { wm: wm_before, now };
+                for op in self.ops.iter_mut() {
+                    op.on_processing_time(ctx, out);
+                }
+                if wm_after > wm_before {
+                    self.fire_watermark(wm_after, out);
+                }
+            }
         }
     }
 
@@ -373,7 +339,10 @@ impl Pipeline {
     }
 
     fn fire_watermark<O: Output>(&mut self, wm: i64, out: &mut O) {
-        let ctx = Ctx { wm, now: self.now };
+        let ctx = Ctx {
+            wm,
+            now: self.clock.now(),
+        };
         for op in self.ops.iter_mut() {
             op.on_watermark(ctx, out);
         }
@@ -407,7 +376,7 @@ impl Pipeline {
             WatermarkSpec::Bounded { bound_ms, .. } => bound_ms,
             WatermarkSpec::Explicit => 0,
         };
-        p.wm = WatermarkTracker::external(bound);
+        p.clock = Clock::new(WatermarkTracker::external(bound));
         p
     }
 
@@ -444,10 +413,10 @@ impl Pipeline {
         let mut out = Vec::with_capacity(self.routes.len());
         let mut key = String::new();
         for (i, route) in self.routes.iter().enumerate() {
-            if route.filter.as_ref().is_some_and(|f| !f.matches(rec)) {
+            if !route.admits(rec) {
                 continue;
             }
-            encode_key(&mut key, &route.group_by, rec);
+            encode_key(&mut key, &self.routes.groups()[route.group], rec);
             out.push((i, key.clone()));
         }
         out
@@ -498,11 +467,12 @@ impl Pipeline {
     /// Resumes a partition at watermark `wm` (as if a record at `wm + bound` had been seen),
     /// after restoring state committed at that watermark.
     pub fn resume_partition(&mut self, partition: &str, wm: i64) {
-        self.wm.resume(partition, wm, self.now);
+        let now = self.clock.now();
+        self.clock.tracker_mut().resume(partition, wm, now);
     }
 
     /// The watermark of one partition from its own records, if it has any.
     pub fn partition_watermark(&self, partition: &str) -> Option<i64> {
-        self.wm.partition_watermark(partition)
+        self.clock.tracker().partition_watermark(partition)
     }
 }

@@ -962,19 +962,21 @@ impl eventide_engine::bounded::KeyOutput for KeyRows {
 
 /// Runs a spec over script lines key by key, the input cut into two chunks at `cut`.
 fn run_key_by_key(spec: &PipelineSpec, lines: &[String], cut: usize) -> (KeyRows, Vec<u64>) {
-    use eventide_engine::bounded::{BoundedInput, Chunk, KeyRunner, Layout};
+    use eventide_engine::bounded::{BoundedInput, Chunk, KeyRunner};
     use eventide_engine::record::Line;
-    let layout = Layout::new(spec).expect("runs key by key");
+    use eventide_engine::route::Routes;
+    assert!(eventide_engine::bounded::supports(spec));
+    let routes = Routes::new(spec);
     let decoder = eventide_engine::codec::Codec::new(spec);
-    let mut chunks = vec![Chunk::new(&layout), Chunk::new(&layout)];
+    let mut chunks = vec![Chunk::new(&routes), Chunk::new(&routes)];
     for (i, l) in lines.iter().enumerate() {
         let chunk = &mut chunks[usize::from(i >= cut)];
         match decoder.decode(l.as_bytes()).expect("valid line") {
-            Line::Event(rec) => chunk.push_event(&layout, &rec, i as u64),
+            Line::Event(rec) => chunk.push_event(&routes, &rec, i as u64),
             other => chunk.push_control(&other),
         }
     }
-    let input = BoundedInput::new(spec, layout, chunks, i64::MAX);
+    let input = BoundedInput::new(spec, routes, chunks, i64::MAX);
     let mut out = KeyRows::default();
     let mut late = Vec::new();
     for agg in 0..spec.aggregations.len() {

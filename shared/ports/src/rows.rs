@@ -1,7 +1,8 @@
 //! The plain rows that cross the consumer's ports: fired panes and records set aside.
 
-use eventide_engine::pane::Pane;
+use eventide_engine::pane::{Pane, PaneJson};
 use eventide_engine::rules::Alert;
+use eventide_engine::window::Window;
 use serde_json::{Map, Value};
 
 /// An owned fired pane with the names needed to render it.
@@ -32,7 +33,7 @@ impl PaneRow {
     ///
     /// ```
     /// use eventide_ports::rows::PaneRow;
-    /// use eventide_engine::pane::Pane;
+    /// use eventide_engine::pane::{Pane, PaneJson};
     /// use eventide_engine::trigger::Timing;
     /// use eventide_engine::window::Window;
     /// let pane = Pane { aggregation: 0, key: "a\u{1f}b", key_id: 0, window: Window { start: 0, end: 10 },
@@ -75,25 +76,27 @@ impl PaneRow {
         eventide_engine::key::join(self.key_parts.iter().map(Option::as_deref))
     }
 
-    /// The JSON object of the pane, the same shape as `eventide_connectors`' `pane_json`:
-    /// `aggregation`, the group-by fields, `window_start`, `window_end`, the aggregates
-    /// (`null` when undefined), `timing`, `pane_index`, `retraction`, `pane_id`.
+    /// The JSON object of the pane: the one shape of every JSON sink
+    /// ([`eventide_engine::pane::PaneJson`]), as the local `jsonl` files write it.
     pub fn to_json(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("aggregation".into(), Value::from(self.aggregation.as_str()));
-        for (name, part) in self.group_by.iter().zip(&self.key_parts) {
-            m.insert(name.clone(), Value::from(part.as_deref()));
+        PaneJson {
+            aggregation: &self.aggregation,
+            window: Window {
+                start: self.window_start,
+                end: self.window_end,
+            },
+            timing: self.timing,
+            index: self.pane_index,
+            retraction: self.retraction,
+            id: &self.pane_id,
         }
-        m.insert("window_start".into(), Value::from(self.window_start));
-        m.insert("window_end".into(), Value::from(self.window_end));
-        for (name, v) in &self.values {
-            m.insert(name.clone(), v.map_or(Value::Null, Value::from));
-        }
-        m.insert("timing".into(), Value::from(self.timing));
-        m.insert("pane_index".into(), Value::from(self.pane_index));
-        m.insert("retraction".into(), Value::from(self.retraction));
-        m.insert("pane_id".into(), Value::from(self.pane_id.as_str()));
-        m
+        .object(
+            self.group_by
+                .iter()
+                .map(String::as_str)
+                .zip(self.key_parts.iter().map(Option::as_deref)),
+            self.values.iter().map(|(n, v)| (n.as_str(), *v)),
+        )
     }
 
     /// [`PaneRow::to_json`] as one line of JSON (no trailing newline).
@@ -150,5 +153,41 @@ pub fn alert_row(a: &Alert) -> PaneRow {
         retraction: false,
         values,
         pane_id: a.id(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eventide_engine::trigger::Timing;
+
+    /// A row renders exactly as the fired pane it was built from (the local `jsonl` sink's
+    /// bytes), nulls and retractions included.
+    #[test]
+    fn row_json_is_the_pane_json() {
+        let (group_by, aggregates) = (
+            ["x".to_string(), "y".to_string()],
+            ["n".to_string(), "m".to_string()],
+        );
+        for (key, retraction, values) in [
+            ("a\u{1f}b", false, [Some(2.5), None]),
+            ("\u{1b}0\u{1f}c", true, [None, Some(-1.0)]),
+        ] {
+            let pane = Pane {
+                aggregation: 0,
+                key,
+                key_id: 7,
+                window: Window { start: -5, end: 10 },
+                timing: Timing::Late,
+                index: 3,
+                retraction,
+                values: &values,
+            };
+            let row = PaneRow::from_pane(&pane, "q", &group_by, &aggregates);
+            assert_eq!(
+                row.to_json_string(),
+                Value::Object(pane.to_json("q", &group_by, &aggregates)).to_string()
+            );
+        }
     }
 }

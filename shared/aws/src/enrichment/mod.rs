@@ -23,7 +23,6 @@
 //! ```
 
 pub mod dynamodb;
-pub mod formats;
 pub mod glue;
 pub mod s3;
 
@@ -31,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use eventide_connectors::tables::{self, formats};
 use eventide_engine::enrich::spec::TableFormat;
 use eventide_engine::enrich::table::{LookupTable, TableBuilder};
 use eventide_engine::enrich::{table_shape, Enricher, EnrichmentSpec, Snapshot, SourceSpec};
@@ -151,22 +151,11 @@ async fn resolve(clients: &Clients, spec: &EnrichmentSpec) -> Result<Resolved, A
                 version,
             })
         }
-        SourceSpec::File { path, format } => {
-            let meta = std::fs::metadata(path).map_err(|e| AwsError::Corrupt {
-                what: format!("enrichment `{}` file {path}", spec.name),
-                message: e.to_string(),
-            })?;
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            Ok(Resolved::File {
-                path: path.into(),
-                format: format.clone(),
-                version: format!("file:{}@{mtime}", meta.len()),
-            })
-        }
+        SourceSpec::File { path, format } => Ok(Resolved::File {
+            path: path.into(),
+            format: format.clone(),
+            version: tables::version(&spec.name, std::path::Path::new(path))?,
+        }),
         SourceSpec::DynamoDb { .. } => Err(AwsError::Corrupt {
             what: format!("enrichment `{}`", spec.name),
             message: "a dynamodb lookup is not preloaded".into(),
@@ -182,13 +171,7 @@ async fn load(
     resolved: Resolved,
 ) -> Result<(LookupTable, LoadReport), AwsError> {
     let started = Instant::now();
-    let wanted: Arc<Vec<String>> = Arc::new(
-        spec.join
-            .iter()
-            .map(|k| k.column.clone())
-            .chain(spec.columns.iter().map(|c| c.column.clone()))
-            .collect(),
-    );
+    let wanted: Arc<Vec<String>> = Arc::new(tables::wanted(spec));
     let version = resolved.version().to_string();
     let mut builder = TableBuilder::new(table_shape(spec));
     let corrupt = |e: formats::FormatError| AwsError::Corrupt {
@@ -225,35 +208,16 @@ async fn load(
             }
         }
         Resolved::File { path, format, .. } => {
-            let mut files = Vec::new();
-            if path.is_dir() {
-                let entries = std::fs::read_dir(&path).map_err(|e| AwsError::Corrupt {
-                    what: format!("enrichment `{}` directory {}", spec.name, path.display()),
-                    message: e.to_string(),
-                })?;
-                for e in entries.flatten() {
-                    let p = e.path();
-                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    if p.is_file() && !name.starts_with('.') && !name.starts_with('_') {
-                        files.push(p);
-                    }
-                }
-                files.sort();
-            } else {
-                files.push(path);
-            }
-            for f in files {
-                count += 1;
-                let wanted = Arc::clone(&wanted);
-                let format = format.clone();
-                builder = tokio::task::spawn_blocking(move || {
-                    let name = f.display().to_string();
-                    load_file(&f, &name, &format, &wanted, &mut builder).map(|()| builder)
-                })
-                .await
-                .map_err(join_err)?
-                .map_err(corrupt)?;
-            }
+            // Parsed on a blocking thread, so that the consumer's tasks keep running.
+            let name = spec.name.clone();
+            let files;
+            (builder, files) = tokio::task::spawn_blocking(move || {
+                tables::load_path(&name, &path, &format, &wanted, &mut builder)
+                    .map(|files| (builder, files))
+            })
+            .await
+            .map_err(join_err)??;
+            count += files;
         }
     }
     let table = builder
@@ -270,32 +234,6 @@ async fn load(
         elapsed: started.elapsed(),
     };
     Ok((table, report))
-}
-
-/// Loads a local file into `builder`, a chunk at a time (see [`formats::ObjectLoader`]).
-fn load_file(
-    path: &std::path::Path,
-    name: &str,
-    format: &TableFormat,
-    wanted: &[String],
-    builder: &mut TableBuilder,
-) -> Result<(), formats::FormatError> {
-    use std::io::Read;
-    let io = |e: std::io::Error| formats::FormatError::Object {
-        object: name.to_string(),
-        reason: e.to_string(),
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut loader = formats::ObjectLoader::new(format, wanted, &[], name, builder);
-    let mut buf = vec![0; 1 << 16];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => return loader.finish(),
-            Ok(n) => loader.push(&buf[..n])?,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io(e)),
-        }
-    }
 }
 
 impl Lookups {

@@ -34,8 +34,6 @@
 //! # Ok::<(), eventide_connectors::ConnectorError>(())
 //! ```
 
-pub mod lines;
-
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::ops::Range;
@@ -45,8 +43,9 @@ use eventide_engine::spec::{Compression, FileSpec, Format};
 use eventide_engine::PipelineSpec;
 
 use crate::error::ConnectorError;
+use crate::lines::Lines;
 use crate::sources::LineSource;
-use lines::Lines;
+pub use crate::sources::Location;
 
 /// One input file: where it is, and the name that errors and dead letters give it (its
 /// path, or e.g. the S3 key it was downloaded from).
@@ -62,22 +61,6 @@ impl InputFile {
         InputFile {
             path: path.to_path_buf(),
             name: path.display().to_string(),
-        }
-    }
-}
-
-/// Where a record came from: the file and, in a zip archive, the entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub file: String,
-    pub entry: Option<String>,
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.entry {
-            Some(e) => write!(f, "{}, entry {e:?}", self.file),
-            None => f.write_str(&self.file),
         }
     }
 }

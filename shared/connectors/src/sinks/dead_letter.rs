@@ -117,7 +117,7 @@ impl<'a> DeadLetter<'a> {
     }
 
     /// The same dead letter, naming the file and entry it is in.
-    pub fn at(mut self, at: Option<&'a crate::input::Location>) -> Self {
+    pub fn at(mut self, at: Option<&'a crate::sources::Location>) -> Self {
         if let Some(at) = at {
             self.file = Some(&at.file);
             self.entry = at.entry.as_deref();

@@ -1,11 +1,11 @@
-//! JSON-lines file sink: one object per pane, with a deterministic `pane_id`.
+//! JSON-lines file sink: one object per pane ([`Pane::to_json`], the shape of every JSON
+//! sink), with a deterministic `pane_id`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use eventide_engine::pane::Pane;
-use serde_json::{Map, Value};
 
 use super::ordered::RowWriter;
 use super::{Layout, RowFormat};
@@ -14,14 +14,16 @@ use crate::error::ConnectorError;
 /// Formats panes as JSON objects, one per line.
 #[derive(Debug, Clone)]
 pub struct JsonFormat {
-    layout: Layout,
+    group_by: Vec<String>,
+    aggregates: Vec<String>,
     name: String,
 }
 
 impl JsonFormat {
     pub fn new(layout: Layout, aggregation: String) -> Self {
         JsonFormat {
-            layout,
+            group_by: layout.group_by,
+            aggregates: layout.aggregates.into_iter().map(|(n, _)| n).collect(),
             name: aggregation,
         }
     }
@@ -33,7 +35,7 @@ impl RowFormat for JsonFormat {
     }
 
     fn row(&mut self, buf: &mut Vec<u8>, p: &Pane<'_>) {
-        let m = pane_json(p, &self.layout, &self.name);
+        let m = p.to_json(&self.name, &self.group_by, &self.aggregates);
         // A map of strings and numbers always serializes.
         let _ = serde_json::to_writer(&mut *buf, &m);
         buf.push(b'\n');
@@ -66,25 +68,6 @@ impl JsonRows {
             buf: Vec::new(),
         })
     }
-}
-
-/// The JSON object of a pane: group-by fields, window, aggregates, timing, index, retraction, id.
-pub fn pane_json(p: &Pane<'_>, layout: &Layout, aggregation: &str) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("aggregation".into(), Value::from(aggregation));
-    for (name, part) in layout.group_by.iter().zip(p.key_parts()) {
-        m.insert(name.clone(), Value::from(part.as_deref()));
-    }
-    m.insert("window_start".into(), Value::from(p.window.start));
-    m.insert("window_end".into(), Value::from(p.window.end));
-    for ((name, _), v) in layout.aggregates.iter().zip(p.values) {
-        m.insert(name.clone(), v.map_or(Value::Null, Value::from));
-    }
-    m.insert("timing".into(), Value::from(p.timing.as_str()));
-    m.insert("pane_index".into(), Value::from(p.index));
-    m.insert("retraction".into(), Value::from(p.retraction));
-    m.insert("pane_id".into(), Value::from(p.id(aggregation)));
-    m
 }
 
 impl RowWriter for JsonRows {

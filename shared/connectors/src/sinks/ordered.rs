@@ -59,7 +59,7 @@ impl KeyOrdered {
 /// Rows are compactly encoded (see [`encode_row`]): a typical row takes 10 to 20 bytes
 /// instead of its 40 to 60 bytes of CSV. Keys are found by the pane's `key_id` through a
 /// table indexed by the engine's slot, so the key string is hashed only when a key's state
-/// is created, not for every row. Several buffers holding disjoint keys (shards of one
+/// is created, not for every row. Several buffers holding disjoint keys (lanes of one
 /// aggregation) can be written together with [`KeyBuffer::write_sorted`].
 pub struct KeyBuffer {
     nvalues: usize,
@@ -170,7 +170,7 @@ impl KeyBuffer {
         let mut i = 0;
         let mut rank = 0u64;
         while i < all.len() {
-            // A key's group: normally one entry, more only if shards shared a key.
+            // A key's group: normally one entry, more only if lanes shared a key.
             let first = all[i];
             let mut j = i + 1;
             while j < all.len()

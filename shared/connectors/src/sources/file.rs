@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::LineSource;
 use crate::error::ConnectorError;
-use crate::input::lines;
+use crate::lines;
 
 /// Reads a file line by line with a large buffer, split and trimmed as every local reader
 /// does ([`lines`]).

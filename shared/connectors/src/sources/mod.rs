@@ -4,7 +4,22 @@
 pub mod file;
 
 use crate::error::ConnectorError;
-use crate::input::Location;
+
+/// Where a record came from: the file and, in a zip archive, the entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: String,
+    pub entry: Option<String>,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.entry {
+            Some(e) => write!(f, "{}, entry {e:?}", self.file),
+            None => f.write_str(&self.file),
+        }
+    }
+}
 
 /// A source of input lines in arrival order.
 pub trait LineSource {

@@ -2,7 +2,6 @@
 //! rule's operator, with their per-key state.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
 use super::alert::Alert;
 use super::condition::CondOp;
@@ -81,13 +80,13 @@ impl Rules {
         started
     }
 
-    /// Adds a record to every rule; `wm` is the watermark before it. With `shard`, only
-    /// keys that hash to that shard are kept (as [`crate::Pipeline::sharded`] does).
-    pub fn on_record(&mut self, rec: &Record<'_>, wm: i64, shard: Option<(u64, u64)>) {
+    /// Adds a record to every rule; `wm` is the watermark before it. With `keep`, only keys
+    /// it accepts get state (see [`crate::Pipeline::set_key_filter`]).
+    pub fn on_record(&mut self, rec: &Record<'_>, wm: i64, keep: Option<&dyn Fn(&str) -> bool>) {
         let Rules { ops, key, .. } = self;
         for op in ops.iter_mut() {
             encode_key(key, &op.spec().key, rec);
-            if !in_shard(key, shard) {
+            if keep.is_some_and(|keep| !keep(key)) {
                 continue;
             }
             match op {
@@ -158,7 +157,7 @@ impl Rules {
         &mut self,
         rec: &Record<'_>,
         wm: i64,
-        shard: Option<(u64, u64)>,
+        keep: Option<&dyn Fn(&str) -> bool>,
         skip: &[bool],
     ) {
         let Rules { ops, key, .. } = self;
@@ -167,7 +166,7 @@ impl Rules {
                 continue;
             }
             encode_key(key, &op.spec().key, rec);
-            if !in_shard(key, shard) {
+            if keep.is_some_and(|keep| !keep(key)) {
                 continue;
             }
             match op {
@@ -189,11 +188,4 @@ impl Rules {
             Op::Pat(o) => o.restore_key(key, blob),
         }
     }
-}
-
-/// True when `key` belongs to shard `index` of `count`, hashed as the pipeline does.
-fn in_shard(key: &str, shard: Option<(u64, u64)>) -> bool {
-    shard.is_none_or(|(index, count)| {
-        (rustc_hash::FxBuildHasher.hash_one(key) >> 32) % count == index
-    })
 }

@@ -1,4 +1,4 @@
-//! Decoding slow-table objects (CSV, JSON lines, Parquet) into a [`TableBuilder`].
+//! Decoding enrichment-table objects (CSV, JSON lines, Parquet) into a [`TableBuilder`].
 //!
 //! Every object of a table is read the same way whatever its origin (S3 or a local file):
 //! the needed columns (the join columns, then the enriched ones) are found by name in the
@@ -6,13 +6,13 @@
 //! values (`.../region=eu/part-0.csv`).
 //!
 //! ```
-//! use eventide_aws::enrichment::formats::load_object;
+//! use eventide_connectors::tables::formats::load_object;
 //! use eventide_engine::enrich::spec::{FormatKind, TableFormat};
 //! use eventide_engine::enrich::table::{TableShape, TableBuilder};
 //! use eventide_engine::record::Value;
 //! use eventide_engine::spec::FieldType;
-//! let layout = TableShape::new("t", vec![FieldType::String], vec![FieldType::Number], 10, 1 << 20);
-//! let mut b = TableBuilder::new(layout);
+//! let shape = TableShape::new("t", vec![FieldType::String], vec![FieldType::Number], 10, 1 << 20);
+//! let mut b = TableBuilder::new(shape);
 //! let cols = ["id".to_string(), "limit".to_string()];
 //! load_object(b"id,limit\na,1.5\n\"b,c\",2\n".to_vec(), &TableFormat::new(FormatKind::Csv),
 //!     &cols, &[], "x.csv", &mut b).unwrap();
@@ -142,12 +142,12 @@ pub fn load_object(
 /// The table's own bounds (`max_rows`, `max_bytes`) are checked as rows are added.
 ///
 /// ```
-/// use eventide_aws::enrichment::formats::ObjectLoader;
+/// use eventide_connectors::tables::formats::ObjectLoader;
 /// use eventide_engine::enrich::spec::{FormatKind, TableFormat};
 /// use eventide_engine::enrich::table::{TableShape, TableBuilder};
 /// use eventide_engine::spec::FieldType;
-/// let layout = TableShape::new("t", vec![FieldType::String], vec![FieldType::Number], 10, 1 << 20);
-/// let mut b = TableBuilder::new(layout);
+/// let shape = TableShape::new("t", vec![FieldType::String], vec![FieldType::Number], 10, 1 << 20);
+/// let mut b = TableBuilder::new(shape);
 /// let (format, cols) = (TableFormat::new(FormatKind::Csv), ["id".into(), "n".into()]);
 /// let mut loader = ObjectLoader::new(&format, &cols, &[], "x.csv", &mut b);
 /// for chunk in [&b"id,n\na,"[..], b"1\nb,2"] {
@@ -515,14 +515,14 @@ mod tests {
         split_csv("x|y", b'|', None, &mut out);
         assert_eq!(out, vec!["x", "y"]);
 
-        let layout = TableShape::new(
+        let shape = TableShape::new(
             "t",
             vec![FieldType::String],
             vec![FieldType::Number, FieldType::String],
             10,
             1 << 20,
         );
-        let mut b = TableBuilder::new(layout);
+        let mut b = TableBuilder::new(shape);
         let f = TableFormat {
             delimiter: b'|',
             header: false,
@@ -563,14 +563,14 @@ mod tests {
 
     #[test]
     fn json_lines() {
-        let layout = TableShape::new(
+        let shape = TableShape::new(
             "t",
             vec![FieldType::Number],
             vec![FieldType::String],
             10,
             1 << 20,
         );
-        let mut b = TableBuilder::new(layout);
+        let mut b = TableBuilder::new(shape);
         load_object(
             b"{\"id\":1,\"tier\":\"gold\"}\n\n{\"id\":2}\n".to_vec(),
             &TableFormat::new(FormatKind::Jsonl),

@@ -1,4 +1,5 @@
-//! The key-by-key replay of a file, for pipelines whose sinks all write in key order.
+//! `--execution by-key`: the key-by-key replay of a file, for pipelines whose sinks all
+//! write in key order (the default for them).
 //!
 //! The engine's [`eventide_engine::bounded`] runs a finite input one key at a time with the
 //! streaming operators and the streaming watermark; this module is its I/O around it:
@@ -24,20 +25,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use eventide_engine::bounded::{BoundedInput, Chunk, KeyOutput, KeyRunner, Layout};
+use eventide_engine::bounded::{BoundedInput, Chunk, KeyOutput, KeyRunner};
 use eventide_engine::codec::Codec;
 use eventide_engine::pane::{Emit, Pane};
 use eventide_engine::record::Line;
+use eventide_engine::route::Routes;
 use eventide_engine::{PipelineSpec, RecordError};
 use indicatif::ProgressBar;
 
+use super::options::{ReplayOptions, ReplayReport};
+use super::reader::{progress_bar, Reader};
 use crate::error::ConnectorError;
-use crate::input::lines::{Lines, TooLong};
-use crate::input::Location;
-use crate::replay::{Reader, ReplayOptions, ReplayReport};
+use crate::lines::{Lines, TooLong};
 use crate::sinks::dead_letter::{DeadLetter, LazyFile};
 use crate::sinks::{row_format, RowFormat};
 use crate::sources::LineSource;
+use crate::sources::Location;
 
 /// Events per unit of work: small enough to balance threads and bound the rows held in
 /// memory, large enough that handing units over costs nothing.
@@ -105,12 +108,10 @@ fn gather(reader: Reader, threads: usize) -> Result<(Vec<u8>, Option<Origins>), 
     }
 }
 
-/// Runs `spec` over the file `input` key by key, writing what [`crate::replay::replay`]
-/// writes. `layout` is the spec's (see [`Layout::new`]).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn replay_by_key(
+/// Runs `spec` over the file `input` key by key, writing what [`super::replay`] writes.
+/// The spec must run key by key ([`eventide_engine::bounded::supports`]).
+pub(super) fn replay_by_key(
     spec: &PipelineSpec,
-    layout: Layout,
     codec: &Codec,
     reader: Reader,
     out_dir: &Path,
@@ -118,6 +119,7 @@ pub(crate) fn replay_by_key(
     threads: usize,
     started: Instant,
 ) -> Result<ReplayReport, ConnectorError> {
+    let routes = Routes::new(spec);
     let plain_path = match &reader {
         Reader::Plain(p) => Some(p.clone()),
         Reader::Framed(_) => None,
@@ -125,7 +127,7 @@ pub(crate) fn replay_by_key(
     let (text, origins) = gather(reader, threads)?;
     tracing::debug!(elapsed = ?started.elapsed(), bytes = text.len(), "read");
     let bar = if opts.progress {
-        crate::replay::progress_bar(Some(text.len() as u64))
+        progress_bar(Some(text.len() as u64))
     } else {
         ProgressBar::hidden()
     };
@@ -135,9 +137,9 @@ pub(crate) fn replay_by_key(
         let handles: Vec<_> = slices
             .iter()
             .map(|r| {
-                let (codec, layout, text, bar) = (codec, &layout, &text, &bar);
+                let (codec, routes, text, bar) = (codec, &routes, &text, &bar);
                 let r = r.clone();
-                s.spawn(move || decode_slice(codec, layout, text, r, max_line, bar))
+                s.spawn(move || decode_slice(codec, routes, text, r, max_line, bar))
             })
             .collect();
         handles
@@ -165,7 +167,7 @@ pub(crate) fn replay_by_key(
         lines += d.lines;
         chunks.push(d.chunk);
     }
-    let input = BoundedInput::new(spec, layout, chunks, opts.wall_ms());
+    let input = BoundedInput::new(spec, routes, chunks, opts.wall_ms());
     bad.extend(future_dead_letters(&text, input.future()));
     bad.sort_by_key(|b| b.0);
     let mut dead = LazyFile::new(&out_dir.join("dead_letters.jsonl"));
@@ -390,14 +392,14 @@ fn line_at(text: &[u8], at: usize) -> &[u8] {
 /// starts. Lines are split by the one splitter of every local reader ([`Lines`]).
 fn decode_slice(
     codec: &Codec,
-    layout: &Layout,
+    routes: &Routes,
     text: &[u8],
     range: Range<usize>,
     max_line: usize,
     bar: &ProgressBar,
 ) -> Decoded {
     let mut d = Decoded {
-        chunk: Chunk::new(layout),
+        chunk: Chunk::new(routes),
         line_count: 0,
         lines: 0,
         bad: Vec::new(),
@@ -415,7 +417,7 @@ fn decode_slice(
         };
         d.lines += 1;
         match codec.decode(l.text) {
-            Ok(Line::Event(rec)) => d.chunk.push_event(layout, &rec, l.offset as u64),
+            Ok(Line::Event(rec)) => d.chunk.push_event(routes, &rec, l.offset as u64),
             Ok(control) => d.chunk.push_control(&control),
             // Dropped on purpose by an enrichment (`on_miss = "drop"`): not a dead letter.
             Err(RecordError::Dropped(_)) => {}

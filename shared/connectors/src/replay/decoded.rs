@@ -1,8 +1,9 @@
-//! Input lines decoded once and shared, in batches, by the shard threads of a replay.
+//! Input lines decoded once and shared, in batches, by the lanes of a replay
+//! ([`super::lanes`]).
 //!
-//! A key-sharded replay needs every line in every shard (all shards must see the same
+//! A replay in lanes needs every line in every lane (all lanes must see the same
 //! watermarks), but decoding JSON is a large part of the work; so one thread decodes and
-//! the shards read the decoded batches. A batch owns its data: the raw text of its lines
+//! the lanes read the decoded batches. A batch owns its data: the raw text of its lines
 //! (for the late-data outputs), the decoded strings in one arena and the other field values
 //! inline, so no record allocates.
 

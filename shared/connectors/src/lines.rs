@@ -1,5 +1,5 @@
 //! The one line splitter: how every local reader (the streaming [`crate::sources::file`],
-//! the key-by-key [`crate::by_key`] and the file layer's framing) cuts bytes into lines.
+//! the key-by-key [`crate::replay::by_key`] and the file layer's framing) cuts bytes into lines.
 //!
 //! A line ends at `\n`; a trailing `\r` (or several) is not part of it; a line of only
 //! ASCII whitespace is skipped but still counted, so line numbers are those an editor
@@ -8,7 +8,7 @@
 //! an error, never read whole into memory.
 //!
 //! ```
-//! use eventide_connectors::input::lines::Lines;
+//! use eventide_connectors::lines::Lines;
 //! let text = b"\xEF\xBB\xBF{\"t\":1}\r\n\n  \n{\"t\":2}";
 //! let got: Vec<(u64, usize, &[u8])> = Lines::new(text, 1 << 20)
 //!     .map(|l| l.map(|l| (l.number, l.offset, l.text)))

@@ -105,7 +105,8 @@ pub struct Layout {
 
 impl Layout {
     /// The layout of a spec, or `None` when the spec can't run key by key: it has rules
-    /// (they fire alerts in time order across keys) or more than [`MAX_AGGREGATIONS`].
+    /// (they fire alerts in time order across keys), more than [`MAX_AGGREGATIONS`], or an
+    /// aggregate with its own filter.
     pub fn new(spec: &PipelineSpec) -> Option<Self> {
         if !spec.rules.is_empty()
             || spec.aggregations.is_empty()
@@ -126,9 +127,13 @@ impl Layout {
                 }
             };
             agg_group.push(g);
-            let cells = crate::aggregate::CompiledAggregates::new(&a.aggregates).cell_fields;
+            let cells = crate::aggregate::CompiledAggregates::new(&a.aggregates).cells;
             let mut mine = Vec::with_capacity(cells.len());
-            for f in cells {
+            for cell in cells {
+                // Columns hold plain field values: aggregates with a filter run streaming.
+                let (Some(f), None) = (cell.field, &cell.filter) else {
+                    return None;
+                };
                 let c = match cols.iter().position(|&x| x == f) {
                     Some(c) => c,
                     None => {

@@ -71,7 +71,7 @@ pub struct Stats {
 struct Route {
     group_by: Vec<usize>,
     filter: Option<Filter>,
-    cell_fields: Vec<usize>,
+    cells: Vec<crate::aggregate::CellSource>,
     /// Reuse the previous aggregation's key when the group-by is the same.
     same_key_as_prev: bool,
 }
@@ -114,7 +114,7 @@ impl Pipeline {
             routes.push(Route {
                 group_by: a.group_by.clone(),
                 filter: a.filter.clone(),
-                cell_fields: crate::aggregate::CompiledAggregates::new(&a.aggregates).cell_fields,
+                cells: crate::aggregate::CompiledAggregates::new(&a.aggregates).cells,
                 same_key_as_prev: same,
             });
         }
@@ -301,11 +301,8 @@ impl Pipeline {
             if !mine || skip.is_some_and(|s| s.get(i).copied().unwrap_or(false)) {
                 continue;
             }
-            let values: SmallVec<[Option<f64>; 2]> = route
-                .cell_fields
-                .iter()
-                .map(|&f| rec.values[f].as_num())
-                .collect();
+            let values: SmallVec<[Option<f64>; 2]> =
+                route.cells.iter().map(|c| c.value(rec)).collect();
             if self.ops[i].on_record(&self.key, rec.time, &values, ctx, out) == Admit::TooLate {
                 self.stats.late[i] += 1;
                 out.late(i, raw);

@@ -76,7 +76,7 @@ pub(crate) fn decode_state<S: serde::de::DeserializeOwned>(blob: &[u8]) -> Resul
 pub fn build(index: usize, spec: &AggregationSpec) -> Box<dyn WindowOperator> {
     let common = Common::new(index, spec);
     match spec.window {
-        WindowSpec::Sliding { .. } | WindowSpec::Global => {
+        WindowSpec::Sliding { .. } | WindowSpec::Cumulate { .. } | WindowSpec::Global => {
             Box::new(sliced::SlicedOperator::new(common, spec.window))
         }
         WindowSpec::Session { gap } => Box::new(session::SessionOperator::new(common, gap)),
@@ -97,6 +97,8 @@ pub struct Common {
     pub on_time: OnTime,
     /// True when a window can fire more than once.
     pub multi: bool,
+    /// The filter on emitted rows (`having`), over the aggregates' values.
+    pub having: Option<crate::filter::Filter>,
 }
 
 impl Common {
@@ -109,6 +111,7 @@ impl Common {
             mode: spec.accumulation,
             on_time: spec.on_time,
             multi: spec.multi_pane(),
+            having: spec.having.clone(),
         }
     }
 
@@ -126,6 +129,18 @@ impl Common {
         retraction: bool,
     ) {
         let values = self.aggs.values(acc);
+        if let Some(h) = &self.having {
+            let row = crate::record::Record {
+                time: window.start,
+                values: values
+                    .iter()
+                    .map(|v| v.map_or(crate::record::Value::Null, crate::record::Value::Num))
+                    .collect(),
+            };
+            if !h.matches(&row) {
+                return;
+            }
+        }
         out.pane(&Pane {
             aggregation: self.index,
             key: key.name,

@@ -536,6 +536,10 @@ enum Window {
         size: i64,
         slide: i64,
     },
+    Cumulate {
+        size: i64,
+        step: i64,
+    },
     Session {
         gap: i64,
         partition_by: Vec<(String, Span)>,
@@ -657,13 +661,6 @@ impl<'a> Compiler<'a> {
                 format!("SELECT {d} is not supported"),
             ));
         }
-        if let Some(h) = &sel.having {
-            return Err(at(
-                h.span(),
-                "HAVING is not supported: the engine has no filter on aggregated rows; filter \
-                 the input rows with WHERE",
-            ));
-        }
         if let Some(q) = &sel.qualify {
             return Err(at(q.span(), "QUALIFY is not supported"));
         }
@@ -695,7 +692,7 @@ impl<'a> Compiler<'a> {
         let filter = sel
             .selection
             .as_ref()
-            .map(|w| self.filter(w, alias.as_deref()))
+            .map(|w| self.cond(w, false, &Operands::Columns(alias.as_deref())))
             .transpose()?;
 
         // GROUP BY: window_start, window_end and the keys.
@@ -776,6 +773,7 @@ impl<'a> Compiler<'a> {
         }
         let mut group_by: Vec<String> = Vec::new();
         let mut aggregates: Vec<String> = Vec::new();
+        let mut outputs: Vec<(AggKey, String)> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         let mut stage = 0; // 0 keys, 1 after window_start, 2 after window_end
         for (pos, item) in sel.projection.iter().enumerate() {
@@ -848,8 +846,9 @@ impl<'a> Compiler<'a> {
                      aggregates, in this order (the engine's output row)",
                 ));
             }
-            let (func, field, decimals) = self.aggregate(expr, alias.as_deref())?;
-            let default = match &field {
+            let agg = self.aggregate(expr, alias.as_deref())?;
+            let func = agg.func;
+            let default = match &agg.field {
                 None => func.to_string(),
                 Some(f) => {
                     let plain = func.to_string();
@@ -868,14 +867,18 @@ impl<'a> Compiler<'a> {
                 ));
             }
             let mut a = format!("{{ name = {}, fn = {}", q(&name), q(func));
-            if let Some(f) = &field {
+            if let Some(f) = &agg.field {
                 let _ = write!(a, ", field = {}", q(f));
             }
-            if let Some(d) = decimals {
+            if let Some(d) = agg.decimals {
                 let _ = write!(a, ", decimals = {d}");
+            }
+            if let Some(f) = &agg.filter {
+                let _ = write!(a, ", filter = {}", q(f));
             }
             a.push_str(" }");
             aggregates.push(a);
+            outputs.push((agg.key(), name.clone()));
             names.push(name);
         }
         if stage != 2 {
@@ -903,6 +906,30 @@ impl<'a> Compiler<'a> {
             ));
         }
 
+        let having = match &sel.having {
+            None => None,
+            Some(h) => {
+                let s = self.settings;
+                if s.early_enabled.is_some_and(|(b, _)| b) || s.late_enabled.is_some_and(|(b, _)| b)
+                {
+                    return Err(at(
+                        h.span(),
+                        "HAVING with early or late firing is not supported: the engine filters \
+                         each emitted row, and a later pane could not retract a row that an \
+                         earlier pane emitted",
+                    ));
+                }
+                Some(self.cond(
+                    h,
+                    false,
+                    &Operands::Aggregates {
+                        alias: alias.as_deref(),
+                        outputs: &outputs,
+                    },
+                )?)
+            }
+        };
+
         let mut out = String::new();
         let _ = writeln!(out, "\n[[aggregation]]\nname = {}", q(&sink.name));
         let _ = writeln!(
@@ -925,6 +952,12 @@ impl<'a> Compiler<'a> {
                 q(&format_ms(*size)),
                 q(&format_ms(*slide))
             ),
+            Window::Cumulate { size, step } => writeln!(
+                out,
+                "window = {{ type = \"cumulate\", size = {}, step = {} }}",
+                q(&format_ms(*size)),
+                q(&format_ms(*step))
+            ),
             Window::Session { gap, .. } => writeln!(
                 out,
                 "window = {{ type = \"session\", gap = {} }}",
@@ -932,6 +965,9 @@ impl<'a> Compiler<'a> {
             ),
         };
         let _ = writeln!(out, "aggregates = [\n  {},\n]", aggregates.join(",\n  "));
+        if let Some(h) = having {
+            let _ = writeln!(out, "having = {}", q(&h));
+        }
         out.push_str(&self.emit()?);
         out.push_str(&sink_toml(sink)?);
         Ok(out)
@@ -1093,17 +1129,14 @@ impl<'a> Compiler<'a> {
             "TUMBLE" => &["DATA", "TIMECOL", "SIZE"],
             "HOP" => &["DATA", "TIMECOL", "SLIDE", "SIZE"],
             "SESSION" => &["DATA", "TIMECOL", "GAP"],
-            "CUMULATE" => {
-                return Err(at(
-                    f.name.span(),
-                    "CUMULATE windows are not supported (the engine has tumbling, hopping, \
-                     session and count windows); use TUMBLE, HOP or SESSION",
-                ))
-            }
+            "CUMULATE" => &["DATA", "TIMECOL", "STEP", "SIZE"],
             _ => {
                 return Err(at(
                     f.name.span(),
-                    format!("table function {fname} is not supported; use TUMBLE, HOP or SESSION"),
+                    format!(
+                        "table function {fname} is not supported; use TUMBLE, HOP, CUMULATE or \
+                         SESSION"
+                    ),
                 ))
             }
         };
@@ -1209,6 +1242,22 @@ impl<'a> Compiler<'a> {
                 slide: positive(need(2, "SLIDE")?)?,
                 size: positive(need(3, "SIZE")?)?,
             },
+            "CUMULATE" => {
+                let step = positive(need(2, "STEP")?)?;
+                let size_expr = need(3, "SIZE")?;
+                let size = positive(size_expr)?;
+                if size % step != 0 {
+                    return Err(at(
+                        size_expr.span(),
+                        format!(
+                            "CUMULATE's size ({}) must be a multiple of its step ({})",
+                            format_ms(size),
+                            format_ms(step)
+                        ),
+                    ));
+                }
+                Window::Cumulate { size, step }
+            }
             _ => {
                 if partition_by.is_empty() {
                     return Err(at(
@@ -1226,46 +1275,53 @@ impl<'a> Compiler<'a> {
         Ok((window, table.name.clone(), tid.span, alias))
     }
 
-    /// A WHERE condition in the filter grammar.
-    fn filter(&self, e: &Expr, alias: Option<&str>) -> Result<String, SqlError> {
+    /// A condition in the filter grammar: WHERE and FILTER (WHERE …) over the source's
+    /// columns, HAVING over the SELECT list's aggregates.
+    ///
+    /// The text is in negation normal form (`NOT` pushed down to the comparisons, which it
+    /// inverts), so a comparison with a null is false wherever it appears, as SQL's unknown
+    /// is in a condition without NOT; the filter grammar's `not` would turn it into true.
+    fn cond(&self, e: &Expr, neg: bool, ops: &Operands<'_>) -> Result<String, SqlError> {
+        let clause = ops.clause();
         let unsupported = |what: &str| {
             at(
                 e.span(),
                 format!(
-                    "{what} `{e}` is not supported in WHERE; supported: comparisons of a column \
-                     with a literal (=, <>, <, <=, >, >=), IN (…), BETWEEN, AND, OR, NOT, ( )"
+                    "{what} `{e}` is not supported in {clause}; supported: comparisons of {} \
+                     with a literal (=, <>, <, <=, >, >=), IN (…), BETWEEN, AND, OR, NOT, ( )",
+                    ops.operands()
                 ),
             )
         };
         match e {
-            Expr::Nested(inner) => Ok(format!("({})", self.filter(inner, alias)?)),
+            Expr::Nested(inner) => Ok(format!("({})", self.cond(inner, neg, ops)?)),
             Expr::UnaryOp {
                 op: UnaryOperator::Not,
                 expr,
-            } => Ok(format!("not ({})", self.filter(expr, alias)?)),
+            } => self.cond(expr, !neg, ops),
             Expr::BinaryOp { left, op, right } => match op {
-                BinaryOperator::And => Ok(format!(
-                    "({}) and ({})",
-                    self.filter(left, alias)?,
-                    self.filter(right, alias)?
-                )),
-                BinaryOperator::Or => Ok(format!(
-                    "({}) or ({})",
-                    self.filter(left, alias)?,
-                    self.filter(right, alias)?
-                )),
+                BinaryOperator::And | BinaryOperator::Or => {
+                    let and = matches!(op, BinaryOperator::And) != neg;
+                    Ok(format!(
+                        "({}) {} ({})",
+                        self.cond(left, neg, ops)?,
+                        if and { "and" } else { "or" },
+                        self.cond(right, neg, ops)?
+                    ))
+                }
                 BinaryOperator::Eq
                 | BinaryOperator::NotEq
                 | BinaryOperator::Lt
                 | BinaryOperator::LtEq
                 | BinaryOperator::Gt
                 | BinaryOperator::GtEq => {
-                    let (col, lit, flipped) = match (column(left), column(right)) {
-                        (Some(c), None) => (c, right.as_ref(), false),
-                        (None, Some(c)) => (c, left.as_ref(), true),
-                        _ => return Err(unsupported("the comparison")),
-                    };
-                    self.comparison(col, op, lit, flipped, alias)
+                    let (operand, lit, flipped) =
+                        match (self.operand(left, ops)?, self.operand(right, ops)?) {
+                            (Some(c), None) => (c, right.as_ref(), false),
+                            (None, Some(c)) => (c, left.as_ref(), true),
+                            _ => return Err(unsupported("the comparison")),
+                        };
+                    comparison(&operand, op, lit, flipped, neg)
                 }
                 _ => Err(unsupported("the operator")),
             },
@@ -1275,17 +1331,18 @@ impl<'a> Compiler<'a> {
                 negated,
                 ..
             } => {
-                let col = column(expr).ok_or_else(|| unsupported("the IN"))?;
+                let operand = self
+                    .operand(expr, ops)?
+                    .ok_or_else(|| unsupported("the IN"))?;
+                let neg = neg != *negated;
                 let parts = list
                     .iter()
-                    .map(|l| self.comparison(col, &BinaryOperator::Eq, l, false, alias))
+                    .map(|l| comparison(&operand, &BinaryOperator::Eq, l, false, neg))
                     .collect::<Result<Vec<_>, _>>()?;
-                let any = parts.join(" or ");
-                Ok(if *negated {
-                    format!("not ({any})")
-                } else {
-                    format!("({any})")
-                })
+                Ok(format!(
+                    "({})",
+                    parts.join(if neg { " and " } else { " or " })
+                ))
             }
             Expr::Between {
                 expr,
@@ -1293,24 +1350,23 @@ impl<'a> Compiler<'a> {
                 low,
                 high,
             } => {
-                let col = column(expr).ok_or_else(|| unsupported("the BETWEEN"))?;
-                let both = format!(
-                    "{} and {}",
-                    self.comparison(col, &BinaryOperator::GtEq, low, false, alias)?,
-                    self.comparison(col, &BinaryOperator::LtEq, high, false, alias)?
-                );
-                Ok(if *negated {
-                    format!("not ({both})")
-                } else {
-                    format!("({both})")
-                })
+                let operand = self
+                    .operand(expr, ops)?
+                    .ok_or_else(|| unsupported("the BETWEEN"))?;
+                let neg = neg != *negated;
+                Ok(format!(
+                    "({} {} {})",
+                    comparison(&operand, &BinaryOperator::GtEq, low, false, neg)?,
+                    if neg { "or" } else { "and" },
+                    comparison(&operand, &BinaryOperator::LtEq, high, false, neg)?
+                ))
             }
             Expr::Case { .. } => Err(unsupported("CASE")),
             Expr::Cast { .. } => Err(unsupported("CAST")),
             Expr::Function(f) => Err(at(
                 f.name.span(),
                 format!(
-                    "function {} is not supported in WHERE (user-defined and other functions \
+                    "function {} is not supported in {clause} (user-defined and other functions \
                      are not supported)",
                     f.name
                 ),
@@ -1319,79 +1375,73 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn comparison(
-        &self,
-        col: (&Ident, Option<&Ident>),
-        op: &BinaryOperator,
-        lit: &Expr,
-        flipped: bool,
-        alias: Option<&str>,
-    ) -> Result<String, SqlError> {
-        let (id, qual) = col;
-        self.check_qualifier(qual, alias)?;
-        let ty = self.field(&id.value, id.span)?;
-        let op = match (op, flipped) {
-            (BinaryOperator::Eq, _) => "==",
-            (BinaryOperator::NotEq, _) => "!=",
-            (BinaryOperator::Lt, false) | (BinaryOperator::Gt, true) => "<",
-            (BinaryOperator::LtEq, false) | (BinaryOperator::GtEq, true) => "<=",
-            (BinaryOperator::Gt, false) | (BinaryOperator::Lt, true) => ">",
-            _ => ">=",
-        };
-        let (lit_expr, negative) = match lit {
-            Expr::UnaryOp {
-                op: UnaryOperator::Minus,
-                expr,
-            } => (expr.as_ref(), true),
-            other => (other, false),
-        };
-        let text = match lit_expr {
-            Expr::Value(v) => match (&v.value, ty) {
-                (Value::SingleQuotedString(s), "string") => {
-                    if !s.contains('"') {
-                        format!("\"{s}\"")
-                    } else if !s.contains('\'') {
-                        format!("'{s}'")
-                    } else {
-                        return Err(at(
-                            lit.span(),
-                            "a string with both ' and \" is not supported in a filter",
-                        ));
-                    }
-                }
-                (Value::Number(n, _), "number") => {
-                    n.parse::<f64>()
-                        .map_err(|_| at(lit.span(), format!("`{n}` is not a number")))?;
-                    if negative {
-                        format!("-{n}")
-                    } else {
-                        n.clone()
-                    }
-                }
-                (Value::Boolean(b), "bool") => b.to_string(),
-                _ => {
-                    return Err(at(
-                        lit.span(),
-                        format!("`{lit}` is not a {ty} literal, the type of `{}`", id.value),
-                    ))
-                }
-            },
-            _ => {
-                return Err(at(
-                    lit.span(),
-                    format!("`{lit}`: a column is compared with a literal"),
-                ))
+    /// The filter-grammar name and type of a condition's operand, `None` for a literal.
+    fn operand(&self, e: &Expr, ops: &Operands<'_>) -> Result<Option<Operand>, SqlError> {
+        match ops {
+            Operands::Columns(alias) => {
+                let Some((id, qual)) = column(e) else {
+                    return Ok(None);
+                };
+                self.check_qualifier(qual, *alias)?;
+                let ty = self.field(&id.value, id.span)?;
+                Ok(Some(Operand {
+                    name: id.value.clone(),
+                    ty,
+                    written: id.value.clone(),
+                }))
             }
-        };
-        Ok(format!("{} {op} {text}", id.value))
+            Operands::Aggregates { alias, outputs } => {
+                let e = match e {
+                    Expr::Nested(inner) => inner.as_ref(),
+                    other => other,
+                };
+                match e {
+                    Expr::Function(f) => {
+                        let agg = self.aggregate_call(f, *alias)?;
+                        let key = agg.key();
+                        let name = outputs
+                            .iter()
+                            .find(|(k, _)| *k == key)
+                            .map(|(_, n)| n.clone())
+                            .ok_or_else(|| {
+                                at(
+                                    f.name.span(),
+                                    format!(
+                                        "HAVING uses `{f}`, which is not in the SELECT list; the \
+                                         engine filters the emitted row, so add it as an output \
+                                         column"
+                                    ),
+                                )
+                            })?;
+                        Ok(Some(Operand {
+                            name,
+                            ty: "number",
+                            written: f.to_string(),
+                        }))
+                    }
+                    e if column(e).is_some() => Err(at(
+                        e.span(),
+                        format!(
+                            "HAVING on the column `{e}` is not supported: a condition on a \
+                             grouping column belongs in WHERE"
+                        ),
+                    )),
+                    Expr::Value(_) | Expr::UnaryOp { .. } => Ok(None),
+                    other => Err(at(
+                        other.span(),
+                        format!(
+                            "`{other}` is not supported in HAVING; compare aggregates of the \
+                             SELECT list with literals"
+                        ),
+                    )),
+                }
+            }
+        }
     }
 
-    /// An aggregate call: function, field and printed decimals.
-    fn aggregate(
-        &self,
-        e: &Expr,
-        alias: Option<&str>,
-    ) -> Result<(&'static str, Option<String>, Option<u8>), SqlError> {
+    /// An aggregate output column: an aggregate call, optionally printed with fixed
+    /// decimals (`CAST(… AS DECIMAL(p, s))`, `ROUND(…, s)`).
+    fn aggregate(&self, e: &Expr, alias: Option<&str>) -> Result<Agg, SqlError> {
         match e {
             Expr::Nested(inner) => self.aggregate(inner, alias),
             // CAST(agg AS DECIMAL(p, s)): printed with s decimals.
@@ -1418,16 +1468,43 @@ impl<'a> Compiler<'a> {
                         ),
                     )
                 })?;
-                let (f, field, _) = self.aggregate(expr, alias)?;
-                Ok((f, field, Some(scale)))
+                let agg = self.aggregate(expr, alias)?;
+                Ok(Agg {
+                    decimals: Some(scale),
+                    ..agg
+                })
+            }
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("ROUND") => {
+                let span = f.name.span();
+                let args = match &f.args {
+                    FunctionArguments::List(l) => l.args.as_slice(),
+                    _ => &[],
+                };
+                match args {
+                    [FunctionArg::Unnamed(FunctionArgExpr::Expr(inner)), FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] =>
+                    {
+                        let Value::Number(n, _) = &v.value else {
+                            return Err(at(v.span, "ROUND(…, s) takes a whole number of decimals"));
+                        };
+                        let s: u8 = n.parse().map_err(|_| {
+                            at(v.span, "ROUND(…, s) takes a whole number of decimals")
+                        })?;
+                        let agg = self.aggregate(inner, alias)?;
+                        Ok(Agg {
+                            decimals: Some(s),
+                            ..agg
+                        })
+                    }
+                    _ => Err(at(span, "ROUND takes (aggregate, decimals)")),
+                }
             }
             Expr::Function(f) => self.aggregate_call(f, alias),
             Expr::Case { .. } | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Err(at(
                 e.span(),
                 format!(
                     "`{e}`: expressions over aggregates (CASE, arithmetic) are not supported; \
-                     the output columns are aggregates of columns, optionally CAST(… AS \
-                     DECIMAL(p, s)) or ROUND(…, s)"
+                     the output columns are aggregates, optionally CAST(… AS DECIMAL(p, s)) or \
+                     ROUND(…, s)"
                 ),
             )),
             _ => Err(at(
@@ -1437,11 +1514,10 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn aggregate_call(
-        &self,
-        f: &Function,
-        alias: Option<&str>,
-    ) -> Result<(&'static str, Option<String>, Option<u8>), SqlError> {
+    /// An aggregate function call: `COUNT(*)`, `COUNT(col)`, `SUM|MIN|MAX|AVG(col)`, the
+    /// argument optionally `CASE WHEN cond THEN col END`, the call optionally followed by
+    /// `FILTER (WHERE cond)`.
+    fn aggregate_call(&self, f: &Function, alias: Option<&str>) -> Result<Agg, SqlError> {
         let name = f.name.to_string().to_ascii_uppercase();
         let span = f.name.span();
         if let Some(over) = &f.over {
@@ -1450,43 +1526,8 @@ impl<'a> Compiler<'a> {
                 format!("{name}(…) OVER {over} is not supported in a window TVF aggregation"),
             ));
         }
-        if let Some(filter) = &f.filter {
-            return Err(at(
-                filter.span(),
-                format!(
-                    "{name}(…) FILTER (WHERE …) is not supported: the engine filters an \
-                     aggregation's rows, not one aggregate's; use WHERE {filter} (which also \
-                     leaves out windows with no matching row) or a separate INSERT"
-                ),
-            ));
-        }
-        let args = match &f.args {
-            FunctionArguments::List(l) => {
-                if l.duplicate_treatment.is_some() {
-                    return Err(at(span, format!("{name}(DISTINCT …) is not supported")));
-                }
-                l.args.as_slice()
-            }
-            FunctionArguments::None => &[],
-            FunctionArguments::Subquery(_) => {
-                return Err(at(span, "a subquery argument is not supported"))
-            }
-        };
-        if name == "ROUND" {
-            return match args {
-                [FunctionArg::Unnamed(FunctionArgExpr::Expr(inner)), FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] =>
-                {
-                    let Value::Number(n, _) = &v.value else {
-                        return Err(at(v.span, "ROUND(…, s) takes a whole number of decimals"));
-                    };
-                    let s: u8 = n
-                        .parse()
-                        .map_err(|_| at(v.span, "ROUND(…, s) takes a whole number of decimals"))?;
-                    let (func, field, _) = self.aggregate(inner, alias)?;
-                    Ok((func, field, Some(s)))
-                }
-                _ => Err(at(span, "ROUND takes (aggregate, decimals)")),
-            };
+        if !f.within_group.is_empty() {
+            return Err(at(span, format!("{name}(…) WITHIN GROUP is not supported")));
         }
         let func = match name.as_str() {
             "COUNT" => "count",
@@ -1514,43 +1555,147 @@ impl<'a> Compiler<'a> {
                 ))
             }
         };
-        match args {
-            [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if func == "count" => {
-                Ok((func, None, None))
-            }
-            [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))]
-                if func == "count" && matches!(&v.value, Value::Number(n, _) if n == "1") =>
-            {
-                Ok((func, None, None))
-            }
-            [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => {
-                let Some((id, qual)) = column(arg) else {
-                    return Err(at(
-                        arg.span(),
-                        format!(
-                            "{name}({arg}): aggregates take a column (expressions such as CASE, \
-                             arithmetic or CAST inside an aggregate are not supported)"
-                        ),
-                    ));
-                };
-                self.check_qualifier(qual, alias)?;
-                let ty = self.field(&id.value, id.span)?;
-                if ty != "number" {
-                    return Err(at(
-                        id.span,
-                        format!("{name}({}): the column is not a number", id.value),
-                    ));
+        let args = match &f.args {
+            FunctionArguments::List(l) => {
+                if l.duplicate_treatment.is_some() {
+                    return Err(at(span, format!("{name}(DISTINCT …) is not supported")));
                 }
-                Ok((func, Some(id.value.clone()), None))
+                if let Some(c) = l.clauses.first() {
+                    return Err(at(span, format!("{name}(… {c}) is not supported")));
+                }
+                l.args.as_slice()
             }
-            _ => Err(at(
-                span,
+            FunctionArguments::None => &[],
+            FunctionArguments::Subquery(_) => {
+                return Err(at(span, "a subquery argument is not supported"))
+            }
+        };
+        let filter = f
+            .filter
+            .as_ref()
+            .map(|c| self.cond(c, false, &Operands::Columns(alias)))
+            .transpose()?;
+        let (field, case_filter) = match args {
+            [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if func == "count" => (None, None),
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))]
+                if func == "count" && !matches!(v.value, Value::Null) =>
+            {
+                (None, None)
+            }
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => match arg {
+                Expr::Case { .. } => self.case_argument(&name, func, arg, alias)?,
+                _ => (Some(self.numeric_column(&name, arg, alias)?), None),
+            },
+            _ => {
+                return Err(at(
+                    span,
+                    format!(
+                        "{name} takes one column{}",
+                        if func == "count" { " or *" } else { "" }
+                    ),
+                ))
+            }
+        };
+        let filter = match (filter, case_filter) {
+            (Some(a), Some(b)) => Some(format!("({a}) and ({b})")),
+            (a, b) => a.or(b),
+        };
+        // SUM(CASE WHEN c THEN 1 ELSE 0 END) counts the rows that pass c (a window always
+        // has a row, so the sum is never NULL).
+        let func = if func == "sum" && field.is_none() {
+            "count"
+        } else {
+            func
+        };
+        Ok(Agg {
+            func,
+            field,
+            filter,
+            decimals: None,
+        })
+    }
+
+    /// The column an aggregate reads: a numeric column of the source.
+    fn numeric_column(
+        &self,
+        name: &str,
+        arg: &Expr,
+        alias: Option<&str>,
+    ) -> Result<String, SqlError> {
+        let Some((id, qual)) = column(arg) else {
+            return Err(at(
+                arg.span(),
                 format!(
-                    "{name} takes one column{}",
-                    if func == "count" { " or *" } else { "" }
+                    "{name}({arg}): aggregates take a column, or CASE WHEN <condition> THEN \
+                     <column> END; arithmetic and other expressions inside an aggregate are not \
+                     supported (the engine aggregates input fields, it has no computed columns)"
                 ),
-            )),
+            ));
+        };
+        self.check_qualifier(qual, alias)?;
+        let ty = self.field(&id.value, id.span)?;
+        if ty != "number" {
+            return Err(at(
+                id.span,
+                format!("{name}({}): the column is not a number", id.value),
+            ));
         }
+        Ok(id.value.clone())
+    }
+
+    /// A `CASE` argument of an aggregate, when it is the same as a filter: `AGG(CASE WHEN c
+    /// THEN col [ELSE NULL] END)` is `AGG(col) FILTER (WHERE c)`, `COUNT(CASE WHEN c THEN
+    /// <literal> [ELSE NULL] END)` and `SUM(CASE WHEN c THEN 1 ELSE 0 END)` are
+    /// `COUNT(*) FILTER (WHERE c)`. Returns the field and the filter.
+    fn case_argument(
+        &self,
+        name: &str,
+        func: &'static str,
+        arg: &Expr,
+        alias: Option<&str>,
+    ) -> Result<(Option<String>, Option<String>), SqlError> {
+        let refuse = || {
+            at(
+                arg.span(),
+                format!(
+                    "{name}({arg}) is not supported; a CASE inside an aggregate is one WHEN \
+                     branch that selects rows: {name}(CASE WHEN <condition> THEN <column> END) \
+                     (the same as {name}(<column>) FILTER (WHERE <condition>)), COUNT(CASE WHEN \
+                     <condition> THEN 1 END) or SUM(CASE WHEN <condition> THEN 1 ELSE 0 END)"
+                ),
+            )
+        };
+        let Expr::Case {
+            operand: None,
+            conditions,
+            else_result,
+            ..
+        } = arg
+        else {
+            return Err(refuse());
+        };
+        let [when] = conditions.as_slice() else {
+            return Err(refuse());
+        };
+        let number = |e: &Expr, want: &str| matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n == want));
+        let is_null = |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::Null));
+        let else_null = else_result.as_deref().is_none_or(is_null);
+        let cond = self.cond(&when.condition, false, &Operands::Columns(alias))?;
+        let result = &when.result;
+        if column(result).is_some() && else_null {
+            return Ok((Some(self.numeric_column(name, result, alias)?), Some(cond)));
+        }
+        let counts = match func {
+            "count" => {
+                matches!(result, Expr::Value(v) if !matches!(v.value, Value::Null)) && else_null
+            }
+            "sum" => number(result, "1") && else_result.as_deref().is_some_and(|e| number(e, "0")),
+            _ => false,
+        };
+        if counts {
+            return Ok((None, Some(cond)));
+        }
+        Err(refuse())
     }
 
     /// The `[input]` and `[watermark]` sections, and the source's connector options.
@@ -1950,4 +2095,133 @@ fn plain_select(q: &Query) -> Result<&Select, SqlError> {
             "UNION, INTERSECT, EXCEPT and VALUES are not supported",
         )),
     }
+}
+
+/// An aggregate output column as the spec computes it.
+struct Agg {
+    func: &'static str,
+    field: Option<String>,
+    /// The aggregate's own filter (`FILTER (WHERE …)`, or a `CASE` that selects rows).
+    filter: Option<String>,
+    decimals: Option<u8>,
+}
+
+/// What an aggregate computes, whatever its printed decimals: how HAVING finds it.
+type AggKey = (&'static str, Option<String>, Option<String>);
+
+impl Agg {
+    fn key(&self) -> AggKey {
+        (self.func, self.field.clone(), self.filter.clone())
+    }
+}
+
+/// A condition's operand: its name in the filter grammar, its spec type, and its SQL text.
+struct Operand {
+    name: String,
+    ty: &'static str,
+    written: String,
+}
+
+/// What the operands of a condition are.
+enum Operands<'x> {
+    /// Columns of the source (WHERE, FILTER (WHERE …)), qualified by the alias if any.
+    Columns(Option<&'x str>),
+    /// Aggregates of the SELECT list (HAVING), each with its output column.
+    Aggregates {
+        alias: Option<&'x str>,
+        outputs: &'x [(AggKey, String)],
+    },
+}
+
+impl Operands<'_> {
+    fn clause(&self) -> &'static str {
+        match self {
+            Operands::Columns(_) => "WHERE",
+            Operands::Aggregates { .. } => "HAVING",
+        }
+    }
+
+    fn operands(&self) -> &'static str {
+        match self {
+            Operands::Columns(_) => "a column",
+            Operands::Aggregates { .. } => "an aggregate of the SELECT list",
+        }
+    }
+}
+
+/// `operand op literal` in the filter grammar (`flipped`: the literal was on the left;
+/// `neg`: the comparison is negated, so its operator is inverted).
+fn comparison(
+    operand: &Operand,
+    op: &BinaryOperator,
+    lit: &Expr,
+    flipped: bool,
+    neg: bool,
+) -> Result<String, SqlError> {
+    use BinaryOperator as B;
+    let op = match (op, flipped) {
+        (B::Lt, true) => B::Gt,
+        (B::LtEq, true) => B::GtEq,
+        (B::Gt, true) => B::Lt,
+        (B::GtEq, true) => B::LtEq,
+        (other, _) => other.clone(),
+    };
+    let op = match (op, neg) {
+        (B::Eq, false) | (B::NotEq, true) => "==",
+        (B::NotEq, false) | (B::Eq, true) => "!=",
+        (B::Lt, false) | (B::GtEq, true) => "<",
+        (B::LtEq, false) | (B::Gt, true) => "<=",
+        (B::Gt, false) | (B::LtEq, true) => ">",
+        _ => ">=",
+    };
+    let ty = operand.ty;
+    let (lit_expr, negative) = match lit {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => (expr.as_ref(), true),
+        other => (other, false),
+    };
+    let text = match lit_expr {
+        Expr::Value(v) => match (&v.value, ty) {
+            (Value::SingleQuotedString(s), "string") if !negative => {
+                if !s.contains('"') {
+                    format!("\"{s}\"")
+                } else if !s.contains('\'') {
+                    format!("'{s}'")
+                } else {
+                    return Err(at(
+                        lit.span(),
+                        "a string with both ' and \" is not supported in a filter",
+                    ));
+                }
+            }
+            (Value::Number(n, _), "number") => {
+                n.parse::<f64>()
+                    .map_err(|_| at(lit.span(), format!("`{n}` is not a number")))?;
+                if negative {
+                    format!("-{n}")
+                } else {
+                    n.clone()
+                }
+            }
+            (Value::Boolean(b), "bool") if !negative => b.to_string(),
+            _ => {
+                return Err(at(
+                    lit.span(),
+                    format!(
+                        "`{lit}` is not a {ty} literal, the type of `{}`",
+                        operand.written
+                    ),
+                ))
+            }
+        },
+        _ => {
+            return Err(at(
+                lit.span(),
+                format!("`{lit}`: {} is compared with a literal", operand.written),
+            ))
+        }
+    };
+    Ok(format!("{} {op} {text}", operand.name))
 }

@@ -664,6 +664,30 @@ impl<'a> Compiler<'a> {
         if let Some(q) = &sel.qualify {
             return Err(at(q.span(), "QUALIFY is not supported"));
         }
+        for item in &sel.projection {
+            let e = match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                _ => continue,
+            };
+            if let Expr::Function(f) = e {
+                if f.over.is_some() {
+                    return Err(at(
+                        f.name.span(),
+                        format!(
+                            "{}(…) OVER (…) is not supported: Flink's OVER (PARTITION BY k ORDER \
+                             BY ts ROWS BETWEEN n PRECEDING AND CURRENT ROW) takes each key's \
+                             rows in rowtime order, emits when the watermark passes them and \
+                             drops late rows, and its row is the input row plus the aggregate; \
+                             the engine's count windows (window = {{ type = \"count\", size = \
+                             n + 1 }} in a TOML spec) take rows in arrival order, emit at once \
+                             and write key, window_start, window_end and the aggregate, so the \
+                             rows would differ (see docs/sql.md)",
+                            f.name
+                        ),
+                    ));
+                }
+            }
+        }
         let from = match sel.from.as_slice() {
             [one] => one,
             [] => {

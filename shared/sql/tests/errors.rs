@@ -109,6 +109,11 @@ fn unsupported_constructs_name_their_line_and_column() {
             format!("INSERT INTO s SELECT k, window_end, window_start, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end;"),
             8, 25, "in this order",
         ),
+        // OVER windows (count windows differ from them).
+        (
+            "INSERT INTO s SELECT k, ts, v,\n  AVG(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 7 PRECEDING AND CURRENT ROW) FROM events;".to_string(),
+            9, 3, "rowtime order",
+        ),
         // MATCH_RECOGNIZE.
         (
             "INSERT INTO s SELECT * FROM events\nMATCH_RECOGNIZE (PARTITION BY k ORDER BY ts MEASURES A.v AS av PATTERN (A B) DEFINE A AS v > 1, B AS v > 2) AS m;".to_string(),

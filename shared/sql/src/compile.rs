@@ -170,6 +170,7 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
     let mut tables: Vec<Table> = Vec::new();
     let mut settings = Settings::default();
     let mut inserts: Vec<&Insert> = Vec::new();
+    let mut create_views = Vec::new();
     for st in &statements {
         match st {
             Statement::CreateTable(ct) => {
@@ -181,6 +182,7 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
             }
             Statement::Set(set) => setting(set, &mut settings)?,
             Statement::Insert(ins) => inserts.push(ins),
+            Statement::CreateView(cv) => create_views.push(cv),
             Statement::Query(q) => {
                 return Err(at(
                     q.span(),
@@ -205,8 +207,20 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
         ));
     }
 
+    let mut views: Vec<View> = Vec::new();
+    for cv in create_views {
+        let v = view(cv, &tables)?;
+        if tables.iter().any(|t| t.name == v.name) || views.iter().any(|x| x.name == v.name) {
+            return Err(at(v.span, format!("`{}` is declared twice", v.name)));
+        }
+        views.push(v);
+    }
     let mut c = Compiler {
         tables: &tables,
+        views: &views,
+        view_used: None,
+        raw_read: None,
+        reading_view: None,
         table_args: &table_args,
         settings: &settings,
         source: None,
@@ -222,7 +236,16 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
         return Err(SqlError::Other("no INSERT reads a source table".into()));
     };
     let (source_toml, source_options) = c.source_toml(&src)?;
-    let toml = format!("{source_toml}{}", c.aggregations);
+    let mut enrichments = String::new();
+    if let Some(v) = c.view_used.and_then(|i| views.get(i)) {
+        for l in &v.lookups {
+            let t = c
+                .table(&l.table)
+                .ok_or_else(|| at(l.span, format!("unknown table `{}`", l.table)))?;
+            enrichments.push_str(&enrichment_toml(l, t)?);
+        }
+    }
+    let toml = format!("{source_toml}{enrichments}{}", c.aggregations);
     let spec = PipelineSpec::from_toml(&toml).map_err(|e| c.spec_error(e))?;
     Ok(Compiled {
         spec,
@@ -519,6 +542,13 @@ fn column(e: &Expr) -> Option<(&Ident, Option<&Ident>)> {
 
 struct Compiler<'a> {
     tables: &'a [Table],
+    views: &'a [View],
+    /// The view of lookup joins the pipeline reads (its enrichments apply to every record).
+    view_used: Option<usize>,
+    /// An INSERT that reads the source table itself.
+    raw_read: Option<Span>,
+    /// The view the current INSERT reads, if it reads one.
+    reading_view: Option<usize>,
     table_args: &'a HashMap<(u64, u64), crate::prepass::TableArg>,
     settings: &'a Settings,
     source: Option<Source>,
@@ -554,6 +584,11 @@ impl<'a> Compiler<'a> {
     /// Names the INSERT of a spec validation error.
     fn spec_error(&self, e: eventide_engine::SpecError) -> SqlError {
         let text = e.to_string();
+        if let Some(v) = self.view_used.and_then(|i| self.views.get(i)) {
+            if text.contains("enrichment[") {
+                return at(v.span, format!("view `{}`: {text}", v.name));
+            }
+        }
         for (i, (name, span)) in self.insert_spans.iter().enumerate() {
             if text.contains(&format!("aggregation[{i}]")) {
                 return at(*span, format!("INSERT INTO {name}: {text}"));
@@ -565,6 +600,44 @@ impl<'a> Compiler<'a> {
     /// The source table for a query reading `name` (at `span`): the one source of the
     /// pipeline.
     fn use_source(&mut self, name: &str, span: Span) -> Result<&Source, SqlError> {
+        // A view of lookup joins reads its source; its enrichments apply to every record, so
+        // the pipeline has at most one, and an inner join's dropped rows must not be missed
+        // by an INSERT that reads the source itself.
+        let view = self.views.iter().position(|v| v.name == name);
+        let name = match view {
+            Some(i) => {
+                if self.view_used.is_some_and(|u| u != i) {
+                    return Err(at(
+                        span,
+                        "a pipeline reads at most one view of lookup joins (its enrichments \
+                         apply to every record); put all lookup joins in one view",
+                    ));
+                }
+                self.view_used = Some(i);
+                self.views[i].source.as_str()
+            }
+            None => {
+                self.raw_read.get_or_insert(span);
+                name
+            }
+        };
+        self.reading_view = view;
+        if let (Some(v), Some(raw)) = (
+            self.view_used.and_then(|i| self.views.get(i)),
+            self.raw_read,
+        ) {
+            if v.lookups.iter().any(|l| l.inner) {
+                return Err(at(
+                    if view.is_some() { span } else { raw },
+                    format!(
+                        "INSERTs read both `{}` and the view `{}`, whose inner lookup join drops \
+                         rows without a match before every aggregation; read the view in every \
+                         INSERT, or make the joins LEFT JOINs",
+                        v.source, v.name
+                    ),
+                ));
+            }
+        }
         if let Some(s) = &self.source {
             if s.name != name {
                 return Err(at(
@@ -707,8 +780,10 @@ impl<'a> Compiler<'a> {
         if let Some(j) = from.joins.first() {
             return Err(at(
                 j.relation.span(),
-                "joins are not supported here (a join of two streams, or a lookup join in this \
-                 position); the supported pipeline is one source table through a window TVF",
+                "joins are not supported here (a join of two streams, or a lookup join after a \
+                 window TVF); a lookup join goes in a view that the window TVF reads: CREATE \
+                 TEMPORARY VIEW v AS SELECT e.*, s.col FROM src AS e JOIN t FOR SYSTEM_TIME AS OF \
+                 e.proc_time AS s ON e.k = s.k, then TUMBLE(TABLE v, …)",
             ));
         }
         let (window, table_name, table_span, alias) = self.window_tvf(&from.relation)?;
@@ -1072,10 +1147,16 @@ impl<'a> Compiler<'a> {
             .source
             .as_ref()
             .ok_or_else(|| at(span, "no source table"))?;
+        let view = self.reading_view.and_then(|i| self.views.get(i));
+        let visible = |n: &str| {
+            view.and_then(|v| v.source_columns.as_ref())
+                .is_none_or(|cols| cols.iter().any(|c| c == n))
+        };
         src.fields
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n == name && visible(n))
             .map(|(_, t)| *t)
+            .or_else(|| view.and_then(|v| v.lookup_field(name)))
             .ok_or_else(|| {
                 at(
                     span,
@@ -1197,7 +1278,12 @@ impl<'a> Compiler<'a> {
         let targ = self
             .table_args
             .get(&(tid.span.start.line, tid.span.start.column));
-        let table = self.table(&tid.value).ok_or_else(|| {
+        let table_name = self
+            .views
+            .iter()
+            .find(|v| v.name == tid.value)
+            .map_or(tid.value.as_str(), |v| v.source.as_str());
+        let table = self.table(table_name).ok_or_else(|| {
             at(
                 tid.span,
                 format!(
@@ -1296,7 +1382,7 @@ impl<'a> Compiler<'a> {
                 }
             }
         };
-        Ok((window, table.name.clone(), tid.span, alias))
+        Ok((window, tid.value.clone(), tid.span, alias))
     }
 
     /// A condition in the filter grammar: WHERE and FILTER (WHERE …) over the source's
@@ -1844,13 +1930,14 @@ impl<'a> Compiler<'a> {
         if let Some(i) = idle.filter(|i| *i > 0) {
             let _ = writeln!(wm, "idle_timeout = {}", q(&format_ms(i)));
         }
+        let proc = proctime_columns(t);
         for c in &t.extras.computed {
-            if c.name != w.name {
+            if c.name != w.name && !proc.contains(&c.name.as_str()) {
                 return Err(at(
                     c.span,
                     format!(
                         "computed column `{}` is not supported (only the rowtime computed with \
-                         TO_TIMESTAMP_LTZ)",
+                         TO_TIMESTAMP_LTZ, and PROCTIME() for lookup joins)",
                         c.name
                     ),
                 ));
@@ -2248,4 +2335,533 @@ fn comparison(
         }
     };
     Ok(format!("{} {op} {text}", operand.name))
+}
+
+/// A lookup join of a view, compiled as an `[[enrichment]]`:
+/// `JOIN t FOR SYSTEM_TIME AS OF e.proc_time AS s ON e.f = s.c [AND …]`.
+struct Lookup {
+    /// The lookup table (its `WITH` options say where the rows are).
+    table: String,
+    span: Span,
+    alias: String,
+    /// Record field = table column.
+    join: Vec<(String, String)>,
+    /// Table column, its name on the record, spec type.
+    columns: Vec<(String, String, &'static str)>,
+    /// `JOIN` (a row without a match is dropped), not `LEFT JOIN` (its columns are NULL).
+    inner: bool,
+}
+
+/// `CREATE [TEMPORARY] VIEW v AS SELECT … FROM src AS e JOIN t FOR SYSTEM_TIME AS OF
+/// e.proc_time AS s ON …`: the source with lookup joins, which the window TVFs read.
+struct View {
+    name: String,
+    span: Span,
+    source: String,
+    /// The source columns the view keeps (`None`: all of them, `e.*`).
+    source_columns: Option<Vec<String>>,
+    lookups: Vec<Lookup>,
+}
+
+impl View {
+    /// A view's column as the record names it, with its spec type.
+    fn lookup_field(&self, name: &str) -> Option<&'static str> {
+        self.lookups
+            .iter()
+            .flat_map(|l| l.columns.iter())
+            .find(|(_, n, _)| n == name)
+            .map(|(_, _, t)| *t)
+    }
+}
+
+/// The `PROCTIME()` computed columns of a table.
+fn proctime_columns(t: &Table) -> Vec<&str> {
+    t.extras
+        .computed
+        .iter()
+        .filter(|c| {
+            matches!(&c.expr, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("PROCTIME"))
+        })
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
+/// Builds a view of lookup joins.
+fn view(cv: &sqlparser::ast::CreateView, tables: &[Table]) -> Result<View, SqlError> {
+    use sqlparser::ast::{JoinConstraint, JoinOperator, TableVersion};
+    let span = cv.name.span();
+    let name = option_key(&cv.name);
+    let shape = |s: Span| {
+        at(
+            s,
+            format!(
+                "view `{name}`: a view is the source table with lookup joins: SELECT e.*, s.col … \
+                 FROM src AS e JOIN t FOR SYSTEM_TIME AS OF e.proc_time AS s ON e.k = s.k \
+                 (filter and aggregate in the INSERT that reads it)"
+            ),
+        )
+    };
+    if cv.materialized || !cv.columns.is_empty() {
+        return Err(shape(span));
+    }
+    let sel = plain_select(&cv.query)?;
+    if let Some(w) = &sel.selection {
+        return Err(shape(w.span()));
+    }
+    if sel.having.is_some()
+        || sel.distinct.is_some()
+        || !matches!(&sel.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+    {
+        return Err(shape(sel.select_token.0.span));
+    }
+    let [from] = sel.from.as_slice() else {
+        return Err(shape(sel.select_token.0.span));
+    };
+    let TableFactor::Table {
+        name: src_name,
+        alias: src_alias,
+        version: None,
+        args: None,
+        ..
+    } = &from.relation
+    else {
+        return Err(shape(from.relation.span()));
+    };
+    let source = option_key(src_name);
+    let src = tables
+        .iter()
+        .find(|t| t.name == source)
+        .ok_or_else(|| at(src_name.span(), format!("unknown table `{source}`")))?;
+    let src_alias = src_alias
+        .as_ref()
+        .map(|a| a.name.value.clone())
+        .unwrap_or_else(|| source.clone());
+    let src_fields: Vec<(String, &'static str)> = src
+        .columns
+        .iter()
+        .filter_map(|c| field_type(&c.ty).map(|t| (c.name.clone(), t)))
+        .collect();
+    let proc = proctime_columns(src);
+    let mut lookups: Vec<Lookup> = Vec::new();
+    for j in &from.joins {
+        let TableFactor::Table {
+            name: t_name,
+            alias: t_alias,
+            version,
+            args: None,
+            ..
+        } = &j.relation
+        else {
+            return Err(shape(j.relation.span()));
+        };
+        let table_name = option_key(t_name);
+        let t = tables
+            .iter()
+            .find(|t| t.name == table_name)
+            .ok_or_else(|| at(t_name.span(), format!("unknown table `{table_name}`")))?;
+        if t.name == src.name || t.extras.watermark.is_some() {
+            return Err(at(
+                t_name.span(),
+                format!(
+                    "`{table_name}` is a stream (it has a WATERMARK); joins of two streams are not \
+                     supported, only lookup joins of a table FOR SYSTEM_TIME AS OF the processing \
+                     time"
+                ),
+            ));
+        }
+        if let Some(c) = t.extras.computed.first() {
+            return Err(at(c.span, "a lookup table has no computed columns"));
+        }
+        let alias = t_alias
+            .as_ref()
+            .map(|a| a.name.value.clone())
+            .unwrap_or_else(|| table_name.clone());
+        // FOR SYSTEM_TIME AS OF the source's processing time.
+        match version {
+            Some(TableVersion::ForSystemTimeAsOf(e)) => {
+                let ok = column(e).is_some_and(|(id, q)| {
+                    q.is_none_or(|q| q.value == src_alias) && proc.contains(&id.value.as_str())
+                });
+                if !ok {
+                    return Err(at(
+                        e.span(),
+                        format!(
+                            "FOR SYSTEM_TIME AS OF `{e}`: a lookup join is AS OF the source's \
+                             processing time, a column `proc_time AS PROCTIME()` of `{}`; \
+                             event-time (versioned table) joins are not supported",
+                            src.name
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                return Err(at(
+                    t_name.span(),
+                    format!(
+                        "JOIN `{table_name}` without FOR SYSTEM_TIME AS OF: joins of two streams \
+                         are not supported; a lookup join reads the table FOR SYSTEM_TIME AS OF \
+                         {src_alias}.proc_time"
+                    ),
+                ))
+            }
+        }
+        let (inner, cond) = match &j.join_operator {
+            JoinOperator::Join(JoinConstraint::On(c))
+            | JoinOperator::Inner(JoinConstraint::On(c)) => (true, c),
+            JoinOperator::Left(JoinConstraint::On(c))
+            | JoinOperator::LeftOuter(JoinConstraint::On(c)) => (false, c),
+            _ => {
+                return Err(at(
+                    t_name.span(),
+                    "a lookup join is JOIN or LEFT JOIN … ON <equalities>",
+                ))
+            }
+        };
+        let t_type = |c: &str| {
+            t.columns
+                .iter()
+                .find(|x| x.name == c)
+                .and_then(|x| field_type(&x.ty))
+        };
+        // ON e.f = s.c [AND …]: each equality names a record field (of the source or of an
+        // earlier lookup) and a column of this table.
+        let mut eqs = Vec::new();
+        let mut stack = vec![cond];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::Nested(inner) => stack.push(inner),
+                Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::And,
+                    right,
+                } => {
+                    stack.push(right);
+                    stack.push(left);
+                }
+                Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Eq,
+                    right,
+                } => eqs.push((left.as_ref(), right.as_ref())),
+                other => {
+                    return Err(at(
+                        other.span(),
+                        format!(
+                            "`{other}` in the ON of a lookup join: the condition is equalities of \
+                             a record column and a column of `{table_name}`, joined with AND"
+                        ),
+                    ))
+                }
+            }
+        }
+        let mut join = Vec::new();
+        for (l, r) in eqs {
+            let side = |e: &Expr| -> Option<(bool, String)> {
+                let (id, q) = column(e)?;
+                let mine = match q {
+                    Some(q) => q.value == alias,
+                    None => t_type(&id.value).is_some(),
+                };
+                Some((mine, id.value.clone()))
+            };
+            let (field, col) = match (side(l), side(r)) {
+                (Some((false, f)), Some((true, c))) | (Some((true, c)), Some((false, f))) => (f, c),
+                _ => {
+                    return Err(at(
+                        l.span(),
+                        format!(
+                            "`{l} = {r}`: a lookup join's equality is <record column> = \
+                             {alias}.<column of {table_name}>"
+                        ),
+                    ))
+                }
+            };
+            if t_type(&col).is_none() {
+                return Err(at(
+                    r.span(),
+                    format!("`{table_name}` has no column `{col}` of a supported type"),
+                ));
+            }
+            let known = src_fields.iter().any(|(n, _)| *n == field)
+                || lookups
+                    .iter()
+                    .flat_map(|x| x.columns.iter())
+                    .any(|(_, n, _)| *n == field);
+            if !known {
+                return Err(at(
+                    l.span(),
+                    format!("unknown column `{field}` of the view's source"),
+                ));
+            }
+            join.push((field, col));
+        }
+        lookups.push(Lookup {
+            table: table_name,
+            span: t_name.span(),
+            alias,
+            join,
+            columns: Vec::new(),
+            inner,
+        });
+    }
+    if lookups.is_empty() {
+        return Err(shape(span));
+    }
+    // The SELECT list: the source's columns (e.*, e.col) and the lookup columns (s.*,
+    // s.col [AS name]).
+    let mut source_columns: Option<Vec<String>> = Some(Vec::new());
+    let mut added: Vec<(usize, String, String, &'static str, Span)> = Vec::new();
+    let lookup_of = |q: &str| lookups.iter().position(|l| l.alias == q);
+    let table_of = |i: usize| tables.iter().find(|t| t.name == lookups[i].table);
+    let all_columns = |i: usize, out: &mut Vec<(usize, String, String, &'static str, Span)>| {
+        if let Some(t) = table_of(i) {
+            for c in &t.columns {
+                let key = lookups[i].join.iter().any(|(_, jc)| *jc == c.name);
+                if let (false, Some(ty)) = (key, field_type(&c.ty)) {
+                    out.push((i, c.name.clone(), c.name.clone(), ty, c.span));
+                }
+            }
+        }
+    };
+    for item in &sel.projection {
+        match item {
+            SelectItem::Wildcard(_) => {
+                source_columns = None;
+                for i in 0..lookups.len() {
+                    all_columns(i, &mut added);
+                }
+            }
+            SelectItem::QualifiedWildcard(kind, _) => {
+                let q = match kind {
+                    sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(n) => option_key(n),
+                    _ => return Err(shape(item.span())),
+                };
+                if q == src_alias {
+                    source_columns = None;
+                } else if let Some(i) = lookup_of(&q) {
+                    all_columns(i, &mut added);
+                } else {
+                    return Err(at(item.span(), format!("unknown alias `{q}`")));
+                }
+            }
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                let out = match item {
+                    SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                    _ => None,
+                };
+                let Some((id, q)) = column(e) else {
+                    return Err(shape(e.span()));
+                };
+                let q = q.map(|q| q.value.as_str());
+                match q.and_then(lookup_of) {
+                    Some(i) => {
+                        let ty = table_of(i)
+                            .and_then(|t| t.columns.iter().find(|c| c.name == id.value))
+                            .and_then(|c| field_type(&c.ty))
+                            .ok_or_else(|| {
+                                at(
+                                    id.span,
+                                    format!(
+                                        "`{}` has no column `{}` of a supported type",
+                                        lookups[i].table, id.value
+                                    ),
+                                )
+                            })?;
+                        let name = out.unwrap_or_else(|| id.value.clone());
+                        added.push((i, id.value.clone(), name, ty, id.span));
+                    }
+                    None if q.is_none_or(|q| q == src_alias) => {
+                        if out.as_ref().is_some_and(|o| *o != id.value) {
+                            return Err(at(
+                                e.span(),
+                                "renaming a source column in a view is not supported",
+                            ));
+                        }
+                        if let Some(cols) = &mut source_columns {
+                            cols.push(id.value.clone());
+                        }
+                    }
+                    None => {
+                        return Err(at(
+                            e.span(),
+                            format!("unknown alias `{}`", q.unwrap_or_default()),
+                        ))
+                    }
+                }
+            }
+            other => return Err(shape(other.span())),
+        }
+    }
+    for (i, column, name, ty, s) in added {
+        let taken = src_fields.iter().any(|(n, _)| *n == name)
+            || lookups
+                .iter()
+                .flat_map(|l| l.columns.iter())
+                .any(|(_, n, _)| *n == name);
+        if taken {
+            return Err(at(
+                s,
+                format!(
+                    "view `{}`: column `{name}` appears twice; rename it with AS",
+                    name
+                ),
+            ));
+        }
+        lookups[i].columns.push((column, name, ty));
+    }
+    Ok(View {
+        name,
+        span,
+        source,
+        source_columns,
+        lookups,
+    })
+}
+
+/// The `[[enrichment]]` section of a lookup join.
+fn enrichment_toml(l: &Lookup, t: &Table) -> Result<String, SqlError> {
+    let mut out = format!("\n[[enrichment]]\nname = {}\n", q(&l.table));
+    match t.option("connector").unwrap_or("") {
+        "filesystem" => {
+            t.check_options(
+                "lookup",
+                &[
+                    "connector",
+                    "path",
+                    "format",
+                    "csv.field-delimiter",
+                    "lookup.join.cache.ttl",
+                    "lookup.on-miss",
+                ],
+            )?;
+            let path = t
+                .option("path")
+                .ok_or_else(|| at(t.span, format!("lookup table `{}` needs 'path'", t.name)))?;
+            let format = match t.option("format") {
+                Some("csv") => "csv",
+                Some("json") => "jsonl",
+                Some("parquet") => "parquet",
+                other => {
+                    return Err(at(
+                        t.option_span("format"),
+                        format!(
+                            "lookup table format {}: use 'csv' (with a header row), 'json' \
+                             (JSON lines) or 'parquet'",
+                            other.map_or("missing".to_string(), |f| format!("'{f}'"))
+                        ),
+                    ))
+                }
+            };
+            let mut src = if path.starts_with("s3://") {
+                format!("s3 = {{ location = {}, format = {}", q(path), q(format))
+            } else {
+                format!("file = {{ path = {}, format = {}", q(path), q(format))
+            };
+            if let Some(d) = t.option("csv.field-delimiter") {
+                let _ = write!(src, ", delimiter = {}", q(d));
+            }
+            src.push_str(" }\n");
+            out.push_str(&src);
+            if let Some(ttl) = t.option("lookup.join.cache.ttl") {
+                let ms = duration_setting(
+                    "lookup.join.cache.ttl",
+                    ttl,
+                    t.option_span("lookup.join.cache.ttl"),
+                )?;
+                let _ = writeln!(out, "refresh = {}", q(&format_ms(ms)));
+            }
+        }
+        "dynamodb" => {
+            t.check_options(
+                "lookup",
+                &[
+                    "connector",
+                    "table-name",
+                    "lookup.partial-cache.expire-after-write",
+                    "lookup.max-concurrency",
+                    "lookup.on-miss",
+                ],
+            )?;
+            let table = t.option("table-name").ok_or_else(|| {
+                at(
+                    t.span,
+                    format!("lookup table `{}` needs 'table-name'", t.name),
+                )
+            })?;
+            let mut src = format!("dynamodb = {{ table = {}", q(table));
+            if let Some(ttl) = t.option("lookup.partial-cache.expire-after-write") {
+                let key = "lookup.partial-cache.expire-after-write";
+                let ms = duration_setting(key, ttl, t.option_span(key))?;
+                let _ = write!(src, ", cache_ttl = {}", q(&format_ms(ms)));
+            }
+            if let Some(n) = t.option("lookup.max-concurrency") {
+                let n: u32 = n.parse().map_err(|_| {
+                    at(
+                        t.option_span("lookup.max-concurrency"),
+                        "'lookup.max-concurrency' is a whole number",
+                    )
+                })?;
+                let _ = write!(src, ", max_concurrency = {n}");
+            }
+            src.push_str(" }\n");
+            out.push_str(&src);
+        }
+        "" => {
+            return Err(at(
+                t.span,
+                format!("lookup table `{}` has no 'connector' option", t.name),
+            ))
+        }
+        other => {
+            return Err(at(
+                t.option_span("connector"),
+                format!(
+                    "lookup connector '{other}' is not supported; use 'filesystem' (a local \
+                     path or s3://…) or 'dynamodb'"
+                ),
+            ))
+        }
+    }
+    let join: Vec<String> = l
+        .join
+        .iter()
+        .map(|(f, c)| format!("{{ field = {}, column = {} }}", q(f), q(c)))
+        .collect();
+    let _ = writeln!(out, "join = [{}]", join.join(", "));
+    let columns: Vec<String> = l
+        .columns
+        .iter()
+        .map(|(c, n, ty)| {
+            if c == n {
+                format!("{{ column = {}, type = {} }}", q(c), q(ty))
+            } else {
+                format!("{{ column = {}, as = {}, type = {} }}", q(c), q(n), q(ty))
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "columns = [{}]", columns.join(", "));
+    // Flink's inner join drops a row without a match, its left join keeps it with NULLs;
+    // Eventide's 'lookup.on-miss' = 'dead-letter' sends the inner join's misses to the
+    // dead letters instead (same rows out, the misses kept with their reason).
+    let on_miss = match (t.option("lookup.on-miss"), l.inner) {
+        (None | Some("drop"), true) => "drop",
+        (Some("dead-letter"), true) => "dead_letter",
+        (None, false) => "null",
+        (Some(other), inner) => {
+            return Err(at(
+                t.option_span("lookup.on-miss"),
+                format!(
+                    "'lookup.on-miss' = '{other}' {}; it is 'drop' (the default of JOIN) or \
+                     'dead-letter', for a JOIN (a LEFT JOIN keeps the row with NULLs)",
+                    if inner {
+                        "is unknown"
+                    } else {
+                        "does not apply to a LEFT JOIN"
+                    }
+                ),
+            ))
+        }
+    };
+    let _ = writeln!(out, "on_miss = {}", q(on_miss));
+    Ok(out)
 }

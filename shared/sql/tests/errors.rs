@@ -206,3 +206,67 @@ fn emit_settings_map_onto_triggers_and_lateness() {
     let c = compile("").unwrap();
     assert!(!c.toml.contains("trigger"), "{}", c.toml);
 }
+
+/// Lookup joins: what is refused, with its position.
+#[test]
+fn lookup_joins_outside_the_subset_name_their_position() {
+    let ddl = "CREATE TABLE events (k STRING, v DOUBLE, event_time BIGINT,
+  ts AS TO_TIMESTAMP_LTZ(event_time, 3), proc_time AS PROCTIME(),
+  WATERMARK FOR ts AS ts - INTERVAL '5' MINUTE)
+  WITH ('connector' = 'filesystem', 'path' = 'in.jsonl', 'format' = 'json');
+CREATE TABLE dim (id STRING, tier STRING) WITH ('connector' = 'filesystem', 'path' = 'dim.csv', 'format' = 'csv');
+CREATE TABLE s (tier STRING, window_start BIGINT, window_end BIGINT, n BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+";
+    let insert = "INSERT INTO s SELECT tier, window_start, window_end, COUNT(*)
+FROM TABLE(TUMBLE(TABLE v, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY tier, window_start, window_end;";
+    let cases: Vec<(String, u64, u64, &str)> = vec![
+        // AS OF the rowtime: an event-time (versioned table) join.
+        (
+            format!("CREATE VIEW v AS SELECT e.*, d.tier FROM events AS e\nJOIN dim FOR SYSTEM_TIME AS OF e.ts AS d ON e.k = d.id;\n{insert}"),
+            9, 32, "event-time (versioned table) joins",
+        ),
+        // A join without FOR SYSTEM_TIME AS OF: two streams (or a regular join).
+        (
+            format!("CREATE VIEW v AS SELECT e.*, d.tier FROM events AS e\nJOIN dim AS d ON e.k = d.id;\n{insert}"),
+            9, 6, "without FOR SYSTEM_TIME AS OF",
+        ),
+        // A view that filters.
+        (
+            format!("CREATE VIEW v AS SELECT e.*, d.tier FROM events AS e\nJOIN dim FOR SYSTEM_TIME AS OF e.proc_time AS d ON e.k = d.id\nWHERE e.v > 1;\n{insert}"),
+            10, 7, "a view is the source table with lookup joins",
+        ),
+        // A non-equality ON.
+        (
+            format!("CREATE VIEW v AS SELECT e.*, d.tier FROM events AS e\nJOIN dim FOR SYSTEM_TIME AS OF e.proc_time AS d ON e.k > d.id;\n{insert}"),
+            9, 52, "equalities",
+        ),
+        // An inner join's view and the source read by two INSERTs.
+        (
+            format!("CREATE VIEW v AS SELECT e.*, d.tier FROM events AS e\nJOIN dim FOR SYSTEM_TIME AS OF e.proc_time AS d ON e.k = d.id;\n{insert}\nINSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY k, window_start, window_end;"),
+            13, 25, "read the view in every INSERT",
+        ),
+        // A lookup join after the window TVF.
+        (
+            "INSERT INTO s SELECT d.tier, window_start, window_end, COUNT(*)\nFROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) AS e\nJOIN dim FOR SYSTEM_TIME AS OF e.proc_time AS d ON e.k = d.id GROUP BY d.tier, window_start, window_end;".to_string(),
+            10, 6, "goes in a view",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (query, line, column, needle) in &cases {
+        let text = format!("{ddl}{query}");
+        let got = match eventide_sql::compile(&text) {
+            Ok(c) => format!("accepted:\n{}", c.toml),
+            Err(eventide_sql::SqlError::At {
+                line: l,
+                column: c,
+                message,
+            }) if (l, c) == (*line, *column) && message.contains(needle) => continue,
+            Err(e) => e.to_string(),
+        };
+        failures.push(format!(
+            "{query}\n  expected {line}:{column} containing {needle:?}\n  got      {got}"
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -19,7 +19,7 @@ use sqlparser::tokenizer::{Span, Tokenizer};
 
 use crate::dialect::FlinkDialect;
 use crate::prepass::{prepass, Prepassed, TableExtras};
-use crate::{Compiled, SinkOptions, SourceOptions, SqlError, MAX_NESTING, MAX_SQL_BYTES};
+use crate::{AwsSinks, Compiled, SinkOptions, SourceOptions, SqlError, MAX_NESTING, MAX_SQL_BYTES};
 
 fn at(span: Span, message: impl Into<String>) -> SqlError {
     SqlError::At {
@@ -227,10 +227,30 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
         aggregations: String::new(),
         sinks: Vec::new(),
         out_dir: None,
+        aws: AwsSinks::default(),
         insert_spans: Vec::new(),
     };
     for ins in &inserts {
         c.insert(ins)?;
+    }
+    // The output stream takes every INSERT's rows: all go to kinesis sinks, or none.
+    if c.aws.output_stream.is_some() {
+        let other = c
+            .sinks
+            .iter()
+            .zip(&c.insert_spans)
+            .find(|(s, _)| s.connector != "kinesis");
+        if let Some((s, (_, span))) = other {
+            return Err(at(
+                *span,
+                format!(
+                    "INSERT INTO {} ('connector' = '{}'): the consumer writes every INSERT's rows \
+                     to its one output stream, and another INSERT's sink is 'kinesis'; give every \
+                     INSERT a kinesis sink, or none",
+                    s.table, s.connector
+                ),
+            ));
+        }
     }
     let Some(src) = c.source.take() else {
         return Err(SqlError::Other("no INSERT reads a source table".into()));
@@ -253,6 +273,7 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
         source: source_options,
         out_dir: c.out_dir,
         sinks: c.sinks,
+        aws: c.aws,
     })
 }
 
@@ -555,6 +576,8 @@ struct Compiler<'a> {
     aggregations: String,
     sinks: Vec<SinkOptions>,
     out_dir: Option<String>,
+    /// The consumer's AWS sinks the sink tables name.
+    aws: AwsSinks,
     /// Each aggregation's INSERT, for errors from the spec's validation.
     insert_spans: Vec<(String, Span)>,
 }
@@ -697,7 +720,50 @@ impl<'a> Compiler<'a> {
 
     fn sink_options(&mut self, sink: &Table) -> Result<(), SqlError> {
         let connector = sink.option("connector").unwrap_or("").to_string();
-        if connector == "filesystem" {
+        let s3 = sink.option("path").filter(|p| p.starts_with("s3://"));
+        match connector.as_str() {
+            "filesystem" if s3.is_some() => {
+                self.aws_sink(sink, "path", s3, |a| &mut a.s3_path)?;
+            }
+            "dynamodb" => {
+                let t = sink.option("table-name");
+                self.aws_sink(sink, "table-name", t, |a| &mut a.results_table)?;
+            }
+            "kinesis" => {
+                let stream = sink.option("stream").map(str::to_string).or_else(|| {
+                    sink.option("stream.arn")
+                        .and_then(|a| a.rsplit_once(":stream/").map(|(_, s)| s.to_string()))
+                });
+                let Some(stream) = stream else {
+                    return Err(at(
+                        sink.span,
+                        format!(
+                            "kinesis sink `{}` needs 'stream' or 'stream.arn'",
+                            sink.name
+                        ),
+                    ));
+                };
+                let key = if sink.option("stream").is_some() {
+                    "stream"
+                } else {
+                    "stream.arn"
+                };
+                self.aws_sink(sink, key, Some(&stream), |a| &mut a.output_stream)?;
+            }
+            _ => {}
+        }
+        if let Some(r) = sink.option("aws.region") {
+            match &self.aws.region {
+                Some(have) if have != r => {
+                    return Err(at(
+                        sink.option_span("aws.region"),
+                        format!("'aws.region' = '{r}', and another sink names '{have}'; the consumer writes in one region"),
+                    ))
+                }
+                _ => self.aws.region = Some(r.to_string()),
+            }
+        }
+        if connector == "filesystem" && s3.is_none() {
             if let Some(p) = sink.option("path") {
                 match &self.out_dir {
                     Some(d) if d != p => {
@@ -724,6 +790,39 @@ impl<'a> Compiler<'a> {
                 .collect(),
         });
         Ok(())
+    }
+
+    /// Records one of the consumer's AWS sinks named by a sink table's option `key`: every
+    /// sink of a kind names the same one (the consumer has one of each).
+    fn aws_sink(
+        &mut self,
+        sink: &Table,
+        key: &str,
+        value: Option<&str>,
+        slot: impl Fn(&mut AwsSinks) -> &mut Option<String>,
+    ) -> Result<(), SqlError> {
+        let Some(v) = value else {
+            return Ok(());
+        };
+        let have = slot(&mut self.aws);
+        match have {
+            Some(h) if h != v => Err(at(
+                sink.option_span(key),
+                format!(
+                    "'{key}' = '{v}', and another sink names '{h}': the consumer writes every \
+                     INSERT's rows to one {}",
+                    match key {
+                        "table-name" => "results table",
+                        "path" => "S3 location",
+                        _ => "output stream",
+                    }
+                ),
+            )),
+            _ => {
+                *have = Some(v.to_string());
+                Ok(())
+            }
+        }
     }
 
     /// One INSERT's SELECT as an `[[aggregation]]`.
@@ -2111,6 +2210,43 @@ fn sink_toml(sink: &Table) -> Result<String, SqlError> {
         "filesystem" => {
             sink.check_options("sink", &["connector", "path", "format", "sink.order"])?;
         }
+        "dynamodb" => {
+            sink.check_options(
+                "sink",
+                &[
+                    "connector",
+                    "table-name",
+                    "aws.region",
+                    "format",
+                    "sink.order",
+                ],
+            )?;
+            if sink.option("table-name").is_none() {
+                return Err(at(
+                    sink.span,
+                    format!("dynamodb sink `{}` needs 'table-name'", sink.name),
+                ));
+            }
+        }
+        "kinesis" => {
+            sink.check_options(
+                "sink",
+                &[
+                    "connector",
+                    "stream",
+                    "stream.arn",
+                    "aws.region",
+                    "format",
+                    "sink.order",
+                ],
+            )?;
+            if sink.option("format").is_some_and(|f| f != "json") {
+                return Err(at(
+                    sink.option_span("format"),
+                    "the consumer writes JSON records to its output stream: 'format' = 'json'",
+                ));
+            }
+        }
         "" => {
             return Err(at(
                 sink.span,
@@ -2120,7 +2256,11 @@ fn sink_toml(sink: &Table) -> Result<String, SqlError> {
         other => {
             return Err(at(
                 sink.option_span("connector"),
-                format!("sink connector '{other}' is not supported; use 'filesystem'"),
+                format!(
+                    "sink connector '{other}' is not supported; use 'filesystem' (a local \
+                     directory, or an s3:// path for the consumer's S3 panes), 'dynamodb' or \
+                     'kinesis'"
+                ),
             ))
         }
     }

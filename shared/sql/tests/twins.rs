@@ -10,6 +10,7 @@
 //! | `enrichment` | `sql/enrichment.sql`: a lookup join (`JOIN subscribers FOR SYSTEM_TIME AS OF e.proc_time`) in a view; byte-identical, dead letters included: Flink's inner join drops a row without a subscriber, and the lookup table's `'lookup.on-miss' = 'dead-letter'` (an Eventide option) keeps it in the dead letters as the TOML's `on_miss = "dead_letter"` does |
 //! | `rules` | none: rules and patterns have no Flink SQL equivalent (MATCH_RECOGNIZE does not map cleanly; see docs/sql.md) |
 //! | `framed-zip` | none: the file layer (zip entries with banners and counted trailers) has no Flink filesystem-connector option |
+//! | `custom-decoder` | none: Rust code with an inline spec and a binary `Decoder`; a compiled SQL spec takes a decoder the same way (`with_decoder`), but there is no Flink `'format'` for the layout |
 
 use std::path::{Path, PathBuf};
 

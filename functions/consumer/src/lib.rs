@@ -246,6 +246,26 @@ fn load_spec(path: &Path, decoder: Option<&Arc<dyn Decoder>>) -> Result<Pipeline
     Ok(with_decoder(load_pipeline(path)?.spec, decoder))
 }
 
+/// Points the consumer's sinks where the SQL's sink tables say (the results table, the
+/// output stream) and checks what it cannot move (the S3 pane location, the region).
+fn aws_sinks(
+    pipeline: &eventide_sql::Pipeline,
+    resources: &mut Resources,
+    output_stream: &mut Option<String>,
+) -> Result<()> {
+    let region = std::env::var("AWS_REGION").ok();
+    pipeline
+        .aws_sinks()
+        .apply(
+            &mut resources.results_table,
+            &resources.bucket,
+            eventide_aws::consumer::resources::PANES_PREFIX,
+            output_stream,
+            region.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)
+}
+
 fn with_decoder(spec: PipelineSpec, decoder: Option<&Arc<dyn Decoder>>) -> PipelineSpec {
     match decoder {
         Some(d) => spec.with_decoder(d.clone()),
@@ -332,8 +352,11 @@ async fn run(cli: Cli, decoder: Option<Arc<dyn Decoder>>) -> Result<ExitCode> {
                     );
                 }
             }
+            let mut resources = Resources::from_prefix(&prefix);
+            let mut output_stream = output_stream;
+            aws_sinks(&pipeline, &mut resources, &mut output_stream)?;
             let spec = with_decoder(pipeline.spec, decoder.as_ref());
-            let mut config = WorkerConfig::new(name, spec, stream, Resources::from_prefix(&prefix));
+            let mut config = WorkerConfig::new(name, spec, stream, resources);
             config.worker.worker_id = worker_id.unwrap_or_else(default_worker_id);
             config.worker.max_leases = max_leases;
             config.worker.lease_ms = lease_ms;
@@ -508,12 +531,9 @@ fn env(name: &str) -> Result<String> {
 
 /// The pipeline from `EVENTIDE_PIPELINE_FILE` (a path in the package) or
 /// `EVENTIDE_PIPELINE_S3` (`s3://bucket/key`): a TOML spec, or Flink SQL (`.sql`).
-async fn lambda_spec(
-    clients: &Clients,
-    decoder: Option<&Arc<dyn Decoder>>,
-) -> Result<PipelineSpec> {
+async fn lambda_pipeline(clients: &Clients) -> Result<eventide_sql::Pipeline> {
     if let Ok(path) = std::env::var("EVENTIDE_PIPELINE_FILE") {
-        return load_spec(Path::new(&path), decoder);
+        return load_pipeline(Path::new(&path));
     }
     let url = env("EVENTIDE_PIPELINE_S3")
         .context("set EVENTIDE_PIPELINE_FILE or EVENTIDE_PIPELINE_S3")?;
@@ -533,26 +553,25 @@ async fn lambda_spec(
         .with_context(|| format!("reading {url}"))?
         .into_bytes();
     let text = std::str::from_utf8(&bytes).with_context(|| format!("{url} is not UTF-8"))?;
-    let spec = eventide_sql::load_pipeline_text(&url, text)
-        .map_err(anyhow::Error::new)?
-        .spec;
-    Ok(with_decoder(spec, decoder))
+    eventide_sql::load_pipeline_text(&url, text).map_err(anyhow::Error::new)
 }
 
 /// Builds the consumer from `EVENTIDE_NAME`, `EVENTIDE_PREFIX`, the pipeline variables and
 /// optionally `EVENTIDE_OUTPUT_STREAM`, `EVENTIDE_IDLE_TIMEOUT_MS` (default 10 s) and
 /// `EVENTIDE_KPL_MAX_RECORDS` (default 100,000 user records per KPL aggregate).
 async fn lambda_handler(clients: &Clients, decoder: Option<&Arc<dyn Decoder>>) -> Result<Handler> {
-    let spec = lambda_spec(clients, decoder).await?;
+    let pipeline = lambda_pipeline(clients).await?;
     let name = env("EVENTIDE_NAME")?;
-    let resources = Resources::from_prefix(&env("EVENTIDE_PREFIX")?);
+    let mut resources = Resources::from_prefix(&env("EVENTIDE_PREFIX")?);
+    let mut output = std::env::var("EVENTIDE_OUTPUT_STREAM").ok();
+    aws_sinks(&pipeline, &mut resources, &mut output)?;
+    let spec = with_decoder(pipeline.spec, decoder);
     let idle_timeout_ms = match std::env::var("EVENTIDE_IDLE_TIMEOUT_MS") {
         Ok(v) => v
             .parse()
             .with_context(|| format!("EVENTIDE_IDLE_TIMEOUT_MS={v:?}"))?,
         Err(_) => 10_000,
     };
-    let output = std::env::var("EVENTIDE_OUTPUT_STREAM").ok();
     let mut io = resources.io(clients, &name, output.as_deref(), idle_timeout_ms);
     if !spec.enrichments.is_empty() {
         io.lookups = Some(

@@ -445,6 +445,7 @@ fn main() -> Result<()> {
                 source,
                 out_dir,
                 sinks,
+                aws,
             } = &pipeline.source
             {
                 println!(
@@ -466,6 +467,15 @@ fn main() -> Result<()> {
                 }
                 if let Some(d) = out_dir {
                     println!("# output directory: {d:?}");
+                }
+                if let Some(t) = &aws.results_table {
+                    println!("# on AWS: results table {t:?}");
+                }
+                if let Some(p) = &aws.s3_path {
+                    println!("# on AWS: panes in {p:?}");
+                }
+                if let Some(st) = &aws.output_stream {
+                    println!("# on AWS: output stream {st:?}");
                 }
             }
             println!("{}", pipeline.toml.trim_end());

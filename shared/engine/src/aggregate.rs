@@ -23,6 +23,9 @@
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use crate::filter::Filter;
+use crate::record::Record;
+
 /// An aggregate function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +70,35 @@ pub struct AggregateSpec {
     pub field: Option<usize>,
     /// Fixed number of decimals when printed; shortest form otherwise.
     pub decimals: Option<u8>,
+    /// Only the rows that pass it count (SQL's `agg(…) FILTER (WHERE …)`); the window still
+    /// exists for the rows that do not.
+    pub filter: Option<Filter>,
+}
+
+/// Where a cell's values come from: a field, a row count, or either restricted to the rows
+/// that pass a filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellSource {
+    /// The input field; `None` counts rows (each passing row adds the value 1).
+    pub field: Option<usize>,
+    pub filter: Option<Filter>,
+}
+
+impl CellSource {
+    /// The cell's value for a record: `None` when the record does not pass the filter or
+    /// the field is null.
+    #[inline]
+    pub fn value(&self, r: &Record<'_>) -> Option<f64> {
+        if let Some(f) = &self.filter {
+            if !f.matches(r) {
+                return None;
+            }
+        }
+        match self.field {
+            Some(i) => r.values.get(i).and_then(|v| v.as_num()),
+            None => Some(1.0),
+        }
+    }
 }
 
 /// Largest number of decimals a sum is kept exact at.
@@ -407,8 +439,8 @@ impl Acc {
 /// An aggregation's aggregates compiled against its input fields.
 #[derive(Debug, Clone)]
 pub struct CompiledAggregates {
-    /// Input field index of each cell.
-    pub cell_fields: Vec<usize>,
+    /// Where each cell's values come from.
+    pub cells: Vec<CellSource>,
     /// For each output aggregate: function, cell (None = row count) and decimals.
     pub outputs: Vec<(AggFn, Option<usize>, Option<u8>)>,
     /// True when every aggregate is invertible.
@@ -418,20 +450,25 @@ pub struct CompiledAggregates {
 }
 
 impl CompiledAggregates {
-    /// Compiles aggregate specs: one cell per distinct field.
+    /// Compiles aggregate specs: one cell per distinct field and filter (a row count
+    /// without a filter needs no cell).
     pub fn new(specs: &[AggregateSpec]) -> Self {
-        let mut cell_fields: Vec<usize> = Vec::new();
+        let mut cells: Vec<CellSource> = Vec::new();
         let mut outputs = Vec::with_capacity(specs.len());
         for s in specs {
-            let cell = s
-                .field
-                .map(|f| match cell_fields.iter().position(|&x| x == f) {
+            let cell = (s.field.is_some() || s.filter.is_some()).then(|| {
+                let src = CellSource {
+                    field: s.field,
+                    filter: s.filter.clone(),
+                };
+                match cells.iter().position(|x| *x == src) {
                     Some(i) => i,
                     None => {
-                        cell_fields.push(f);
-                        cell_fields.len() - 1
+                        cells.push(src);
+                        cells.len() - 1
                     }
-                });
+                }
+            });
             outputs.push((s.func, cell, s.decimals));
         }
         let invertible = specs.iter().all(|s| s.func.invertible());
@@ -440,7 +477,7 @@ impl CompiledAggregates {
                 && matches!(s.func, AggFn::Min | AggFn::Max | AggFn::First | AggFn::Last)
         });
         CompiledAggregates {
-            cell_fields,
+            cells,
             outputs,
             invertible,
             extrema,
@@ -449,7 +486,7 @@ impl CompiledAggregates {
 
     /// A new empty accumulator for this aggregation.
     pub fn new_acc(&self) -> Acc {
-        Acc::with_layout(self.cell_fields.len(), self.extrema)
+        Acc::with_layout(self.cells.len(), self.extrema)
     }
 
     /// The output values of an accumulator, in aggregate order. A pane of no element (an
@@ -520,6 +557,7 @@ mod tests {
             func,
             field: Some(0),
             decimals: None,
+            filter: None,
         };
         let small = CompiledAggregates::new(&[spec(AggFn::Sum), spec(AggFn::Avg)]);
         let mut a = small.new_acc();

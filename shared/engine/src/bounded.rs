@@ -91,11 +91,13 @@ use crate::watermark::{WM_MAX, WM_MIN};
 pub const MAX_AGGREGATIONS: usize = 64;
 
 /// True when `spec` can run key by key: it has aggregations, at most
-/// [`MAX_AGGREGATIONS`] of them, and no rules (they fire alerts in time order across keys).
+/// [`MAX_AGGREGATIONS`] of them, no rules (they fire alerts in time order across keys),
+/// and no aggregate with a filter of its own (those run streaming).
 pub fn supports(spec: &PipelineSpec) -> bool {
     spec.rules.is_empty()
         && !spec.aggregations.is_empty()
         && spec.aggregations.len() <= MAX_AGGREGATIONS
+        && Routes::new(spec).plain()
 }
 
 /// Strings numbered in order of first sight, kept end to end in one buffer. The hash table

@@ -267,11 +267,8 @@ impl Pipeline {
             if !mine || skip.is_some_and(|s| s.get(i).copied().unwrap_or(false)) {
                 continue;
             }
-            let values: SmallVec<[Option<f64>; 2]> = route
-                .cells
-                .iter()
-                .map(|&f| rec.values[f].as_num())
-                .collect();
+            let values: SmallVec<[Option<f64>; 2]> =
+                route.cells.iter().map(|c| c.value(rec)).collect();
             if self.ops[i].on_record(&self.key, rec.time, &values, ctx, out) == Admit::TooLate {
                 self.stats.late[i] += 1;
                 out.late(i, raw);

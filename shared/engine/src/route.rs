@@ -30,6 +30,7 @@
 //! assert_eq!(routes.route(1).map(|r| r.group), Some(0));
 //! ```
 
+use crate::aggregate::CellSource;
 use crate::filter::Filter;
 use crate::record::Record;
 use crate::spec::model::PipelineSpec;
@@ -41,9 +42,11 @@ pub struct Route {
     pub group: usize,
     /// Records it aggregates (all when `None`).
     pub filter: Option<Filter>,
-    /// The record field each cell of its accumulators reads.
-    pub cells: Vec<usize>,
-    /// The same as indices into [`Routes::cols`].
+    /// Where each cell of its accumulators reads its value: a field, or a row count or a
+    /// field restricted by the aggregate's own filter.
+    pub cells: Vec<CellSource>,
+    /// The plain field cells as indices into [`Routes::cols`] (all of them when
+    /// [`Routes::plain`]).
     pub cols: Vec<usize>,
 }
 
@@ -75,8 +78,14 @@ impl Routes {
         let mut routes = Vec::with_capacity(spec.aggregations.len());
         for a in &spec.aggregations {
             let group = index_of(&mut groups, &a.group_by);
-            let cells = crate::aggregate::CompiledAggregates::new(&a.aggregates).cell_fields;
-            let mine = cells.iter().map(|f| index_of(&mut cols, f)).collect();
+            let cells = crate::aggregate::CompiledAggregates::new(&a.aggregates).cells;
+            let mine = cells
+                .iter()
+                .filter_map(|c| match (c.field, &c.filter) {
+                    (Some(f), None) => Some(index_of(&mut cols, &f)),
+                    _ => None,
+                })
+                .collect();
             routes.push(Route {
                 group,
                 filter: a.filter.clone(),
@@ -120,6 +129,16 @@ impl Routes {
     /// The record fields whose numbers aggregates read, once each.
     pub fn cols(&self) -> &[usize] {
         &self.cols
+    }
+
+    /// True when every cell reads a plain field (no aggregate has a filter of its own), so
+    /// a record's numbers can be kept as [`Routes::cols`].
+    pub fn plain(&self) -> bool {
+        self.routes.iter().all(|r| {
+            r.cells
+                .iter()
+                .all(|c| c.field.is_some() && c.filter.is_none())
+        })
     }
 
     /// The field naming a record's watermark partition, if the input has one.

@@ -19,7 +19,7 @@ use sqlparser::tokenizer::{Span, Tokenizer};
 
 use crate::dialect::FlinkDialect;
 use crate::prepass::{prepass, Prepassed, TableExtras};
-use crate::{Compiled, SinkOptions, SourceOptions, SqlError, MAX_NESTING, MAX_SQL_BYTES};
+use crate::{AwsSinks, Compiled, SinkOptions, SourceOptions, SqlError, MAX_NESTING, MAX_SQL_BYTES};
 
 fn at(span: Span, message: impl Into<String>) -> SqlError {
     SqlError::At {
@@ -170,6 +170,7 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
     let mut tables: Vec<Table> = Vec::new();
     let mut settings = Settings::default();
     let mut inserts: Vec<&Insert> = Vec::new();
+    let mut create_views = Vec::new();
     for st in &statements {
         match st {
             Statement::CreateTable(ct) => {
@@ -181,6 +182,7 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
             }
             Statement::Set(set) => setting(set, &mut settings)?,
             Statement::Insert(ins) => inserts.push(ins),
+            Statement::CreateView(cv) => create_views.push(cv),
             Statement::Query(q) => {
                 return Err(at(
                     q.span(),
@@ -205,24 +207,65 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
         ));
     }
 
+    let mut views: Vec<View> = Vec::new();
+    for cv in create_views {
+        let v = view(cv, &tables)?;
+        if tables.iter().any(|t| t.name == v.name) || views.iter().any(|x| x.name == v.name) {
+            return Err(at(v.span, format!("`{}` is declared twice", v.name)));
+        }
+        views.push(v);
+    }
     let mut c = Compiler {
         tables: &tables,
+        views: &views,
+        view_used: None,
+        raw_read: None,
+        reading_view: None,
         table_args: &table_args,
         settings: &settings,
         source: None,
         aggregations: String::new(),
         sinks: Vec::new(),
         out_dir: None,
+        aws: AwsSinks::default(),
         insert_spans: Vec::new(),
     };
     for ins in &inserts {
         c.insert(ins)?;
     }
+    // The output stream takes every INSERT's rows: all go to kinesis sinks, or none.
+    if c.aws.output_stream.is_some() {
+        let other = c
+            .sinks
+            .iter()
+            .zip(&c.insert_spans)
+            .find(|(s, _)| s.connector != "kinesis");
+        if let Some((s, (_, span))) = other {
+            return Err(at(
+                *span,
+                format!(
+                    "INSERT INTO {} ('connector' = '{}'): the consumer writes every INSERT's rows \
+                     to its one output stream, and another INSERT's sink is 'kinesis'; give every \
+                     INSERT a kinesis sink, or none",
+                    s.table, s.connector
+                ),
+            ));
+        }
+    }
     let Some(src) = c.source.take() else {
         return Err(SqlError::Other("no INSERT reads a source table".into()));
     };
     let (source_toml, source_options) = c.source_toml(&src)?;
-    let toml = format!("{source_toml}{}", c.aggregations);
+    let mut enrichments = String::new();
+    if let Some(v) = c.view_used.and_then(|i| views.get(i)) {
+        for l in &v.lookups {
+            let t = c
+                .table(&l.table)
+                .ok_or_else(|| at(l.span, format!("unknown table `{}`", l.table)))?;
+            enrichments.push_str(&enrichment_toml(l, t)?);
+        }
+    }
+    let toml = format!("{source_toml}{enrichments}{}", c.aggregations);
     let spec = PipelineSpec::from_toml(&toml).map_err(|e| c.spec_error(e))?;
     Ok(Compiled {
         spec,
@@ -230,6 +273,7 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
         source: source_options,
         out_dir: c.out_dir,
         sinks: c.sinks,
+        aws: c.aws,
     })
 }
 
@@ -519,12 +563,21 @@ fn column(e: &Expr) -> Option<(&Ident, Option<&Ident>)> {
 
 struct Compiler<'a> {
     tables: &'a [Table],
+    views: &'a [View],
+    /// The view of lookup joins the pipeline reads (its enrichments apply to every record).
+    view_used: Option<usize>,
+    /// An INSERT that reads the source table itself.
+    raw_read: Option<Span>,
+    /// The view the current INSERT reads, if it reads one.
+    reading_view: Option<usize>,
     table_args: &'a HashMap<(u64, u64), crate::prepass::TableArg>,
     settings: &'a Settings,
     source: Option<Source>,
     aggregations: String,
     sinks: Vec<SinkOptions>,
     out_dir: Option<String>,
+    /// The consumer's AWS sinks the sink tables name.
+    aws: AwsSinks,
     /// Each aggregation's INSERT, for errors from the spec's validation.
     insert_spans: Vec<(String, Span)>,
 }
@@ -535,6 +588,10 @@ enum Window {
     Hop {
         size: i64,
         slide: i64,
+    },
+    Cumulate {
+        size: i64,
+        step: i64,
     },
     Session {
         gap: i64,
@@ -550,6 +607,11 @@ impl<'a> Compiler<'a> {
     /// Names the INSERT of a spec validation error.
     fn spec_error(&self, e: eventide_engine::SpecError) -> SqlError {
         let text = e.to_string();
+        if let Some(v) = self.view_used.and_then(|i| self.views.get(i)) {
+            if text.contains("enrichment[") {
+                return at(v.span, format!("view `{}`: {text}", v.name));
+            }
+        }
         for (i, (name, span)) in self.insert_spans.iter().enumerate() {
             if text.contains(&format!("aggregation[{i}]")) {
                 return at(*span, format!("INSERT INTO {name}: {text}"));
@@ -561,6 +623,44 @@ impl<'a> Compiler<'a> {
     /// The source table for a query reading `name` (at `span`): the one source of the
     /// pipeline.
     fn use_source(&mut self, name: &str, span: Span) -> Result<&Source, SqlError> {
+        // A view of lookup joins reads its source; its enrichments apply to every record, so
+        // the pipeline has at most one, and an inner join's dropped rows must not be missed
+        // by an INSERT that reads the source itself.
+        let view = self.views.iter().position(|v| v.name == name);
+        let name = match view {
+            Some(i) => {
+                if self.view_used.is_some_and(|u| u != i) {
+                    return Err(at(
+                        span,
+                        "a pipeline reads at most one view of lookup joins (its enrichments \
+                         apply to every record); put all lookup joins in one view",
+                    ));
+                }
+                self.view_used = Some(i);
+                self.views[i].source.as_str()
+            }
+            None => {
+                self.raw_read.get_or_insert(span);
+                name
+            }
+        };
+        self.reading_view = view;
+        if let (Some(v), Some(raw)) = (
+            self.view_used.and_then(|i| self.views.get(i)),
+            self.raw_read,
+        ) {
+            if v.lookups.iter().any(|l| l.inner) {
+                return Err(at(
+                    if view.is_some() { span } else { raw },
+                    format!(
+                        "INSERTs read both `{}` and the view `{}`, whose inner lookup join drops \
+                         rows without a match before every aggregation; read the view in every \
+                         INSERT, or make the joins LEFT JOINs",
+                        v.source, v.name
+                    ),
+                ));
+            }
+        }
         if let Some(s) = &self.source {
             if s.name != name {
                 return Err(at(
@@ -620,7 +720,50 @@ impl<'a> Compiler<'a> {
 
     fn sink_options(&mut self, sink: &Table) -> Result<(), SqlError> {
         let connector = sink.option("connector").unwrap_or("").to_string();
-        if connector == "filesystem" {
+        let s3 = sink.option("path").filter(|p| p.starts_with("s3://"));
+        match connector.as_str() {
+            "filesystem" if s3.is_some() => {
+                self.aws_sink(sink, "path", s3, |a| &mut a.s3_path)?;
+            }
+            "dynamodb" => {
+                let t = sink.option("table-name");
+                self.aws_sink(sink, "table-name", t, |a| &mut a.results_table)?;
+            }
+            "kinesis" => {
+                let stream = sink.option("stream").map(str::to_string).or_else(|| {
+                    sink.option("stream.arn")
+                        .and_then(|a| a.rsplit_once(":stream/").map(|(_, s)| s.to_string()))
+                });
+                let Some(stream) = stream else {
+                    return Err(at(
+                        sink.span,
+                        format!(
+                            "kinesis sink `{}` needs 'stream' or 'stream.arn'",
+                            sink.name
+                        ),
+                    ));
+                };
+                let key = if sink.option("stream").is_some() {
+                    "stream"
+                } else {
+                    "stream.arn"
+                };
+                self.aws_sink(sink, key, Some(&stream), |a| &mut a.output_stream)?;
+            }
+            _ => {}
+        }
+        if let Some(r) = sink.option("aws.region") {
+            match &self.aws.region {
+                Some(have) if have != r => {
+                    return Err(at(
+                        sink.option_span("aws.region"),
+                        format!("'aws.region' = '{r}', and another sink names '{have}'; the consumer writes in one region"),
+                    ))
+                }
+                _ => self.aws.region = Some(r.to_string()),
+            }
+        }
+        if connector == "filesystem" && s3.is_none() {
             if let Some(p) = sink.option("path") {
                 match &self.out_dir {
                     Some(d) if d != p => {
@@ -649,6 +792,39 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    /// Records one of the consumer's AWS sinks named by a sink table's option `key`: every
+    /// sink of a kind names the same one (the consumer has one of each).
+    fn aws_sink(
+        &mut self,
+        sink: &Table,
+        key: &str,
+        value: Option<&str>,
+        slot: impl Fn(&mut AwsSinks) -> &mut Option<String>,
+    ) -> Result<(), SqlError> {
+        let Some(v) = value else {
+            return Ok(());
+        };
+        let have = slot(&mut self.aws);
+        match have {
+            Some(h) if h != v => Err(at(
+                sink.option_span(key),
+                format!(
+                    "'{key}' = '{v}', and another sink names '{h}': the consumer writes every \
+                     INSERT's rows to one {}",
+                    match key {
+                        "table-name" => "results table",
+                        "path" => "S3 location",
+                        _ => "output stream",
+                    }
+                ),
+            )),
+            _ => {
+                *have = Some(v.to_string());
+                Ok(())
+            }
+        }
+    }
+
     /// One INSERT's SELECT as an `[[aggregation]]`.
     fn select(&mut self, sel: &Select, sink: &Table) -> Result<String, SqlError> {
         if let Some(d) = &sel.distinct {
@@ -657,15 +833,32 @@ impl<'a> Compiler<'a> {
                 format!("SELECT {d} is not supported"),
             ));
         }
-        if let Some(h) = &sel.having {
-            return Err(at(
-                h.span(),
-                "HAVING is not supported: the engine has no filter on aggregated rows; filter \
-                 the input rows with WHERE",
-            ));
-        }
         if let Some(q) = &sel.qualify {
             return Err(at(q.span(), "QUALIFY is not supported"));
+        }
+        for item in &sel.projection {
+            let e = match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                _ => continue,
+            };
+            if let Expr::Function(f) = e {
+                if f.over.is_some() {
+                    return Err(at(
+                        f.name.span(),
+                        format!(
+                            "{}(…) OVER (…) is not supported: Flink's OVER (PARTITION BY k ORDER \
+                             BY ts ROWS BETWEEN n PRECEDING AND CURRENT ROW) takes each key's \
+                             rows in rowtime order, emits when the watermark passes them and \
+                             drops late rows, and its row is the input row plus the aggregate; \
+                             the engine's count windows (window = {{ type = \"count\", size = \
+                             n + 1 }} in a TOML spec) take rows in arrival order, emit at once \
+                             and write key, window_start, window_end and the aggregate, so the \
+                             rows would differ (see docs/sql.md)",
+                            f.name
+                        ),
+                    ));
+                }
+            }
         }
         let from = match sel.from.as_slice() {
             [one] => one,
@@ -686,8 +879,10 @@ impl<'a> Compiler<'a> {
         if let Some(j) = from.joins.first() {
             return Err(at(
                 j.relation.span(),
-                "joins are not supported here (a join of two streams, or a lookup join in this \
-                 position); the supported pipeline is one source table through a window TVF",
+                "joins are not supported here (a join of two streams, or a lookup join after a \
+                 window TVF); a lookup join goes in a view that the window TVF reads: CREATE \
+                 TEMPORARY VIEW v AS SELECT e.*, s.col FROM src AS e JOIN t FOR SYSTEM_TIME AS OF \
+                 e.proc_time AS s ON e.k = s.k, then TUMBLE(TABLE v, …)",
             ));
         }
         let (window, table_name, table_span, alias) = self.window_tvf(&from.relation)?;
@@ -695,7 +890,7 @@ impl<'a> Compiler<'a> {
         let filter = sel
             .selection
             .as_ref()
-            .map(|w| self.filter(w, alias.as_deref()))
+            .map(|w| self.cond(w, false, &Operands::Columns(alias.as_deref())))
             .transpose()?;
 
         // GROUP BY: window_start, window_end and the keys.
@@ -776,6 +971,7 @@ impl<'a> Compiler<'a> {
         }
         let mut group_by: Vec<String> = Vec::new();
         let mut aggregates: Vec<String> = Vec::new();
+        let mut outputs: Vec<(AggKey, String)> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         let mut stage = 0; // 0 keys, 1 after window_start, 2 after window_end
         for (pos, item) in sel.projection.iter().enumerate() {
@@ -848,8 +1044,9 @@ impl<'a> Compiler<'a> {
                      aggregates, in this order (the engine's output row)",
                 ));
             }
-            let (func, field, decimals) = self.aggregate(expr, alias.as_deref())?;
-            let default = match &field {
+            let agg = self.aggregate(expr, alias.as_deref())?;
+            let func = agg.func;
+            let default = match &agg.field {
                 None => func.to_string(),
                 Some(f) => {
                     let plain = func.to_string();
@@ -868,14 +1065,18 @@ impl<'a> Compiler<'a> {
                 ));
             }
             let mut a = format!("{{ name = {}, fn = {}", q(&name), q(func));
-            if let Some(f) = &field {
+            if let Some(f) = &agg.field {
                 let _ = write!(a, ", field = {}", q(f));
             }
-            if let Some(d) = decimals {
+            if let Some(d) = agg.decimals {
                 let _ = write!(a, ", decimals = {d}");
+            }
+            if let Some(f) = &agg.filter {
+                let _ = write!(a, ", filter = {}", q(f));
             }
             a.push_str(" }");
             aggregates.push(a);
+            outputs.push((agg.key(), name.clone()));
             names.push(name);
         }
         if stage != 2 {
@@ -903,6 +1104,30 @@ impl<'a> Compiler<'a> {
             ));
         }
 
+        let having = match &sel.having {
+            None => None,
+            Some(h) => {
+                let s = self.settings;
+                if s.early_enabled.is_some_and(|(b, _)| b) || s.late_enabled.is_some_and(|(b, _)| b)
+                {
+                    return Err(at(
+                        h.span(),
+                        "HAVING with early or late firing is not supported: the engine filters \
+                         each emitted row, and a later pane could not retract a row that an \
+                         earlier pane emitted",
+                    ));
+                }
+                Some(self.cond(
+                    h,
+                    false,
+                    &Operands::Aggregates {
+                        alias: alias.as_deref(),
+                        outputs: &outputs,
+                    },
+                )?)
+            }
+        };
+
         let mut out = String::new();
         let _ = writeln!(out, "\n[[aggregation]]\nname = {}", q(&sink.name));
         let _ = writeln!(
@@ -925,6 +1150,12 @@ impl<'a> Compiler<'a> {
                 q(&format_ms(*size)),
                 q(&format_ms(*slide))
             ),
+            Window::Cumulate { size, step } => writeln!(
+                out,
+                "window = {{ type = \"cumulate\", size = {}, step = {} }}",
+                q(&format_ms(*size)),
+                q(&format_ms(*step))
+            ),
             Window::Session { gap, .. } => writeln!(
                 out,
                 "window = {{ type = \"session\", gap = {} }}",
@@ -932,6 +1163,9 @@ impl<'a> Compiler<'a> {
             ),
         };
         let _ = writeln!(out, "aggregates = [\n  {},\n]", aggregates.join(",\n  "));
+        if let Some(h) = having {
+            let _ = writeln!(out, "having = {}", q(&h));
+        }
         out.push_str(&self.emit()?);
         out.push_str(&sink_toml(sink)?);
         Ok(out)
@@ -1012,10 +1246,16 @@ impl<'a> Compiler<'a> {
             .source
             .as_ref()
             .ok_or_else(|| at(span, "no source table"))?;
+        let view = self.reading_view.and_then(|i| self.views.get(i));
+        let visible = |n: &str| {
+            view.and_then(|v| v.source_columns.as_ref())
+                .is_none_or(|cols| cols.iter().any(|c| c == n))
+        };
         src.fields
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n == name && visible(n))
             .map(|(_, t)| *t)
+            .or_else(|| view.and_then(|v| v.lookup_field(name)))
             .ok_or_else(|| {
                 at(
                     span,
@@ -1093,17 +1333,14 @@ impl<'a> Compiler<'a> {
             "TUMBLE" => &["DATA", "TIMECOL", "SIZE"],
             "HOP" => &["DATA", "TIMECOL", "SLIDE", "SIZE"],
             "SESSION" => &["DATA", "TIMECOL", "GAP"],
-            "CUMULATE" => {
-                return Err(at(
-                    f.name.span(),
-                    "CUMULATE windows are not supported (the engine has tumbling, hopping, \
-                     session and count windows); use TUMBLE, HOP or SESSION",
-                ))
-            }
+            "CUMULATE" => &["DATA", "TIMECOL", "STEP", "SIZE"],
             _ => {
                 return Err(at(
                     f.name.span(),
-                    format!("table function {fname} is not supported; use TUMBLE, HOP or SESSION"),
+                    format!(
+                        "table function {fname} is not supported; use TUMBLE, HOP, CUMULATE or \
+                         SESSION"
+                    ),
                 ))
             }
         };
@@ -1140,7 +1377,12 @@ impl<'a> Compiler<'a> {
         let targ = self
             .table_args
             .get(&(tid.span.start.line, tid.span.start.column));
-        let table = self.table(&tid.value).ok_or_else(|| {
+        let table_name = self
+            .views
+            .iter()
+            .find(|v| v.name == tid.value)
+            .map_or(tid.value.as_str(), |v| v.source.as_str());
+        let table = self.table(table_name).ok_or_else(|| {
             at(
                 tid.span,
                 format!(
@@ -1209,6 +1451,22 @@ impl<'a> Compiler<'a> {
                 slide: positive(need(2, "SLIDE")?)?,
                 size: positive(need(3, "SIZE")?)?,
             },
+            "CUMULATE" => {
+                let step = positive(need(2, "STEP")?)?;
+                let size_expr = need(3, "SIZE")?;
+                let size = positive(size_expr)?;
+                if size % step != 0 {
+                    return Err(at(
+                        size_expr.span(),
+                        format!(
+                            "CUMULATE's size ({}) must be a multiple of its step ({})",
+                            format_ms(size),
+                            format_ms(step)
+                        ),
+                    ));
+                }
+                Window::Cumulate { size, step }
+            }
             _ => {
                 if partition_by.is_empty() {
                     return Err(at(
@@ -1223,49 +1481,56 @@ impl<'a> Compiler<'a> {
                 }
             }
         };
-        Ok((window, table.name.clone(), tid.span, alias))
+        Ok((window, tid.value.clone(), tid.span, alias))
     }
 
-    /// A WHERE condition in the filter grammar.
-    fn filter(&self, e: &Expr, alias: Option<&str>) -> Result<String, SqlError> {
+    /// A condition in the filter grammar: WHERE and FILTER (WHERE …) over the source's
+    /// columns, HAVING over the SELECT list's aggregates.
+    ///
+    /// The text is in negation normal form (`NOT` pushed down to the comparisons, which it
+    /// inverts), so a comparison with a null is false wherever it appears, as SQL's unknown
+    /// is in a condition without NOT; the filter grammar's `not` would turn it into true.
+    fn cond(&self, e: &Expr, neg: bool, ops: &Operands<'_>) -> Result<String, SqlError> {
+        let clause = ops.clause();
         let unsupported = |what: &str| {
             at(
                 e.span(),
                 format!(
-                    "{what} `{e}` is not supported in WHERE; supported: comparisons of a column \
-                     with a literal (=, <>, <, <=, >, >=), IN (…), BETWEEN, AND, OR, NOT, ( )"
+                    "{what} `{e}` is not supported in {clause}; supported: comparisons of {} \
+                     with a literal (=, <>, <, <=, >, >=), IN (…), BETWEEN, AND, OR, NOT, ( )",
+                    ops.operands()
                 ),
             )
         };
         match e {
-            Expr::Nested(inner) => Ok(format!("({})", self.filter(inner, alias)?)),
+            Expr::Nested(inner) => Ok(format!("({})", self.cond(inner, neg, ops)?)),
             Expr::UnaryOp {
                 op: UnaryOperator::Not,
                 expr,
-            } => Ok(format!("not ({})", self.filter(expr, alias)?)),
+            } => self.cond(expr, !neg, ops),
             Expr::BinaryOp { left, op, right } => match op {
-                BinaryOperator::And => Ok(format!(
-                    "({}) and ({})",
-                    self.filter(left, alias)?,
-                    self.filter(right, alias)?
-                )),
-                BinaryOperator::Or => Ok(format!(
-                    "({}) or ({})",
-                    self.filter(left, alias)?,
-                    self.filter(right, alias)?
-                )),
+                BinaryOperator::And | BinaryOperator::Or => {
+                    let and = matches!(op, BinaryOperator::And) != neg;
+                    Ok(format!(
+                        "({}) {} ({})",
+                        self.cond(left, neg, ops)?,
+                        if and { "and" } else { "or" },
+                        self.cond(right, neg, ops)?
+                    ))
+                }
                 BinaryOperator::Eq
                 | BinaryOperator::NotEq
                 | BinaryOperator::Lt
                 | BinaryOperator::LtEq
                 | BinaryOperator::Gt
                 | BinaryOperator::GtEq => {
-                    let (col, lit, flipped) = match (column(left), column(right)) {
-                        (Some(c), None) => (c, right.as_ref(), false),
-                        (None, Some(c)) => (c, left.as_ref(), true),
-                        _ => return Err(unsupported("the comparison")),
-                    };
-                    self.comparison(col, op, lit, flipped, alias)
+                    let (operand, lit, flipped) =
+                        match (self.operand(left, ops)?, self.operand(right, ops)?) {
+                            (Some(c), None) => (c, right.as_ref(), false),
+                            (None, Some(c)) => (c, left.as_ref(), true),
+                            _ => return Err(unsupported("the comparison")),
+                        };
+                    comparison(&operand, op, lit, flipped, neg)
                 }
                 _ => Err(unsupported("the operator")),
             },
@@ -1275,17 +1540,18 @@ impl<'a> Compiler<'a> {
                 negated,
                 ..
             } => {
-                let col = column(expr).ok_or_else(|| unsupported("the IN"))?;
+                let operand = self
+                    .operand(expr, ops)?
+                    .ok_or_else(|| unsupported("the IN"))?;
+                let neg = neg != *negated;
                 let parts = list
                     .iter()
-                    .map(|l| self.comparison(col, &BinaryOperator::Eq, l, false, alias))
+                    .map(|l| comparison(&operand, &BinaryOperator::Eq, l, false, neg))
                     .collect::<Result<Vec<_>, _>>()?;
-                let any = parts.join(" or ");
-                Ok(if *negated {
-                    format!("not ({any})")
-                } else {
-                    format!("({any})")
-                })
+                Ok(format!(
+                    "({})",
+                    parts.join(if neg { " and " } else { " or " })
+                ))
             }
             Expr::Between {
                 expr,
@@ -1293,24 +1559,23 @@ impl<'a> Compiler<'a> {
                 low,
                 high,
             } => {
-                let col = column(expr).ok_or_else(|| unsupported("the BETWEEN"))?;
-                let both = format!(
-                    "{} and {}",
-                    self.comparison(col, &BinaryOperator::GtEq, low, false, alias)?,
-                    self.comparison(col, &BinaryOperator::LtEq, high, false, alias)?
-                );
-                Ok(if *negated {
-                    format!("not ({both})")
-                } else {
-                    format!("({both})")
-                })
+                let operand = self
+                    .operand(expr, ops)?
+                    .ok_or_else(|| unsupported("the BETWEEN"))?;
+                let neg = neg != *negated;
+                Ok(format!(
+                    "({} {} {})",
+                    comparison(&operand, &BinaryOperator::GtEq, low, false, neg)?,
+                    if neg { "or" } else { "and" },
+                    comparison(&operand, &BinaryOperator::LtEq, high, false, neg)?
+                ))
             }
             Expr::Case { .. } => Err(unsupported("CASE")),
             Expr::Cast { .. } => Err(unsupported("CAST")),
             Expr::Function(f) => Err(at(
                 f.name.span(),
                 format!(
-                    "function {} is not supported in WHERE (user-defined and other functions \
+                    "function {} is not supported in {clause} (user-defined and other functions \
                      are not supported)",
                     f.name
                 ),
@@ -1319,79 +1584,73 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn comparison(
-        &self,
-        col: (&Ident, Option<&Ident>),
-        op: &BinaryOperator,
-        lit: &Expr,
-        flipped: bool,
-        alias: Option<&str>,
-    ) -> Result<String, SqlError> {
-        let (id, qual) = col;
-        self.check_qualifier(qual, alias)?;
-        let ty = self.field(&id.value, id.span)?;
-        let op = match (op, flipped) {
-            (BinaryOperator::Eq, _) => "==",
-            (BinaryOperator::NotEq, _) => "!=",
-            (BinaryOperator::Lt, false) | (BinaryOperator::Gt, true) => "<",
-            (BinaryOperator::LtEq, false) | (BinaryOperator::GtEq, true) => "<=",
-            (BinaryOperator::Gt, false) | (BinaryOperator::Lt, true) => ">",
-            _ => ">=",
-        };
-        let (lit_expr, negative) = match lit {
-            Expr::UnaryOp {
-                op: UnaryOperator::Minus,
-                expr,
-            } => (expr.as_ref(), true),
-            other => (other, false),
-        };
-        let text = match lit_expr {
-            Expr::Value(v) => match (&v.value, ty) {
-                (Value::SingleQuotedString(s), "string") => {
-                    if !s.contains('"') {
-                        format!("\"{s}\"")
-                    } else if !s.contains('\'') {
-                        format!("'{s}'")
-                    } else {
-                        return Err(at(
-                            lit.span(),
-                            "a string with both ' and \" is not supported in a filter",
-                        ));
-                    }
-                }
-                (Value::Number(n, _), "number") => {
-                    n.parse::<f64>()
-                        .map_err(|_| at(lit.span(), format!("`{n}` is not a number")))?;
-                    if negative {
-                        format!("-{n}")
-                    } else {
-                        n.clone()
-                    }
-                }
-                (Value::Boolean(b), "bool") => b.to_string(),
-                _ => {
-                    return Err(at(
-                        lit.span(),
-                        format!("`{lit}` is not a {ty} literal, the type of `{}`", id.value),
-                    ))
-                }
-            },
-            _ => {
-                return Err(at(
-                    lit.span(),
-                    format!("`{lit}`: a column is compared with a literal"),
-                ))
+    /// The filter-grammar name and type of a condition's operand, `None` for a literal.
+    fn operand(&self, e: &Expr, ops: &Operands<'_>) -> Result<Option<Operand>, SqlError> {
+        match ops {
+            Operands::Columns(alias) => {
+                let Some((id, qual)) = column(e) else {
+                    return Ok(None);
+                };
+                self.check_qualifier(qual, *alias)?;
+                let ty = self.field(&id.value, id.span)?;
+                Ok(Some(Operand {
+                    name: id.value.clone(),
+                    ty,
+                    written: id.value.clone(),
+                }))
             }
-        };
-        Ok(format!("{} {op} {text}", id.value))
+            Operands::Aggregates { alias, outputs } => {
+                let e = match e {
+                    Expr::Nested(inner) => inner.as_ref(),
+                    other => other,
+                };
+                match e {
+                    Expr::Function(f) => {
+                        let agg = self.aggregate_call(f, *alias)?;
+                        let key = agg.key();
+                        let name = outputs
+                            .iter()
+                            .find(|(k, _)| *k == key)
+                            .map(|(_, n)| n.clone())
+                            .ok_or_else(|| {
+                                at(
+                                    f.name.span(),
+                                    format!(
+                                        "HAVING uses `{f}`, which is not in the SELECT list; the \
+                                         engine filters the emitted row, so add it as an output \
+                                         column"
+                                    ),
+                                )
+                            })?;
+                        Ok(Some(Operand {
+                            name,
+                            ty: "number",
+                            written: f.to_string(),
+                        }))
+                    }
+                    e if column(e).is_some() => Err(at(
+                        e.span(),
+                        format!(
+                            "HAVING on the column `{e}` is not supported: a condition on a \
+                             grouping column belongs in WHERE"
+                        ),
+                    )),
+                    Expr::Value(_) | Expr::UnaryOp { .. } => Ok(None),
+                    other => Err(at(
+                        other.span(),
+                        format!(
+                            "`{other}` is not supported in HAVING; compare aggregates of the \
+                             SELECT list with literals"
+                        ),
+                    )),
+                }
+            }
+        }
     }
 
-    /// An aggregate call: function, field and printed decimals.
-    fn aggregate(
-        &self,
-        e: &Expr,
-        alias: Option<&str>,
-    ) -> Result<(&'static str, Option<String>, Option<u8>), SqlError> {
+    /// An aggregate output column: an aggregate call, optionally printed with fixed
+    /// decimals (`CAST(… AS DECIMAL(p, s))`, `ROUND(…, s)`).
+    fn aggregate(&self, e: &Expr, alias: Option<&str>) -> Result<Agg, SqlError> {
         match e {
             Expr::Nested(inner) => self.aggregate(inner, alias),
             // CAST(agg AS DECIMAL(p, s)): printed with s decimals.
@@ -1418,16 +1677,43 @@ impl<'a> Compiler<'a> {
                         ),
                     )
                 })?;
-                let (f, field, _) = self.aggregate(expr, alias)?;
-                Ok((f, field, Some(scale)))
+                let agg = self.aggregate(expr, alias)?;
+                Ok(Agg {
+                    decimals: Some(scale),
+                    ..agg
+                })
+            }
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("ROUND") => {
+                let span = f.name.span();
+                let args = match &f.args {
+                    FunctionArguments::List(l) => l.args.as_slice(),
+                    _ => &[],
+                };
+                match args {
+                    [FunctionArg::Unnamed(FunctionArgExpr::Expr(inner)), FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] =>
+                    {
+                        let Value::Number(n, _) = &v.value else {
+                            return Err(at(v.span, "ROUND(…, s) takes a whole number of decimals"));
+                        };
+                        let s: u8 = n.parse().map_err(|_| {
+                            at(v.span, "ROUND(…, s) takes a whole number of decimals")
+                        })?;
+                        let agg = self.aggregate(inner, alias)?;
+                        Ok(Agg {
+                            decimals: Some(s),
+                            ..agg
+                        })
+                    }
+                    _ => Err(at(span, "ROUND takes (aggregate, decimals)")),
+                }
             }
             Expr::Function(f) => self.aggregate_call(f, alias),
             Expr::Case { .. } | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Err(at(
                 e.span(),
                 format!(
                     "`{e}`: expressions over aggregates (CASE, arithmetic) are not supported; \
-                     the output columns are aggregates of columns, optionally CAST(… AS \
-                     DECIMAL(p, s)) or ROUND(…, s)"
+                     the output columns are aggregates, optionally CAST(… AS DECIMAL(p, s)) or \
+                     ROUND(…, s)"
                 ),
             )),
             _ => Err(at(
@@ -1437,11 +1723,10 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn aggregate_call(
-        &self,
-        f: &Function,
-        alias: Option<&str>,
-    ) -> Result<(&'static str, Option<String>, Option<u8>), SqlError> {
+    /// An aggregate function call: `COUNT(*)`, `COUNT(col)`, `SUM|MIN|MAX|AVG(col)`, the
+    /// argument optionally `CASE WHEN cond THEN col END`, the call optionally followed by
+    /// `FILTER (WHERE cond)`.
+    fn aggregate_call(&self, f: &Function, alias: Option<&str>) -> Result<Agg, SqlError> {
         let name = f.name.to_string().to_ascii_uppercase();
         let span = f.name.span();
         if let Some(over) = &f.over {
@@ -1450,43 +1735,8 @@ impl<'a> Compiler<'a> {
                 format!("{name}(…) OVER {over} is not supported in a window TVF aggregation"),
             ));
         }
-        if let Some(filter) = &f.filter {
-            return Err(at(
-                filter.span(),
-                format!(
-                    "{name}(…) FILTER (WHERE …) is not supported: the engine filters an \
-                     aggregation's rows, not one aggregate's; use WHERE {filter} (which also \
-                     leaves out windows with no matching row) or a separate INSERT"
-                ),
-            ));
-        }
-        let args = match &f.args {
-            FunctionArguments::List(l) => {
-                if l.duplicate_treatment.is_some() {
-                    return Err(at(span, format!("{name}(DISTINCT …) is not supported")));
-                }
-                l.args.as_slice()
-            }
-            FunctionArguments::None => &[],
-            FunctionArguments::Subquery(_) => {
-                return Err(at(span, "a subquery argument is not supported"))
-            }
-        };
-        if name == "ROUND" {
-            return match args {
-                [FunctionArg::Unnamed(FunctionArgExpr::Expr(inner)), FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] =>
-                {
-                    let Value::Number(n, _) = &v.value else {
-                        return Err(at(v.span, "ROUND(…, s) takes a whole number of decimals"));
-                    };
-                    let s: u8 = n
-                        .parse()
-                        .map_err(|_| at(v.span, "ROUND(…, s) takes a whole number of decimals"))?;
-                    let (func, field, _) = self.aggregate(inner, alias)?;
-                    Ok((func, field, Some(s)))
-                }
-                _ => Err(at(span, "ROUND takes (aggregate, decimals)")),
-            };
+        if !f.within_group.is_empty() {
+            return Err(at(span, format!("{name}(…) WITHIN GROUP is not supported")));
         }
         let func = match name.as_str() {
             "COUNT" => "count",
@@ -1514,43 +1764,147 @@ impl<'a> Compiler<'a> {
                 ))
             }
         };
-        match args {
-            [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if func == "count" => {
-                Ok((func, None, None))
-            }
-            [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))]
-                if func == "count" && matches!(&v.value, Value::Number(n, _) if n == "1") =>
-            {
-                Ok((func, None, None))
-            }
-            [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => {
-                let Some((id, qual)) = column(arg) else {
-                    return Err(at(
-                        arg.span(),
-                        format!(
-                            "{name}({arg}): aggregates take a column (expressions such as CASE, \
-                             arithmetic or CAST inside an aggregate are not supported)"
-                        ),
-                    ));
-                };
-                self.check_qualifier(qual, alias)?;
-                let ty = self.field(&id.value, id.span)?;
-                if ty != "number" {
-                    return Err(at(
-                        id.span,
-                        format!("{name}({}): the column is not a number", id.value),
-                    ));
+        let args = match &f.args {
+            FunctionArguments::List(l) => {
+                if l.duplicate_treatment.is_some() {
+                    return Err(at(span, format!("{name}(DISTINCT …) is not supported")));
                 }
-                Ok((func, Some(id.value.clone()), None))
+                if let Some(c) = l.clauses.first() {
+                    return Err(at(span, format!("{name}(… {c}) is not supported")));
+                }
+                l.args.as_slice()
             }
-            _ => Err(at(
-                span,
+            FunctionArguments::None => &[],
+            FunctionArguments::Subquery(_) => {
+                return Err(at(span, "a subquery argument is not supported"))
+            }
+        };
+        let filter = f
+            .filter
+            .as_ref()
+            .map(|c| self.cond(c, false, &Operands::Columns(alias)))
+            .transpose()?;
+        let (field, case_filter) = match args {
+            [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if func == "count" => (None, None),
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))]
+                if func == "count" && !matches!(v.value, Value::Null) =>
+            {
+                (None, None)
+            }
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => match arg {
+                Expr::Case { .. } => self.case_argument(&name, func, arg, alias)?,
+                _ => (Some(self.numeric_column(&name, arg, alias)?), None),
+            },
+            _ => {
+                return Err(at(
+                    span,
+                    format!(
+                        "{name} takes one column{}",
+                        if func == "count" { " or *" } else { "" }
+                    ),
+                ))
+            }
+        };
+        let filter = match (filter, case_filter) {
+            (Some(a), Some(b)) => Some(format!("({a}) and ({b})")),
+            (a, b) => a.or(b),
+        };
+        // SUM(CASE WHEN c THEN 1 ELSE 0 END) counts the rows that pass c (a window always
+        // has a row, so the sum is never NULL).
+        let func = if func == "sum" && field.is_none() {
+            "count"
+        } else {
+            func
+        };
+        Ok(Agg {
+            func,
+            field,
+            filter,
+            decimals: None,
+        })
+    }
+
+    /// The column an aggregate reads: a numeric column of the source.
+    fn numeric_column(
+        &self,
+        name: &str,
+        arg: &Expr,
+        alias: Option<&str>,
+    ) -> Result<String, SqlError> {
+        let Some((id, qual)) = column(arg) else {
+            return Err(at(
+                arg.span(),
                 format!(
-                    "{name} takes one column{}",
-                    if func == "count" { " or *" } else { "" }
+                    "{name}({arg}): aggregates take a column, or CASE WHEN <condition> THEN \
+                     <column> END; arithmetic and other expressions inside an aggregate are not \
+                     supported (the engine aggregates input fields, it has no computed columns)"
                 ),
-            )),
+            ));
+        };
+        self.check_qualifier(qual, alias)?;
+        let ty = self.field(&id.value, id.span)?;
+        if ty != "number" {
+            return Err(at(
+                id.span,
+                format!("{name}({}): the column is not a number", id.value),
+            ));
         }
+        Ok(id.value.clone())
+    }
+
+    /// A `CASE` argument of an aggregate, when it is the same as a filter: `AGG(CASE WHEN c
+    /// THEN col [ELSE NULL] END)` is `AGG(col) FILTER (WHERE c)`, `COUNT(CASE WHEN c THEN
+    /// <literal> [ELSE NULL] END)` and `SUM(CASE WHEN c THEN 1 ELSE 0 END)` are
+    /// `COUNT(*) FILTER (WHERE c)`. Returns the field and the filter.
+    fn case_argument(
+        &self,
+        name: &str,
+        func: &'static str,
+        arg: &Expr,
+        alias: Option<&str>,
+    ) -> Result<(Option<String>, Option<String>), SqlError> {
+        let refuse = || {
+            at(
+                arg.span(),
+                format!(
+                    "{name}({arg}) is not supported; a CASE inside an aggregate is one WHEN \
+                     branch that selects rows: {name}(CASE WHEN <condition> THEN <column> END) \
+                     (the same as {name}(<column>) FILTER (WHERE <condition>)), COUNT(CASE WHEN \
+                     <condition> THEN 1 END) or SUM(CASE WHEN <condition> THEN 1 ELSE 0 END)"
+                ),
+            )
+        };
+        let Expr::Case {
+            operand: None,
+            conditions,
+            else_result,
+            ..
+        } = arg
+        else {
+            return Err(refuse());
+        };
+        let [when] = conditions.as_slice() else {
+            return Err(refuse());
+        };
+        let number = |e: &Expr, want: &str| matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n == want));
+        let is_null = |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::Null));
+        let else_null = else_result.as_deref().is_none_or(is_null);
+        let cond = self.cond(&when.condition, false, &Operands::Columns(alias))?;
+        let result = &when.result;
+        if column(result).is_some() && else_null {
+            return Ok((Some(self.numeric_column(name, result, alias)?), Some(cond)));
+        }
+        let counts = match func {
+            "count" => {
+                matches!(result, Expr::Value(v) if !matches!(v.value, Value::Null)) && else_null
+            }
+            "sum" => number(result, "1") && else_result.as_deref().is_some_and(|e| number(e, "0")),
+            _ => false,
+        };
+        if counts {
+            return Ok((None, Some(cond)));
+        }
+        Err(refuse())
     }
 
     /// The `[input]` and `[watermark]` sections, and the source's connector options.
@@ -1675,13 +2029,14 @@ impl<'a> Compiler<'a> {
         if let Some(i) = idle.filter(|i| *i > 0) {
             let _ = writeln!(wm, "idle_timeout = {}", q(&format_ms(i)));
         }
+        let proc = proctime_columns(t);
         for c in &t.extras.computed {
-            if c.name != w.name {
+            if c.name != w.name && !proc.contains(&c.name.as_str()) {
                 return Err(at(
                     c.span,
                     format!(
                         "computed column `{}` is not supported (only the rowtime computed with \
-                         TO_TIMESTAMP_LTZ)",
+                         TO_TIMESTAMP_LTZ, and PROCTIME() for lookup joins)",
                         c.name
                     ),
                 ));
@@ -1855,6 +2210,43 @@ fn sink_toml(sink: &Table) -> Result<String, SqlError> {
         "filesystem" => {
             sink.check_options("sink", &["connector", "path", "format", "sink.order"])?;
         }
+        "dynamodb" => {
+            sink.check_options(
+                "sink",
+                &[
+                    "connector",
+                    "table-name",
+                    "aws.region",
+                    "format",
+                    "sink.order",
+                ],
+            )?;
+            if sink.option("table-name").is_none() {
+                return Err(at(
+                    sink.span,
+                    format!("dynamodb sink `{}` needs 'table-name'", sink.name),
+                ));
+            }
+        }
+        "kinesis" => {
+            sink.check_options(
+                "sink",
+                &[
+                    "connector",
+                    "stream",
+                    "stream.arn",
+                    "aws.region",
+                    "format",
+                    "sink.order",
+                ],
+            )?;
+            if sink.option("format").is_some_and(|f| f != "json") {
+                return Err(at(
+                    sink.option_span("format"),
+                    "the consumer writes JSON records to its output stream: 'format' = 'json'",
+                ));
+            }
+        }
         "" => {
             return Err(at(
                 sink.span,
@@ -1864,7 +2256,11 @@ fn sink_toml(sink: &Table) -> Result<String, SqlError> {
         other => {
             return Err(at(
                 sink.option_span("connector"),
-                format!("sink connector '{other}' is not supported; use 'filesystem'"),
+                format!(
+                    "sink connector '{other}' is not supported; use 'filesystem' (a local \
+                     directory, or an s3:// path for the consumer's S3 panes), 'dynamodb' or \
+                     'kinesis'"
+                ),
             ))
         }
     }
@@ -1950,4 +2346,662 @@ fn plain_select(q: &Query) -> Result<&Select, SqlError> {
             "UNION, INTERSECT, EXCEPT and VALUES are not supported",
         )),
     }
+}
+
+/// An aggregate output column as the spec computes it.
+struct Agg {
+    func: &'static str,
+    field: Option<String>,
+    /// The aggregate's own filter (`FILTER (WHERE …)`, or a `CASE` that selects rows).
+    filter: Option<String>,
+    decimals: Option<u8>,
+}
+
+/// What an aggregate computes, whatever its printed decimals: how HAVING finds it.
+type AggKey = (&'static str, Option<String>, Option<String>);
+
+impl Agg {
+    fn key(&self) -> AggKey {
+        (self.func, self.field.clone(), self.filter.clone())
+    }
+}
+
+/// A condition's operand: its name in the filter grammar, its spec type, and its SQL text.
+struct Operand {
+    name: String,
+    ty: &'static str,
+    written: String,
+}
+
+/// What the operands of a condition are.
+enum Operands<'x> {
+    /// Columns of the source (WHERE, FILTER (WHERE …)), qualified by the alias if any.
+    Columns(Option<&'x str>),
+    /// Aggregates of the SELECT list (HAVING), each with its output column.
+    Aggregates {
+        alias: Option<&'x str>,
+        outputs: &'x [(AggKey, String)],
+    },
+}
+
+impl Operands<'_> {
+    fn clause(&self) -> &'static str {
+        match self {
+            Operands::Columns(_) => "WHERE",
+            Operands::Aggregates { .. } => "HAVING",
+        }
+    }
+
+    fn operands(&self) -> &'static str {
+        match self {
+            Operands::Columns(_) => "a column",
+            Operands::Aggregates { .. } => "an aggregate of the SELECT list",
+        }
+    }
+}
+
+/// `operand op literal` in the filter grammar (`flipped`: the literal was on the left;
+/// `neg`: the comparison is negated, so its operator is inverted).
+fn comparison(
+    operand: &Operand,
+    op: &BinaryOperator,
+    lit: &Expr,
+    flipped: bool,
+    neg: bool,
+) -> Result<String, SqlError> {
+    use BinaryOperator as B;
+    let op = match (op, flipped) {
+        (B::Lt, true) => B::Gt,
+        (B::LtEq, true) => B::GtEq,
+        (B::Gt, true) => B::Lt,
+        (B::GtEq, true) => B::LtEq,
+        (other, _) => other.clone(),
+    };
+    let op = match (op, neg) {
+        (B::Eq, false) | (B::NotEq, true) => "==",
+        (B::NotEq, false) | (B::Eq, true) => "!=",
+        (B::Lt, false) | (B::GtEq, true) => "<",
+        (B::LtEq, false) | (B::Gt, true) => "<=",
+        (B::Gt, false) | (B::LtEq, true) => ">",
+        _ => ">=",
+    };
+    let ty = operand.ty;
+    let (lit_expr, negative) = match lit {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => (expr.as_ref(), true),
+        other => (other, false),
+    };
+    let text = match lit_expr {
+        Expr::Value(v) => match (&v.value, ty) {
+            (Value::SingleQuotedString(s), "string") if !negative => {
+                if !s.contains('"') {
+                    format!("\"{s}\"")
+                } else if !s.contains('\'') {
+                    format!("'{s}'")
+                } else {
+                    return Err(at(
+                        lit.span(),
+                        "a string with both ' and \" is not supported in a filter",
+                    ));
+                }
+            }
+            (Value::Number(n, _), "number") => {
+                n.parse::<f64>()
+                    .map_err(|_| at(lit.span(), format!("`{n}` is not a number")))?;
+                if negative {
+                    format!("-{n}")
+                } else {
+                    n.clone()
+                }
+            }
+            (Value::Boolean(b), "bool") if !negative => b.to_string(),
+            _ => {
+                return Err(at(
+                    lit.span(),
+                    format!(
+                        "`{lit}` is not a {ty} literal, the type of `{}`",
+                        operand.written
+                    ),
+                ))
+            }
+        },
+        _ => {
+            return Err(at(
+                lit.span(),
+                format!("`{lit}`: {} is compared with a literal", operand.written),
+            ))
+        }
+    };
+    Ok(format!("{} {op} {text}", operand.name))
+}
+
+/// A lookup join of a view, compiled as an `[[enrichment]]`:
+/// `JOIN t FOR SYSTEM_TIME AS OF e.proc_time AS s ON e.f = s.c [AND …]`.
+struct Lookup {
+    /// The lookup table (its `WITH` options say where the rows are).
+    table: String,
+    span: Span,
+    alias: String,
+    /// Record field = table column.
+    join: Vec<(String, String)>,
+    /// Table column, its name on the record, spec type.
+    columns: Vec<(String, String, &'static str)>,
+    /// `JOIN` (a row without a match is dropped), not `LEFT JOIN` (its columns are NULL).
+    inner: bool,
+}
+
+/// `CREATE [TEMPORARY] VIEW v AS SELECT … FROM src AS e JOIN t FOR SYSTEM_TIME AS OF
+/// e.proc_time AS s ON …`: the source with lookup joins, which the window TVFs read.
+struct View {
+    name: String,
+    span: Span,
+    source: String,
+    /// The source columns the view keeps (`None`: all of them, `e.*`).
+    source_columns: Option<Vec<String>>,
+    lookups: Vec<Lookup>,
+}
+
+impl View {
+    /// A view's column as the record names it, with its spec type.
+    fn lookup_field(&self, name: &str) -> Option<&'static str> {
+        self.lookups
+            .iter()
+            .flat_map(|l| l.columns.iter())
+            .find(|(_, n, _)| n == name)
+            .map(|(_, _, t)| *t)
+    }
+}
+
+/// The `PROCTIME()` computed columns of a table.
+fn proctime_columns(t: &Table) -> Vec<&str> {
+    t.extras
+        .computed
+        .iter()
+        .filter(|c| {
+            matches!(&c.expr, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("PROCTIME"))
+        })
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
+/// Builds a view of lookup joins.
+fn view(cv: &sqlparser::ast::CreateView, tables: &[Table]) -> Result<View, SqlError> {
+    use sqlparser::ast::{JoinConstraint, JoinOperator, TableVersion};
+    let span = cv.name.span();
+    let name = option_key(&cv.name);
+    let shape = |s: Span| {
+        at(
+            s,
+            format!(
+                "view `{name}`: a view is the source table with lookup joins: SELECT e.*, s.col … \
+                 FROM src AS e JOIN t FOR SYSTEM_TIME AS OF e.proc_time AS s ON e.k = s.k \
+                 (filter and aggregate in the INSERT that reads it)"
+            ),
+        )
+    };
+    if cv.materialized || !cv.columns.is_empty() {
+        return Err(shape(span));
+    }
+    let sel = plain_select(&cv.query)?;
+    if let Some(w) = &sel.selection {
+        return Err(shape(w.span()));
+    }
+    if sel.having.is_some()
+        || sel.distinct.is_some()
+        || !matches!(&sel.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+    {
+        return Err(shape(sel.select_token.0.span));
+    }
+    let [from] = sel.from.as_slice() else {
+        return Err(shape(sel.select_token.0.span));
+    };
+    let TableFactor::Table {
+        name: src_name,
+        alias: src_alias,
+        version: None,
+        args: None,
+        ..
+    } = &from.relation
+    else {
+        return Err(shape(from.relation.span()));
+    };
+    let source = option_key(src_name);
+    let src = tables
+        .iter()
+        .find(|t| t.name == source)
+        .ok_or_else(|| at(src_name.span(), format!("unknown table `{source}`")))?;
+    let src_alias = src_alias
+        .as_ref()
+        .map(|a| a.name.value.clone())
+        .unwrap_or_else(|| source.clone());
+    let src_fields: Vec<(String, &'static str)> = src
+        .columns
+        .iter()
+        .filter_map(|c| field_type(&c.ty).map(|t| (c.name.clone(), t)))
+        .collect();
+    let proc = proctime_columns(src);
+    let mut lookups: Vec<Lookup> = Vec::new();
+    for j in &from.joins {
+        let TableFactor::Table {
+            name: t_name,
+            alias: t_alias,
+            version,
+            args: None,
+            ..
+        } = &j.relation
+        else {
+            return Err(shape(j.relation.span()));
+        };
+        let table_name = option_key(t_name);
+        let t = tables
+            .iter()
+            .find(|t| t.name == table_name)
+            .ok_or_else(|| at(t_name.span(), format!("unknown table `{table_name}`")))?;
+        if t.name == src.name || t.extras.watermark.is_some() {
+            return Err(at(
+                t_name.span(),
+                format!(
+                    "`{table_name}` is a stream (it has a WATERMARK); joins of two streams are not \
+                     supported, only lookup joins of a table FOR SYSTEM_TIME AS OF the processing \
+                     time"
+                ),
+            ));
+        }
+        if let Some(c) = t.extras.computed.first() {
+            return Err(at(c.span, "a lookup table has no computed columns"));
+        }
+        let alias = t_alias
+            .as_ref()
+            .map(|a| a.name.value.clone())
+            .unwrap_or_else(|| table_name.clone());
+        // FOR SYSTEM_TIME AS OF the source's processing time.
+        match version {
+            Some(TableVersion::ForSystemTimeAsOf(e)) => {
+                let ok = column(e).is_some_and(|(id, q)| {
+                    q.is_none_or(|q| q.value == src_alias) && proc.contains(&id.value.as_str())
+                });
+                if !ok {
+                    return Err(at(
+                        e.span(),
+                        format!(
+                            "FOR SYSTEM_TIME AS OF `{e}`: a lookup join is AS OF the source's \
+                             processing time, a column `proc_time AS PROCTIME()` of `{}`; \
+                             event-time (versioned table) joins are not supported",
+                            src.name
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                return Err(at(
+                    t_name.span(),
+                    format!(
+                        "JOIN `{table_name}` without FOR SYSTEM_TIME AS OF: joins of two streams \
+                         are not supported; a lookup join reads the table FOR SYSTEM_TIME AS OF \
+                         {src_alias}.proc_time"
+                    ),
+                ))
+            }
+        }
+        let (inner, cond) = match &j.join_operator {
+            JoinOperator::Join(JoinConstraint::On(c))
+            | JoinOperator::Inner(JoinConstraint::On(c)) => (true, c),
+            JoinOperator::Left(JoinConstraint::On(c))
+            | JoinOperator::LeftOuter(JoinConstraint::On(c)) => (false, c),
+            _ => {
+                return Err(at(
+                    t_name.span(),
+                    "a lookup join is JOIN or LEFT JOIN … ON <equalities>",
+                ))
+            }
+        };
+        let t_type = |c: &str| {
+            t.columns
+                .iter()
+                .find(|x| x.name == c)
+                .and_then(|x| field_type(&x.ty))
+        };
+        // ON e.f = s.c [AND …]: each equality names a record field (of the source or of an
+        // earlier lookup) and a column of this table.
+        let mut eqs = Vec::new();
+        let mut stack = vec![cond];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::Nested(inner) => stack.push(inner),
+                Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::And,
+                    right,
+                } => {
+                    stack.push(right);
+                    stack.push(left);
+                }
+                Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Eq,
+                    right,
+                } => eqs.push((left.as_ref(), right.as_ref())),
+                other => {
+                    return Err(at(
+                        other.span(),
+                        format!(
+                            "`{other}` in the ON of a lookup join: the condition is equalities of \
+                             a record column and a column of `{table_name}`, joined with AND"
+                        ),
+                    ))
+                }
+            }
+        }
+        let mut join = Vec::new();
+        for (l, r) in eqs {
+            let side = |e: &Expr| -> Option<(bool, String)> {
+                let (id, q) = column(e)?;
+                let mine = match q {
+                    Some(q) => q.value == alias,
+                    None => t_type(&id.value).is_some(),
+                };
+                Some((mine, id.value.clone()))
+            };
+            let (field, col) = match (side(l), side(r)) {
+                (Some((false, f)), Some((true, c))) | (Some((true, c)), Some((false, f))) => (f, c),
+                _ => {
+                    return Err(at(
+                        l.span(),
+                        format!(
+                            "`{l} = {r}`: a lookup join's equality is <record column> = \
+                             {alias}.<column of {table_name}>"
+                        ),
+                    ))
+                }
+            };
+            if t_type(&col).is_none() {
+                return Err(at(
+                    r.span(),
+                    format!("`{table_name}` has no column `{col}` of a supported type"),
+                ));
+            }
+            let known = src_fields.iter().any(|(n, _)| *n == field)
+                || lookups
+                    .iter()
+                    .flat_map(|x| x.columns.iter())
+                    .any(|(_, n, _)| *n == field);
+            if !known {
+                return Err(at(
+                    l.span(),
+                    format!("unknown column `{field}` of the view's source"),
+                ));
+            }
+            join.push((field, col));
+        }
+        lookups.push(Lookup {
+            table: table_name,
+            span: t_name.span(),
+            alias,
+            join,
+            columns: Vec::new(),
+            inner,
+        });
+    }
+    if lookups.is_empty() {
+        return Err(shape(span));
+    }
+    // The SELECT list: the source's columns (e.*, e.col) and the lookup columns (s.*,
+    // s.col [AS name]).
+    let mut source_columns: Option<Vec<String>> = Some(Vec::new());
+    let mut added: Vec<(usize, String, String, &'static str, Span)> = Vec::new();
+    let lookup_of = |q: &str| lookups.iter().position(|l| l.alias == q);
+    let table_of = |i: usize| tables.iter().find(|t| t.name == lookups[i].table);
+    let all_columns = |i: usize, out: &mut Vec<(usize, String, String, &'static str, Span)>| {
+        if let Some(t) = table_of(i) {
+            for c in &t.columns {
+                let key = lookups[i].join.iter().any(|(_, jc)| *jc == c.name);
+                if let (false, Some(ty)) = (key, field_type(&c.ty)) {
+                    out.push((i, c.name.clone(), c.name.clone(), ty, c.span));
+                }
+            }
+        }
+    };
+    for item in &sel.projection {
+        match item {
+            SelectItem::Wildcard(_) => {
+                source_columns = None;
+                for i in 0..lookups.len() {
+                    all_columns(i, &mut added);
+                }
+            }
+            SelectItem::QualifiedWildcard(kind, _) => {
+                let q = match kind {
+                    sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(n) => option_key(n),
+                    _ => return Err(shape(item.span())),
+                };
+                if q == src_alias {
+                    source_columns = None;
+                } else if let Some(i) = lookup_of(&q) {
+                    all_columns(i, &mut added);
+                } else {
+                    return Err(at(item.span(), format!("unknown alias `{q}`")));
+                }
+            }
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                let out = match item {
+                    SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                    _ => None,
+                };
+                let Some((id, q)) = column(e) else {
+                    return Err(shape(e.span()));
+                };
+                let q = q.map(|q| q.value.as_str());
+                match q.and_then(lookup_of) {
+                    Some(i) => {
+                        let ty = table_of(i)
+                            .and_then(|t| t.columns.iter().find(|c| c.name == id.value))
+                            .and_then(|c| field_type(&c.ty))
+                            .ok_or_else(|| {
+                                at(
+                                    id.span,
+                                    format!(
+                                        "`{}` has no column `{}` of a supported type",
+                                        lookups[i].table, id.value
+                                    ),
+                                )
+                            })?;
+                        let name = out.unwrap_or_else(|| id.value.clone());
+                        added.push((i, id.value.clone(), name, ty, id.span));
+                    }
+                    None if q.is_none_or(|q| q == src_alias) => {
+                        if out.as_ref().is_some_and(|o| *o != id.value) {
+                            return Err(at(
+                                e.span(),
+                                "renaming a source column in a view is not supported",
+                            ));
+                        }
+                        if let Some(cols) = &mut source_columns {
+                            cols.push(id.value.clone());
+                        }
+                    }
+                    None => {
+                        return Err(at(
+                            e.span(),
+                            format!("unknown alias `{}`", q.unwrap_or_default()),
+                        ))
+                    }
+                }
+            }
+            other => return Err(shape(other.span())),
+        }
+    }
+    for (i, column, name, ty, s) in added {
+        let taken = src_fields.iter().any(|(n, _)| *n == name)
+            || lookups
+                .iter()
+                .flat_map(|l| l.columns.iter())
+                .any(|(_, n, _)| *n == name);
+        if taken {
+            return Err(at(
+                s,
+                format!(
+                    "view `{}`: column `{name}` appears twice; rename it with AS",
+                    name
+                ),
+            ));
+        }
+        lookups[i].columns.push((column, name, ty));
+    }
+    Ok(View {
+        name,
+        span,
+        source,
+        source_columns,
+        lookups,
+    })
+}
+
+/// The `[[enrichment]]` section of a lookup join.
+fn enrichment_toml(l: &Lookup, t: &Table) -> Result<String, SqlError> {
+    let mut out = format!("\n[[enrichment]]\nname = {}\n", q(&l.table));
+    match t.option("connector").unwrap_or("") {
+        "filesystem" => {
+            t.check_options(
+                "lookup",
+                &[
+                    "connector",
+                    "path",
+                    "format",
+                    "csv.field-delimiter",
+                    "lookup.join.cache.ttl",
+                    "lookup.on-miss",
+                ],
+            )?;
+            let path = t
+                .option("path")
+                .ok_or_else(|| at(t.span, format!("lookup table `{}` needs 'path'", t.name)))?;
+            let format = match t.option("format") {
+                Some("csv") => "csv",
+                Some("json") => "jsonl",
+                Some("parquet") => "parquet",
+                other => {
+                    return Err(at(
+                        t.option_span("format"),
+                        format!(
+                            "lookup table format {}: use 'csv' (with a header row), 'json' \
+                             (JSON lines) or 'parquet'",
+                            other.map_or("missing".to_string(), |f| format!("'{f}'"))
+                        ),
+                    ))
+                }
+            };
+            let mut src = if path.starts_with("s3://") {
+                format!("s3 = {{ location = {}, format = {}", q(path), q(format))
+            } else {
+                format!("file = {{ path = {}, format = {}", q(path), q(format))
+            };
+            if let Some(d) = t.option("csv.field-delimiter") {
+                let _ = write!(src, ", delimiter = {}", q(d));
+            }
+            src.push_str(" }\n");
+            out.push_str(&src);
+            if let Some(ttl) = t.option("lookup.join.cache.ttl") {
+                let ms = duration_setting(
+                    "lookup.join.cache.ttl",
+                    ttl,
+                    t.option_span("lookup.join.cache.ttl"),
+                )?;
+                let _ = writeln!(out, "refresh = {}", q(&format_ms(ms)));
+            }
+        }
+        "dynamodb" => {
+            t.check_options(
+                "lookup",
+                &[
+                    "connector",
+                    "table-name",
+                    "lookup.partial-cache.expire-after-write",
+                    "lookup.max-concurrency",
+                    "lookup.on-miss",
+                ],
+            )?;
+            let table = t.option("table-name").ok_or_else(|| {
+                at(
+                    t.span,
+                    format!("lookup table `{}` needs 'table-name'", t.name),
+                )
+            })?;
+            let mut src = format!("dynamodb = {{ table = {}", q(table));
+            if let Some(ttl) = t.option("lookup.partial-cache.expire-after-write") {
+                let key = "lookup.partial-cache.expire-after-write";
+                let ms = duration_setting(key, ttl, t.option_span(key))?;
+                let _ = write!(src, ", cache_ttl = {}", q(&format_ms(ms)));
+            }
+            if let Some(n) = t.option("lookup.max-concurrency") {
+                let n: u32 = n.parse().map_err(|_| {
+                    at(
+                        t.option_span("lookup.max-concurrency"),
+                        "'lookup.max-concurrency' is a whole number",
+                    )
+                })?;
+                let _ = write!(src, ", max_concurrency = {n}");
+            }
+            src.push_str(" }\n");
+            out.push_str(&src);
+        }
+        "" => {
+            return Err(at(
+                t.span,
+                format!("lookup table `{}` has no 'connector' option", t.name),
+            ))
+        }
+        other => {
+            return Err(at(
+                t.option_span("connector"),
+                format!(
+                    "lookup connector '{other}' is not supported; use 'filesystem' (a local \
+                     path or s3://…) or 'dynamodb'"
+                ),
+            ))
+        }
+    }
+    let join: Vec<String> = l
+        .join
+        .iter()
+        .map(|(f, c)| format!("{{ field = {}, column = {} }}", q(f), q(c)))
+        .collect();
+    let _ = writeln!(out, "join = [{}]", join.join(", "));
+    let columns: Vec<String> = l
+        .columns
+        .iter()
+        .map(|(c, n, ty)| {
+            if c == n {
+                format!("{{ column = {}, type = {} }}", q(c), q(ty))
+            } else {
+                format!("{{ column = {}, as = {}, type = {} }}", q(c), q(n), q(ty))
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "columns = [{}]", columns.join(", "));
+    // Flink's inner join drops a row without a match, its left join keeps it with NULLs;
+    // Eventide's 'lookup.on-miss' = 'dead-letter' sends the inner join's misses to the
+    // dead letters instead (same rows out, the misses kept with their reason).
+    let on_miss = match (t.option("lookup.on-miss"), l.inner) {
+        (None | Some("drop"), true) => "drop",
+        (Some("dead-letter"), true) => "dead_letter",
+        (None, false) => "null",
+        (Some(other), inner) => {
+            return Err(at(
+                t.option_span("lookup.on-miss"),
+                format!(
+                    "'lookup.on-miss' = '{other}' {}; it is 'drop' (the default of JOIN) or \
+                     'dead-letter', for a JOIN (a LEFT JOIN keeps the row with NULLs)",
+                    if inner {
+                        "is unknown"
+                    } else {
+                        "does not apply to a LEFT JOIN"
+                    }
+                ),
+            ))
+        }
+    };
+    let _ = writeln!(out, "on_miss = {}", q(on_miss));
+    Ok(out)
 }

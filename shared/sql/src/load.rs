@@ -5,7 +5,7 @@ use std::path::Path;
 
 use eventide_engine::{PipelineSpec, SpecError};
 
-use crate::{compile, SinkOptions, SourceOptions, SqlError};
+use crate::{compile, AwsSinks, SinkOptions, SourceOptions, SqlError};
 
 /// A loaded pipeline.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub enum PipelineSource {
         /// The filesystem sinks' `'path'`: the output directory.
         out_dir: Option<String>,
         sinks: Vec<SinkOptions>,
+        /// The consumer's AWS sinks the sink tables name.
+        aws: Box<AwsSinks>,
     },
 }
 
@@ -51,6 +53,14 @@ impl Pipeline {
         match &self.source {
             PipelineSource::Sql { source, .. } => source.region.as_deref(),
             PipelineSource::Toml => None,
+        }
+    }
+
+    /// The consumer's AWS sinks that the SQL's sink tables name (none for a TOML spec).
+    pub fn aws_sinks(&self) -> AwsSinks {
+        match &self.source {
+            PipelineSource::Sql { aws, .. } => (**aws).clone(),
+            PipelineSource::Toml => AwsSinks::default(),
         }
     }
 
@@ -110,6 +120,7 @@ pub fn load_pipeline_text(name: &str, text: &str) -> Result<Pipeline, LoadError>
                 source: c.source,
                 out_dir: c.out_dir,
                 sinks: c.sinks,
+                aws: Box::new(c.aws),
             },
         })
     } else {

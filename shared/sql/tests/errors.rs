@@ -67,8 +67,8 @@ fn unsupported_constructs_name_their_line_and_column() {
             9, 79, "offset",
         ),
         (
-            "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '1' HOUR))\nGROUP BY k, window_start, window_end;".to_string(),
-            9, 12, "CUMULATE",
+            "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '7' MINUTE, INTERVAL '1' HOUR))\nGROUP BY k, window_start, window_end;".to_string(),
+            9, 81, "must be a multiple of its step",
         ),
         (
             "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))\nGROUP BY k, window_start, window_end;".to_string(),
@@ -78,18 +78,27 @@ fn unsupported_constructs_name_their_line_and_column() {
             "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(SESSION(TABLE events PARTITION BY c, DESCRIPTOR(ts), INTERVAL '1' MINUTE))\nGROUP BY k, window_start, window_end;".to_string(),
             9, 46, "PARTITION BY",
         ),
-        // Per-aggregate FILTER, HAVING, CASE inside an aggregate, FIRST_VALUE.
+        // HAVING: with early firing, on an aggregate the row does not carry, on a key.
         (
-            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(v) FILTER (WHERE c = 'x') {TUMBLE} GROUP BY k, window_start, window_end;"),
-            9, 24, "FILTER",
+            format!("SET 'table.exec.emit.early-fire.enabled' = 'true';\nSET 'table.exec.emit.early-fire.delay' = '1 s';\nINSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end HAVING COUNT(*) > 2;"),
+            11, 45, "early or late firing",
         ),
         (
-            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end HAVING COUNT(*) > 2;"),
-            9, 45, "HAVING",
+            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end HAVING SUM(v) > 2;"),
+            9, 45, "not in the SELECT list",
         ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end HAVING k = 'a';"),
+            9, 45, "belongs in WHERE",
+        ),
+        // CASE and arithmetic inside an aggregate that are not a row filter, FIRST_VALUE.
         (
             format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CASE WHEN c = 'x' THEN v ELSE 0 END) {TUMBLE} GROUP BY k, window_start, window_end;"),
             9, 7, "CASE",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(v * 2) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 7, "no computed columns",
         ),
         (
             format!("INSERT INTO s SELECT k, window_start, window_end,\n  FIRST_VALUE(v) {TUMBLE} GROUP BY k, window_start, window_end;"),
@@ -99,6 +108,11 @@ fn unsupported_constructs_name_their_line_and_column() {
         (
             format!("INSERT INTO s SELECT k, window_end, window_start, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end;"),
             8, 25, "in this order",
+        ),
+        // OVER windows (count windows differ from them).
+        (
+            "INSERT INTO s SELECT k, ts, v,\n  AVG(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 7 PRECEDING AND CURRENT ROW) FROM events;".to_string(),
+            9, 3, "rowtime order",
         ),
         // MATCH_RECOGNIZE.
         (
@@ -191,4 +205,68 @@ fn emit_settings_map_onto_triggers_and_lateness() {
     // No emit settings: the spec's default trigger, exactly as a TOML spec without one.
     let c = compile("").unwrap();
     assert!(!c.toml.contains("trigger"), "{}", c.toml);
+}
+
+/// Lookup joins: what is refused, with its position.
+#[test]
+fn lookup_joins_outside_the_subset_name_their_position() {
+    let ddl = "CREATE TABLE events (k STRING, v DOUBLE, event_time BIGINT,
+  ts AS TO_TIMESTAMP_LTZ(event_time, 3), proc_time AS PROCTIME(),
+  WATERMARK FOR ts AS ts - INTERVAL '5' MINUTE)
+  WITH ('connector' = 'filesystem', 'path' = 'in.jsonl', 'format' = 'json');
+CREATE TABLE dim (id STRING, tier STRING) WITH ('connector' = 'filesystem', 'path' = 'dim.csv', 'format' = 'csv');
+CREATE TABLE s (tier STRING, window_start BIGINT, window_end BIGINT, n BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+";
+    let insert = "INSERT INTO s SELECT tier, window_start, window_end, COUNT(*)
+FROM TABLE(TUMBLE(TABLE v, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY tier, window_start, window_end;";
+    let cases: Vec<(String, u64, u64, &str)> = vec![
+        // AS OF the rowtime: an event-time (versioned table) join.
+        (
+            format!("CREATE VIEW v AS SELECT e.*, d.tier FROM events AS e\nJOIN dim FOR SYSTEM_TIME AS OF e.ts AS d ON e.k = d.id;\n{insert}"),
+            9, 32, "event-time (versioned table) joins",
+        ),
+        // A join without FOR SYSTEM_TIME AS OF: two streams (or a regular join).
+        (
+            format!("CREATE VIEW v AS SELECT e.*, d.tier FROM events AS e\nJOIN dim AS d ON e.k = d.id;\n{insert}"),
+            9, 6, "without FOR SYSTEM_TIME AS OF",
+        ),
+        // A view that filters.
+        (
+            format!("CREATE VIEW v AS SELECT e.*, d.tier FROM events AS e\nJOIN dim FOR SYSTEM_TIME AS OF e.proc_time AS d ON e.k = d.id\nWHERE e.v > 1;\n{insert}"),
+            10, 7, "a view is the source table with lookup joins",
+        ),
+        // A non-equality ON.
+        (
+            format!("CREATE VIEW v AS SELECT e.*, d.tier FROM events AS e\nJOIN dim FOR SYSTEM_TIME AS OF e.proc_time AS d ON e.k > d.id;\n{insert}"),
+            9, 52, "equalities",
+        ),
+        // An inner join's view and the source read by two INSERTs.
+        (
+            format!("CREATE VIEW v AS SELECT e.*, d.tier FROM events AS e\nJOIN dim FOR SYSTEM_TIME AS OF e.proc_time AS d ON e.k = d.id;\n{insert}\nINSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY k, window_start, window_end;"),
+            13, 25, "read the view in every INSERT",
+        ),
+        // A lookup join after the window TVF.
+        (
+            "INSERT INTO s SELECT d.tier, window_start, window_end, COUNT(*)\nFROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) AS e\nJOIN dim FOR SYSTEM_TIME AS OF e.proc_time AS d ON e.k = d.id GROUP BY d.tier, window_start, window_end;".to_string(),
+            10, 6, "goes in a view",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (query, line, column, needle) in &cases {
+        let text = format!("{ddl}{query}");
+        let got = match eventide_sql::compile(&text) {
+            Ok(c) => format!("accepted:\n{}", c.toml),
+            Err(eventide_sql::SqlError::At {
+                line: l,
+                column: c,
+                message,
+            }) if (l, c) == (*line, *column) && message.contains(needle) => continue,
+            Err(e) => e.to_string(),
+        };
+        failures.push(format!(
+            "{query}\n  expected {line}:{column} containing {needle:?}\n  got      {got}"
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

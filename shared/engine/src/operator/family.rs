@@ -11,7 +11,7 @@ use crate::window::WindowSpec;
 pub fn build(index: usize, spec: &AggregationSpec) -> Box<dyn WindowOperator> {
     let common = Common::new(index, spec);
     match spec.window {
-        WindowSpec::Sliding { .. } | WindowSpec::Global => {
+        WindowSpec::Sliding { .. } | WindowSpec::Cumulate { .. } | WindowSpec::Global => {
             Box::new(SlicedOperator::new(common, spec.window))
         }
         WindowSpec::Session { gap } => Box::new(SessionOperator::new(common, gap)),

@@ -101,6 +101,8 @@ pub struct Common {
     pub on_time: OnTime,
     /// True when a window can fire more than once.
     pub multi: bool,
+    /// The filter on emitted rows (`having`), over the aggregates' values.
+    pub having: Option<crate::filter::Filter>,
 }
 
 impl Common {
@@ -113,6 +115,7 @@ impl Common {
             mode: spec.accumulation,
             on_time: spec.on_time,
             multi: spec.multi_pane(),
+            having: spec.having.clone(),
         }
     }
 
@@ -130,6 +133,18 @@ impl Common {
         retraction: bool,
     ) {
         let values = self.aggs.values(acc);
+        if let Some(h) = &self.having {
+            let row = crate::record::Record {
+                time: window.start,
+                values: values
+                    .iter()
+                    .map(|v| v.map_or(crate::record::Value::Null, crate::record::Value::Num))
+                    .collect(),
+            };
+            if !h.matches(&row) {
+                return;
+            }
+        }
         out.pane(&Pane {
             aggregation: self.index,
             key: key.name,

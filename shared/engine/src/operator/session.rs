@@ -165,7 +165,7 @@ impl WindowOperator for SessionOperator {
             start: t,
             end: t.saturating_add(self.gap),
         };
-        let fields = c.aggs.cell_fields.len();
+        let fields = c.aggs.cells.len();
         let new_state = || KeyState {
             sessions: Vec::new(),
             timer: i64::MAX,

@@ -1,4 +1,4 @@
-//! Tumbling, sliding and global windows over slices.
+//! Tumbling, sliding, cumulate and global windows over slices.
 //!
 //! State per key is a sorted run of slices (`gcd(size, slide)` long), so it is bounded by
 //! the slices one window spans plus the allowed lateness, never by the number of events.
@@ -75,6 +75,7 @@ impl SlicedOperator {
     pub fn new(c: Common, window: WindowSpec) -> Self {
         let sl = match window {
             WindowSpec::Sliding { size, slide } => Slicing::sliding(size, slide),
+            WindowSpec::Cumulate { size, step } => Slicing::cumulate(size, step),
             _ => Slicing::global(),
         };
         SlicedOperator {
@@ -98,7 +99,12 @@ fn first_end_after_horizon(sl: &Slicing, horizon: i64) -> i64 {
         return i64::MIN;
     }
     // In i64 when nothing overflows (always, for real timestamps): i128 division is slow.
-    let (size, slide) = (sl.size, sl.slide);
+    // Cumulate windows end at every step: the ends of tumbling windows of one step.
+    let (size, slide) = if sl.cumulate {
+        (sl.slide, sl.slide)
+    } else {
+        (sl.size, sl.slide)
+    };
     let fast = horizon.checked_add(1).and_then(|t| {
         let x = t.checked_sub(size)?;
         x.checked_sub(x.rem_euclid(slide))?
@@ -164,7 +170,10 @@ fn window_value(c: &Common, sl: &Slicing, ks: &mut KeyState, e: i64) -> Acc {
             _ => c.aggs.new_acc(),
         };
     }
-    if c.aggs.invertible {
+    // The running window moves by adding and evicting slices of a fixed-size window; a
+    // cumulate window's start jumps, so it is merged from its slices.
+    let running = c.aggs.invertible && !sl.cumulate;
+    if running {
         if let Some((re, racc)) = ks.running.as_mut() {
             if *re < e && e - *re < sl.size {
                 let (old_end, old_start) = (*re, *re - sl.size);
@@ -194,7 +203,7 @@ fn window_value(c: &Common, sl: &Slicing, ks: &mut KeyState, e: i64) -> Acc {
         }
         acc.merge(a);
     }
-    if c.aggs.invertible {
+    if running {
         let newer = ks.running.as_ref().is_none_or(|(re, _)| *re < e);
         if newer {
             ks.running = Some((e, acc.clone()));
@@ -347,7 +356,7 @@ impl WindowOperator for SlicedOperator {
         if c.expiry(last_e) <= ctx.wm {
             return Admit::TooLate;
         }
-        let fields = c.aggs.cell_fields.len();
+        let fields = c.aggs.cells.len();
         let mut slot = self.keys.slot_or_insert(key, KeyState::new);
         if self
             .keys

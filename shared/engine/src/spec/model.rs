@@ -116,6 +116,9 @@ pub struct AggregationSpec {
     pub filter: Option<Filter>,
     pub window: WindowSpec,
     pub aggregates: Vec<AggregateSpec>,
+    /// A filter on the emitted rows, over the aggregates' values in aggregate order (SQL's
+    /// `HAVING`); only for aggregations with one pane per window.
+    pub having: Option<Filter>,
     pub trigger: Trigger,
     pub allowed_lateness_ms: i64,
     pub accumulation: AccumulationMode,

@@ -160,6 +160,8 @@ struct RawAggregation {
     window: RawWindow,
     aggregates: Vec<RawAggregate>,
     #[serde(default)]
+    having: Option<String>,
+    #[serde(default)]
     trigger: Option<toml::Value>,
     #[serde(default)]
     allowed_lateness: Option<String>,
@@ -182,6 +184,8 @@ struct RawWindow {
     slide: Option<toml::Value>,
     #[serde(default)]
     gap: Option<String>,
+    #[serde(default)]
+    step: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +198,8 @@ struct RawAggregate {
     field: Option<String>,
     #[serde(default)]
     decimals: Option<u8>,
+    #[serde(default)]
+    filter: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -263,7 +269,12 @@ impl RawPipeline {
         };
         for (i, a) in self.aggregation.into_iter().enumerate() {
             let agg = a.validate(i, &input, &limits)?;
-            if let WindowSpec::Sliding { size, slide } = agg.window {
+            let per_event = match agg.window {
+                WindowSpec::Sliding { size, slide } => Some((size, slide)),
+                WindowSpec::Cumulate { size, step } => Some((size, step)),
+                _ => None,
+            };
+            if let Some((size, slide)) = per_event {
                 let per_event = (size as u64).div_ceil(slide as u64);
                 let max = self.limits.max_windows_per_event;
                 if per_event > max {
@@ -593,12 +604,14 @@ impl RawWindow {
         };
         let spec = match self.kind.as_str() {
             "tumbling" => {
+                unexpected(self.step.is_some(), "step")?;
                 unexpected(self.slide.is_some(), "slide")?;
                 unexpected(self.gap.is_some(), "gap")?;
                 let size = duration_value(&format!("{p}.size"), &need(&self.size, "size")?)?;
                 WindowSpec::Sliding { size, slide: size }
             }
             "sliding" | "hopping" => {
+                unexpected(self.step.is_some(), "step")?;
                 unexpected(self.gap.is_some(), "gap")?;
                 let size = duration_value(&format!("{p}.size"), &need(&self.size, "size")?)?;
                 let slide = duration_value(&format!("{p}.slide"), &need(&self.slide, "slide")?)?;
@@ -610,7 +623,21 @@ impl RawWindow {
                 }
                 WindowSpec::Sliding { size, slide }
             }
+            "cumulate" => {
+                unexpected(self.slide.is_some(), "slide")?;
+                unexpected(self.gap.is_some(), "gap")?;
+                let size = duration_value(&format!("{p}.size"), &need(&self.size, "size")?)?;
+                let step = duration_value(&format!("{p}.step"), &need(&self.step, "step")?)?;
+                if step <= 0 {
+                    return Err(SpecError::invalid(format!("{p}.step"), "must be greater than zero"));
+                }
+                if size <= 0 || size % step != 0 {
+                    return Err(SpecError::invalid(format!("{p}.size"), format!("size ({size} ms) must be a positive multiple of step ({step} ms)")));
+                }
+                WindowSpec::Cumulate { size, step }
+            }
             "session" => {
+                unexpected(self.step.is_some(), "step")?;
                 unexpected(self.size.is_some(), "size")?;
                 unexpected(self.slide.is_some(), "slide")?;
                 let gap = self.gap.as_deref().ok_or_else(|| SpecError::invalid(format!("{p}.gap"), "required for a session window"))?;
@@ -621,6 +648,7 @@ impl RawWindow {
                 WindowSpec::Session { gap }
             }
             "count" => {
+                unexpected(self.step.is_some(), "step")?;
                 unexpected(self.gap.is_some(), "gap")?;
                 let size = count_value(&format!("{p}.size"), &need(&self.size, "size")?)?;
                 let slide = match &self.slide {
@@ -633,13 +661,14 @@ impl RawWindow {
                 WindowSpec::Count { size, slide }
             }
             "global" => {
+                unexpected(self.step.is_some(), "step")?;
                 unexpected(self.size.is_some(), "size")?;
                 unexpected(self.slide.is_some(), "slide")?;
                 unexpected(self.gap.is_some(), "gap")?;
                 WindowSpec::Global
             }
             other => {
-                return Err(SpecError::invalid(format!("{p}.type"), format!("unknown window type {other:?}; use tumbling, sliding, session, count or global")))
+                return Err(SpecError::invalid(format!("{p}.type"), format!("unknown window type {other:?}; use tumbling, sliding, cumulate, session, count or global")))
             }
         };
         if let WindowSpec::Sliding { size, .. } = spec {
@@ -743,13 +772,44 @@ impl RawAggregation {
                     format!("duplicate output column {:?}", a.name),
                 ));
             }
+            let filter = a
+                .filter
+                .as_deref()
+                .map(|f| {
+                    Filter::parse(f, input)
+                        .map_err(|reason| SpecError::invalid(format!("{ap}.filter"), reason))
+                })
+                .transpose()?;
             aggregates.push(AggregateSpec {
                 name: a.name.clone(),
                 func,
                 field,
                 decimals: a.decimals,
+                filter,
             });
         }
+        let having = self
+            .having
+            .as_deref()
+            .map(|h| {
+                // The emitted row's aggregates, as the fields of a record.
+                let row = InputSpec {
+                    fields: aggregates
+                        .iter()
+                        .map(|a| (a.name.clone(), FieldType::Number))
+                        .collect(),
+                    time_field: String::new(),
+                    time_format: TimeFormat::EpochMs,
+                    partition: None,
+                };
+                Filter::parse(h, &row).map_err(|reason| {
+                    SpecError::invalid(
+                        format!("{p}.having"),
+                        format!("{reason} (having names the aggregates' output columns)"),
+                    )
+                })
+            })
+            .transpose()?;
         let allowed_lateness_ms = self
             .allowed_lateness
             .as_deref()
@@ -792,6 +852,18 @@ impl RawAggregation {
                 "count windows fire by element count; triggers do not apply",
             ));
         }
+        if having.is_some()
+            && (!trigger.is_on_time_only()
+                || allowed_lateness_ms > 0
+                || matches!(window, WindowSpec::Count { .. }))
+        {
+            return Err(SpecError::invalid(
+                format!("{p}.having"),
+                "having filters the one pane of each window: it needs the default trigger, no \
+                 allowed lateness and a window other than count (a later pane could not take \
+                 back a row that an earlier one emitted)",
+            ));
+        }
         if late_given && allowed_lateness_ms == 0 {
             return Err(SpecError::invalid(
                 format!("{tp}.late"),
@@ -804,6 +876,7 @@ impl RawAggregation {
             filter,
             window,
             aggregates,
+            having,
             trigger,
             allowed_lateness_ms,
             accumulation: self.accumulation,

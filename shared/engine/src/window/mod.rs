@@ -4,6 +4,9 @@
 //!   `gcd(size, slide)` ([`Slicing`]). Each event updates exactly one slice and a window's
 //!   value is combined from its slices, so state per key is bounded by the slices a window
 //!   spans, never by the number of events.
+//! * Cumulate windows (Flink's `CUMULATE`) are a family of windows sharing a start: every
+//!   `size` period starts windows ending each `step` into it, `[start, start + step)`,
+//!   `[start, start + 2·step)`, … `[start, start + size)`. They are sliced by `step`.
 //! * Session windows ([`session`]) merge on overlap; sessions that just touch merge too.
 //! * Count windows hold the last N elements of a key.
 //! * The global window holds everything and fires at the end of input.
@@ -21,6 +24,11 @@ pub enum WindowSpec {
         size: i64,
         slide: i64,
     },
+    /// Windows `[floor(t, size), floor(t, size) + k·step)` for `k = 1 … size/step`.
+    Cumulate {
+        size: i64,
+        step: i64,
+    },
     Session {
         gap: i64,
     },
@@ -31,8 +39,8 @@ pub enum WindowSpec {
     Global,
 }
 
-/// The window in the spec's terms: `tumbling 15m`, `sliding 2h every 15m`, `session gap
-/// 30m`, `count 10 every 1`, `global`.
+/// The window in the spec's terms: `tumbling 15m`, `sliding 2h every 15m`, `cumulate 1d
+/// every 1h`, `session gap 30m`, `count 10 every 1`, `global`.
 ///
 /// ```
 /// use eventide_engine::window::WindowSpec;
@@ -47,6 +55,9 @@ impl std::fmt::Display for WindowSpec {
             }
             WindowSpec::Sliding { size, slide } => {
                 write!(f, "sliding {} every {}", format_ms(size), format_ms(slide))
+            }
+            WindowSpec::Cumulate { size, step } => {
+                write!(f, "cumulate {} every {}", format_ms(size), format_ms(step))
             }
             WindowSpec::Session { gap } => write!(f, "session gap {}", format_ms(gap)),
             WindowSpec::Count { size, slide } => write!(f, "count {size} every {slide}"),
@@ -91,7 +102,7 @@ pub fn floor_to(t: i64, step: i64) -> i64 {
     t - t.rem_euclid(step)
 }
 
-/// Slice arithmetic of tumbling, sliding and global windows.
+/// Slice arithmetic of tumbling, sliding, cumulate and global windows.
 ///
 /// ```
 /// use eventide_engine::window::Slicing;
@@ -109,6 +120,9 @@ pub struct Slicing {
     pub slice_len: i64,
     /// True for the single global window.
     pub global: bool,
+    /// True for cumulate windows: `slide` is the step, and every window of a `size` period
+    /// starts at the period's start.
+    pub cumulate: bool,
 }
 
 impl Slicing {
@@ -119,6 +133,25 @@ impl Slicing {
             slide,
             slice_len: gcd(size, slide),
             global: false,
+            cumulate: false,
+        }
+    }
+
+    /// Cumulate windows of `size` growing by `step` (`size` a multiple of `step`).
+    ///
+    /// ```
+    /// use eventide_engine::window::{Slicing, Window};
+    /// let s = Slicing::cumulate(30, 10);
+    /// let w: Vec<Window> = s.windows_containing(42).collect();
+    /// assert_eq!(w, [Window { start: 30, end: 50 }, Window { start: 30, end: 60 }]);
+    /// ```
+    pub fn cumulate(size: i64, step: i64) -> Self {
+        Slicing {
+            size,
+            slide: step,
+            slice_len: step,
+            global: false,
+            cumulate: true,
         }
     }
 
@@ -129,6 +162,7 @@ impl Slicing {
             slide: GLOBAL_END,
             slice_len: GLOBAL_END,
             global: true,
+            cumulate: false,
         }
     }
 
@@ -148,6 +182,10 @@ impl Slicing {
         if self.global {
             return GLOBAL_END;
         }
+        if self.cumulate {
+            // Every step boundary ends a window.
+            return floor_to(s, self.slide) + self.slide;
+        }
         // Window ends are start + size with start a multiple of slide.
         // Smallest end > s: end = floor_to(s - size, slide) + slide + size.
         floor_to(s - self.size, self.slide) + self.slide + self.size
@@ -159,6 +197,9 @@ impl Slicing {
         if self.global {
             return GLOBAL_END;
         }
+        if self.cumulate {
+            return floor_to(s, self.size) + self.size;
+        }
         floor_to(s, self.slide) + self.size
     }
 
@@ -169,6 +210,11 @@ impl Slicing {
             Window {
                 start: GLOBAL_START,
                 end: GLOBAL_END,
+            }
+        } else if self.cumulate {
+            Window {
+                start: floor_to(end - 1, self.size),
+                end,
             }
         } else {
             Window {
@@ -223,6 +269,28 @@ mod tests {
                     start += slide;
                 }
                 assert_eq!(got, want, "size {size} slide {slide} t {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn cumulate_windows_match_definition() {
+        for (size, step) in [(10, 10), (10, 5), (12, 4), (6, 1)] {
+            let s = Slicing::cumulate(size, step);
+            for t in -30..30 {
+                let got: Vec<Window> = s.windows_containing(t).collect();
+                let start = floor_to(t, size);
+                let want: Vec<Window> = (1..=size / step)
+                    .map(|k| Window {
+                        start,
+                        end: start + k * step,
+                    })
+                    .filter(|w| w.end > t)
+                    .collect();
+                assert_eq!(got, want, "size {size} step {step} t {t}");
+                for w in &got {
+                    assert_eq!(s.window_ending(w.end), *w);
+                }
             }
         }
     }

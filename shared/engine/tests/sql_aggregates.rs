@@ -1,0 +1,239 @@
+//! Cumulate windows, per-aggregate filters and `having` (what Flink SQL's `CUMULATE`,
+//! `agg(…) FILTER (WHERE …)` and `HAVING` compile to), checked against naive
+//! recomputations through the public `Pipeline` API.
+//!
+//! Values are small integers so sums and counts are exact in `f64`.
+
+use std::collections::BTreeMap;
+
+use eventide_engine::pane::{Emit, Pane};
+use eventide_engine::{Output, Pipeline, PipelineSpec};
+use proptest::prelude::*;
+
+/// A window of a key: key, start, end.
+type KeyWindow = (String, i64, i64);
+type Results = BTreeMap<KeyWindow, Vec<Option<f64>>>;
+
+#[derive(Default)]
+struct Collect {
+    rows: Vec<(KeyWindow, Vec<Option<f64>>)>,
+    late: usize,
+}
+
+impl Emit for Collect {
+    fn pane(&mut self, p: &Pane<'_>) {
+        self.rows.push((
+            (p.key.to_string(), p.window.start, p.window.end),
+            p.values.to_vec(),
+        ));
+    }
+}
+
+impl Output for Collect {
+    fn late(&mut self, _aggregation: usize, _raw: &[u8]) {
+        self.late += 1;
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ev {
+    k: u8,
+    t: i64,
+    v: i64,
+}
+
+fn events() -> impl Strategy<Value = Vec<Ev>> {
+    prop::collection::vec(
+        (0u8..3, 0i64..80, -5i64..6).prop_map(|(k, t, v)| Ev { k, t, v }),
+        0..40,
+    )
+}
+
+/// Runs `aggregation` (TOML) over the events in order with a watermark bounded by `bound`
+/// ms, then finishes. Fails on a window emitted twice.
+fn run(aggregation: &str, bound: i64, evs: &[Ev]) -> Result<Results, TestCaseError> {
+    let text = format!(
+        "[input]\nevent_time = {{ field = \"t\" }}\nfields = {{ k = \"string\", v = \"number\" }}\n\
+         [watermark]\nmax_out_of_orderness = \"{bound}ms\"\n\
+         [[aggregation]]\nname = \"a\"\ngroup_by = [\"k\"]\n{aggregation}"
+    );
+    let spec = PipelineSpec::from_toml(&text).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+    let mut p = Pipeline::new(spec);
+    let mut out = Collect::default();
+    for e in evs {
+        let line = format!(r#"{{"k":"k{}","t":{},"v":{}}}"#, e.k, e.t, e.v);
+        p.process_line(line.as_bytes(), "", &mut out)
+            .map_err(|e| TestCaseError::fail(format!("{e}")))?;
+    }
+    p.finish(&mut out);
+    prop_assert_eq!(out.late, 0);
+    let mut m = Results::new();
+    for (w, v) in out.rows {
+        let dup = m.insert(w.clone(), v);
+        prop_assert!(dup.is_none(), "window {:?} fired twice", w);
+    }
+    Ok(m)
+}
+
+/// Count, sum, min and max of `v` over the events that pass `keep` (count 0 and the
+/// others null when none does).
+fn stats<'a>(evs: impl Iterator<Item = &'a Ev>, keep: impl Fn(&Ev) -> bool) -> Vec<Option<f64>> {
+    let vs: Vec<f64> = evs.filter(|e| keep(e)).map(|e| e.v as f64).collect();
+    let n = vs.len() as f64;
+    if vs.is_empty() {
+        return vec![Some(0.0), None, None, None];
+    }
+    vec![
+        Some(n),
+        Some(vs.iter().sum()),
+        vs.iter().copied().reduce(f64::min),
+        vs.iter().copied().reduce(f64::max),
+    ]
+}
+
+const STATS: &str = r#"aggregates = [
+  { name = "n", fn = "count" }, { name = "s", fn = "sum", field = "v" },
+  { name = "lo", fn = "min", field = "v" }, { name = "hi", fn = "max", field = "v" },
+]"#;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A cumulate window's panes are the windows `[floor(t, size), floor(t, size) + k·step)`
+    /// that hold at least one event, each with the statistics of its events.
+    #[test]
+    fn cumulate_windows_equal_naive_recomputation(
+        evs in events(),
+        step in 1i64..8,
+        steps in 1i64..5,
+        bound in prop::sample::select(vec![1i64, 6, 1_000]),
+    ) {
+        let size = step * steps;
+        let mut evs = evs;
+        // In order, or out of order by less than the bound: nothing is late.
+        if bound == 1 {
+            evs.sort_by_key(|e| e.t);
+        } else if bound == 6 {
+            evs.sort_by_key(|e| e.t + (e.v.rem_euclid(5)));
+        }
+        let got = run(
+            &format!("window = {{ type = \"cumulate\", size = \"{size}ms\", step = \"{step}ms\" }}\n{STATS}"),
+            bound,
+            &evs,
+        )?;
+        let mut want = Results::new();
+        for k in 0u8..3 {
+            let mine: Vec<&Ev> = evs.iter().filter(|e| e.k == k).collect();
+            let mut windows: Vec<(i64, i64)> = mine
+                .iter()
+                .flat_map(|e| {
+                    let start = e.t.div_euclid(size) * size;
+                    (1..=steps).map(move |j| (start, start + j * step)).filter(|w| w.1 > e.t)
+                })
+                .collect();
+            windows.sort_unstable();
+            windows.dedup();
+            for (s, end) in windows {
+                let inside = mine.iter().copied().filter(|e| e.t >= s && e.t < end);
+                want.insert((format!("k{k}"), s, end), stats(inside, |_| true));
+            }
+        }
+        prop_assert_eq!(got, want);
+    }
+
+    /// An aggregate's filter restricts its rows; the window exists for any row.
+    #[test]
+    fn aggregate_filters_restrict_their_rows_only(evs in events(), size in 1i64..20) {
+        let got = run(
+            &format!(
+                "window = {{ type = \"tumbling\", size = \"{size}ms\" }}\naggregates = [\n\
+                 {{ name = \"all\", fn = \"count\" }},\n\
+                 {{ name = \"n\", fn = \"count\", filter = 'v > 0' }},\n\
+                 {{ name = \"s\", fn = \"sum\", field = \"v\", filter = 'v > 0' }},\n\
+                 {{ name = \"lo\", fn = \"min\", field = \"v\", filter = 'v > 0' }},\n\
+                 {{ name = \"hi\", fn = \"max\", field = \"v\", filter = 'v > 0' }},\n\
+                 {{ name = \"neg\", fn = \"sum\", field = \"v\", filter = 'v < 0' }},\n]"
+            ),
+            1_000,
+            &evs,
+        )?;
+        let mut want = Results::new();
+        let mut windows: Vec<(u8, i64)> = evs.iter().map(|e| (e.k, e.t.div_euclid(size) * size)).collect();
+        windows.sort_unstable();
+        windows.dedup();
+        for (k, s) in windows {
+            let inside: Vec<&Ev> = evs.iter().filter(|e| e.k == k && e.t >= s && e.t < s + size).collect();
+            let mut row = vec![Some(inside.len() as f64)];
+            row.extend(stats(inside.iter().copied(), |e| e.v > 0));
+            row.push(stats(inside.iter().copied(), |e| e.v < 0)[1]);
+            want.insert((format!("k{k}"), s, s + size), row);
+        }
+        prop_assert_eq!(got, want);
+    }
+
+    /// `having` keeps exactly the rows whose aggregates pass it.
+    #[test]
+    fn having_keeps_the_rows_that_pass(evs in events(), size in 1i64..20, min_n in 1i64..4) {
+        let window = format!("window = {{ type = \"tumbling\", size = \"{size}ms\" }}\n{STATS}\n");
+        let all = run(&window, 1_000, &evs)?;
+        let got = run(&format!("{window}having = 'n >= {min_n} and not (hi < 0)'\n"), 1_000, &evs)?;
+        let want: Results = all
+            .into_iter()
+            .filter(|(_, v)| v[0] >= Some(min_n as f64) && !(v[3] < Some(0.0) && v[3].is_some()))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+}
+
+fn spec_error(aggregation: &str) -> String {
+    let text = format!(
+        "[input]\nevent_time = {{ field = \"t\" }}\nfields = {{ k = \"string\", v = \"number\" }}\n\
+         [[aggregation]]\nname = \"a\"\n{aggregation}"
+    );
+    match PipelineSpec::from_toml(&text) {
+        Ok(_) => panic!("accepted: {aggregation}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn having_needs_one_pane_per_window() {
+    let e = spec_error(
+        "window = { type = \"tumbling\", size = \"1m\" }\n\
+         aggregates = [{ name = \"n\", fn = \"count\" }]\nhaving = 'n > 1'\n\
+         trigger = \"watermark(early = count(1))\"",
+    );
+    assert!(e.contains("aggregation[0] (a).having"), "{e}");
+}
+
+#[test]
+fn having_names_output_columns() {
+    let e = spec_error(
+        "window = { type = \"tumbling\", size = \"1m\" }\n\
+         aggregates = [{ name = \"n\", fn = \"count\" }]\nhaving = 'v > 1'",
+    );
+    assert!(e.contains("having") && e.contains("output columns"), "{e}");
+}
+
+#[test]
+fn cumulate_size_is_a_multiple_of_step() {
+    let e = spec_error(
+        "window = { type = \"cumulate\", size = \"10m\", step = \"3m\" }\n\
+         aggregates = [{ name = \"n\", fn = \"count\" }]",
+    );
+    assert!(e.contains("aggregation[0] (a).window.size"), "{e}");
+    let e = spec_error(
+        "window = { type = \"tumbling\", size = \"10m\", step = \"5m\" }\n\
+         aggregates = [{ name = \"n\", fn = \"count\" }]",
+    );
+    assert!(e.contains("window.step"), "{e}");
+}
+
+#[test]
+fn aggregate_filter_errors_name_the_aggregate() {
+    let e = spec_error(
+        "window = { type = \"tumbling\", size = \"1m\" }\n\
+         aggregates = [{ name = \"n\", fn = \"count\", filter = 'w > 1' }]",
+    );
+    assert!(e.contains("aggregation[0] (a).aggregates[0].filter"), "{e}");
+}

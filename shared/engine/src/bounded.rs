@@ -335,7 +335,7 @@ impl BoundedInput {
                 .iter()
                 .any(|c| matches!(c.control, Control::ProcessingTime(_)))
         });
-        let mut met = Met {
+        let mut met = ArrivalTimes {
             wm: Vec::with_capacity(n),
             now: Vec::with_capacity(if moves_time { n } else { 0 }),
             skip: Vec::new(),
@@ -456,7 +456,7 @@ impl BoundedInput {
 
 /// The watermark and processing time each event met, by arrival (`now` is empty when
 /// processing time never moves).
-struct Met {
+struct ArrivalTimes {
     wm: Vec<i64>,
     now: Vec<i64>,
     /// Events left out (empty when none is).
@@ -466,7 +466,7 @@ struct Met {
 /// Lays out the events of group-by `g`: numbers its keys across the chunks, orders them as
 /// key-ordered sinks write them (group-by values compared one by one) and puts each key's
 /// events together, in arrival order.
-fn group(g: usize, routes: &Routes, chunks: &[Chunk], met: &Met) -> Grouped {
+fn group(g: usize, routes: &Routes, chunks: &[Chunk], met: &ArrivalTimes) -> Grouped {
     let ngroups = routes.groups().len();
     let ncols = routes.cols().len();
     // Chunk-local key ids to global ones, then every event's global key id.

@@ -18,8 +18,9 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Span, Tokenizer};
 
 use crate::dialect::FlinkDialect;
+use crate::error::{SqlError, MAX_NESTING, MAX_SQL_BYTES};
+use crate::plan::{AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
-use crate::{AwsSinks, Compiled, SinkOptions, SourceOptions, SqlError, MAX_NESTING, MAX_SQL_BYTES};
 
 fn at(span: Span, message: impl Into<String>) -> SqlError {
     SqlError::At {
@@ -164,7 +165,7 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
         .with_recursion_limit(MAX_NESTING)
         .with_tokens_with_locations(tokens)
         .parse_statements()
-        .map_err(crate::parser_error)?;
+        .map_err(crate::error::parser_error)?;
 
     let mut extras = extras;
     let mut tables: Vec<Table> = Vec::new();

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use eventide_engine::{PipelineSpec, SpecError};
 
-use crate::{compile, AwsSinks, SinkOptions, SourceOptions, SqlError};
+use crate::compile::compile;
+use crate::error::SqlError;
+use crate::plan::{AwsSinks, SinkOptions, SourceOptions};
 
 /// A loaded pipeline.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan};
 
 use crate::dialect::FlinkDialect;
-use crate::{SqlError, MAX_NESTING};
+use crate::error::{SqlError, MAX_NESTING};
 
 /// A computed column or a watermark declared in a `CREATE TABLE` column list.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ pub fn parse_expr(tokens: &[TokenWithSpan]) -> Result<Expr, SqlError> {
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(MAX_NESTING)
         .with_tokens_with_locations(tokens.to_vec());
-    let expr = parser.parse_expr().map_err(crate::parser_error)?;
+    let expr = parser.parse_expr().map_err(crate::error::parser_error)?;
     let next = parser.peek_token();
     if next.token != Token::EOF {
         return Err(error_at(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use eventide_engine::pane::Pane;
 
 use super::ordered::RowWriter;
-use super::{Layout, RowFormat};
+use super::rows::{RowFormat, RowLayout};
 use crate::error::ConnectorError;
 use crate::format::{push_csv_field, push_number};
 
@@ -15,7 +15,7 @@ use crate::format::{push_csv_field, push_number};
 /// escaped once, and window bounds are formatted once per [`Bounds`] slot.
 #[derive(Debug, Clone)]
 pub struct CsvFormat {
-    layout: Layout,
+    layout: RowLayout,
     /// The key of the previous row and its escaped group-by columns with the comma after.
     last_key: String,
     prefix: Vec<u8>,
@@ -23,7 +23,7 @@ pub struct CsvFormat {
 }
 
 impl CsvFormat {
-    pub fn new(layout: Layout) -> Self {
+    pub fn new(layout: RowLayout) -> Self {
         CsvFormat {
             layout,
             last_key: String::new(),
@@ -155,12 +155,12 @@ pub struct CsvRows {
 
 impl CsvRows {
     /// Creates (truncates) the file and writes the header.
-    pub fn create(path: &Path, layout: Layout) -> Result<Self, ConnectorError> {
+    pub fn create(path: &Path, layout: RowLayout) -> Result<Self, ConnectorError> {
         let err = |source| ConnectorError::Write {
             path: path.to_path_buf(),
             source,
         };
-        let file = super::create_file(path).map_err(err)?;
+        let file = super::rows::create_file(path).map_err(err)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let format = CsvFormat::new(layout);
         out.write_all(&format.header()).map_err(err)?;

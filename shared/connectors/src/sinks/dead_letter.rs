@@ -35,7 +35,7 @@ impl LazyFile {
     fn writer(&mut self) -> Result<&mut BufWriter<File>, ConnectorError> {
         let out = match self.out.take() {
             Some(w) => w,
-            None => BufWriter::new(super::create_file(&self.path).map_err(|source| {
+            None => BufWriter::new(super::rows::create_file(&self.path).map_err(|source| {
                 ConnectorError::Write {
                     path: self.path.clone(),
                     source,

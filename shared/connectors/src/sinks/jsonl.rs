@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use eventide_engine::pane::Pane;
 
 use super::ordered::RowWriter;
-use super::{Layout, RowFormat};
+use super::rows::{RowFormat, RowLayout};
 use crate::error::ConnectorError;
 
 /// Formats panes as JSON objects, one per line.
@@ -20,7 +20,7 @@ pub struct JsonFormat {
 }
 
 impl JsonFormat {
-    pub fn new(layout: Layout, aggregation: String) -> Self {
+    pub fn new(layout: RowLayout, aggregation: String) -> Self {
         JsonFormat {
             group_by: layout.group_by,
             aggregates: layout.aggregates.into_iter().map(|(n, _)| n).collect(),
@@ -54,10 +54,10 @@ impl JsonRows {
     /// Creates (truncates) the file.
     pub fn create(
         path: &Path,
-        layout: Layout,
+        layout: RowLayout,
         aggregation: String,
     ) -> Result<Self, ConnectorError> {
-        let file = super::create_file(path).map_err(|source| ConnectorError::Write {
+        let file = super::rows::create_file(path).map_err(|source| ConnectorError::Write {
             path: path.to_path_buf(),
             source,
         })?;

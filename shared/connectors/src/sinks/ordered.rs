@@ -10,7 +10,7 @@ use eventide_engine::window::Window;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use super::PaneSink;
+use super::rows::PaneSink;
 use crate::error::ConnectorError;
 
 /// Formats and writes single rows; the file formats implement it.

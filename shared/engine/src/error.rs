@@ -20,6 +20,22 @@ impl SpecError {
             reason: reason.into(),
         }
     }
+
+    /// Checks a name that becomes an output file or a lookup name (`<path>.name`): non-empty,
+    /// letters, digits, `_` and `-` only.
+    pub(crate) fn check_name(path: &str, name: &str) -> Result<(), SpecError> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(SpecError::invalid(
+                format!("{path}.name"),
+                "must be non-empty and use only letters, digits, '_' and '-'",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A record that cannot be processed. It goes to the dead-letter output with this reason.

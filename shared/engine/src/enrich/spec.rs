@@ -340,17 +340,7 @@ pub(crate) fn validate(
     let decoded = input.fields.len();
     for (i, e) in raw.into_iter().enumerate() {
         let p = format!("enrichment[{i}]");
-        if e.name.is_empty()
-            || !e
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(SpecError::invalid(
-                format!("{p}.name"),
-                "must be non-empty and use only letters, digits, '_' and '-'",
-            ));
-        }
+        SpecError::check_name(&p, &e.name)?;
         if out.iter().any(|x| x.name == e.name) {
             return Err(SpecError::invalid(
                 format!("{p}.name"),

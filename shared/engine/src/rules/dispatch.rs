@@ -83,17 +83,7 @@ impl Rules {
     /// Adds a record to every rule; `wm` is the watermark before it. With `keep`, only keys
     /// it accepts get state (see [`crate::Pipeline::set_key_filter`]).
     pub fn on_record(&mut self, rec: &Record<'_>, wm: i64, keep: Option<&dyn Fn(&str) -> bool>) {
-        let Rules { ops, key, .. } = self;
-        for op in ops.iter_mut() {
-            encode_key(key, &op.spec().key, rec);
-            if keep.is_some_and(|keep| !keep(key)) {
-                continue;
-            }
-            match op {
-                Op::Cond(o) => o.on_record(key, rec, wm),
-                Op::Pat(o) => o.on_record(key, rec, wm),
-            }
-        }
+        self.on_record_masked(rec, wm, keep, &[]);
     }
 
     /// Evaluates what the watermark `wm` makes due, handing alerts to `out`.

@@ -691,17 +691,7 @@ impl RawAggregation {
         limits: &TriggerLimits,
     ) -> Result<AggregationSpec, SpecError> {
         let p = format!("aggregation[{i}]");
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(SpecError::invalid(
-                format!("{p}.name"),
-                "must be non-empty and use only letters, digits, '_' and '-'",
-            ));
-        }
+        SpecError::check_name(&p, &self.name)?;
         let p = format!("aggregation[{i}] ({})", self.name);
         let mut group_by = Vec::with_capacity(self.group_by.len());
         for (j, g) in self.group_by.iter().enumerate() {

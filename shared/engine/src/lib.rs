@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod record;
 pub mod route;
 pub mod rules;
+pub mod s3_url;
 pub mod spec;
 pub mod time;
 pub mod trigger;

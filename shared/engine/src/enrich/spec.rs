@@ -28,6 +28,7 @@ use serde::Deserialize;
 
 use crate::duration::parse_ms;
 use crate::error::SpecError;
+use crate::s3_url::S3Url;
 use crate::spec::schema::{FieldType, InputSpec};
 
 /// The file format of a slow table.
@@ -372,11 +373,10 @@ pub(crate) fn validate(
                 table: g.table,
             }
         } else if let Some(s) = e.s3 {
-            let rest = s.location.strip_prefix("s3://").unwrap_or("");
-            if rest.split('/').next().unwrap_or("").is_empty() {
+            if let Err(e) = S3Url::parse(&s.location) {
                 return Err(SpecError::invalid(
                     format!("{p}.s3.location"),
-                    format!("{:?} is not of the form s3://bucket/prefix/", s.location),
+                    e.to_string(),
                 ));
             }
             let format = if s.format.is_none() && s.location.ends_with('/') {

@@ -18,20 +18,13 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Span, Tokenizer};
 
 use crate::dialect::FlinkDialect;
-use crate::error::{SqlError, MAX_NESTING, MAX_SQL_BYTES};
+use crate::error::{at, SqlError, MAX_NESTING, MAX_SQL_BYTES};
+use crate::extensions::{self, EmitOptions, RulesBase};
 use crate::plan::{AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
 
-fn at(span: Span, message: impl Into<String>) -> SqlError {
-    SqlError::At {
-        line: span.start.line,
-        column: span.start.column,
-        message: message.into(),
-    }
-}
-
 /// A TOML basic string (JSON's string escapes are valid TOML).
-fn q(s: &str) -> String {
+pub(crate) fn q(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
@@ -121,6 +114,8 @@ const SET_OPTIONS: &[&str] = &[
     "execution.runtime-mode ('streaming')",
     "pipeline.name",
     "parallelism.default",
+    "and Eventide's eventide.trigger, eventide.accumulation, eventide.on-time, \
+     eventide.allowed-lateness, eventide.rules (docs/sql.md)",
 ];
 
 /// The stack of the thread that parses and compiles: sqlparser recurses per nesting level
@@ -128,19 +123,20 @@ const SET_OPTIONS: &[&str] = &[
 /// is only safe on a stack of known size.
 const COMPILE_STACK_BYTES: usize = 64 << 20;
 
-pub fn compile(text: &str) -> Result<Compiled, SqlError> {
+/// Compiles `text`; a `SET 'eventide.rules'` file is read relative to `rules`.
+pub fn compile(text: &str, rules: RulesBase<'_>) -> Result<Compiled, SqlError> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("eventide-sql".into())
             .stack_size(COMPILE_STACK_BYTES)
-            .spawn_scoped(scope, || compile_on_this_thread(text))
+            .spawn_scoped(scope, || compile_on_this_thread(text, rules))
             .map_err(|e| SqlError::Other(format!("cannot start the SQL compiler thread: {e}")))?
             .join()
             .map_err(|_| SqlError::Other("the SQL compiler failed".into()))?
     })
 }
 
-fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
+fn compile_on_this_thread(text: &str, rules: RulesBase<'_>) -> Result<Compiled, SqlError> {
     if text.len() > MAX_SQL_BYTES {
         return Err(SqlError::Other(format!(
             "the SQL text is {} bytes, more than {MAX_SQL_BYTES} (eventide_sql::MAX_SQL_BYTES)",
@@ -170,7 +166,8 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
     let mut extras = extras;
     let mut tables: Vec<Table> = Vec::new();
     let mut settings = Settings::default();
-    let mut inserts: Vec<&Insert> = Vec::new();
+    let mut ext = extensions::Settings::default();
+    let mut inserts: Vec<(&Insert, EmitOptions)> = Vec::new();
     let mut create_views = Vec::new();
     for st in &statements {
         match st {
@@ -181,8 +178,12 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
                 }
                 tables.push(t);
             }
-            Statement::Set(set) => setting(set, &mut settings)?,
-            Statement::Insert(ins) => inserts.push(ins),
+            Statement::Set(set) => {
+                if !eventide_setting(set, &mut ext)? {
+                    setting(set, &mut settings)?
+                }
+            }
+            Statement::Insert(ins) => inserts.push((ins, ext.take_for_insert())),
             Statement::CreateView(cv) => create_views.push(cv),
             Statement::Query(q) => {
                 return Err(at(
@@ -202,9 +203,12 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
             }
         }
     }
-    if inserts.is_empty() {
+    ext.check_all_used()?;
+    if inserts.is_empty() && ext.job.rules.is_none() {
         return Err(SqlError::Other(
-            "the SQL has no INSERT INTO statement: nothing to compute".into(),
+            "the SQL has no INSERT INTO statement (and no SET 'eventide.rules'): nothing to \
+             compute"
+                .into(),
         ));
     }
 
@@ -230,9 +234,43 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
         out_dir: None,
         aws: AwsSinks::default(),
         insert_spans: Vec::new(),
+        eventide_emit: EmitOptions::default(),
+        rules_span: None,
     };
-    for ins in &inserts {
+    for (ins, emit) in inserts {
+        c.eventide_emit = emit;
         c.insert(ins)?;
+    }
+    if c.source.is_none() {
+        // Rules and no INSERT: the rules read the one table with a WATERMARK.
+        let streams: Vec<&Table> = tables
+            .iter()
+            .filter(|t| t.extras.watermark.is_some())
+            .collect();
+        match streams.as_slice() {
+            [one] => {
+                c.use_source(&one.name, one.span)?;
+            }
+            _ => {
+                let span = ext.job.rules.as_ref().map_or_else(Span::empty, |r| r.1);
+                return Err(at(
+                    span,
+                    format!(
+                        "the rules read the source table, and without an INSERT that is the one \
+                         table with a WATERMARK; {} have one",
+                        if streams.is_empty() {
+                            "no tables".to_string()
+                        } else {
+                            streams
+                                .iter()
+                                .map(|t| format!("`{}`", t.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
     }
     // The output stream takes every INSERT's rows: all go to kinesis sinks, or none.
     if c.aws.output_stream.is_some() {
@@ -266,7 +304,12 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
             enrichments.push_str(&enrichment_toml(l, t)?);
         }
     }
-    let toml = format!("{source_toml}{enrichments}{}", c.aggregations);
+    let mut toml = format!("{source_toml}{enrichments}{}", c.aggregations);
+    if let Some((name, span)) = &ext.job.rules {
+        let rules_text = extensions::read_rules(name, *span, rules)?;
+        let _ = write!(toml, "\n# SET 'eventide.rules' = {}\n{rules_text}", q(name));
+        c.rules_span = Some(*span);
+    }
     let spec = PipelineSpec::from_toml(&toml).map_err(|e| c.spec_error(e))?;
     Ok(Compiled {
         spec,
@@ -387,7 +430,7 @@ fn table(ct: &CreateTable, extras: &mut HashMap<String, TableExtras>) -> Result<
     })
 }
 
-fn duration_setting(key: &str, v: &str, span: Span) -> Result<i64, SqlError> {
+pub(crate) fn duration_setting(key: &str, v: &str, span: Span) -> Result<i64, SqlError> {
     // Flink durations: "10 s", "1 min", "5000 ms", "1 h", "1 d", or a number of ms.
     let s = v.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -423,6 +466,32 @@ fn bool_setting(key: &str, v: &str, span: Span) -> Result<bool, SqlError> {
             span,
             format!("'{key}' = '{v}': expected 'true' or 'false'"),
         )),
+    }
+}
+
+/// A `SET 'eventide.…'` (true), or another key (false: Flink's, for [`setting`]).
+fn eventide_setting(
+    set: &sqlparser::ast::Set,
+    ext: &mut extensions::Settings,
+) -> Result<bool, SqlError> {
+    use sqlparser::ast::Set;
+    let Set::SingleAssignment {
+        variable, values, ..
+    } = set
+    else {
+        return Ok(false);
+    };
+    let key = option_key(variable);
+    if !key.starts_with("eventide.") {
+        return Ok(false);
+    }
+    match values.as_slice() {
+        [v] => {
+            let value = string_value(v)
+                .ok_or_else(|| at(v.span(), format!("the value of '{key}' is a quoted string")))?;
+            ext.set(&key, &value, variable.span(), v.span())
+        }
+        _ => Err(at(variable.span(), "SET takes one value")),
     }
 }
 
@@ -581,6 +650,10 @@ struct Compiler<'a> {
     aws: AwsSinks,
     /// Each aggregation's INSERT, for errors from the spec's validation.
     insert_spans: Vec<(String, Span)>,
+    /// The `SET 'eventide.…'` trigger options of the current INSERT.
+    eventide_emit: EmitOptions,
+    /// The `SET 'eventide.rules'`, for errors from the spec's validation.
+    rules_span: Option<Span>,
 }
 
 /// What a window TVF call asks for.
@@ -612,6 +685,15 @@ impl<'a> Compiler<'a> {
             if text.contains("enrichment[") {
                 return at(v.span, format!("view `{}`: {text}", v.name));
             }
+        }
+        if let Some(span) = self.rules_span.filter(|_| text.contains("rule[")) {
+            return at(span, format!("SET 'eventide.rules': {text}"));
+        }
+        if let (Some(key), Some(t)) = (
+            extensions::file_option_of(&text),
+            self.source.as_ref().and_then(|s| self.table(&s.name)),
+        ) {
+            return at(t.option_span(key), format!("'{key}': {text}"));
         }
         for (i, (name, span)) in self.insert_spans.iter().enumerate() {
             if text.contains(&format!("aggregation[{i}]")) {
@@ -1167,9 +1249,27 @@ impl<'a> Compiler<'a> {
         if let Some(h) = having {
             let _ = writeln!(out, "having = {}", q(&h));
         }
-        out.push_str(&self.emit()?);
+        match self.eventide_emit.toml(self.flink_emit_key())? {
+            Some(lines) => out.push_str(&lines),
+            None => out.push_str(&self.emit()?),
+        }
         out.push_str(&sink_toml(sink)?);
         Ok(out)
+    }
+
+    /// A Flink emit option in effect, by its key (these may not be combined with Eventide's
+    /// trigger options).
+    fn flink_emit_key(&self) -> Option<&'static str> {
+        let s = self.settings;
+        if s.early_enabled.is_some_and(|(b, _)| b) {
+            Some("table.exec.emit.early-fire.enabled")
+        } else if s.late_enabled.is_some_and(|(b, _)| b) {
+            Some("table.exec.emit.late-fire.enabled")
+        } else if s.allow_lateness.is_some() {
+            Some("table.exec.emit.allow-lateness")
+        } else {
+            None
+        }
     }
 
     /// The trigger, lateness, accumulation and on-time lines of the `SET` emit options.
@@ -2060,6 +2160,11 @@ impl<'a> Compiler<'a> {
                         "csv.field-delimiter",
                         "csv.quote-character",
                         "scan.watermark.idle-timeout",
+                        "eventide.compression",
+                        "eventide.header-lines",
+                        "eventide.footer-pattern",
+                        "eventide.max-entry-bytes",
+                        "eventide.max-line-bytes",
                     ],
                 )?;
                 options.path = t.option("path").map(str::to_string);
@@ -2129,6 +2234,15 @@ impl<'a> Compiler<'a> {
         let mut input = String::from("[input]\n");
         match t.option("format").unwrap_or("json") {
             "json" => input.push_str("format = \"json\"\n"),
+            "custom" => {
+                // Eventide's: the records are decoded by a `Decoder` of your own, attached
+                // to the compiled spec with `PipelineSpec::with_decoder`.
+                input.push_str(
+                    "# 'format' = 'custom': records are decoded by the Decoder attached with \
+                     PipelineSpec::with_decoder\n",
+                );
+                options.custom_format = true;
+            }
             "csv" => {
                 let cols: Vec<String> = t.columns.iter().map(|c| q(&c.name)).collect();
                 let _ = write!(
@@ -2147,10 +2261,16 @@ impl<'a> Compiler<'a> {
             other => {
                 return Err(at(
                     t.option_span("format"),
-                    format!("format '{other}' is not supported; use 'json' or 'csv'"),
+                    format!(
+                        "format '{other}' is not supported; use 'json', 'csv' or 'custom' (a \
+                         Decoder of your own, Eventide's)"
+                    ),
                 ))
             }
         }
+        input.push_str(&extensions::file_options_toml(|k| {
+            t.option(k).map(|v| (v.to_string(), t.option_span(k)))
+        })?);
         let _ = writeln!(
             input,
             "event_time = {{ field = {}, format = {} }}",

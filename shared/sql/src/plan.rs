@@ -111,6 +111,10 @@ pub struct SourceOptions {
     pub region: Option<String>,
     /// `'source.init.position'` / `'scan.stream.initpos'` (`LATEST`, `TRIM_HORIZON`, `AT_TIMESTAMP`).
     pub init_position: Option<String>,
+    /// `'format' = 'custom'` (Eventide's): the records are decoded by a `Decoder` of your
+    /// own, which the entry point attaches with `PipelineSpec::with_decoder`; without one
+    /// the pipeline must not run.
+    pub custom_format: bool,
 }
 
 /// A sink table's connector options.

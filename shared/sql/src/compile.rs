@@ -236,6 +236,7 @@ fn compile_on_this_thread(text: &str, rules: RulesBase<'_>) -> Result<Compiled, 
         insert_spans: Vec::new(),
         eventide_emit: EmitOptions::default(),
         rules_span: None,
+        source_table: None,
     };
     for (ins, emit) in inserts {
         c.eventide_emit = emit;
@@ -294,6 +295,7 @@ fn compile_on_this_thread(text: &str, rules: RulesBase<'_>) -> Result<Compiled, 
     let Some(src) = c.source.take() else {
         return Err(SqlError::Other("no INSERT reads a source table".into()));
     };
+    c.source_table = Some(src.name.clone());
     let (source_toml, source_options) = c.source_toml(&src)?;
     let mut enrichments = String::new();
     if let Some(v) = c.view_used.and_then(|i| views.get(i)) {
@@ -654,6 +656,8 @@ struct Compiler<'a> {
     eventide_emit: EmitOptions,
     /// The `SET 'eventide.rules'`, for errors from the spec's validation.
     rules_span: Option<Span>,
+    /// The source table's name, for errors from the spec's validation.
+    source_table: Option<String>,
 }
 
 /// What a window TVF call asks for.
@@ -691,7 +695,7 @@ impl<'a> Compiler<'a> {
         }
         if let (Some(key), Some(t)) = (
             extensions::file_option_of(&text),
-            self.source.as_ref().and_then(|s| self.table(&s.name)),
+            self.source_table.as_deref().and_then(|s| self.table(s)),
         ) {
             return at(t.option_span(key), format!("'{key}': {text}"));
         }

@@ -28,23 +28,23 @@ pub(crate) fn q(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
-struct Column {
-    name: String,
-    ty: DataType,
-    span: Span,
+pub(crate) struct Column {
+    pub(crate) name: String,
+    pub(crate) ty: DataType,
+    pub(crate) span: Span,
 }
 
-struct Table {
-    name: String,
-    span: Span,
-    columns: Vec<Column>,
-    extras: TableExtras,
+pub(crate) struct Table {
+    pub(crate) name: String,
+    pub(crate) span: Span,
+    pub(crate) columns: Vec<Column>,
+    pub(crate) extras: TableExtras,
     /// `WITH` options: key, value, position of the value.
-    options: Vec<(String, String, Span)>,
+    pub(crate) options: Vec<(String, String, Span)>,
 }
 
 impl Table {
-    fn option(&self, key: &str) -> Option<&str> {
+    pub(crate) fn option(&self, key: &str) -> Option<&str> {
         self.options
             .iter()
             .find(|(k, _, _)| k == key)
@@ -156,6 +156,7 @@ fn compile_on_this_thread(text: &str, rules: RulesBase<'_>) -> Result<Compiled, 
         tables: extras,
         table_args,
         statement_set: _,
+        catalogs,
     } = prepass(tokens)?;
     let statements = Parser::new(&dialect)
         .with_recursion_limit(MAX_NESTING)
@@ -212,6 +213,13 @@ fn compile_on_this_thread(text: &str, rules: RulesBase<'_>) -> Result<Compiled, 
         ));
     }
 
+    for cv in &create_views {
+        for t in crate::catalog::glue_tables(cv, &catalogs)? {
+            if !tables.iter().any(|x| x.name == t.name) {
+                tables.push(t);
+            }
+        }
+    }
     let mut views: Vec<View> = Vec::new();
     for cv in create_views {
         let v = view(cv, &tables)?;
@@ -304,6 +312,19 @@ fn compile_on_this_thread(text: &str, rules: RulesBase<'_>) -> Result<Compiled, 
                 .table(&l.table)
                 .ok_or_else(|| at(l.span, format!("unknown table `{}`", l.table)))?;
             enrichments.push_str(&enrichment_toml(l, t)?);
+            if let (Some(r), crate::catalog::GLUE) =
+                (t.option("region"), t.option("connector").unwrap_or(""))
+            {
+                match &c.aws.region {
+                    Some(have) if have != r => {
+                        return Err(at(
+                            t.option_span("region"),
+                            format!("the Glue catalog's 'region' = '{r}', and a sink names 'aws.region' = '{have}'; the consumer runs in one region"),
+                        ))
+                    }
+                    _ => c.aws.region = Some(r.to_string()),
+                }
+            }
         }
     }
     let mut toml = format!("{source_toml}{enrichments}{}", c.aggregations);
@@ -327,7 +348,7 @@ fn first_words(s: &str) -> String {
     s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-fn option_key(name: &ObjectName) -> String {
+pub(crate) fn option_key(name: &ObjectName) -> String {
     name.0
         .iter()
         .map(|p| p.to_string().trim_matches('\'').to_string())
@@ -553,7 +574,7 @@ fn setting(set: &sqlparser::ast::Set, s: &mut Settings) -> Result<(), SqlError> 
 }
 
 /// The spec type of a SQL column type.
-fn field_type(ty: &DataType) -> Option<&'static str> {
+pub(crate) fn field_type(ty: &DataType) -> Option<&'static str> {
     use DataType as D;
     match ty {
         D::String(_)
@@ -624,7 +645,7 @@ fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
 }
 
 /// A column reference: its name (a qualifier, if any, must be `alias`).
-fn column(e: &Expr) -> Option<(&Ident, Option<&Ident>)> {
+pub(crate) fn column(e: &Expr) -> Option<(&Ident, Option<&Ident>)> {
     match e {
         Expr::Identifier(i) => Some((i, None)),
         Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((&parts[1], Some(&parts[0]))),
@@ -2437,7 +2458,7 @@ fn tvf_args(f: &Function) -> Result<Vec<(Option<String>, Expr)>, SqlError> {
 }
 
 /// The query of an INSERT as one SELECT (no set operations, ORDER BY, LIMIT, WITH).
-fn plain_select(q: &Query) -> Result<&Select, SqlError> {
+pub(crate) fn plain_select(q: &Query) -> Result<&Select, SqlError> {
     if let Some(w) = &q.with {
         return Err(at(
             w.span(),
@@ -2914,10 +2935,23 @@ fn view(cv: &sqlparser::ast::CreateView, tables: &[Table]) -> Result<View, SqlEr
                     SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
                     _ => None,
                 };
-                let Some((id, q)) = column(e) else {
+                // CAST gives a Glue table's column its type (the compiler does not read
+                // the catalog); anywhere else it would be a conversion the view cannot do.
+                let cast = crate::catalog::uncast(e).map(|(inner, _)| inner);
+                let Some((id, q)) = column(cast.unwrap_or(e)) else {
                     return Err(shape(e.span()));
                 };
                 let q = q.map(|q| q.value.as_str());
+                let glue = |i: usize| {
+                    table_of(i).and_then(|t| t.option("connector")) == Some(crate::catalog::GLUE)
+                };
+                if cast.is_some() && !q.and_then(lookup_of).is_some_and(glue) {
+                    return Err(at(
+                        e.span(),
+                        "CAST in a view gives the type of a Glue catalog table's column (whose \
+                         type the compiler cannot read); other columns have their declared types",
+                    ));
+                }
                 match q.and_then(lookup_of) {
                     Some(i) => {
                         let ty = table_of(i)
@@ -2985,7 +3019,12 @@ fn view(cv: &sqlparser::ast::CreateView, tables: &[Table]) -> Result<View, SqlEr
 
 /// The `[[enrichment]]` section of a lookup join.
 fn enrichment_toml(l: &Lookup, t: &Table) -> Result<String, SqlError> {
-    let mut out = format!("\n[[enrichment]]\nname = {}\n", q(&l.table));
+    // A Glue table (`catalog.database.table`) is named after its table.
+    let name = match t.option("connector") {
+        Some(crate::catalog::GLUE) => t.option("table").unwrap_or(&l.table),
+        _ => &l.table,
+    };
+    let mut out = format!("\n[[enrichment]]\nname = {}\n", q(name));
     match t.option("connector").unwrap_or("") {
         "filesystem" => {
             t.check_options(
@@ -3071,6 +3110,7 @@ fn enrichment_toml(l: &Lookup, t: &Table) -> Result<String, SqlError> {
             src.push_str(" }\n");
             out.push_str(&src);
         }
+        crate::catalog::GLUE => out.push_str(&crate::catalog::glue_toml(t)),
         "" => {
             return Err(at(
                 t.span,

@@ -1,16 +1,16 @@
-//! Every TOML example with a Flink SQL equivalent has a SQL twin under `examples/sql/` that
-//! writes the same bytes. Examples without one, and why:
+//! Every TOML example has a SQL twin under `examples/sql/` that gives the same output
+//! (`docs/sql.md`, "Twins of the TOML examples"):
 //!
 //! | TOML example | SQL twin |
 //! |---|---|
 //! | `reference` | `sql/reference.sql`: the same plan (`oracle.rs` checks the plan and the oracle); the TOML also fixes printed decimals, which plain Flink SQL does not |
 //! | `streaming-systems/fixed-batch`, `fixed-watermark-perfect`, `fixed-watermark-heuristic` | `sql/streaming-systems/fixed.sql` (byte-identical) |
-//! | `streaming-systems/retracting` | `sql/streaming-systems/retracting.sql`: Flink's emit options, so Flink's on-time behaviour (`if_non_empty`: no unchanged on-time pane); byte-identical to the TOML with that one setting |
-//! | `streaming-systems/accumulating`, `discarding`, `discarding-if-non-empty`, `allowed-lateness`, `early-ontime-late`, `aligned-delay-offset`, `per-record-streaming`, `sessions-*` | none: accumulating or discarding panes, aligned or offset early firings, per-record triggers on sessions and `repeat(count(1))` are Eventide trigger and accumulation settings that Flink SQL's emit options cannot express |
+//! | `streaming-systems/retracting` | `sql/streaming-systems/retracting.sql`: Flink's emit options, so Flink's on-time behaviour (`if_non_empty`); byte-identical to the TOML with that one setting. `retracting-eventide.sql`: Eventide's options, byte-identical |
+//! | `streaming-systems/accumulating`, `aligned-delay-offset`, `allowed-lateness`, `discarding`, `discarding-if-non-empty`, `early-ontime-late`, `per-record-streaming`, `sessions-*` | `sql/streaming-systems/<case>.sql`: Eventide's trigger options (`SET 'eventide.trigger'` …), byte-identical |
 //! | `enrichment` | `sql/enrichment.sql`: a lookup join (`JOIN subscribers FOR SYSTEM_TIME AS OF e.proc_time`) in a view; byte-identical, dead letters included: Flink's inner join drops a row without a subscriber, and the lookup table's `'lookup.on-miss' = 'dead-letter'` (an Eventide option) keeps it in the dead letters as the TOML's `on_miss = "dead_letter"` does |
-//! | `rules` | none: rules and patterns have no Flink SQL equivalent (MATCH_RECOGNIZE does not map cleanly; see docs/sql.md) |
-//! | `framed-zip` | none: the file layer (zip entries with banners and counted trailers) has no Flink filesystem-connector option |
-//! | `custom-decoder` | none: Rust code with an inline spec and a binary `Decoder`; a compiled SQL spec takes a decoder the same way (`with_decoder`), but there is no Flink `'format'` for the layout |
+//! | `rules` | `sql/rules.sql` (no INSERT, `SET 'eventide.rules' = 'rules.toml'`): the same alerts, byte for byte, on a `gen.py` workload |
+//! | `framed-zip` | `sql/framed-zip.sql` (Eventide's file options on the source): byte-identical on the example's archive |
+//! | `custom-decoder` | `sql/custom-decoder.sql` (`'format' = 'custom'`): with the example's `Decoder` attached, the same panes, late records and dead letters as the inline spec |
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -33,9 +33,8 @@ use sqlparser::ast::{
 };
 use sqlparser::tokenizer::{Span, Token, TokenWithSpan};
 
-use crate::compile::{column, field_type, plain_select, Column, Table};
 use crate::error::{at, SqlError};
-use crate::prepass::TableExtras;
+use crate::syntax::{column, field_type, option_key, plain_select};
 
 /// The connector of a catalog table (not a `'connector'` a user can write: it has a space).
 pub(crate) const GLUE: &str = "glue catalog";
@@ -169,6 +168,19 @@ pub(crate) fn parse_create_catalog(
     Ok((c, i))
 }
 
+/// A Glue table a view joins.
+pub(crate) struct GlueTable {
+    /// `catalog.database.table`, as the view names it.
+    pub(crate) name: String,
+    pub(crate) span: Span,
+    pub(crate) database: String,
+    pub(crate) table: String,
+    /// The columns the view names: name, type, position.
+    pub(crate) columns: Vec<(String, DataType, Span)>,
+    /// The catalog's `'region'` and its position.
+    pub(crate) region: Option<(String, Span)>,
+}
+
 /// The Glue tables a view joins (`catalog.database.table`), as lookup tables whose columns
 /// are those the view names: the type of a `CAST(s.col AS type)`, else STRING (join keys
 /// take the record field's type in the spec, so theirs is not used).
@@ -177,8 +189,11 @@ pub(crate) fn parse_create_catalog(
 ///
 /// A Glue table read with `s.*` or `*` (its columns are only in the catalog), a name with
 /// an unknown catalog, or a CAST to a type the engine does not have.
-pub(crate) fn glue_tables(cv: &CreateView, catalogs: &[Catalog]) -> Result<Vec<Table>, SqlError> {
-    let mut out: Vec<Table> = Vec::new();
+pub(crate) fn glue_tables(
+    cv: &CreateView,
+    catalogs: &[Catalog],
+) -> Result<Vec<GlueTable>, SqlError> {
+    let mut out: Vec<GlueTable> = Vec::new();
     if catalogs.is_empty() {
         return Ok(out);
     }
@@ -201,12 +216,12 @@ pub(crate) fn glue_tables(cv: &CreateView, catalogs: &[Catalog]) -> Result<Vec<T
                     format!("unknown catalog `{cat}`; declare it with CREATE CATALOG {cat} WITH ('type' = 'glue')"),
                 ));
             };
-            let full = crate::compile::option_key(name);
+            let full = option_key(name);
             let alias = alias
                 .as_ref()
                 .map(|a| a.name.value.clone())
                 .unwrap_or_else(|| full.clone());
-            let mut columns: Vec<Column> = Vec::new();
+            let mut columns: Vec<(String, DataType, Span)> = Vec::new();
             for item in &sel.projection {
                 match item {
                     SelectItem::Wildcard(_) => {
@@ -237,7 +252,7 @@ pub(crate) fn glue_tables(cv: &CreateView, catalogs: &[Catalog]) -> Result<Vec<T
                             None => (e, None),
                         };
                         if let Some((id, Some(q))) = column(inner) {
-                            if q.value == alias && !columns.iter().any(|c| c.name == id.value) {
+                            if q.value == alias && !columns.iter().any(|c| c.0 == id.value) {
                                 let ty = ty.cloned().unwrap_or(DataType::String(None));
                                 if field_type(&ty).is_none() {
                                     return Err(at(
@@ -247,11 +262,7 @@ pub(crate) fn glue_tables(cv: &CreateView, catalogs: &[Catalog]) -> Result<Vec<T
                                         ),
                                     ));
                                 }
-                                columns.push(Column {
-                                    name: id.value.clone(),
-                                    ty,
-                                    span: id.span,
-                                });
+                                columns.push((id.value.clone(), ty, id.span));
                             }
                         }
                     }
@@ -280,41 +291,26 @@ pub(crate) fn glue_tables(cv: &CreateView, catalogs: &[Catalog]) -> Result<Vec<T
                         }
                         other => {
                             if let Some((id, Some(q))) = column(other) {
-                                if q.value == alias && !columns.iter().any(|c| c.name == id.value) {
-                                    columns.push(Column {
-                                        name: id.value.clone(),
-                                        ty: DataType::String(None),
-                                        span: id.span,
-                                    });
+                                if q.value == alias && !columns.iter().any(|c| c.0 == id.value) {
+                                    columns.push((
+                                        id.value.clone(),
+                                        DataType::String(None),
+                                        id.span,
+                                    ));
                                 }
                             }
                         }
                     }
                 }
             }
-            let mut options = vec![
-                ("connector".to_string(), GLUE.to_string(), name.span()),
-                (
-                    "database".to_string(),
-                    db.trim_matches('`').to_string(),
-                    name.span(),
-                ),
-                (
-                    "table".to_string(),
-                    table.trim_matches('`').to_string(),
-                    name.span(),
-                ),
-            ];
-            if let Some((r, s)) = c.option("region") {
-                options.push(("region".to_string(), r.to_string(), s));
-            }
             if !out.iter().any(|t| t.name == full) {
-                out.push(Table {
+                out.push(GlueTable {
                     name: full,
                     span: name.span(),
+                    database: db.trim_matches('`').to_string(),
+                    table: table.trim_matches('`').to_string(),
                     columns,
-                    extras: TableExtras::default(),
-                    options,
+                    region: c.option("region").map(|(r, s)| (r.to_string(), s)),
                 });
             }
         }
@@ -331,14 +327,4 @@ pub(crate) fn uncast(e: &Expr) -> Option<(&Expr, &DataType)> {
         Expr::Nested(x) => uncast(x),
         _ => None,
     }
-}
-
-/// The `glue = { … }` line of a Glue table's enrichment.
-pub(crate) fn glue_toml(t: &Table) -> String {
-    let q = crate::compile::q;
-    format!(
-        "glue = {{ database = {}, table = {} }}\n",
-        q(t.option("database").unwrap_or_default()),
-        q(t.option("table").unwrap_or_default())
-    )
 }

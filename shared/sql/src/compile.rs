@@ -10,9 +10,8 @@ use eventide_engine::PipelineSpec;
 use sqlparser::ast::Spanned;
 use sqlparser::ast::{
     BinaryOperator, CreateTable, CreateTableOptions, DataType, DateTimeField, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Insert, ObjectName, Query,
-    Select, SelectItem, SetExpr, SqlOption, Statement, TableFactor, TableObject, UnaryOperator,
-    Value,
+    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Insert, Select,
+    SelectItem, SqlOption, Statement, TableFactor, TableObject, UnaryOperator, Value,
 };
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Span, Tokenizer};
@@ -22,11 +21,7 @@ use crate::error::{at, SqlError, MAX_NESTING, MAX_SQL_BYTES};
 use crate::extensions::{self, EmitOptions, RulesBase};
 use crate::plan::{AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
-
-/// A TOML basic string (JSON's string escapes are valid TOML).
-pub(crate) fn q(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
-}
+use crate::syntax::{column, duration_setting, field_type, option_key, plain_select, q};
 
 pub(crate) struct Column {
     pub(crate) name: String,
@@ -214,9 +209,9 @@ fn compile_on_this_thread(text: &str, rules: RulesBase<'_>) -> Result<Compiled, 
     }
 
     for cv in &create_views {
-        for t in crate::catalog::glue_tables(cv, &catalogs)? {
-            if !tables.iter().any(|x| x.name == t.name) {
-                tables.push(t);
+        for g in crate::catalog::glue_tables(cv, &catalogs)? {
+            if !tables.iter().any(|x| x.name == g.name) {
+                tables.push(glue_table(g));
             }
         }
     }
@@ -348,14 +343,6 @@ fn first_words(s: &str) -> String {
     s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-pub(crate) fn option_key(name: &ObjectName) -> String {
-    name.0
-        .iter()
-        .map(|p| p.to_string().trim_matches('\'').to_string())
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 fn string_value(e: &Expr) -> Option<String> {
     match e {
         Expr::Value(v) => match &v.value {
@@ -453,34 +440,6 @@ fn table(ct: &CreateTable, extras: &mut HashMap<String, TableExtras>) -> Result<
     })
 }
 
-pub(crate) fn duration_setting(key: &str, v: &str, span: Span) -> Result<i64, SqlError> {
-    // Flink durations: "10 s", "1 min", "5000 ms", "1 h", "1 d", or a number of ms.
-    let s = v.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().map_err(|_| {
-        at(
-            span,
-            format!("'{key}' = '{v}': expected a duration such as '5 s', '1 min' or '500 ms'"),
-        )
-    })?;
-    let unit_ms = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
-        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
-        "min" | "m" | "minute" | "minutes" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        "d" | "day" | "days" => 86_400_000,
-        other => {
-            return Err(at(
-                span,
-                format!("'{key}' = '{v}': unknown unit {other:?}; use ms, s, min, h or d"),
-            ))
-        }
-    };
-    n.checked_mul(unit_ms)
-        .ok_or_else(|| at(span, format!("'{key}' = '{v}' is too large")))
-}
-
 fn bool_setting(key: &str, v: &str, span: Span) -> Result<bool, SqlError> {
     match v.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -573,40 +532,12 @@ fn setting(set: &sqlparser::ast::Set, s: &mut Settings) -> Result<(), SqlError> 
     Ok(())
 }
 
-/// The spec type of a SQL column type.
-pub(crate) fn field_type(ty: &DataType) -> Option<&'static str> {
-    use DataType as D;
-    match ty {
-        D::String(_)
-        | D::Varchar(_)
-        | D::CharVarying(_)
-        | D::CharacterVarying(_)
-        | D::Char(_)
-        | D::Character(_)
-        | D::Text => Some("string"),
-        D::TinyInt(_)
-        | D::SmallInt(_)
-        | D::Int(_)
-        | D::Integer(_)
-        | D::BigInt(_)
-        | D::Float(_)
-        | D::Real
-        | D::Double(_)
-        | D::DoublePrecision
-        | D::Decimal(_)
-        | D::Dec(_)
-        | D::Numeric(_) => Some("number"),
-        D::Boolean | D::Bool => Some("bool"),
-        _ => None,
-    }
-}
-
+/// An `INTERVAL 'n' UNIT` in milliseconds.
 fn is_timestamp(ty: &DataType) -> bool {
     matches!(ty, DataType::Timestamp(..))
         || matches!(ty, DataType::Custom(n, _) if n.to_string().eq_ignore_ascii_case("TIMESTAMP_LTZ"))
 }
 
-/// An `INTERVAL 'n' UNIT` in milliseconds.
 fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
     let bad = || {
         at(
@@ -642,16 +573,6 @@ fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
         _ => return Err(bad()),
     };
     n.checked_mul(unit).ok_or_else(bad)
-}
-
-/// A column reference: its name (a qualifier, if any, must be `alias`).
-pub(crate) fn column(e: &Expr) -> Option<(&Ident, Option<&Ident>)> {
-    match e {
-        Expr::Identifier(i) => Some((i, None)),
-        Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((&parts[1], Some(&parts[0]))),
-        Expr::Nested(inner) => column(inner),
-        _ => None,
-    }
 }
 
 struct Compiler<'a> {
@@ -2457,43 +2378,6 @@ fn tvf_args(f: &Function) -> Result<Vec<(Option<String>, Expr)>, SqlError> {
         .collect()
 }
 
-/// The query of an INSERT as one SELECT (no set operations, ORDER BY, LIMIT, WITH).
-pub(crate) fn plain_select(q: &Query) -> Result<&Select, SqlError> {
-    if let Some(w) = &q.with {
-        return Err(at(
-            w.span(),
-            "WITH (common table expressions) is not supported",
-        ));
-    }
-    if let Some(o) = &q.order_by {
-        return Err(at(
-            o.span(),
-            "ORDER BY on a stream is not supported (a stream has no end to sort at); file sinks \
-             write rows sorted by key with 'sink.order' = 'key', the default",
-        ));
-    }
-    if let Some(l) = &q.limit_clause {
-        return Err(at(l.span(), "LIMIT on a stream is not supported"));
-    }
-    if let Some(f) = &q.fetch {
-        return Err(at(
-            f.quantity.as_ref().map(|x| x.span()).unwrap_or(q.span()),
-            "FETCH on a stream is not supported",
-        ));
-    }
-    match q.body.as_ref() {
-        SetExpr::Select(s) => Ok(s),
-        SetExpr::Query(inner) => Err(at(
-            inner.span(),
-            "a nested query is not supported; INSERT INTO sink SELECT … FROM TABLE(<window TVF>)",
-        )),
-        other => Err(at(
-            other.span(),
-            "UNION, INTERSECT, EXCEPT and VALUES are not supported",
-        )),
-    }
-}
-
 /// An aggregate output column as the spec computes it.
 struct Agg {
     func: &'static str,
@@ -3017,6 +2901,34 @@ fn view(cv: &sqlparser::ast::CreateView, tables: &[Table]) -> Result<View, SqlEr
     })
 }
 
+/// A Glue catalog table as a lookup table: its columns are those the view names, its
+/// options say where it is (connector [`crate::catalog::GLUE`], database, table, region).
+fn glue_table(g: crate::catalog::GlueTable) -> Table {
+    let mut options = vec![
+        (
+            "connector".to_string(),
+            crate::catalog::GLUE.to_string(),
+            g.span,
+        ),
+        ("database".to_string(), g.database, g.span),
+        ("table".to_string(), g.table, g.span),
+    ];
+    if let Some((r, s)) = g.region {
+        options.push(("region".to_string(), r, s));
+    }
+    Table {
+        name: g.name,
+        span: g.span,
+        columns: g
+            .columns
+            .into_iter()
+            .map(|(name, ty, span)| Column { name, ty, span })
+            .collect(),
+        extras: TableExtras::default(),
+        options,
+    }
+}
+
 /// The `[[enrichment]]` section of a lookup join.
 fn enrichment_toml(l: &Lookup, t: &Table) -> Result<String, SqlError> {
     // A Glue table (`catalog.database.table`) is named after its table.
@@ -3110,7 +3022,14 @@ fn enrichment_toml(l: &Lookup, t: &Table) -> Result<String, SqlError> {
             src.push_str(" }\n");
             out.push_str(&src);
         }
-        crate::catalog::GLUE => out.push_str(&crate::catalog::glue_toml(t)),
+        crate::catalog::GLUE => {
+            let _ = writeln!(
+                out,
+                "glue = {{ database = {}, table = {} }}",
+                q(t.option("database").unwrap_or_default()),
+                q(t.option("table").unwrap_or_default())
+            );
+        }
         "" => {
             return Err(at(
                 t.span,

@@ -103,13 +103,13 @@ impl EmitOptions {
         }
         let mut out = String::new();
         if let Some(t) = &self.trigger {
-            let _ = writeln!(out, "trigger = {}", crate::compile::q(&t.value));
+            let _ = writeln!(out, "trigger = {}", crate::syntax::q(&t.value));
         }
         if let Some(l) = &self.allowed_lateness {
             let _ = writeln!(
                 out,
                 "allowed_lateness = {}",
-                crate::compile::q(&format_ms(l.value))
+                crate::syntax::q(&format_ms(l.value))
             );
         }
         if let Some(a) = &self.accumulation {
@@ -213,7 +213,7 @@ impl Settings {
                 self.emit.on_time = Some(At { value: v, span });
             }
             "eventide.allowed-lateness" => {
-                let ms = crate::compile::duration_setting(key, value, value_span)?;
+                let ms = crate::syntax::duration_setting(key, value, value_span)?;
                 if ms < 0 {
                     return Err(at(
                         value_span,
@@ -311,7 +311,7 @@ pub(crate) fn file_options_toml(
                 }
             },
             "footer" => {
-                let _ = writeln!(out, "footer = {{ pattern = {} }}", crate::compile::q(&v));
+                let _ = writeln!(out, "footer = {{ pattern = {} }}", crate::syntax::q(&v));
             }
             other => {
                 let _ = writeln!(out, "{other} = {}", number(&v)?);

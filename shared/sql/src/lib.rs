@@ -39,6 +39,7 @@ mod extensions;
 mod load;
 mod plan;
 pub mod prepass;
+mod syntax;
 
 pub use error::{SqlError, MAX_NESTING, MAX_SQL_BYTES};
 pub use extensions::MAX_RULES_BYTES;

@@ -352,6 +352,16 @@ pub(crate) fn read_rules(name: &str, span: Span, base: RulesBase<'_>) -> Result<
             return Err(at(span, format!("SET 'eventide.rules' = '{name}': {why}")))
         }
     };
+    if name.contains("://") {
+        return Err(at(
+            span,
+            format!(
+                "SET 'eventide.rules' = '{name}': the rules file is a local file, read when the \
+                 pipeline loads; rules on S3, reloaded when they change, are the consumer's \
+                 --rules-s3 (EVENTIDE_RULES_S3)"
+            ),
+        ));
+    }
     let path = dir.join(name);
     let shown = path.display();
     let len = std::fs::metadata(&path)

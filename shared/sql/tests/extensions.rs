@@ -161,6 +161,11 @@ CREATE TABLE a (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT)
                 + &insert("a"),
             3, 105, "input.footer.pattern",
         ),
+        // Rules on S3 are the consumer's --rules-s3.
+        (
+            format!("SET 'eventide.rules' = 's3://b/rules.toml';\n{SOURCE}"),
+            1, 5, "--rules-s3",
+        ),
         // Rules from a file that does not exist, and no INSERT.
         (
             format!("SET 'eventide.rules' = 'no-such-rules.toml';\n{SOURCE}"),

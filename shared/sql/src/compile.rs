@@ -532,12 +532,12 @@ fn setting(set: &sqlparser::ast::Set, s: &mut Settings) -> Result<(), SqlError> 
     Ok(())
 }
 
-/// An `INTERVAL 'n' UNIT` in milliseconds.
 fn is_timestamp(ty: &DataType) -> bool {
     matches!(ty, DataType::Timestamp(..))
         || matches!(ty, DataType::Custom(n, _) if n.to_string().eq_ignore_ascii_case("TIMESTAMP_LTZ"))
 }
 
+/// An `INTERVAL 'n' UNIT` in milliseconds.
 fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
     let bad = || {
         at(

@@ -38,7 +38,8 @@ mod bench_aws;
 use eventide_aws::config::Clients;
 use eventide_aws::consumer::autoscaler::{run_pass, AutoscalerConfig};
 use eventide_aws::consumer::lambda::Handler;
-use eventide_aws::consumer::resources::Resources;
+use eventide_aws::consumer::resources::{PaneDestination, PaneRoute, Resources, PANES_PREFIX};
+use eventide_sql::AwsSink;
 use eventide_aws::consumer::worker::{default_worker_id, run_worker_with, WorkerConfig};
 use eventide_aws::sdk::s3::S3Url;
 use eventide_engine::codec::Decoder;
@@ -246,24 +247,28 @@ fn load_spec(path: &Path, decoder: Option<&Arc<dyn Decoder>>) -> Result<Pipeline
     Ok(with_decoder(load_pipeline(path)?.spec, decoder))
 }
 
-/// Points the consumer's sinks where the SQL's sink tables say (the results table, the
-/// output stream) and checks what it cannot move (the S3 pane location, the region).
-fn aws_sinks(
-    pipeline: &eventide_sql::Pipeline,
-    resources: &mut Resources,
-    output_stream: &mut Option<String>,
-) -> Result<()> {
+/// Sends each INSERT into an AWS sink table to that sink (a results table, the S3 panes,
+/// an output stream), after checking what the consumer cannot move: the S3 pane location
+/// and the region. The other aggregations keep the default sinks.
+fn aws_sinks(pipeline: &eventide_sql::Pipeline, resources: &mut Resources) -> Result<()> {
+    let sinks = pipeline.aws_sinks();
     let region = std::env::var("AWS_REGION").ok();
-    pipeline
-        .aws_sinks()
-        .apply(
-            &mut resources.results_table,
-            &resources.bucket,
-            eventide_aws::consumer::resources::PANES_PREFIX,
-            output_stream,
-            region.as_deref(),
-        )
-        .map_err(anyhow::Error::msg)
+    sinks
+        .check(&resources.bucket, PANES_PREFIX, region.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    resources.routes = sinks
+        .routes
+        .into_iter()
+        .map(|r| PaneRoute {
+            aggregation: r.aggregation,
+            to: match r.sink {
+                AwsSink::DynamoDb { table } => PaneDestination::ResultsTable(table),
+                AwsSink::S3 { .. } => PaneDestination::Panes,
+                AwsSink::Kinesis { stream } => PaneDestination::Stream(stream),
+            },
+        })
+        .collect();
+    Ok(())
 }
 
 fn with_decoder(spec: PipelineSpec, decoder: Option<&Arc<dyn Decoder>>) -> PipelineSpec {
@@ -353,8 +358,7 @@ async fn run(cli: Cli, decoder: Option<Arc<dyn Decoder>>) -> Result<ExitCode> {
                 }
             }
             let mut resources = Resources::from_prefix(&prefix);
-            let mut output_stream = output_stream;
-            aws_sinks(&pipeline, &mut resources, &mut output_stream)?;
+            aws_sinks(&pipeline, &mut resources)?;
             let spec = with_decoder(pipeline.spec, decoder.as_ref());
             let mut config = WorkerConfig::new(name, spec, stream, resources);
             config.worker.worker_id = worker_id.unwrap_or_else(default_worker_id);
@@ -563,8 +567,8 @@ async fn lambda_handler(clients: &Clients, decoder: Option<&Arc<dyn Decoder>>) -
     let pipeline = lambda_pipeline(clients).await?;
     let name = env("EVENTIDE_NAME")?;
     let mut resources = Resources::from_prefix(&env("EVENTIDE_PREFIX")?);
-    let mut output = std::env::var("EVENTIDE_OUTPUT_STREAM").ok();
-    aws_sinks(&pipeline, &mut resources, &mut output)?;
+    let output = std::env::var("EVENTIDE_OUTPUT_STREAM").ok();
+    aws_sinks(&pipeline, &mut resources)?;
     let spec = with_decoder(pipeline.spec, decoder);
     let idle_timeout_ms = match std::env::var("EVENTIDE_IDLE_TIMEOUT_MS") {
         Ok(v) => v

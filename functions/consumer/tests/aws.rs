@@ -568,3 +568,93 @@ async fn a_hostile_rules_update_under_a_running_worker_is_rejected_and_the_old_r
     );
     delete_stream(&clients.kinesis, &stream).await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_insert_routed_to_its_own_sink_writes_there_only() {
+    use eventide_aws::consumer::resources::{PaneDestination, PaneRoute};
+    let clients = clients().await;
+    let prefix = unique("evc-routes");
+    let stream = format!("{prefix}-in");
+    let own_table = format!("{prefix}-q1");
+    let mut resources = Resources::from_prefix(&prefix);
+    // q1 into a results table of its own, q3 into the S3 panes only; q2 and q4 keep the
+    // defaults.
+    resources.routes = vec![
+        PaneRoute {
+            aggregation: "q1".into(),
+            to: PaneDestination::ResultsTable(own_table.clone()),
+        },
+        PaneRoute {
+            aggregation: "q3".into(),
+            to: PaneDestination::Panes,
+        },
+    ];
+    create_stream_and_wait(&clients.kinesis, &stream, 1)
+        .await
+        .expect("stream");
+    resources.ensure_all(&clients).await.expect("resources");
+
+    let records = workload(150, &[], 6, false);
+    let entries: Vec<PutEntry> = records
+        .iter()
+        .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
+        .collect();
+    let outcomes = put_records(&clients.kinesis, &stream, &entries)
+        .await
+        .expect("put");
+    let mut ordered: Vec<(String, Vec<u8>)> = outcomes
+        .into_iter()
+        .zip(records)
+        .map(|(o, (_, data))| (o.sequence_number, data))
+        .collect();
+    ordered.sort_by(|a, b| cmp_seq(&a.0, &b.0));
+    let lines: Vec<Vec<u8>> = ordered.into_iter().map(|(_, d)| d).collect();
+    let spec = spec();
+    let want = replay(&spec, &lines, true);
+    let of = |names: &[&str]| -> Panes {
+        want.iter()
+            .filter(|((agg, ..), _)| names.contains(&agg.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    assert!(!of(&["q1"]).is_empty() && !of(&["q3"]).is_empty());
+
+    let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
+    config.worker.worker_id = "test-worker".into();
+    config.worker.lease_ms = 3_000;
+    config.worker.poll_ms = 100;
+    config.worker.finite_quiet_ms = Some(1_500);
+    config.worker.stop_after_ms = Some(45_000);
+    let exit = tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
+        .await
+        .expect("the worker stops by itself")
+        .expect("the worker runs");
+    assert_eq!(exit, WorkerExit::EndOfInput);
+
+    assert_same(&results(&clients, &own_table, &spec).await, &of(&["q1"]));
+    assert_same(
+        &results(&clients, &resources.results_table, &spec).await,
+        &of(&["q2", "q4"]),
+    );
+    // q3's panes are in S3 only; the S3 sink writes every other aggregation's too.
+    let listed = clients
+        .s3
+        .list_objects_v2()
+        .bucket(&resources.bucket)
+        .prefix("panes/")
+        .send()
+        .await
+        .expect("list panes");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    for agg in ["q2", "q3", "q4"] {
+        assert!(
+            keys.iter().any(|k| k.contains(&format!("aggregation={agg}/"))),
+            "{agg} in {keys:?}"
+        );
+    }
+    assert!(
+        !keys.iter().any(|k| k.contains("aggregation=q1/")),
+        "q1 is routed to its own table only: {keys:?}"
+    );
+    let _ = delete_stream(&clients.kinesis, &stream).await;
+}

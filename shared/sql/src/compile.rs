@@ -19,7 +19,7 @@ use sqlparser::tokenizer::{Span, Tokenizer};
 
 use crate::dialect::FlinkDialect;
 use crate::error::{SqlError, MAX_NESTING, MAX_SQL_BYTES};
-use crate::plan::{AwsSinks, Compiled, SinkOptions, SourceOptions};
+use crate::plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
 
 fn at(span: Span, message: impl Into<String>) -> SqlError {
@@ -233,25 +233,6 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
     };
     for ins in &inserts {
         c.insert(ins)?;
-    }
-    // The output stream takes every INSERT's rows: all go to kinesis sinks, or none.
-    if c.aws.output_stream.is_some() {
-        let other = c
-            .sinks
-            .iter()
-            .zip(&c.insert_spans)
-            .find(|(s, _)| s.connector != "kinesis");
-        if let Some((s, (_, span))) = other {
-            return Err(at(
-                *span,
-                format!(
-                    "INSERT INTO {} ('connector' = '{}'): the consumer writes every INSERT's rows \
-                     to its one output stream, and another INSERT's sink is 'kinesis'; give every \
-                     INSERT a kinesis sink, or none",
-                    s.table, s.connector
-                ),
-            ));
-        }
     }
     let Some(src) = c.source.take() else {
         return Err(SqlError::Other("no INSERT reads a source table".into()));
@@ -722,14 +703,14 @@ impl<'a> Compiler<'a> {
     fn sink_options(&mut self, sink: &Table) -> Result<(), SqlError> {
         let connector = sink.option("connector").unwrap_or("").to_string();
         let s3 = sink.option("path").filter(|p| p.starts_with("s3://"));
-        match connector.as_str() {
-            "filesystem" if s3.is_some() => {
-                self.aws_sink(sink, "path", s3, |a| &mut a.s3_path)?;
-            }
-            "dynamodb" => {
-                let t = sink.option("table-name");
-                self.aws_sink(sink, "table-name", t, |a| &mut a.results_table)?;
-            }
+        let aws = match connector.as_str() {
+            "filesystem" => s3.map(|p| AwsSink::S3 {
+                path: p.to_string(),
+            }),
+            // `sink_toml` has refused a dynamodb sink without 'table-name'.
+            "dynamodb" => sink.option("table-name").map(|t| AwsSink::DynamoDb {
+                table: t.to_string(),
+            }),
             "kinesis" => {
                 let stream = sink.option("stream").map(str::to_string).or_else(|| {
                     sink.option("stream.arn")
@@ -744,14 +725,15 @@ impl<'a> Compiler<'a> {
                         ),
                     ));
                 };
-                let key = if sink.option("stream").is_some() {
-                    "stream"
-                } else {
-                    "stream.arn"
-                };
-                self.aws_sink(sink, key, Some(&stream), |a| &mut a.output_stream)?;
+                Some(AwsSink::Kinesis { stream })
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(aws) = aws {
+            self.aws.routes.push(AwsRoute {
+                aggregation: sink.name.clone(),
+                sink: aws,
+            });
         }
         if let Some(r) = sink.option("aws.region") {
             match &self.aws.region {
@@ -791,39 +773,6 @@ impl<'a> Compiler<'a> {
                 .collect(),
         });
         Ok(())
-    }
-
-    /// Records one of the consumer's AWS sinks named by a sink table's option `key`: every
-    /// sink of a kind names the same one (the consumer has one of each).
-    fn aws_sink(
-        &mut self,
-        sink: &Table,
-        key: &str,
-        value: Option<&str>,
-        slot: impl Fn(&mut AwsSinks) -> &mut Option<String>,
-    ) -> Result<(), SqlError> {
-        let Some(v) = value else {
-            return Ok(());
-        };
-        let have = slot(&mut self.aws);
-        match have {
-            Some(h) if h != v => Err(at(
-                sink.option_span(key),
-                format!(
-                    "'{key}' = '{v}', and another sink names '{h}': the consumer writes every \
-                     INSERT's rows to one {}",
-                    match key {
-                        "table-name" => "results table",
-                        "path" => "S3 location",
-                        _ => "output stream",
-                    }
-                ),
-            )),
-            _ => {
-                *have = Some(v.to_string());
-                Ok(())
-            }
-        }
     }
 
     /// One INSERT's SELECT as an `[[aggregation]]`.

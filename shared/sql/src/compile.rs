@@ -2024,6 +2024,10 @@ impl<'a> Compiler<'a> {
                         "format",
                         "source.init.position",
                         "scan.stream.initpos",
+                        "source.init.timestamp",
+                        "scan.stream.initpos-timestamp",
+                        "source.init.timestamp.format",
+                        "scan.stream.initpos-timestamp-format",
                         "csv.field-delimiter",
                         "csv.quote-character",
                         "scan.watermark.idle-timeout",
@@ -2039,26 +2043,9 @@ impl<'a> Compiler<'a> {
                     .ok_or_else(|| at(t.span, "a kinesis source needs 'stream' or 'stream.arn'"))?;
                 options.stream = Some(stream);
                 options.region = t.option("aws.region").map(str::to_string);
-                options.init_position = t
-                    .option("source.init.position")
-                    .or(t.option("scan.stream.initpos"))
-                    .map(str::to_string);
-                if let Some(p) = &options.init_position {
-                    if p != "TRIM_HORIZON" {
-                        let key = if t.option("source.init.position").is_some() {
-                            "source.init.position"
-                        } else {
-                            "scan.stream.initpos"
-                        };
-                        return Err(at(
-                            t.option_span(key),
-                            format!(
-                                "start position '{p}' is not supported: the consumer reads every \
-                                 shard from 'TRIM_HORIZON' (and then from its checkpoints)"
-                            ),
-                        ));
-                    }
-                }
+                let (position, timestamp) = init_position(t)?;
+                options.init_position = position;
+                options.init_timestamp_ms = timestamp;
             }
             "" => {
                 return Err(at(
@@ -2151,6 +2138,80 @@ fn source_of(t: &Table, span: Span) -> Result<Source, SqlError> {
         rowtime: w.name.clone(),
         fields,
     })
+}
+
+/// A kinesis source's start position, with Flink's option names: `'source.init.position'`
+/// (Flink's `KinesisStreamsSource`) or `'scan.stream.initpos'` (its older consumer) =
+/// `'TRIM_HORIZON'`, `'LATEST'` or `'AT_TIMESTAMP'`, the last with `'source.init.timestamp'`
+/// / `'scan.stream.initpos-timestamp'` in Flink's default format
+/// (`yyyy-MM-dd'T'HH:mm:ss.SSSXXX`, any RFC 3339 time) or as epoch seconds with decimals.
+fn init_position(t: &Table) -> Result<(Option<String>, Option<i64>), SqlError> {
+    let pick = |new: &'static str, old: &'static str| {
+        t.option(new)
+            .map(|v| (new, v))
+            .or_else(|| t.option(old).map(|v| (old, v)))
+    };
+    for key in [
+        "source.init.timestamp.format",
+        "scan.stream.initpos-timestamp-format",
+    ] {
+        if let Some(f) = t.option(key) {
+            if f != "yyyy-MM-dd'T'HH:mm:ss.SSSXXX" {
+                return Err(at(
+                    t.option_span(key),
+                    format!(
+                        "'{key}' = '{f}' is not supported: give the timestamp in Flink's \
+                         default format yyyy-MM-dd'T'HH:mm:ss.SSSXXX (any RFC 3339 time) or as \
+                         epoch seconds"
+                    ),
+                ));
+            }
+        }
+    }
+    let position = pick("source.init.position", "scan.stream.initpos");
+    let timestamp = pick("source.init.timestamp", "scan.stream.initpos-timestamp");
+    match (position, timestamp) {
+        (Some((_, "TRIM_HORIZON" | "LATEST")), None) | (None, None) => {
+            Ok((position.map(|(_, p)| p.to_string()), None))
+        }
+        (Some((_, "AT_TIMESTAMP")), Some((key, ts))) => {
+            let ms = eventide_engine::record::parse_rfc3339(ts)
+                .or_else(|| {
+                    ts.parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e13)
+                        .map(|s| (s * 1000.0).round() as i64)
+                })
+                .ok_or_else(|| {
+                    at(
+                        t.option_span(key),
+                        format!(
+                            "'{key}' = '{ts}' is not a time: give yyyy-MM-dd'T'HH:mm:ss.SSSXXX \
+                             (e.g. 2026-12-01T00:00:00.000Z) or epoch seconds"
+                        ),
+                    )
+                })?;
+            Ok((Some("AT_TIMESTAMP".to_string()), Some(ms)))
+        }
+        (Some((key, "AT_TIMESTAMP")), None) => Err(at(
+            t.option_span(key),
+            format!(
+                "'{key}' = 'AT_TIMESTAMP' needs the time: 'source.init.timestamp' (or \
+                 'scan.stream.initpos-timestamp')"
+            ),
+        )),
+        (_, Some((key, _))) => Err(at(
+            t.option_span(key),
+            format!("'{key}' is only for the start position 'AT_TIMESTAMP'"),
+        )),
+        (Some((key, other)), None) => Err(at(
+            t.option_span(key),
+            format!(
+                "start position '{other}' is not supported; use 'TRIM_HORIZON', 'LATEST' or \
+                 'AT_TIMESTAMP'"
+            ),
+        )),
+    }
 }
 
 /// The `[aggregation.sink]` of a sink table.

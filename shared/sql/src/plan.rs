@@ -111,8 +111,12 @@ pub struct SourceOptions {
     pub stream: Option<String>,
     /// `'aws.region'`.
     pub region: Option<String>,
-    /// `'source.init.position'` / `'scan.stream.initpos'` (`LATEST`, `TRIM_HORIZON`, `AT_TIMESTAMP`).
+    /// `'source.init.position'` / `'scan.stream.initpos'`: `TRIM_HORIZON`, `LATEST` or
+    /// `AT_TIMESTAMP`: where the consumer starts the shards it has no checkpoint of.
     pub init_position: Option<String>,
+    /// With `AT_TIMESTAMP`, `'source.init.timestamp'` / `'scan.stream.initpos-timestamp'`
+    /// in epoch ms.
+    pub init_timestamp_ms: Option<i64>,
 }
 
 /// A sink table's connector options.

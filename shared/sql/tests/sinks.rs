@@ -131,3 +131,49 @@ fn aws_sinks_outside_the_subset_name_their_position() {
     assert_eq!(l, 4, "{m}");
     assert!(m.contains("needs 'table-name'"), "{m}");
 }
+
+fn source_with(options: &str) -> String {
+    format!(
+        "CREATE TABLE events (k STRING, v DOUBLE, event_time BIGINT,
+  ts AS TO_TIMESTAMP_LTZ(event_time, 3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
+  WITH ('connector' = 'kinesis', 'stream' = 'in', 'format' = 'json', {options});
+{}{}",
+        sink("a", "'connector' = 'filesystem', 'path' = 'out', 'format' = 'csv'"),
+        insert("a")
+    )
+}
+
+#[test]
+fn a_kinesis_source_names_its_start_position_as_flink_does() {
+    let start = |options: &str| {
+        let c = compile(&source_with(options)).unwrap_or_else(|e| panic!("{options}: {e}"));
+        (c.source.init_position, c.source.init_timestamp_ms)
+    };
+    assert_eq!(
+        start("'source.init.position' = 'LATEST'"),
+        (Some("LATEST".into()), None)
+    );
+    assert_eq!(
+        start("'scan.stream.initpos' = 'TRIM_HORIZON'"),
+        (Some("TRIM_HORIZON".into()), None)
+    );
+    assert_eq!(
+        start("'source.init.position' = 'AT_TIMESTAMP', 'source.init.timestamp' = '2016-04-04T19:58:46.480-00:00'"),
+        (Some("AT_TIMESTAMP".into()), Some(1_459_799_926_480))
+    );
+    assert_eq!(
+        start("'scan.stream.initpos' = 'AT_TIMESTAMP', 'scan.stream.initpos-timestamp' = '1459799926.48'"),
+        (Some("AT_TIMESTAMP".into()), Some(1_459_799_926_480))
+    );
+    for (options, says) in [
+        ("'source.init.position' = 'EARLIEST'", "'TRIM_HORIZON', 'LATEST' or 'AT_TIMESTAMP'"),
+        ("'source.init.position' = 'AT_TIMESTAMP'", "needs the time"),
+        ("'source.init.position' = 'LATEST', 'source.init.timestamp' = '1'", "only for the start position 'AT_TIMESTAMP'"),
+        ("'source.init.position' = 'AT_TIMESTAMP', 'source.init.timestamp' = 'yesterday'", "is not a time"),
+        ("'source.init.position' = 'AT_TIMESTAMP', 'source.init.timestamp' = '1', 'source.init.timestamp.format' = 'yyyy'", "default format"),
+    ] {
+        let (line, _, m) = error(&source_with(options));
+        assert_eq!(line, 3, "{options}: {m}");
+        assert!(m.contains(says), "{options}: {m}");
+    }
+}

@@ -508,7 +508,7 @@ impl Leases for MemoryLeases {
         shard: &'a ShardInfo,
         start: InitialPosition,
     ) -> BoxFuture<'a, Result<bool, PortError>> {
-        Box::pin(self.env.call("leases.create", || {
+        Box::pin(self.env.call("leases.create", move || {
             let lease = Lease::free_at(shard, start);
             self.env.meter.dynamodb_write("leases", lease_size(&lease));
             let mut all = lock(&self.leases);

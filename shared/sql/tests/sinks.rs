@@ -39,13 +39,13 @@ fn each_insert_into_an_aws_sink_table_is_routed_there() {
             "out",
             "'connector' = 'kinesis', 'stream.arn' = 'arn:aws:kinesis:eu-west-1:123456789012:stream/rollups-out', 'format' = 'json'"
         ),
-        sink("local", "'connector' = 'filesystem', 'path' = 'out', 'format' = 'csv'"),
+        sink("files", "'connector' = 'filesystem', 'path' = 'out', 'format' = 'csv'"),
         insert("rollups"),
         insert("archive"),
         insert("hourly"),
         insert("out"),
     );
-    let c = compile(&format!("{text}{}", insert("local"))).unwrap_or_else(|e| panic!("{e}"));
+    let c = compile(&format!("{text}{}", insert("files"))).unwrap_or_else(|e| panic!("{e}"));
     let route = |aggregation: &str, sink: AwsSink| AwsRoute {
         aggregation: aggregation.into(),
         sink,

@@ -658,3 +658,84 @@ async fn each_insert_routed_to_its_own_sink_writes_there_only() {
     );
     let _ = delete_stream(&clients.kinesis, &stream).await;
 }
+
+/// Puts `records` into `stream`; returns their lines in shard order.
+async fn put_in_order(clients: &Clients, stream: &str, records: Vec<(String, Vec<u8>)>) -> Vec<Vec<u8>> {
+    let entries: Vec<PutEntry> = records
+        .iter()
+        .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
+        .collect();
+    let outcomes = put_records(&clients.kinesis, stream, &entries)
+        .await
+        .expect("put");
+    let mut ordered: Vec<(String, Vec<u8>)> = outcomes
+        .into_iter()
+        .zip(records)
+        .map(|(o, (_, data))| (o.sequence_number, data))
+        .collect();
+    ordered.sort_by(|a, b| cmp_seq(&a.0, &b.0));
+    ordered.into_iter().map(|(_, d)| d).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_starts_new_shards_at_latest_or_at_a_timestamp() {
+    use eventide_ports::lease::InitialPosition;
+    let clients = clients().await;
+    let spec = spec();
+    let records = workload(240, &[], 6, false);
+    let (before, after) = records.split_at(120);
+    for latest in [false, true] {
+        let prefix = unique("evc-start");
+        let stream = format!("{prefix}-in");
+        let resources = Resources::from_prefix(&prefix);
+        create_stream_and_wait(&clients.kinesis, &stream, 1)
+            .await
+            .expect("stream");
+        resources.ensure_all(&clients).await.expect("resources");
+        put_in_order(&clients, &stream, before.to_vec()).await;
+        let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
+        config.worker.worker_id = "test-worker".into();
+        config.worker.lease_ms = 3_000;
+        config.worker.poll_ms = 100;
+        config.worker.finite_quiet_ms = Some(4_000);
+        config.worker.stop_after_ms = Some(45_000);
+        let later = if latest {
+            // The worker opens the shard at LATEST, then the later records arrive.
+            config.worker.initial_position = InitialPosition::Latest;
+            let produce = async {
+                tokio::time::sleep(Duration::from_millis(2_500)).await;
+                put_in_order(&clients, &stream, after.to_vec()).await
+            };
+            let (exit, lines) = tokio::join!(
+                tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config)),
+                produce
+            );
+            let exit = exit
+                .expect("the worker stops by itself")
+                .expect("the worker runs");
+            assert_eq!(exit, WorkerExit::EndOfInput);
+            lines
+        } else {
+            // Kinesis stamps each record's arrival: start at the first of the later ones.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            let from = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis() as i64;
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            let lines = put_in_order(&clients, &stream, after.to_vec()).await;
+            config.worker.initial_position = InitialPosition::AtTimestamp(from);
+            let exit =
+                tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
+                    .await
+                    .expect("the worker stops by itself")
+                    .expect("the worker runs");
+            assert_eq!(exit, WorkerExit::EndOfInput);
+            lines
+        };
+        let want = replay(&spec, &later, true);
+        assert!(!want.is_empty());
+        assert_same(&results(&clients, &resources.results_table, &spec).await, &want);
+        let _ = delete_stream(&clients.kinesis, &stream).await;
+    }
+}

@@ -40,7 +40,7 @@ pub mod prepass;
 
 pub use error::{SqlError, MAX_NESTING, MAX_SQL_BYTES};
 pub use load::{load_pipeline, load_pipeline_text, LoadError, Pipeline, PipelineSource};
-pub use plan::{AwsSinks, Compiled, SinkOptions, SourceOptions};
+pub use plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 
 /// Compiles Flink SQL text into a pipeline.
 ///

@@ -13,6 +13,9 @@ use std::time::Instant;
 
 use eventide_connectors::format::push_number;
 
+/// One way of appending a number.
+type Printer = dyn Fn(&mut Vec<u8>, f64);
+
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -42,7 +45,7 @@ fn main() {
         })
         .collect();
     let mut buf = Vec::with_capacity(32 * n);
-    let mut time = |f: &dyn Fn(&mut Vec<u8>, f64)| {
+    let mut time = |f: &Printer| {
         buf.clear();
         let t = Instant::now();
         for &v in &values {
@@ -52,7 +55,7 @@ fn main() {
         black_box(&buf);
         t.elapsed().as_secs_f64() * 1e9 / n as f64
     };
-    let cases: [(&str, &dyn Fn(&mut Vec<u8>, f64)); 4] = [
+    let cases: [(&str, &Printer); 4] = [
         ("push_number shortest", &|b, v| push_number(b, v, None)),
         ("Display", &|b, v| {
             let _ = write!(b, "{v}");

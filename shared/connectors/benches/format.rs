@@ -68,7 +68,7 @@ fn main() {
     let mut ns: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..runs {
         for (i, (_, f)) in cases.iter().enumerate() {
-            ns[i].push(time(*f));
+            ns[i].push(time(f));
         }
     }
     println!("{n} values, {runs} rounds, ns per value (median, best):");

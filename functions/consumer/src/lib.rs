@@ -39,15 +39,15 @@ use eventide_aws::config::Clients;
 use eventide_aws::consumer::autoscaler::{run_pass, AutoscalerConfig};
 use eventide_aws::consumer::lambda::Handler;
 use eventide_aws::consumer::resources::{PaneDestination, PaneRoute, Resources, PANES_PREFIX};
-use eventide_ports::lease::InitialPosition;
-use eventide_sql::AwsSink;
 use eventide_aws::consumer::worker::{default_worker_id, run_worker_with, WorkerConfig};
 use eventide_aws::sdk::s3::S3Url;
 use eventide_engine::codec::Decoder;
 use eventide_engine::PipelineSpec;
 use eventide_ports::clock::{Clock, SystemClock};
+use eventide_ports::lease::InitialPosition;
 use eventide_runtime::autoscale::ScalePolicy;
 use eventide_runtime::worker::WorkerExit;
+use eventide_sql::AwsSink;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -286,8 +286,8 @@ fn lambda_starting_position(pipeline: &eventide_sql::Pipeline) -> Result<()> {
         return Ok(());
     };
     let want = sql_initial_position(&Some(start))?;
-    let mapping = std::env::var("EVENTIDE_STARTING_POSITION")
-        .unwrap_or_else(|_| "TRIM_HORIZON".to_string());
+    let mapping =
+        std::env::var("EVENTIDE_STARTING_POSITION").unwrap_or_else(|_| "TRIM_HORIZON".to_string());
     // The template gives AT_TIMESTAMP in epoch seconds.
     let have = match mapping.strip_prefix("AT_TIMESTAMP:") {
         Some(secs) => secs
@@ -312,11 +312,9 @@ fn parse_initial_position(text: &str) -> Result<InitialPosition> {
     Ok(match text {
         "TRIM_HORIZON" => InitialPosition::TrimHorizon,
         "LATEST" => InitialPosition::Latest,
-        t => InitialPosition::AtTimestamp(
-            eventide_engine::record::parse_rfc3339(t).with_context(|| {
-                format!("--initial-position {t:?}: give TRIM_HORIZON, LATEST or an RFC 3339 time")
-            })?,
-        ),
+        t => InitialPosition::AtTimestamp(eventide_engine::record::parse_rfc3339(t).with_context(
+            || format!("--initial-position {t:?}: give TRIM_HORIZON, LATEST or an RFC 3339 time"),
+        )?),
     })
 }
 
@@ -422,9 +420,7 @@ async fn run(cli: Cli, decoder: Option<Arc<dyn Decoder>>) -> Result<ExitCode> {
             }
             let mut resources = Resources::from_prefix(&prefix);
             aws_sinks(&pipeline, &mut resources)?;
-            let pipeline_start = pipeline
-                .init_position()
-                .map(|(p, ms)| (p.to_string(), ms));
+            let pipeline_start = pipeline.init_position().map(|(p, ms)| (p.to_string(), ms));
             let spec = with_decoder(pipeline.spec, decoder.as_ref());
             let mut config = WorkerConfig::new(name, spec, stream, resources);
             config.worker.worker_id = worker_id.unwrap_or_else(default_worker_id);

@@ -648,7 +648,8 @@ async fn each_insert_routed_to_its_own_sink_writes_there_only() {
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     for agg in ["q2", "q3", "q4"] {
         assert!(
-            keys.iter().any(|k| k.contains(&format!("aggregation={agg}/"))),
+            keys.iter()
+                .any(|k| k.contains(&format!("aggregation={agg}/"))),
             "{agg} in {keys:?}"
         );
     }
@@ -660,7 +661,11 @@ async fn each_insert_routed_to_its_own_sink_writes_there_only() {
 }
 
 /// Puts `records` into `stream`; returns their lines in shard order.
-async fn put_in_order(clients: &Clients, stream: &str, records: Vec<(String, Vec<u8>)>) -> Vec<Vec<u8>> {
+async fn put_in_order(
+    clients: &Clients,
+    stream: &str,
+    records: Vec<(String, Vec<u8>)>,
+) -> Vec<Vec<u8>> {
     let entries: Vec<PutEntry> = records
         .iter()
         .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
@@ -735,7 +740,10 @@ async fn a_worker_starts_new_shards_at_latest_or_at_a_timestamp() {
         };
         let want = replay(&spec, &later, true);
         assert!(!want.is_empty());
-        assert_same(&results(&clients, &resources.results_table, &spec).await, &want);
+        assert_same(
+            &results(&clients, &resources.results_table, &spec).await,
+            &want,
+        );
         let _ = delete_stream(&clients.kinesis, &stream).await;
     }
 }

@@ -470,11 +470,16 @@ fn main() -> Result<()> {
                 }
                 for r in &aws.routes {
                     let to = match &r.sink {
-                        eventide_sql::AwsSink::DynamoDb { table } => format!("results table {table:?}"),
+                        eventide_sql::AwsSink::DynamoDb { table } => {
+                            format!("results table {table:?}")
+                        }
                         eventide_sql::AwsSink::S3 { path } => format!("the S3 panes in {path:?}"),
                         eventide_sql::AwsSink::Kinesis { stream } => format!("stream {stream:?}"),
                     };
-                    println!("# on AWS: INSERT INTO {} writes to {to} only", r.aggregation);
+                    println!(
+                        "# on AWS: INSERT INTO {} writes to {to} only",
+                        r.aggregation
+                    );
                 }
             }
             println!("{}", pipeline.toml.trim_end());

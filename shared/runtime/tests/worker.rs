@@ -421,7 +421,13 @@ async fn at_timestamp_starts_every_shard_at_the_first_record_that_arrived_then()
             .stream
             .put(&r.partition_key, r.data.clone(), Some(arrived + i as i64));
     }
-    let exit = run_from(&world, "w", InitialPosition::AtTimestamp(arrived + 150), 1_000).await;
+    let exit = run_from(
+        &world,
+        "w",
+        InitialPosition::AtTimestamp(arrived + 150),
+        1_000,
+    )
+    .await;
     assert_eq!(exit, WorkerExit::EndOfInput);
     assert_same(&world.ports.rows(), &replay(&spec(), &recs[150..]).panes);
 }

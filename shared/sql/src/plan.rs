@@ -74,7 +74,12 @@ impl AwsSinks {
     ///
     /// An S3 path other than the consumer's pane location, or a region other than the
     /// consumer's.
-    pub fn check(&self, bucket: &str, panes_prefix: &str, region: Option<&str>) -> Result<(), String> {
+    pub fn check(
+        &self,
+        bucket: &str,
+        panes_prefix: &str,
+        region: Option<&str>,
+    ) -> Result<(), String> {
         if let (Some(want), Some(have)) = (&self.region, region) {
             if want != have {
                 return Err(format!(

@@ -88,7 +88,10 @@ fn each_insert_into_an_aws_sink_table_is_routed_there() {
         .aws
         .check("prod-data", "panes", Some("eu-west-1"))
         .unwrap_err();
-    assert!(e.contains("INSERT INTO archive") && e.contains("s3://prod-data/panes"), "{e}");
+    assert!(
+        e.contains("INSERT INTO archive") && e.contains("s3://prod-data/panes"),
+        "{e}"
+    );
     let e = c
         .aws
         .check("demo-data", "panes", Some("us-east-1"))
@@ -138,7 +141,10 @@ fn source_with(options: &str) -> String {
   ts AS TO_TIMESTAMP_LTZ(event_time, 3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
   WITH ('connector' = 'kinesis', 'stream' = 'in', 'format' = 'json', {options});
 {}{}",
-        sink("a", "'connector' = 'filesystem', 'path' = 'out', 'format' = 'csv'"),
+        sink(
+            "a",
+            "'connector' = 'filesystem', 'path' = 'out', 'format' = 'csv'"
+        ),
         insert("a")
     )
 }

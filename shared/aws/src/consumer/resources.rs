@@ -159,7 +159,10 @@ impl Resources {
         };
         let results = PaneDestination::ResultsTable(self.results_table.clone());
         add(
-            Arc::new(DynamoDbSink::new(clients.dynamodb.clone(), &self.results_table)),
+            Arc::new(DynamoDbSink::new(
+                clients.dynamodb.clone(),
+                &self.results_table,
+            )),
             by_default(&results),
         );
         add(
@@ -168,7 +171,10 @@ impl Resources {
         );
         if let Some(s) = output_stream {
             let to = PaneDestination::Stream(s.to_string());
-            add(Arc::new(KinesisSink::new(clients.kinesis.clone(), s)), by_default(&to));
+            add(
+                Arc::new(KinesisSink::new(clients.kinesis.clone(), s)),
+                by_default(&to),
+            );
         }
         for t in self.routed_tables() {
             let to = PaneDestination::ResultsTable(t.to_string());

@@ -5,8 +5,8 @@ use aws_sdk_kinesis::operation::get_records::GetRecordsError;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 
-use eventide_ports::kpl;
 use aws_sdk_kinesis::primitives::DateTime;
+use eventide_ports::kpl;
 use eventide_ports::lease::InitialPosition;
 use eventide_ports::source::{InputRecord, ShardSource, SourceBatch};
 use eventide_ports::{BoxFuture, PortError};

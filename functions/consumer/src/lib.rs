@@ -38,14 +38,16 @@ mod bench_aws;
 use eventide_aws::config::Clients;
 use eventide_aws::consumer::autoscaler::{run_pass, AutoscalerConfig};
 use eventide_aws::consumer::lambda::Handler;
-use eventide_aws::consumer::resources::Resources;
+use eventide_aws::consumer::resources::{PaneDestination, PaneRoute, Resources, PANES_PREFIX};
 use eventide_aws::consumer::worker::{default_worker_id, run_worker_with, WorkerConfig};
 use eventide_aws::sdk::s3::S3Url;
 use eventide_engine::codec::Decoder;
 use eventide_engine::PipelineSpec;
 use eventide_ports::clock::{Clock, SystemClock};
+use eventide_ports::lease::InitialPosition;
 use eventide_runtime::autoscale::ScalePolicy;
 use eventide_runtime::worker::WorkerExit;
+use eventide_sql::AwsSink;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -94,6 +96,11 @@ enum Command {
         /// Also write fired panes to this Kinesis stream.
         #[arg(long)]
         output_stream: Option<String>,
+        /// Where shards with no lease yet start: TRIM_HORIZON (the default), LATEST, or an
+        /// RFC 3339 time (AT_TIMESTAMP). Overrides a SQL source's 'source.init.position'.
+        /// Children of a shard already read always start at their oldest record.
+        #[arg(long, value_name = "TRIM_HORIZON|LATEST|TIME")]
+        initial_position: Option<String>,
         /// Create the tables and the bucket if they are missing.
         #[arg(long)]
         create: bool,
@@ -246,24 +253,82 @@ fn load_spec(path: &Path, decoder: Option<&Arc<dyn Decoder>>) -> Result<Pipeline
     with_decoder(load_pipeline(path)?, decoder)
 }
 
-/// Points the consumer's sinks where the SQL's sink tables say (the results table, the
-/// output stream) and checks what it cannot move (the S3 pane location, the region).
-fn aws_sinks(
-    pipeline: &eventide_sql::Pipeline,
-    resources: &mut Resources,
-    output_stream: &mut Option<String>,
-) -> Result<()> {
+/// Sends each INSERT into an AWS sink table to that sink (a results table, the S3 panes,
+/// an output stream), after checking what the consumer cannot move: the S3 pane location
+/// and the region. The other aggregations keep the default sinks.
+fn aws_sinks(pipeline: &eventide_sql::Pipeline, resources: &mut Resources) -> Result<()> {
+    let sinks = pipeline.aws_sinks();
     let region = std::env::var("AWS_REGION").ok();
-    pipeline
-        .aws_sinks()
-        .apply(
-            &mut resources.results_table,
-            &resources.bucket,
-            eventide_aws::consumer::resources::PANES_PREFIX,
-            output_stream,
-            region.as_deref(),
-        )
-        .map_err(anyhow::Error::msg)
+    sinks
+        .check(&resources.bucket, PANES_PREFIX, region.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    resources.routes = sinks
+        .routes
+        .into_iter()
+        .map(|r| PaneRoute {
+            aggregation: r.aggregation,
+            to: match r.sink {
+                AwsSink::DynamoDb { table } => PaneDestination::ResultsTable(table),
+                AwsSink::S3 { .. } => PaneDestination::Panes,
+                AwsSink::Kinesis { stream } => PaneDestination::Stream(stream),
+            },
+        })
+        .collect();
+    Ok(())
+}
+
+/// Checks a SQL source's start position against the Lambda event source mapping's
+/// (`EVENTIDE_STARTING_POSITION`, set by the template from its `StartingPosition` and
+/// `StartingPositionTimestamp` parameters; `TRIM_HORIZON` when unset): under Lambda the
+/// mapping, not the function, chooses where the shards start.
+fn lambda_starting_position(pipeline: &eventide_sql::Pipeline) -> Result<()> {
+    let Some(start) = pipeline.init_position().map(|(p, ms)| (p.to_string(), ms)) else {
+        return Ok(());
+    };
+    let want = sql_initial_position(&Some(start))?;
+    let mapping =
+        std::env::var("EVENTIDE_STARTING_POSITION").unwrap_or_else(|_| "TRIM_HORIZON".to_string());
+    // The template gives AT_TIMESTAMP in epoch seconds.
+    let have = match mapping.strip_prefix("AT_TIMESTAMP:") {
+        Some(secs) => secs
+            .parse::<f64>()
+            .ok()
+            .map(|s| InitialPosition::AtTimestamp((s * 1000.0).round() as i64)),
+        None => InitialPosition::of_checkpoint(&mapping),
+    };
+    if have != Some(want) {
+        bail!(
+            "the pipeline's source starts at {} and the Lambda event source mapping at \
+             {mapping} (EVENTIDE_STARTING_POSITION): set the template's StartingPosition \
+             (and StartingPositionTimestamp, in epoch seconds) to match",
+            want.checkpoint()
+        );
+    }
+    Ok(())
+}
+
+/// `--initial-position`: `TRIM_HORIZON`, `LATEST` or an RFC 3339 time.
+fn parse_initial_position(text: &str) -> Result<InitialPosition> {
+    Ok(match text {
+        "TRIM_HORIZON" => InitialPosition::TrimHorizon,
+        "LATEST" => InitialPosition::Latest,
+        t => InitialPosition::AtTimestamp(eventide_engine::record::parse_rfc3339(t).with_context(
+            || format!("--initial-position {t:?}: give TRIM_HORIZON, LATEST or an RFC 3339 time"),
+        )?),
+    })
+}
+
+/// The start position a SQL source names (`TRIM_HORIZON` when it names none).
+fn sql_initial_position(start: &Option<(String, Option<i64>)>) -> Result<InitialPosition> {
+    Ok(match start {
+        None => InitialPosition::TrimHorizon,
+        Some((p, ms)) => match (p.as_str(), ms) {
+            ("TRIM_HORIZON", _) => InitialPosition::TrimHorizon,
+            ("LATEST", _) => InitialPosition::Latest,
+            ("AT_TIMESTAMP", Some(ms)) => InitialPosition::AtTimestamp(*ms),
+            _ => bail!("the source's start position {p:?} is not supported"),
+        },
+    })
 }
 
 /// The pipeline's spec, decoding with `decoder` when given.
@@ -343,6 +408,7 @@ async fn run(cli: Cli, decoder: Option<Arc<dyn Decoder>>) -> Result<ExitCode> {
             poll_ms,
             idle_timeout_ms,
             output_stream,
+            initial_position,
             create,
             finite_quiet_ms,
             stop_after_ms,
@@ -367,8 +433,8 @@ async fn run(cli: Cli, decoder: Option<Arc<dyn Decoder>>) -> Result<ExitCode> {
                 }
             }
             let mut resources = Resources::from_prefix(&prefix);
-            let mut output_stream = output_stream;
-            aws_sinks(&pipeline, &mut resources, &mut output_stream)?;
+            aws_sinks(&pipeline, &mut resources)?;
+            let pipeline_start = pipeline.init_position().map(|(p, ms)| (p.to_string(), ms));
             let spec = with_decoder(pipeline, decoder.as_ref())?;
             let mut config = WorkerConfig::new(name, spec, stream, resources);
             config.worker.worker_id = worker_id.unwrap_or_else(default_worker_id);
@@ -381,6 +447,10 @@ async fn run(cli: Cli, decoder: Option<Arc<dyn Decoder>>) -> Result<ExitCode> {
             config.worker.finite_quiet_ms = finite_quiet_ms;
             config.worker.stop_after_ms = stop_after_ms;
             config.worker.batch_limit = usize::try_from(batch_limit).unwrap_or(1);
+            config.worker.initial_position = match initial_position {
+                Some(p) => parse_initial_position(&p)?,
+                None => sql_initial_position(&pipeline_start)?,
+            };
             config.print_panes = print_panes;
             config.rules_s3 = rules_s3;
             config.rules_poll_ms = rules_poll_ms;
@@ -577,8 +647,9 @@ async fn lambda_handler(clients: &Clients, decoder: Option<&Arc<dyn Decoder>>) -
     let pipeline = lambda_pipeline(clients).await?;
     let name = env("EVENTIDE_NAME")?;
     let mut resources = Resources::from_prefix(&env("EVENTIDE_PREFIX")?);
-    let mut output = std::env::var("EVENTIDE_OUTPUT_STREAM").ok();
-    aws_sinks(&pipeline, &mut resources, &mut output)?;
+    let output = std::env::var("EVENTIDE_OUTPUT_STREAM").ok();
+    aws_sinks(&pipeline, &mut resources)?;
+    lambda_starting_position(&pipeline)?;
     let spec = with_decoder(pipeline, decoder)?;
     let idle_timeout_ms = match std::env::var("EVENTIDE_IDLE_TIMEOUT_MS") {
         Ok(v) => v

@@ -568,3 +568,182 @@ async fn a_hostile_rules_update_under_a_running_worker_is_rejected_and_the_old_r
     );
     delete_stream(&clients.kinesis, &stream).await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_insert_routed_to_its_own_sink_writes_there_only() {
+    use eventide_aws::consumer::resources::{PaneDestination, PaneRoute};
+    let clients = clients().await;
+    let prefix = unique("evc-routes");
+    let stream = format!("{prefix}-in");
+    let own_table = format!("{prefix}-q1");
+    let mut resources = Resources::from_prefix(&prefix);
+    // q1 into a results table of its own, q3 into the S3 panes only; q2 and q4 keep the
+    // defaults.
+    resources.routes = vec![
+        PaneRoute {
+            aggregation: "q1".into(),
+            to: PaneDestination::ResultsTable(own_table.clone()),
+        },
+        PaneRoute {
+            aggregation: "q3".into(),
+            to: PaneDestination::Panes,
+        },
+    ];
+    create_stream_and_wait(&clients.kinesis, &stream, 1)
+        .await
+        .expect("stream");
+    resources.ensure_all(&clients).await.expect("resources");
+
+    let records = workload(150, &[], 6, false);
+    let entries: Vec<PutEntry> = records
+        .iter()
+        .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
+        .collect();
+    let outcomes = put_records(&clients.kinesis, &stream, &entries)
+        .await
+        .expect("put");
+    let mut ordered: Vec<(String, Vec<u8>)> = outcomes
+        .into_iter()
+        .zip(records)
+        .map(|(o, (_, data))| (o.sequence_number, data))
+        .collect();
+    ordered.sort_by(|a, b| cmp_seq(&a.0, &b.0));
+    let lines: Vec<Vec<u8>> = ordered.into_iter().map(|(_, d)| d).collect();
+    let spec = spec();
+    let want = replay(&spec, &lines, true);
+    let of = |names: &[&str]| -> Panes {
+        want.iter()
+            .filter(|((agg, ..), _)| names.contains(&agg.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    assert!(!of(&["q1"]).is_empty() && !of(&["q3"]).is_empty());
+
+    let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
+    config.worker.worker_id = "test-worker".into();
+    config.worker.lease_ms = 3_000;
+    config.worker.poll_ms = 100;
+    config.worker.finite_quiet_ms = Some(1_500);
+    config.worker.stop_after_ms = Some(45_000);
+    let exit = tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
+        .await
+        .expect("the worker stops by itself")
+        .expect("the worker runs");
+    assert_eq!(exit, WorkerExit::EndOfInput);
+
+    assert_same(&results(&clients, &own_table, &spec).await, &of(&["q1"]));
+    assert_same(
+        &results(&clients, &resources.results_table, &spec).await,
+        &of(&["q2", "q4"]),
+    );
+    // q3's panes are in S3 only; the S3 sink writes every other aggregation's too.
+    let listed = clients
+        .s3
+        .list_objects_v2()
+        .bucket(&resources.bucket)
+        .prefix("panes/")
+        .send()
+        .await
+        .expect("list panes");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    for agg in ["q2", "q3", "q4"] {
+        assert!(
+            keys.iter()
+                .any(|k| k.contains(&format!("aggregation={agg}/"))),
+            "{agg} in {keys:?}"
+        );
+    }
+    assert!(
+        !keys.iter().any(|k| k.contains("aggregation=q1/")),
+        "q1 is routed to its own table only: {keys:?}"
+    );
+    let _ = delete_stream(&clients.kinesis, &stream).await;
+}
+
+/// Puts `records` into `stream`; returns their lines in shard order.
+async fn put_in_order(
+    clients: &Clients,
+    stream: &str,
+    records: Vec<(String, Vec<u8>)>,
+) -> Vec<Vec<u8>> {
+    let entries: Vec<PutEntry> = records
+        .iter()
+        .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
+        .collect();
+    let outcomes = put_records(&clients.kinesis, stream, &entries)
+        .await
+        .expect("put");
+    let mut ordered: Vec<(String, Vec<u8>)> = outcomes
+        .into_iter()
+        .zip(records)
+        .map(|(o, (_, data))| (o.sequence_number, data))
+        .collect();
+    ordered.sort_by(|a, b| cmp_seq(&a.0, &b.0));
+    ordered.into_iter().map(|(_, d)| d).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_starts_new_shards_at_latest_or_at_a_timestamp() {
+    use eventide_ports::lease::InitialPosition;
+    let clients = clients().await;
+    let spec = spec();
+    let records = workload(240, &[], 6, false);
+    let (before, after) = records.split_at(120);
+    for latest in [false, true] {
+        let prefix = unique("evc-start");
+        let stream = format!("{prefix}-in");
+        let resources = Resources::from_prefix(&prefix);
+        create_stream_and_wait(&clients.kinesis, &stream, 1)
+            .await
+            .expect("stream");
+        resources.ensure_all(&clients).await.expect("resources");
+        put_in_order(&clients, &stream, before.to_vec()).await;
+        let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
+        config.worker.worker_id = "test-worker".into();
+        config.worker.lease_ms = 3_000;
+        config.worker.poll_ms = 100;
+        config.worker.finite_quiet_ms = Some(4_000);
+        config.worker.stop_after_ms = Some(45_000);
+        let later = if latest {
+            // The worker opens the shard at LATEST, then the later records arrive.
+            config.worker.initial_position = InitialPosition::Latest;
+            let produce = async {
+                tokio::time::sleep(Duration::from_millis(2_500)).await;
+                put_in_order(&clients, &stream, after.to_vec()).await
+            };
+            let (exit, lines) = tokio::join!(
+                tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config)),
+                produce
+            );
+            let exit = exit
+                .expect("the worker stops by itself")
+                .expect("the worker runs");
+            assert_eq!(exit, WorkerExit::EndOfInput);
+            lines
+        } else {
+            // Kinesis stamps each record's arrival: start at the first of the later ones.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            let from = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis() as i64;
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            let lines = put_in_order(&clients, &stream, after.to_vec()).await;
+            config.worker.initial_position = InitialPosition::AtTimestamp(from);
+            let exit =
+                tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
+                    .await
+                    .expect("the worker stops by itself")
+                    .expect("the worker runs");
+            assert_eq!(exit, WorkerExit::EndOfInput);
+            lines
+        };
+        let want = replay(&spec, &later, true);
+        assert!(!want.is_empty());
+        assert_same(
+            &results(&clients, &resources.results_table, &spec).await,
+            &want,
+        );
+        let _ = delete_stream(&clients.kinesis, &stream).await;
+    }
+}

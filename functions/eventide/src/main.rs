@@ -483,14 +483,18 @@ fn main() -> Result<()> {
                 if let Some(d) = out_dir {
                     println!("# output directory: {d:?}");
                 }
-                if let Some(t) = &aws.results_table {
-                    println!("# on AWS: results table {t:?}");
-                }
-                if let Some(p) = &aws.s3_path {
-                    println!("# on AWS: panes in {p:?}");
-                }
-                if let Some(st) = &aws.output_stream {
-                    println!("# on AWS: output stream {st:?}");
+                for r in &aws.routes {
+                    let to = match &r.sink {
+                        eventide_sql::AwsSink::DynamoDb { table } => {
+                            format!("results table {table:?}")
+                        }
+                        eventide_sql::AwsSink::S3 { path } => format!("the S3 panes in {path:?}"),
+                        eventide_sql::AwsSink::Kinesis { stream } => format!("stream {stream:?}"),
+                    };
+                    println!(
+                        "# on AWS: INSERT INTO {} writes to {to} only",
+                        r.aggregation
+                    );
                 }
             }
             println!("{}", pipeline.toml.trim_end());

@@ -3,8 +3,9 @@
 //!
 //! One item per (pipeline, shard), as in `docs/aws-runtime.md`: `pk` = `<pipeline>#<shard>`,
 //! `owner` (worker id, absent when free), `counter` (the fencing token, +1 on every
-//! take-over), `expires` (epoch ms), `checkpoint` (last committed sequence number or
-//! `TRIM_HORIZON`), `parents` (SS, absent when none) and `finished` (BOOL).
+//! take-over), `expires` (epoch ms), `checkpoint` (last committed sequence number, or
+//! where a shard not read yet starts: `TRIM_HORIZON`, `LATEST` or `AT_TIMESTAMP:<epoch ms>`),
+//! `parents` (SS, absent when none) and `finished` (BOOL).
 //!
 //! A take-over is conditional on the item being unchanged since it was read; every write
 //! by an owner is conditional on `owner` and `counter`. Once another worker has taken the
@@ -16,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
-use eventide_ports::lease::{Lease, LeaseUpdate, Leases, TRIM_HORIZON};
+use eventide_ports::lease::{InitialPosition, Lease, LeaseUpdate, Leases, TRIM_HORIZON};
 use eventide_ports::shard::ShardInfo;
 use eventide_ports::{BoxFuture, PortError};
 
@@ -303,13 +304,17 @@ impl LeaseTable {
         }
     }
 
-    /// Creates the free lease of `shard` unless one exists.
-    async fn create_lease(&self, shard: &ShardInfo) -> Result<bool, AwsError> {
-        let lease = Lease::free(shard);
+    /// Creates the free lease of `shard`, to be read from `start`, unless one exists.
+    async fn create_lease(
+        &self,
+        shard: &ShardInfo,
+        start: InitialPosition,
+    ) -> Result<bool, AwsError> {
+        let lease = Lease::free_at(shard, start);
         let mut item = self.key(&shard.shard_id);
         item.insert("counter".into(), n(0));
         item.insert("expires".into(), n(0));
-        item.insert("checkpoint".into(), s(TRIM_HORIZON));
+        item.insert("checkpoint".into(), s(&lease.checkpoint));
         item.insert("finished".into(), AttributeValue::Bool(false));
         if !lease.parents.is_empty() {
             item.insert("parents".into(), AttributeValue::Ss(lease.parents));
@@ -336,8 +341,12 @@ impl Leases for LeaseTable {
         Box::pin(async move { Ok(LeaseTable::list(self).await?) })
     }
 
-    fn create<'a>(&'a self, shard: &'a ShardInfo) -> BoxFuture<'a, Result<bool, PortError>> {
-        Box::pin(async move { Ok(self.create_lease(shard).await?) })
+    fn create<'a>(
+        &'a self,
+        shard: &'a ShardInfo,
+        start: InitialPosition,
+    ) -> BoxFuture<'a, Result<bool, PortError>> {
+        Box::pin(async move { Ok(self.create_lease(shard, start).await?) })
     }
 
     fn take<'a>(

@@ -10,6 +10,60 @@ use crate::{BoxFuture, PortError};
 
 /// The checkpoint of a shard nothing was read from yet: read it from its oldest record.
 pub const TRIM_HORIZON: &str = "TRIM_HORIZON";
+/// The checkpoint of a shard nothing was read from yet, to be read from the records that
+/// arrive after its reader opens (Kinesis' `LATEST`).
+pub const LATEST: &str = "LATEST";
+/// The prefix of the checkpoint of a shard nothing was read from yet, to be read from its
+/// first record that arrived at or after a time: `AT_TIMESTAMP:<epoch ms>`.
+pub const AT_TIMESTAMP: &str = "AT_TIMESTAMP:";
+
+/// Where a consumer starts the shards it has no lease of yet: Flink's
+/// `source.init.position`, the KCL's initial position in the stream. A shard whose parent
+/// the consumer has read (a child of a reshard after it started) always starts at its
+/// oldest record, so nothing between the parent's end and the child's start is skipped.
+///
+/// ```
+/// use eventide_ports::lease::InitialPosition;
+/// for p in [InitialPosition::TrimHorizon, InitialPosition::Latest, InitialPosition::AtTimestamp(1_700_000_000_000)] {
+///     assert_eq!(InitialPosition::of_checkpoint(&p.checkpoint()), Some(p));
+/// }
+/// assert_eq!(InitialPosition::of_checkpoint("49590338271490256608559692538361571095921575989136588898"), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InitialPosition {
+    /// The oldest record the stream retains.
+    #[default]
+    TrimHorizon,
+    /// The records that arrive after the reader opens. Until the consumer commits its first
+    /// batch of a shard, a restart starts it at the newest record again (as the KCL does).
+    Latest,
+    /// The first record that arrived at or after this time (epoch ms).
+    AtTimestamp(i64),
+}
+
+impl InitialPosition {
+    /// The lease checkpoint that starts a shard here.
+    pub fn checkpoint(&self) -> String {
+        match self {
+            InitialPosition::TrimHorizon => TRIM_HORIZON.to_string(),
+            InitialPosition::Latest => LATEST.to_string(),
+            InitialPosition::AtTimestamp(ms) => format!("{AT_TIMESTAMP}{ms}"),
+        }
+    }
+
+    /// The start position a checkpoint names, or `None` for a position in the shard (a
+    /// sequence number: read after it). An empty checkpoint is [`TRIM_HORIZON`].
+    pub fn of_checkpoint(checkpoint: &str) -> Option<InitialPosition> {
+        match checkpoint {
+            "" | TRIM_HORIZON => Some(InitialPosition::TrimHorizon),
+            LATEST => Some(InitialPosition::Latest),
+            c => c
+                .strip_prefix(AT_TIMESTAMP)
+                .and_then(|ms| ms.parse().ok())
+                .map(InitialPosition::AtTimestamp),
+        }
+    }
+}
 
 /// One lease as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +87,11 @@ pub struct Lease {
 impl Lease {
     /// A free lease of `shard`, to be read from [`TRIM_HORIZON`].
     pub fn free(shard: &ShardInfo) -> Self {
+        Lease::free_at(shard, InitialPosition::TrimHorizon)
+    }
+
+    /// A free lease of `shard`, to be read from `start`.
+    pub fn free_at(shard: &ShardInfo, start: InitialPosition) -> Self {
         let mut parents = shard.parents();
         parents.sort();
         Lease {
@@ -40,7 +99,7 @@ impl Lease {
             owner: None,
             counter: 0,
             expires_ms: 0,
-            checkpoint: TRIM_HORIZON.to_string(),
+            checkpoint: start.checkpoint(),
             parents,
             finished: false,
         }
@@ -118,11 +177,16 @@ pub trait Leases: Send + Sync {
     /// A failed read, or a lease that cannot be decoded.
     fn list(&self) -> BoxFuture<'_, Result<Vec<Lease>, PortError>>;
 
-    /// Creates [`Lease::free`] of `shard` unless a lease exists; returns whether it did.
+    /// Creates [`Lease::free_at`] `start` of `shard` unless a lease exists; returns whether
+    /// it did.
     ///
     /// # Errors
     /// A failed write (an existing lease is not an error).
-    fn create<'a>(&'a self, shard: &'a ShardInfo) -> BoxFuture<'a, Result<bool, PortError>>;
+    fn create<'a>(
+        &'a self,
+        shard: &'a ShardInfo,
+        start: InitialPosition,
+    ) -> BoxFuture<'a, Result<bool, PortError>>;
 
     /// Writes [`Lease::taken_by`] of `seen` if the stored lease is still `seen` (owner,
     /// counter and expiry) and not finished; `None` if it changed (another worker won).

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::control::{ControlPlane, ShardStatus};
-use crate::lease::{Lease, LeaseUpdate, Leases};
+use crate::lease::{InitialPosition, Lease, LeaseUpdate, Leases};
 use crate::meter::Meter;
 use crate::rows::{DeadLetter, PaneRow};
 use crate::shard::ShardInfo;
@@ -503,9 +503,13 @@ impl Leases for MemoryLeases {
         }))
     }
 
-    fn create<'a>(&'a self, shard: &'a ShardInfo) -> BoxFuture<'a, Result<bool, PortError>> {
-        Box::pin(self.env.call("leases.create", || {
-            let lease = Lease::free(shard);
+    fn create<'a>(
+        &'a self,
+        shard: &'a ShardInfo,
+        start: InitialPosition,
+    ) -> BoxFuture<'a, Result<bool, PortError>> {
+        Box::pin(self.env.call("leases.create", move || {
+            let lease = Lease::free_at(shard, start);
             self.env.meter.dynamodb_write("leases", lease_size(&lease));
             let mut all = lock(&self.leases);
             if all.contains_key(&shard.shard_id) {
@@ -748,11 +752,15 @@ impl ShardSource for MemoryStream {
     }
 
     fn open(&self, shard: &str, checkpoint: &str, limit: usize) -> Box<dyn ShardReader> {
+        let start = match InitialPosition::of_checkpoint(checkpoint) {
+            None => Start::After(checkpoint.to_string()),
+            Some(InitialPosition::TrimHorizon) => Start::After(String::new()),
+            Some(p) => Start::Pending(p),
+        };
         Box::new(MemoryReader {
             stream: self.clone(),
             shard: shard.to_string(),
-            after: (checkpoint != crate::lease::TRIM_HORIZON && !checkpoint.is_empty())
-                .then(|| checkpoint.to_string()),
+            start,
             limit: limit.max(1),
         })
     }
@@ -762,9 +770,18 @@ impl ShardSource for MemoryStream {
 struct MemoryReader {
     stream: MemoryStream,
     shard: String,
-    /// The position of the last record returned (or the checkpoint).
-    after: Option<String>,
+    start: Start,
     limit: usize,
+}
+
+/// Where a [`MemoryReader`] reads next.
+enum Start {
+    /// After this position (the last record returned, or the checkpoint); empty for the
+    /// shard's oldest record.
+    After(String),
+    /// `LATEST` or `AT_TIMESTAMP`, resolved against the shard at the first read (as a
+    /// Kinesis iterator is at GetShardIterator).
+    Pending(InitialPosition),
 }
 
 impl ShardReader for MemoryReader {
@@ -781,10 +798,29 @@ impl ShardReader for MemoryReader {
                             message: "no such shard".into(),
                         });
                     };
+                    if let Start::Pending(p) = self.start {
+                        // The position right before the first record to read.
+                        let first = match p {
+                            InitialPosition::Latest => shard.records.len(),
+                            InitialPosition::AtTimestamp(ms) => shard
+                                .records
+                                .iter()
+                                .position(|r| r.arrival_ms.is_some_and(|a| a >= ms))
+                                .unwrap_or(shard.records.len()),
+                            InitialPosition::TrimHorizon => 0,
+                        };
+                        self.start = Start::After(match first.checked_sub(1) {
+                            Some(i) => shard.records[i].sequence_number.clone(),
+                            None => String::new(),
+                        });
+                    }
+                    let after = match &self.start {
+                        Start::After(a) => a.as_str(),
+                        Start::Pending(_) => "",
+                    };
                     let newer = |r: &&InputRecord| {
-                        self.after
-                            .as_deref()
-                            .is_none_or(|a| crate::source::cmp_seq(&r.sequence_number, a).is_gt())
+                        after.is_empty()
+                            || crate::source::cmp_seq(&r.sequence_number, after).is_gt()
                     };
                     let rest: Vec<&InputRecord> = shard.records.iter().filter(newer).collect();
                     let read = rest.len().min(self.limit);
@@ -807,7 +843,7 @@ impl ShardReader for MemoryReader {
                 })
                 .await?;
             if let Some(last) = batch.records.last() {
-                self.after = Some(last.sequence_number.clone());
+                self.start = Start::After(last.sequence_number.clone());
             }
             Ok(batch)
         })

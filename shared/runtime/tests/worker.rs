@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{assert_same, kpl_records, records, records_with, replay, spec, Ports};
 use eventide_ports::clock::Clock;
-use eventide_ports::lease::Leases;
+use eventide_ports::lease::{InitialPosition, Leases};
 use eventide_ports::memory::{Env, MemoryLeases, MemoryStream, When};
 use eventide_ports::shard::ShardInfo;
 use eventide_ports::source::InputRecord;
@@ -395,4 +395,70 @@ async fn child_leases_start_only_after_all_parents_finished() {
     leases.finish(&mut held[2]).await.unwrap(); // c5
     let held = leases.assign("w", 100, T0 + 4).await.unwrap();
     assert_eq!(ids(&held), ["c2", "c3", "m6"]);
+}
+
+/// Runs worker `id` in finite mode with shards starting at `initial`.
+async fn run_from(world: &World, id: &str, initial: InitialPosition, quiet_ms: u64) -> WorkerExit {
+    let settings = WorkerSettings {
+        initial_position: initial,
+        finite_quiet_ms: Some(quiet_ms),
+        ..settings(id)
+    };
+    run_worker(world.worker_ports(), spec(), settings, pending())
+        .await
+        .expect("worker runs")
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_timestamp_starts_every_shard_at_the_first_record_that_arrived_then() {
+    let recs = records_with(400, false);
+    let world = World::new(2, &[]);
+    // Arrival times after the records' event times (a record far ahead of its arrival
+    // would be set aside).
+    let arrived = 1_767_400_000_000;
+    for (i, r) in recs.iter().enumerate() {
+        world
+            .stream
+            .put(&r.partition_key, r.data.clone(), Some(arrived + i as i64));
+    }
+    let exit = run_from(
+        &world,
+        "w",
+        InitialPosition::AtTimestamp(arrived + 150),
+        1_000,
+    )
+    .await;
+    assert_eq!(exit, WorkerExit::EndOfInput);
+    assert_same(&world.ports.rows(), &replay(&spec(), &recs[150..]).panes);
+}
+
+#[tokio::test(start_paused = true)]
+async fn latest_skips_what_was_there_and_children_of_a_later_split_start_at_their_oldest() {
+    let recs = records_with(900, false);
+    let world = World::new(2, &recs[..300]);
+    let produce = async {
+        // The worker has opened both shards by now (it polls every 50 ms).
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        world.put(&recs[300..600]);
+        let (c2, c3) = world.stream.split("shardId-000000000000").unwrap();
+        world.put(&recs[600..]);
+        (c2, c3)
+    };
+    let (exit, (c2, c3)) = tokio::join!(
+        run_from(&world, "w", InitialPosition::Latest, 5_000),
+        produce
+    );
+    assert_eq!(exit, WorkerExit::EndOfInput);
+    assert!(!world.stream.records(&c2).is_empty() || !world.stream.records(&c3).is_empty());
+    assert_same(&world.ports.rows(), &replay(&spec(), &recs[300..]).panes);
+    let leases = world.leases.list().await.unwrap();
+    let start = |id: &str| {
+        leases
+            .iter()
+            .find(|l| l.shard_id == id)
+            .map(|l| l.parents.clone())
+    };
+    // The children were created after their parent's lease, so they started at TRIM_HORIZON
+    // (every record put into them counted above).
+    assert_eq!(start(&c2), Some(vec!["shardId-000000000000".to_string()]));
 }

@@ -19,7 +19,7 @@ use sqlparser::tokenizer::{Span, Tokenizer};
 use crate::dialect::FlinkDialect;
 use crate::error::{at, SqlError, MAX_NESTING, MAX_SQL_BYTES};
 use crate::extensions::{self, EmitOptions, RulesBase};
-use crate::plan::{AwsSinks, Compiled, SinkOptions, SourceOptions};
+use crate::plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
 use crate::syntax::{column, duration_setting, field_type, option_key, plain_select, q};
 
@@ -274,25 +274,6 @@ fn compile_on_this_thread(text: &str, rules: RulesBase<'_>) -> Result<Compiled, 
                     ),
                 ));
             }
-        }
-    }
-    // The output stream takes every INSERT's rows: all go to kinesis sinks, or none.
-    if c.aws.output_stream.is_some() {
-        let other = c
-            .sinks
-            .iter()
-            .zip(&c.insert_spans)
-            .find(|(s, _)| s.connector != "kinesis");
-        if let Some((s, (_, span))) = other {
-            return Err(at(
-                *span,
-                format!(
-                    "INSERT INTO {} ('connector' = '{}'): the consumer writes every INSERT's rows \
-                     to its one output stream, and another INSERT's sink is 'kinesis'; give every \
-                     INSERT a kinesis sink, or none",
-                    s.table, s.connector
-                ),
-            ));
         }
     }
     let Some(src) = c.source.take() else {
@@ -750,14 +731,14 @@ impl<'a> Compiler<'a> {
     fn sink_options(&mut self, sink: &Table) -> Result<(), SqlError> {
         let connector = sink.option("connector").unwrap_or("").to_string();
         let s3 = sink.option("path").filter(|p| p.starts_with("s3://"));
-        match connector.as_str() {
-            "filesystem" if s3.is_some() => {
-                self.aws_sink(sink, "path", s3, |a| &mut a.s3_path)?;
-            }
-            "dynamodb" => {
-                let t = sink.option("table-name");
-                self.aws_sink(sink, "table-name", t, |a| &mut a.results_table)?;
-            }
+        let aws = match connector.as_str() {
+            "filesystem" => s3.map(|p| AwsSink::S3 {
+                path: p.to_string(),
+            }),
+            // `sink_toml` has refused a dynamodb sink without 'table-name'.
+            "dynamodb" => sink.option("table-name").map(|t| AwsSink::DynamoDb {
+                table: t.to_string(),
+            }),
             "kinesis" => {
                 let stream = sink.option("stream").map(str::to_string).or_else(|| {
                     sink.option("stream.arn")
@@ -772,14 +753,15 @@ impl<'a> Compiler<'a> {
                         ),
                     ));
                 };
-                let key = if sink.option("stream").is_some() {
-                    "stream"
-                } else {
-                    "stream.arn"
-                };
-                self.aws_sink(sink, key, Some(&stream), |a| &mut a.output_stream)?;
+                Some(AwsSink::Kinesis { stream })
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(aws) = aws {
+            self.aws.routes.push(AwsRoute {
+                aggregation: sink.name.clone(),
+                sink: aws,
+            });
         }
         if let Some(r) = sink.option("aws.region") {
             match &self.aws.region {
@@ -819,39 +801,6 @@ impl<'a> Compiler<'a> {
                 .collect(),
         });
         Ok(())
-    }
-
-    /// Records one of the consumer's AWS sinks named by a sink table's option `key`: every
-    /// sink of a kind names the same one (the consumer has one of each).
-    fn aws_sink(
-        &mut self,
-        sink: &Table,
-        key: &str,
-        value: Option<&str>,
-        slot: impl Fn(&mut AwsSinks) -> &mut Option<String>,
-    ) -> Result<(), SqlError> {
-        let Some(v) = value else {
-            return Ok(());
-        };
-        let have = slot(&mut self.aws);
-        match have {
-            Some(h) if h != v => Err(at(
-                sink.option_span(key),
-                format!(
-                    "'{key}' = '{v}', and another sink names '{h}': the consumer writes every \
-                     INSERT's rows to one {}",
-                    match key {
-                        "table-name" => "results table",
-                        "path" => "S3 location",
-                        _ => "output stream",
-                    }
-                ),
-            )),
-            _ => {
-                *have = Some(v.to_string());
-                Ok(())
-            }
-        }
     }
 
     /// One INSERT's SELECT as an `[[aggregation]]`.
@@ -2126,6 +2075,10 @@ impl<'a> Compiler<'a> {
                         "format",
                         "source.init.position",
                         "scan.stream.initpos",
+                        "source.init.timestamp",
+                        "scan.stream.initpos-timestamp",
+                        "source.init.timestamp.format",
+                        "scan.stream.initpos-timestamp-format",
                         "csv.field-delimiter",
                         "csv.quote-character",
                         "scan.watermark.idle-timeout",
@@ -2141,26 +2094,9 @@ impl<'a> Compiler<'a> {
                     .ok_or_else(|| at(t.span, "a kinesis source needs 'stream' or 'stream.arn'"))?;
                 options.stream = Some(stream);
                 options.region = t.option("aws.region").map(str::to_string);
-                options.init_position = t
-                    .option("source.init.position")
-                    .or(t.option("scan.stream.initpos"))
-                    .map(str::to_string);
-                if let Some(p) = &options.init_position {
-                    if p != "TRIM_HORIZON" {
-                        let key = if t.option("source.init.position").is_some() {
-                            "source.init.position"
-                        } else {
-                            "scan.stream.initpos"
-                        };
-                        return Err(at(
-                            t.option_span(key),
-                            format!(
-                                "start position '{p}' is not supported: the consumer reads every \
-                                 shard from 'TRIM_HORIZON' (and then from its checkpoints)"
-                            ),
-                        ));
-                    }
-                }
+                let (position, timestamp) = init_position(t)?;
+                options.init_position = position;
+                options.init_timestamp_ms = timestamp;
             }
             "" => {
                 return Err(at(
@@ -2268,6 +2204,80 @@ fn source_of(t: &Table, span: Span) -> Result<Source, SqlError> {
         rowtime: w.name.clone(),
         fields,
     })
+}
+
+/// A kinesis source's start position, with Flink's option names: `'source.init.position'`
+/// (Flink's `KinesisStreamsSource`) or `'scan.stream.initpos'` (its older consumer) =
+/// `'TRIM_HORIZON'`, `'LATEST'` or `'AT_TIMESTAMP'`, the last with `'source.init.timestamp'`
+/// / `'scan.stream.initpos-timestamp'` in Flink's default format
+/// (`yyyy-MM-dd'T'HH:mm:ss.SSSXXX`, any RFC 3339 time) or as epoch seconds with decimals.
+fn init_position(t: &Table) -> Result<(Option<String>, Option<i64>), SqlError> {
+    let pick = |new: &'static str, old: &'static str| {
+        t.option(new)
+            .map(|v| (new, v))
+            .or_else(|| t.option(old).map(|v| (old, v)))
+    };
+    for key in [
+        "source.init.timestamp.format",
+        "scan.stream.initpos-timestamp-format",
+    ] {
+        if let Some(f) = t.option(key) {
+            if f != "yyyy-MM-dd'T'HH:mm:ss.SSSXXX" {
+                return Err(at(
+                    t.option_span(key),
+                    format!(
+                        "'{key}' = '{f}' is not supported: give the timestamp in Flink's \
+                         default format yyyy-MM-dd'T'HH:mm:ss.SSSXXX (any RFC 3339 time) or as \
+                         epoch seconds"
+                    ),
+                ));
+            }
+        }
+    }
+    let position = pick("source.init.position", "scan.stream.initpos");
+    let timestamp = pick("source.init.timestamp", "scan.stream.initpos-timestamp");
+    match (position, timestamp) {
+        (Some((_, "TRIM_HORIZON" | "LATEST")), None) | (None, None) => {
+            Ok((position.map(|(_, p)| p.to_string()), None))
+        }
+        (Some((_, "AT_TIMESTAMP")), Some((key, ts))) => {
+            let ms = eventide_engine::record::parse_rfc3339(ts)
+                .or_else(|| {
+                    ts.parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e13)
+                        .map(|s| (s * 1000.0).round() as i64)
+                })
+                .ok_or_else(|| {
+                    at(
+                        t.option_span(key),
+                        format!(
+                            "'{key}' = '{ts}' is not a time: give yyyy-MM-dd'T'HH:mm:ss.SSSXXX \
+                             (e.g. 2026-12-01T00:00:00.000Z) or epoch seconds"
+                        ),
+                    )
+                })?;
+            Ok((Some("AT_TIMESTAMP".to_string()), Some(ms)))
+        }
+        (Some((key, "AT_TIMESTAMP")), None) => Err(at(
+            t.option_span(key),
+            format!(
+                "'{key}' = 'AT_TIMESTAMP' needs the time: 'source.init.timestamp' (or \
+                 'scan.stream.initpos-timestamp')"
+            ),
+        )),
+        (_, Some((key, _))) => Err(at(
+            t.option_span(key),
+            format!("'{key}' is only for the start position 'AT_TIMESTAMP'"),
+        )),
+        (Some((key, other)), None) => Err(at(
+            t.option_span(key),
+            format!(
+                "start position '{other}' is not supported; use 'TRIM_HORIZON', 'LATEST' or \
+                 'AT_TIMESTAMP'"
+            ),
+        )),
+    }
 }
 
 /// The `[aggregation.sink]` of a sink table.

@@ -44,7 +44,7 @@ mod syntax;
 pub use error::{SqlError, MAX_NESTING, MAX_SQL_BYTES};
 pub use extensions::MAX_RULES_BYTES;
 pub use load::{load_pipeline, load_pipeline_text, LoadError, Pipeline, PipelineSource};
-pub use plan::{AwsSinks, Compiled, SinkOptions, SourceOptions};
+pub use plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 
 /// Compiles Flink SQL text into a pipeline. A rules file that the text names (`SET
 /// 'eventide.rules' = 'file'`) is read relative to the working directory;

@@ -78,6 +78,19 @@ impl Pipeline {
         }
     }
 
+    /// Where a `'connector' = 'kinesis'` source table starts the shards the consumer has no
+    /// checkpoint of: `TRIM_HORIZON`, `LATEST` or `AT_TIMESTAMP` with its time in epoch
+    /// ms, if it says.
+    pub fn init_position(&self) -> Option<(&str, Option<i64>)> {
+        match &self.source {
+            PipelineSource::Sql { source, .. } => source
+                .init_position
+                .as_deref()
+                .map(|p| (p, source.init_timestamp_ms)),
+            PipelineSource::Toml => None,
+        }
+    }
+
     /// The Kinesis stream a `'connector' = 'kinesis'` source table names, if any.
     pub fn stream(&self) -> Option<&str> {
         match &self.source {

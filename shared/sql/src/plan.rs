@@ -20,47 +20,64 @@ pub struct Compiled {
     pub aws: AwsSinks,
 }
 
-/// The AWS sinks of the consumer as the SQL's sink tables name them. The consumer writes
-/// every INSERT's rows to its results table and its S3 panes, and to its output stream when
-/// it has one (see `docs/aws-runtime.md`); a sink table names which ones.
+/// The AWS sinks that the SQL's sink tables name, INSERT by INSERT. As in Flink, an
+/// INSERT into an AWS sink table writes its rows there only; the INSERTs into other sink
+/// tables (files, in replay) go to the consumer's default sinks: its results table, its S3
+/// panes and its output stream (see `docs/aws-runtime.md`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AwsSinks {
-    /// `'connector' = 'dynamodb'`, `'table-name'`: the results table.
-    pub results_table: Option<String>,
-    /// `'connector' = 'filesystem'` with an `s3://bucket/prefix` `'path'`: where the panes go.
-    pub s3_path: Option<String>,
-    /// `'connector' = 'kinesis'`, `'stream'` (or the name in `'stream.arn'`): the output stream.
-    pub output_stream: Option<String>,
+    /// The INSERTs into AWS sink tables, in INSERT order.
+    pub routes: Vec<AwsRoute>,
     /// `'aws.region'` of the sinks.
     pub region: Option<String>,
 }
 
+/// One INSERT into an AWS sink table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsRoute {
+    /// The INSERT's aggregation (named after its sink table).
+    pub aggregation: String,
+    pub sink: AwsSink,
+}
+
+/// An AWS sink table's connector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AwsSink {
+    /// `'connector' = 'dynamodb'`, `'table-name'`: a results table.
+    DynamoDb { table: String },
+    /// `'connector' = 'filesystem'` with an `s3://bucket/prefix` `'path'`: the S3 panes.
+    S3 { path: String },
+    /// `'connector' = 'kinesis'`, `'stream'` (or the name in `'stream.arn'`): a stream.
+    Kinesis { stream: String },
+}
+
 impl AwsSinks {
-    /// Checks the sinks against a consumer's own and fills in what the SQL names: the
-    /// results table, and the output stream when the command line gives none. The panes'
-    /// S3 location is fixed (`s3://<bucket>/<panes prefix>/`), so an S3 sink must name it.
+    /// Checks the sinks against a consumer's: the region it runs in, and the location of its
+    /// S3 panes (`s3://<bucket>/<panes prefix>/`, the deployment's, which an S3 sink must
+    /// name).
     ///
     /// ```
-    /// let sinks = eventide_sql::AwsSinks {
-    ///     results_table: Some("rollups".into()),
-    ///     output_stream: Some("alerts".into()),
-    ///     ..Default::default()
+    /// use eventide_sql::{AwsRoute, AwsSink, AwsSinks};
+    /// let sinks = AwsSinks {
+    ///     routes: vec![AwsRoute {
+    ///         aggregation: "q1".into(),
+    ///         sink: AwsSink::S3 { path: "s3://demo-data/panes/".into() },
+    ///     }],
+    ///     region: Some("eu-west-1".into()),
     /// };
-    /// let (mut table, mut stream) = ("demo-results".to_string(), None);
-    /// sinks.apply(&mut table, "demo-data", "panes", &mut stream, Some("eu-west-1")).unwrap();
-    /// assert_eq!((table.as_str(), stream.as_deref()), ("rollups", Some("alerts")));
+    /// assert!(sinks.check("demo-data", "panes", Some("eu-west-1")).is_ok());
+    /// assert!(sinks.check("prod-data", "panes", Some("eu-west-1")).is_err());
+    /// assert!(sinks.check("demo-data", "panes", Some("us-east-1")).is_err());
     /// ```
     ///
     /// # Errors
     ///
-    /// An S3 path other than the consumer's pane location, an output stream other than the
-    /// one the command line gives, or a region other than the consumer's.
-    pub fn apply(
+    /// An S3 path other than the consumer's pane location, or a region other than the
+    /// consumer's.
+    pub fn check(
         &self,
-        results_table: &mut String,
         bucket: &str,
         panes_prefix: &str,
-        output_stream: &mut Option<String>,
         region: Option<&str>,
     ) -> Result<(), String> {
         if let (Some(want), Some(have)) = (&self.region, region) {
@@ -71,28 +88,18 @@ impl AwsSinks {
                 ));
             }
         }
-        if let Some(p) = &self.s3_path {
-            let here = format!("s3://{bucket}/{panes_prefix}");
-            if p.trim_end_matches('/') != here {
-                return Err(format!(
-                    "the S3 sink's 'path' = '{p}', and the consumer writes its panes under \
-                     {here}/ (the deployment's data bucket); name that path"
-                ));
-            }
-        }
-        if let Some(s) = &self.output_stream {
-            match output_stream {
-                Some(given) if given != s => {
+        for r in &self.routes {
+            if let AwsSink::S3 { path } = &r.sink {
+                let here = format!("s3://{bucket}/{panes_prefix}");
+                if path.trim_end_matches('/') != here {
                     return Err(format!(
-                        "the kinesis sink names stream '{s}', and the consumer is given \
-                         --output-stream {given}; give the same stream or leave one out"
-                    ))
+                        "the S3 sink of INSERT INTO {} has 'path' = '{path}', and the consumer \
+                         writes its panes under {here}/ (the deployment's data bucket); name \
+                         that path",
+                        r.aggregation
+                    ));
                 }
-                _ => *output_stream = Some(s.clone()),
             }
-        }
-        if let Some(t) = &self.results_table {
-            *results_table = t.clone();
         }
         Ok(())
     }
@@ -109,12 +116,16 @@ pub struct SourceOptions {
     pub stream: Option<String>,
     /// `'aws.region'`.
     pub region: Option<String>,
-    /// `'source.init.position'` / `'scan.stream.initpos'` (`LATEST`, `TRIM_HORIZON`, `AT_TIMESTAMP`).
+    /// `'source.init.position'` / `'scan.stream.initpos'`: `TRIM_HORIZON`, `LATEST` or
+    /// `AT_TIMESTAMP`: where the consumer starts the shards it has no checkpoint of.
     pub init_position: Option<String>,
     /// `'format' = 'custom'` (Eventide's): the records are decoded by a `Decoder` of your
     /// own, which the entry point attaches with `PipelineSpec::with_decoder`; without one
     /// the pipeline must not run.
     pub custom_format: bool,
+    /// With `AT_TIMESTAMP`, `'source.init.timestamp'` / `'scan.stream.initpos-timestamp'`
+    /// in epoch ms.
+    pub init_timestamp_ms: Option<i64>,
 }
 
 /// A sink table's connector options.

@@ -568,6 +568,12 @@ impl EfoReader {
                 StartPosition::TrimHorizon => {
                     StartingPosition::builder().r#type(ShardIteratorType::TrimHorizon)
                 }
+                StartPosition::Latest => {
+                    StartingPosition::builder().r#type(ShardIteratorType::Latest)
+                }
+                StartPosition::AtTimestamp(ms) => StartingPosition::builder()
+                    .r#type(ShardIteratorType::AtTimestamp)
+                    .timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(*ms)),
                 StartPosition::AfterSequenceNumber(seq) => StartingPosition::builder()
                     .r#type(ShardIteratorType::AfterSequenceNumber)
                     .sequence_number(seq),

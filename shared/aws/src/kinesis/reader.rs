@@ -5,8 +5,9 @@ use aws_sdk_kinesis::operation::get_records::GetRecordsError;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 
+use aws_sdk_kinesis::primitives::DateTime;
 use eventide_ports::kpl;
-use eventide_ports::lease::TRIM_HORIZON;
+use eventide_ports::lease::InitialPosition;
 use eventide_ports::source::{InputRecord, ShardSource, SourceBatch};
 use eventide_ports::{BoxFuture, PortError};
 
@@ -85,17 +86,29 @@ pub struct ShardEnd {
 pub enum StartPosition {
     /// At the oldest retained record.
     TrimHorizon,
+    /// At the records that arrive after the iterator is made.
+    Latest,
+    /// At the first record that arrived at or after this time (epoch ms).
+    AtTimestamp(i64),
     /// Right after this sequence number (a checkpoint).
     AfterSequenceNumber(String),
 }
 
 impl StartPosition {
-    /// From a lease checkpoint: `TRIM_HORIZON` (or empty) or a sequence number.
+    /// From a lease checkpoint: `TRIM_HORIZON` (or empty), `LATEST`, `AT_TIMESTAMP:<ms>`
+    /// or a sequence number.
+    ///
+    /// ```
+    /// use eventide_aws::kinesis::StartPosition;
+    /// assert_eq!(StartPosition::from_checkpoint("AT_TIMESTAMP:1700000000000"), StartPosition::AtTimestamp(1_700_000_000_000));
+    /// assert_eq!(StartPosition::from_checkpoint("4959"), StartPosition::AfterSequenceNumber("4959".into()));
+    /// ```
     pub fn from_checkpoint(checkpoint: &str) -> Self {
-        if checkpoint.is_empty() || checkpoint == TRIM_HORIZON {
-            StartPosition::TrimHorizon
-        } else {
-            StartPosition::AfterSequenceNumber(checkpoint.to_string())
+        match InitialPosition::of_checkpoint(checkpoint) {
+            Some(InitialPosition::TrimHorizon) => StartPosition::TrimHorizon,
+            Some(InitialPosition::Latest) => StartPosition::Latest,
+            Some(InitialPosition::AtTimestamp(ms)) => StartPosition::AtTimestamp(ms),
+            None => StartPosition::AfterSequenceNumber(checkpoint.to_string()),
         }
     }
 }
@@ -213,6 +226,10 @@ impl ShardReader {
                 StartPosition::TrimHorizon => {
                     req.shard_iterator_type(ShardIteratorType::TrimHorizon)
                 }
+                StartPosition::Latest => req.shard_iterator_type(ShardIteratorType::Latest),
+                StartPosition::AtTimestamp(ms) => req
+                    .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                    .timestamp(DateTime::from_millis(*ms)),
                 StartPosition::AfterSequenceNumber(seq) => req
                     .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                     .starting_sequence_number(seq),
@@ -391,6 +408,7 @@ impl eventide_ports::source::ShardReader for ShardReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eventide_ports::lease::TRIM_HORIZON;
 
     #[test]
     fn start_position_from_checkpoint() {

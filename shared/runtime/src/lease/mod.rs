@@ -11,7 +11,7 @@ pub mod balance;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use eventide_ports::lease::{Lease, LeaseUpdate, Leases};
+use eventide_ports::lease::{InitialPosition, Lease, LeaseUpdate, Leases};
 use eventide_ports::shard::ShardInfo;
 use eventide_ports::PortError;
 use tracing::info;
@@ -40,6 +40,7 @@ use balance::Step;
 pub struct LeaseKeeper {
     leases: Arc<dyn Leases>,
     duration_ms: i64,
+    initial: InitialPosition,
 }
 
 impl LeaseKeeper {
@@ -48,7 +49,16 @@ impl LeaseKeeper {
         LeaseKeeper {
             leases,
             duration_ms,
+            initial: InitialPosition::TrimHorizon,
         }
+    }
+
+    /// Starts the shards it creates leases for at `initial` (default: their oldest record),
+    /// except the children of a shard that already had a lease, which start at their oldest
+    /// record.
+    pub fn starting_at(mut self, initial: InitialPosition) -> Self {
+        self.initial = initial;
+        self
     }
 
     /// How long a take or renewal holds a lease, in ms.
@@ -67,6 +77,10 @@ impl LeaseKeeper {
     /// Creates a free lease for every shard that has none; existing leases are never
     /// touched. Returns how many it created. Call it at start and whenever a shard ends.
     ///
+    /// A new lease starts at the keeper's initial position ([`LeaseKeeper::starting_at`]),
+    /// unless a parent of its shard already had a lease: the child of a shard this pipeline
+    /// read starts at its oldest record, so no record between the two is skipped.
+    ///
     /// # Errors
     /// A failed read or write.
     pub async fn sync_shards(&self, shards: &[ShardInfo]) -> Result<usize, PortError> {
@@ -74,8 +88,13 @@ impl LeaseKeeper {
             self.list().await?.into_iter().map(|l| l.shard_id).collect();
         let mut created = 0;
         for shard in shards.iter().filter(|s| !existing.contains(&s.shard_id)) {
-            if self.leases.create(shard).await? {
-                info!(shard = %shard.shard_id, "created lease");
+            let start = if shard.parents().iter().any(|p| existing.contains(p)) {
+                InitialPosition::TrimHorizon
+            } else {
+                self.initial
+            };
+            if self.leases.create(shard, start).await? {
+                info!(shard = %shard.shard_id, start = %start.checkpoint(), "created lease");
                 created += 1;
             }
         }

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use eventide_engine::PipelineSpec;
 use eventide_ports::control::ShardStatus;
-use eventide_ports::lease::{Lease, Leases};
+use eventide_ports::lease::{InitialPosition, Lease, Leases};
 use eventide_ports::shard::ShardInfo;
 use eventide_ports::source::ShardSource;
 use eventide_ports::PortError;
@@ -88,6 +88,8 @@ pub struct WorkerSettings {
     pub stop_after_ms: Option<u64>,
     /// The most records per read.
     pub batch_limit: usize,
+    /// Where shards that no lease records yet start (Flink's `source.init.position`).
+    pub initial_position: InitialPosition,
 }
 
 impl WorkerSettings {
@@ -102,6 +104,7 @@ impl WorkerSettings {
             finite_quiet_ms: None,
             stop_after_ms: None,
             batch_limit: 1000,
+            initial_position: InitialPosition::TrimHorizon,
         }
     }
 }
@@ -168,7 +171,8 @@ async fn worker_loop(
     settings: WorkerSettings,
     stop: impl Future<Output = ()>,
 ) -> Result<WorkerExit, RuntimeError> {
-    let leases = LeaseKeeper::new(ports.leases.clone(), settings.lease_ms);
+    let leases = LeaseKeeper::new(ports.leases.clone(), settings.lease_ms)
+        .starting_at(settings.initial_position);
     let shared = Arc::new(Shared {
         io: ports.io,
         source: ports.source,

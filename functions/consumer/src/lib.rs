@@ -250,7 +250,7 @@ fn load_pipeline(path: &Path) -> Result<eventide_sql::Pipeline> {
 
 /// The pipeline spec at `path` (TOML or SQL), decoding with `decoder` when given.
 fn load_spec(path: &Path, decoder: Option<&Arc<dyn Decoder>>) -> Result<PipelineSpec> {
-    Ok(with_decoder(load_pipeline(path)?.spec, decoder))
+    with_decoder(load_pipeline(path)?, decoder)
 }
 
 /// Sends each INSERT into an AWS sink table to that sink (a results table, the S3 panes,
@@ -331,10 +331,24 @@ fn sql_initial_position(start: &Option<(String, Option<i64>)>) -> Result<Initial
     })
 }
 
-fn with_decoder(spec: PipelineSpec, decoder: Option<&Arc<dyn Decoder>>) -> PipelineSpec {
+/// The pipeline's spec, decoding with `decoder` when given.
+///
+/// # Errors
+///
+/// A SQL source with `'format' = 'custom'` and no decoder: its records have no built-in
+/// format.
+fn with_decoder(
+    pipeline: eventide_sql::Pipeline,
+    decoder: Option<&Arc<dyn Decoder>>,
+) -> Result<PipelineSpec> {
     match decoder {
-        Some(d) => spec.with_decoder(d.clone()),
-        None => spec,
+        Some(d) => Ok(pipeline.spec.with_decoder(d.clone())),
+        None if pipeline.needs_decoder() => bail!(
+            "the pipeline's source has 'format' = 'custom': its records are decoded by a \
+             Decoder of your own, so run it with a consumer binary built with \
+             eventide_consumer::main_with_decoder"
+        ),
+        None => Ok(pipeline.spec),
     }
 }
 
@@ -421,7 +435,7 @@ async fn run(cli: Cli, decoder: Option<Arc<dyn Decoder>>) -> Result<ExitCode> {
             let mut resources = Resources::from_prefix(&prefix);
             aws_sinks(&pipeline, &mut resources)?;
             let pipeline_start = pipeline.init_position().map(|(p, ms)| (p.to_string(), ms));
-            let spec = with_decoder(pipeline.spec, decoder.as_ref());
+            let spec = with_decoder(pipeline, decoder.as_ref())?;
             let mut config = WorkerConfig::new(name, spec, stream, resources);
             config.worker.worker_id = worker_id.unwrap_or_else(default_worker_id);
             config.worker.max_leases = max_leases;
@@ -636,7 +650,7 @@ async fn lambda_handler(clients: &Clients, decoder: Option<&Arc<dyn Decoder>>) -
     let output = std::env::var("EVENTIDE_OUTPUT_STREAM").ok();
     aws_sinks(&pipeline, &mut resources)?;
     lambda_starting_position(&pipeline)?;
-    let spec = with_decoder(pipeline.spec, decoder);
+    let spec = with_decoder(pipeline, decoder)?;
     let idle_timeout_ms = match std::env::var("EVENTIDE_IDLE_TIMEOUT_MS") {
         Ok(v) => v
             .parse()

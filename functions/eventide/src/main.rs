@@ -173,6 +173,21 @@ struct PipelineArg {
 }
 
 impl PipelineArg {
+    /// The pipeline, refusing one that needs a decoder of its own (`'format' = 'custom'`),
+    /// which `eventide` does not have: for `replay` and `bench`.
+    fn load_runnable(&self) -> Result<Pipeline> {
+        let p = self.load()?;
+        if p.needs_decoder() {
+            anyhow::bail!(
+                "the pipeline's source has 'format' = 'custom': its records are decoded by a \
+                 Decoder of your own (PipelineSpec::with_decoder), which `eventide` does not \
+                 have; `eventide validate` checks it, a consumer binary built with \
+                 eventide_consumer::main_with_decoder runs it"
+            );
+        }
+        Ok(p)
+    }
+
     fn load(&self) -> Result<Pipeline> {
         match (&self.pipeline, &self.sql) {
             (_, Some(sql)) => {
@@ -347,7 +362,7 @@ fn main() -> Result<()> {
             rules,
             execution,
         } => {
-            let pipeline = pipeline.load()?;
+            let pipeline = pipeline.load_runnable()?;
             let input = input_of(&pipeline, input)?;
             let out = out
                 .or_else(|| pipeline.out_dir().map(PathBuf::from))
@@ -496,7 +511,7 @@ fn main() -> Result<()> {
             rules,
             execution,
         } => {
-            let pipeline = pipeline.load()?;
+            let pipeline = pipeline.load_runnable()?;
             let input = input_of(&pipeline, input)?;
             let mut spec = pipeline.spec;
             if let Some(path) = &rules {

@@ -112,3 +112,58 @@ fn sql_pipelines_run_with_their_paths_or_the_flags() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `'format' = 'custom'` needs a decoder of your own: `validate` takes the pipeline, `replay`
+/// refuses it rather than read its records as JSON. Rules beside the SQL file run.
+#[test]
+fn custom_formats_are_refused_by_replay_and_rules_files_run() {
+    let dir = std::env::temp_dir().join(format!("eventide-sql-cli-ext-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("jobs")).unwrap();
+    std::fs::write(
+        dir.join("custom.sql"),
+        SQL.replace("'format' = 'json')", "'format' = 'custom')"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("clicks.jsonl"),
+        "{\"user_id\":\"a\",\"n\":1,\"event_time\":1000}\n",
+    )
+    .unwrap();
+    let (ok, out, err) = eventide(&dir, &["validate", "--sql", "custom.sql"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("valid"), "{out}");
+    let (ok, _, err) = eventide(&dir, &["replay", "--sql", "custom.sql"]);
+    assert!(!ok);
+    assert!(err.contains("'format' = 'custom'"), "{err}");
+
+    // A job of rules only, its rules file beside the SQL file (not in the working directory).
+    let rules_sql = SQL[..SQL.find("CREATE TABLE per_user").unwrap()]
+        .replace("'clicks.jsonl'", "'../clicks.jsonl'");
+    std::fs::write(
+        dir.join("jobs/rules.sql"),
+        format!("SET 'eventide.rules' = 'rules.toml';\n{rules_sql}"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("jobs/rules.toml"),
+        "[[rule]]\nid = \"any\"\nkey = [\"user_id\"]\nwhen = 'count(1h) >= 1'\nevery = \"1m\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = eventide(
+        &dir,
+        &[
+            "replay",
+            "--sql",
+            "jobs/rules.sql",
+            "--input",
+            "clicks.jsonl",
+            "--out",
+            "alerts",
+        ],
+    );
+    assert!(ok, "{err}");
+    let alerts = std::fs::read_to_string(dir.join("alerts/alerts.jsonl")).unwrap();
+    assert!(alerts.contains("\"any\""), "{alerts}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

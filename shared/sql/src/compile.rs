@@ -10,48 +10,36 @@ use eventide_engine::PipelineSpec;
 use sqlparser::ast::Spanned;
 use sqlparser::ast::{
     BinaryOperator, CreateTable, CreateTableOptions, DataType, DateTimeField, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Insert, ObjectName, Query,
-    Select, SelectItem, SetExpr, SqlOption, Statement, TableFactor, TableObject, UnaryOperator,
-    Value,
+    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Insert, Select,
+    SelectItem, SqlOption, Statement, TableFactor, TableObject, UnaryOperator, Value,
 };
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Span, Tokenizer};
 
 use crate::dialect::FlinkDialect;
-use crate::error::{SqlError, MAX_NESTING, MAX_SQL_BYTES};
+use crate::error::{at, SqlError, MAX_NESTING, MAX_SQL_BYTES};
+use crate::extensions::{self, EmitOptions, RulesBase};
 use crate::plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
+use crate::syntax::{column, duration_setting, field_type, option_key, plain_select, q};
 
-fn at(span: Span, message: impl Into<String>) -> SqlError {
-    SqlError::At {
-        line: span.start.line,
-        column: span.start.column,
-        message: message.into(),
-    }
+pub(crate) struct Column {
+    pub(crate) name: String,
+    pub(crate) ty: DataType,
+    pub(crate) span: Span,
 }
 
-/// A TOML basic string (JSON's string escapes are valid TOML).
-fn q(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
-}
-
-struct Column {
-    name: String,
-    ty: DataType,
-    span: Span,
-}
-
-struct Table {
-    name: String,
-    span: Span,
-    columns: Vec<Column>,
-    extras: TableExtras,
+pub(crate) struct Table {
+    pub(crate) name: String,
+    pub(crate) span: Span,
+    pub(crate) columns: Vec<Column>,
+    pub(crate) extras: TableExtras,
     /// `WITH` options: key, value, position of the value.
-    options: Vec<(String, String, Span)>,
+    pub(crate) options: Vec<(String, String, Span)>,
 }
 
 impl Table {
-    fn option(&self, key: &str) -> Option<&str> {
+    pub(crate) fn option(&self, key: &str) -> Option<&str> {
         self.options
             .iter()
             .find(|(k, _, _)| k == key)
@@ -121,6 +109,8 @@ const SET_OPTIONS: &[&str] = &[
     "execution.runtime-mode ('streaming')",
     "pipeline.name",
     "parallelism.default",
+    "and Eventide's eventide.trigger, eventide.accumulation, eventide.on-time, \
+     eventide.allowed-lateness, eventide.rules (docs/sql.md)",
 ];
 
 /// The stack of the thread that parses and compiles: sqlparser recurses per nesting level
@@ -128,19 +118,20 @@ const SET_OPTIONS: &[&str] = &[
 /// is only safe on a stack of known size.
 const COMPILE_STACK_BYTES: usize = 64 << 20;
 
-pub fn compile(text: &str) -> Result<Compiled, SqlError> {
+/// Compiles `text`; a `SET 'eventide.rules'` file is read relative to `rules`.
+pub fn compile(text: &str, rules: RulesBase<'_>) -> Result<Compiled, SqlError> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("eventide-sql".into())
             .stack_size(COMPILE_STACK_BYTES)
-            .spawn_scoped(scope, || compile_on_this_thread(text))
+            .spawn_scoped(scope, || compile_on_this_thread(text, rules))
             .map_err(|e| SqlError::Other(format!("cannot start the SQL compiler thread: {e}")))?
             .join()
             .map_err(|_| SqlError::Other("the SQL compiler failed".into()))?
     })
 }
 
-fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
+fn compile_on_this_thread(text: &str, rules: RulesBase<'_>) -> Result<Compiled, SqlError> {
     if text.len() > MAX_SQL_BYTES {
         return Err(SqlError::Other(format!(
             "the SQL text is {} bytes, more than {MAX_SQL_BYTES} (eventide_sql::MAX_SQL_BYTES)",
@@ -160,6 +151,7 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
         tables: extras,
         table_args,
         statement_set: _,
+        catalogs,
     } = prepass(tokens)?;
     let statements = Parser::new(&dialect)
         .with_recursion_limit(MAX_NESTING)
@@ -170,7 +162,8 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
     let mut extras = extras;
     let mut tables: Vec<Table> = Vec::new();
     let mut settings = Settings::default();
-    let mut inserts: Vec<&Insert> = Vec::new();
+    let mut ext = extensions::Settings::default();
+    let mut inserts: Vec<(&Insert, EmitOptions)> = Vec::new();
     let mut create_views = Vec::new();
     for st in &statements {
         match st {
@@ -181,8 +174,12 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
                 }
                 tables.push(t);
             }
-            Statement::Set(set) => setting(set, &mut settings)?,
-            Statement::Insert(ins) => inserts.push(ins),
+            Statement::Set(set) => {
+                if !eventide_setting(set, &mut ext)? {
+                    setting(set, &mut settings)?
+                }
+            }
+            Statement::Insert(ins) => inserts.push((ins, ext.take_for_insert())),
             Statement::CreateView(cv) => create_views.push(cv),
             Statement::Query(q) => {
                 return Err(at(
@@ -202,12 +199,22 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
             }
         }
     }
-    if inserts.is_empty() {
+    ext.check_all_used()?;
+    if inserts.is_empty() && ext.job.rules.is_none() {
         return Err(SqlError::Other(
-            "the SQL has no INSERT INTO statement: nothing to compute".into(),
+            "the SQL has no INSERT INTO statement (and no SET 'eventide.rules'): nothing to \
+             compute"
+                .into(),
         ));
     }
 
+    for cv in &create_views {
+        for g in crate::catalog::glue_tables(cv, &catalogs)? {
+            if !tables.iter().any(|x| x.name == g.name) {
+                tables.push(glue_table(g));
+            }
+        }
+    }
     let mut views: Vec<View> = Vec::new();
     for cv in create_views {
         let v = view(cv, &tables)?;
@@ -230,13 +237,49 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
         out_dir: None,
         aws: AwsSinks::default(),
         insert_spans: Vec::new(),
+        eventide_emit: EmitOptions::default(),
+        rules_span: None,
+        source_table: None,
     };
-    for ins in &inserts {
+    for (ins, emit) in inserts {
+        c.eventide_emit = emit;
         c.insert(ins)?;
+    }
+    if c.source.is_none() {
+        // Rules and no INSERT: the rules read the one table with a WATERMARK.
+        let streams: Vec<&Table> = tables
+            .iter()
+            .filter(|t| t.extras.watermark.is_some())
+            .collect();
+        match streams.as_slice() {
+            [one] => {
+                c.use_source(&one.name, one.span)?;
+            }
+            _ => {
+                let span = ext.job.rules.as_ref().map_or_else(Span::empty, |r| r.1);
+                return Err(at(
+                    span,
+                    format!(
+                        "the rules read the source table, and without an INSERT that is the one \
+                         table with a WATERMARK; {} have one",
+                        if streams.is_empty() {
+                            "no tables".to_string()
+                        } else {
+                            streams
+                                .iter()
+                                .map(|t| format!("`{}`", t.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
     }
     let Some(src) = c.source.take() else {
         return Err(SqlError::Other("no INSERT reads a source table".into()));
     };
+    c.source_table = Some(src.name.clone());
     let (source_toml, source_options) = c.source_toml(&src)?;
     let mut enrichments = String::new();
     if let Some(v) = c.view_used.and_then(|i| views.get(i)) {
@@ -245,9 +288,27 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
                 .table(&l.table)
                 .ok_or_else(|| at(l.span, format!("unknown table `{}`", l.table)))?;
             enrichments.push_str(&enrichment_toml(l, t)?);
+            if let (Some(r), crate::catalog::GLUE) =
+                (t.option("region"), t.option("connector").unwrap_or(""))
+            {
+                match &c.aws.region {
+                    Some(have) if have != r => {
+                        return Err(at(
+                            t.option_span("region"),
+                            format!("the Glue catalog's 'region' = '{r}', and a sink names 'aws.region' = '{have}'; the consumer runs in one region"),
+                        ))
+                    }
+                    _ => c.aws.region = Some(r.to_string()),
+                }
+            }
         }
     }
-    let toml = format!("{source_toml}{enrichments}{}", c.aggregations);
+    let mut toml = format!("{source_toml}{enrichments}{}", c.aggregations);
+    if let Some((name, span)) = &ext.job.rules {
+        let rules_text = extensions::read_rules(name, *span, rules)?;
+        let _ = write!(toml, "\n# SET 'eventide.rules' = {}\n{rules_text}", q(name));
+        c.rules_span = Some(*span);
+    }
     let spec = PipelineSpec::from_toml(&toml).map_err(|e| c.spec_error(e))?;
     Ok(Compiled {
         spec,
@@ -261,14 +322,6 @@ fn compile_on_this_thread(text: &str) -> Result<Compiled, SqlError> {
 
 fn first_words(s: &str) -> String {
     s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
-fn option_key(name: &ObjectName) -> String {
-    name.0
-        .iter()
-        .map(|p| p.to_string().trim_matches('\'').to_string())
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 fn string_value(e: &Expr) -> Option<String> {
@@ -368,34 +421,6 @@ fn table(ct: &CreateTable, extras: &mut HashMap<String, TableExtras>) -> Result<
     })
 }
 
-fn duration_setting(key: &str, v: &str, span: Span) -> Result<i64, SqlError> {
-    // Flink durations: "10 s", "1 min", "5000 ms", "1 h", "1 d", or a number of ms.
-    let s = v.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().map_err(|_| {
-        at(
-            span,
-            format!("'{key}' = '{v}': expected a duration such as '5 s', '1 min' or '500 ms'"),
-        )
-    })?;
-    let unit_ms = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
-        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
-        "min" | "m" | "minute" | "minutes" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        "d" | "day" | "days" => 86_400_000,
-        other => {
-            return Err(at(
-                span,
-                format!("'{key}' = '{v}': unknown unit {other:?}; use ms, s, min, h or d"),
-            ))
-        }
-    };
-    n.checked_mul(unit_ms)
-        .ok_or_else(|| at(span, format!("'{key}' = '{v}' is too large")))
-}
-
 fn bool_setting(key: &str, v: &str, span: Span) -> Result<bool, SqlError> {
     match v.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -404,6 +429,32 @@ fn bool_setting(key: &str, v: &str, span: Span) -> Result<bool, SqlError> {
             span,
             format!("'{key}' = '{v}': expected 'true' or 'false'"),
         )),
+    }
+}
+
+/// A `SET 'eventide.…'` (true), or another key (false: Flink's, for [`setting`]).
+fn eventide_setting(
+    set: &sqlparser::ast::Set,
+    ext: &mut extensions::Settings,
+) -> Result<bool, SqlError> {
+    use sqlparser::ast::Set;
+    let Set::SingleAssignment {
+        variable, values, ..
+    } = set
+    else {
+        return Ok(false);
+    };
+    let key = option_key(variable);
+    if !key.starts_with("eventide.") {
+        return Ok(false);
+    }
+    match values.as_slice() {
+        [v] => {
+            let value = string_value(v)
+                .ok_or_else(|| at(v.span(), format!("the value of '{key}' is a quoted string")))?;
+            ext.set(&key, &value, variable.span(), v.span())
+        }
+        _ => Err(at(variable.span(), "SET takes one value")),
     }
 }
 
@@ -462,34 +513,6 @@ fn setting(set: &sqlparser::ast::Set, s: &mut Settings) -> Result<(), SqlError> 
     Ok(())
 }
 
-/// The spec type of a SQL column type.
-fn field_type(ty: &DataType) -> Option<&'static str> {
-    use DataType as D;
-    match ty {
-        D::String(_)
-        | D::Varchar(_)
-        | D::CharVarying(_)
-        | D::CharacterVarying(_)
-        | D::Char(_)
-        | D::Character(_)
-        | D::Text => Some("string"),
-        D::TinyInt(_)
-        | D::SmallInt(_)
-        | D::Int(_)
-        | D::Integer(_)
-        | D::BigInt(_)
-        | D::Float(_)
-        | D::Real
-        | D::Double(_)
-        | D::DoublePrecision
-        | D::Decimal(_)
-        | D::Dec(_)
-        | D::Numeric(_) => Some("number"),
-        D::Boolean | D::Bool => Some("bool"),
-        _ => None,
-    }
-}
-
 fn is_timestamp(ty: &DataType) -> bool {
     matches!(ty, DataType::Timestamp(..))
         || matches!(ty, DataType::Custom(n, _) if n.to_string().eq_ignore_ascii_case("TIMESTAMP_LTZ"))
@@ -533,16 +556,6 @@ fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
     n.checked_mul(unit).ok_or_else(bad)
 }
 
-/// A column reference: its name (a qualifier, if any, must be `alias`).
-fn column(e: &Expr) -> Option<(&Ident, Option<&Ident>)> {
-    match e {
-        Expr::Identifier(i) => Some((i, None)),
-        Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((&parts[1], Some(&parts[0]))),
-        Expr::Nested(inner) => column(inner),
-        _ => None,
-    }
-}
-
 struct Compiler<'a> {
     tables: &'a [Table],
     views: &'a [View],
@@ -562,6 +575,12 @@ struct Compiler<'a> {
     aws: AwsSinks,
     /// Each aggregation's INSERT, for errors from the spec's validation.
     insert_spans: Vec<(String, Span)>,
+    /// The `SET 'eventide.…'` trigger options of the current INSERT.
+    eventide_emit: EmitOptions,
+    /// The `SET 'eventide.rules'`, for errors from the spec's validation.
+    rules_span: Option<Span>,
+    /// The source table's name, for errors from the spec's validation.
+    source_table: Option<String>,
 }
 
 /// What a window TVF call asks for.
@@ -593,6 +612,15 @@ impl<'a> Compiler<'a> {
             if text.contains("enrichment[") {
                 return at(v.span, format!("view `{}`: {text}", v.name));
             }
+        }
+        if let Some(span) = self.rules_span.filter(|_| text.contains("rule[")) {
+            return at(span, format!("SET 'eventide.rules': {text}"));
+        }
+        if let (Some(key), Some(t)) = (
+            extensions::file_option_of(&text),
+            self.source_table.as_deref().and_then(|s| self.table(s)),
+        ) {
+            return at(t.option_span(key), format!("'{key}': {text}"));
         }
         for (i, (name, span)) in self.insert_spans.iter().enumerate() {
             if text.contains(&format!("aggregation[{i}]")) {
@@ -1116,9 +1144,27 @@ impl<'a> Compiler<'a> {
         if let Some(h) = having {
             let _ = writeln!(out, "having = {}", q(&h));
         }
-        out.push_str(&self.emit()?);
+        match self.eventide_emit.toml(self.flink_emit_key())? {
+            Some(lines) => out.push_str(&lines),
+            None => out.push_str(&self.emit()?),
+        }
         out.push_str(&sink_toml(sink)?);
         Ok(out)
+    }
+
+    /// A Flink emit option in effect, by its key (these may not be combined with Eventide's
+    /// trigger options).
+    fn flink_emit_key(&self) -> Option<&'static str> {
+        let s = self.settings;
+        if s.early_enabled.is_some_and(|(b, _)| b) {
+            Some("table.exec.emit.early-fire.enabled")
+        } else if s.late_enabled.is_some_and(|(b, _)| b) {
+            Some("table.exec.emit.late-fire.enabled")
+        } else if s.allow_lateness.is_some() {
+            Some("table.exec.emit.allow-lateness")
+        } else {
+            None
+        }
     }
 
     /// The trigger, lateness, accumulation and on-time lines of the `SET` emit options.
@@ -2009,6 +2055,11 @@ impl<'a> Compiler<'a> {
                         "csv.field-delimiter",
                         "csv.quote-character",
                         "scan.watermark.idle-timeout",
+                        "eventide.compression",
+                        "eventide.header-lines",
+                        "eventide.footer-pattern",
+                        "eventide.max-entry-bytes",
+                        "eventide.max-line-bytes",
                     ],
                 )?;
                 options.path = t.option("path").map(str::to_string);
@@ -2065,6 +2116,15 @@ impl<'a> Compiler<'a> {
         let mut input = String::from("[input]\n");
         match t.option("format").unwrap_or("json") {
             "json" => input.push_str("format = \"json\"\n"),
+            "custom" => {
+                // Eventide's: the records are decoded by a `Decoder` of your own, attached
+                // to the compiled spec with `PipelineSpec::with_decoder`.
+                input.push_str(
+                    "# 'format' = 'custom': records are decoded by the Decoder attached with \
+                     PipelineSpec::with_decoder\n",
+                );
+                options.custom_format = true;
+            }
             "csv" => {
                 let cols: Vec<String> = t.columns.iter().map(|c| q(&c.name)).collect();
                 let _ = write!(
@@ -2083,10 +2143,16 @@ impl<'a> Compiler<'a> {
             other => {
                 return Err(at(
                     t.option_span("format"),
-                    format!("format '{other}' is not supported; use 'json' or 'csv'"),
+                    format!(
+                        "format '{other}' is not supported; use 'json', 'csv' or 'custom' (a \
+                         Decoder of your own, Eventide's)"
+                    ),
                 ))
             }
         }
+        input.push_str(&extensions::file_options_toml(|k| {
+            t.option(k).map(|v| (v.to_string(), t.option_span(k)))
+        })?);
         let _ = writeln!(
             input,
             "event_time = {{ field = {}, format = {} }}",
@@ -2320,43 +2386,6 @@ fn tvf_args(f: &Function) -> Result<Vec<(Option<String>, Expr)>, SqlError> {
             )),
         })
         .collect()
-}
-
-/// The query of an INSERT as one SELECT (no set operations, ORDER BY, LIMIT, WITH).
-fn plain_select(q: &Query) -> Result<&Select, SqlError> {
-    if let Some(w) = &q.with {
-        return Err(at(
-            w.span(),
-            "WITH (common table expressions) is not supported",
-        ));
-    }
-    if let Some(o) = &q.order_by {
-        return Err(at(
-            o.span(),
-            "ORDER BY on a stream is not supported (a stream has no end to sort at); file sinks \
-             write rows sorted by key with 'sink.order' = 'key', the default",
-        ));
-    }
-    if let Some(l) = &q.limit_clause {
-        return Err(at(l.span(), "LIMIT on a stream is not supported"));
-    }
-    if let Some(f) = &q.fetch {
-        return Err(at(
-            f.quantity.as_ref().map(|x| x.span()).unwrap_or(q.span()),
-            "FETCH on a stream is not supported",
-        ));
-    }
-    match q.body.as_ref() {
-        SetExpr::Select(s) => Ok(s),
-        SetExpr::Query(inner) => Err(at(
-            inner.span(),
-            "a nested query is not supported; INSERT INTO sink SELECT … FROM TABLE(<window TVF>)",
-        )),
-        other => Err(at(
-            other.span(),
-            "UNION, INTERSECT, EXCEPT and VALUES are not supported",
-        )),
-    }
 }
 
 /// An aggregate output column as the spec computes it.
@@ -2800,10 +2829,23 @@ fn view(cv: &sqlparser::ast::CreateView, tables: &[Table]) -> Result<View, SqlEr
                     SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
                     _ => None,
                 };
-                let Some((id, q)) = column(e) else {
+                // CAST gives a Glue table's column its type (the compiler does not read
+                // the catalog); anywhere else it would be a conversion the view cannot do.
+                let cast = crate::catalog::uncast(e).map(|(inner, _)| inner);
+                let Some((id, q)) = column(cast.unwrap_or(e)) else {
                     return Err(shape(e.span()));
                 };
                 let q = q.map(|q| q.value.as_str());
+                let glue = |i: usize| {
+                    table_of(i).and_then(|t| t.option("connector")) == Some(crate::catalog::GLUE)
+                };
+                if cast.is_some() && !q.and_then(lookup_of).is_some_and(glue) {
+                    return Err(at(
+                        e.span(),
+                        "CAST in a view gives the type of a Glue catalog table's column (whose \
+                         type the compiler cannot read); other columns have their declared types",
+                    ));
+                }
                 match q.and_then(lookup_of) {
                     Some(i) => {
                         let ty = table_of(i)
@@ -2869,9 +2911,42 @@ fn view(cv: &sqlparser::ast::CreateView, tables: &[Table]) -> Result<View, SqlEr
     })
 }
 
+/// A Glue catalog table as a lookup table: its columns are those the view names, its
+/// options say where it is (connector [`crate::catalog::GLUE`], database, table, region).
+fn glue_table(g: crate::catalog::GlueTable) -> Table {
+    let mut options = vec![
+        (
+            "connector".to_string(),
+            crate::catalog::GLUE.to_string(),
+            g.span,
+        ),
+        ("database".to_string(), g.database, g.span),
+        ("table".to_string(), g.table, g.span),
+    ];
+    if let Some((r, s)) = g.region {
+        options.push(("region".to_string(), r, s));
+    }
+    Table {
+        name: g.name,
+        span: g.span,
+        columns: g
+            .columns
+            .into_iter()
+            .map(|(name, ty, span)| Column { name, ty, span })
+            .collect(),
+        extras: TableExtras::default(),
+        options,
+    }
+}
+
 /// The `[[enrichment]]` section of a lookup join.
 fn enrichment_toml(l: &Lookup, t: &Table) -> Result<String, SqlError> {
-    let mut out = format!("\n[[enrichment]]\nname = {}\n", q(&l.table));
+    // A Glue table (`catalog.database.table`) is named after its table.
+    let name = match t.option("connector") {
+        Some(crate::catalog::GLUE) => t.option("table").unwrap_or(&l.table),
+        _ => &l.table,
+    };
+    let mut out = format!("\n[[enrichment]]\nname = {}\n", q(name));
     match t.option("connector").unwrap_or("") {
         "filesystem" => {
             t.check_options(
@@ -2956,6 +3031,14 @@ fn enrichment_toml(l: &Lookup, t: &Table) -> Result<String, SqlError> {
             }
             src.push_str(" }\n");
             out.push_str(&src);
+        }
+        crate::catalog::GLUE => {
+            let _ = writeln!(
+                out,
+                "glue = {{ database = {}, table = {} }}",
+                q(t.option("database").unwrap_or_default()),
+                q(t.option("table").unwrap_or_default())
+            );
         }
         "" => {
             return Err(at(

@@ -31,24 +31,30 @@
 //! dialect ([`dialect::FlinkDialect`]) and a bounded, position-preserving pre-pass for the
 //! Flink syntax it lacks ([`prepass`]).
 
+mod catalog;
 mod compile;
 pub mod dialect;
 mod error;
+mod extensions;
 mod load;
 mod plan;
 pub mod prepass;
+mod syntax;
 
 pub use error::{SqlError, MAX_NESTING, MAX_SQL_BYTES};
+pub use extensions::MAX_RULES_BYTES;
 pub use load::{load_pipeline, load_pipeline_text, LoadError, Pipeline, PipelineSource};
 pub use plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 
-/// Compiles Flink SQL text into a pipeline.
+/// Compiles Flink SQL text into a pipeline. A rules file that the text names (`SET
+/// 'eventide.rules' = 'file'`) is read relative to the working directory;
+/// [`load_pipeline`] reads it relative to the SQL file.
 ///
 /// # Errors
 ///
 /// Text over [`MAX_SQL_BYTES`] or nested deeper than [`MAX_NESTING`], a syntax error, a
-/// construct outside the supported subset, or a pipeline the spec's validation refuses;
-/// each names its line and column where it has one.
+/// construct outside the supported subset, an unreadable rules file, or a pipeline the
+/// spec's validation refuses; each names its line and column where it has one.
 pub fn compile(text: &str) -> Result<Compiled, SqlError> {
-    compile::compile(text)
+    compile::compile(text, extensions::RulesBase::Dir(std::path::Path::new("")))
 }

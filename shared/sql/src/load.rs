@@ -7,6 +7,7 @@ use eventide_engine::{PipelineSpec, SpecError};
 
 use crate::compile::compile;
 use crate::error::SqlError;
+use crate::extensions::RulesBase;
 use crate::plan::{AwsSinks, SinkOptions, SourceOptions};
 
 /// A loaded pipeline.
@@ -63,6 +64,17 @@ impl Pipeline {
         match &self.source {
             PipelineSource::Sql { aws, .. } => (**aws).clone(),
             PipelineSource::Toml => AwsSinks::default(),
+        }
+    }
+
+    /// True when the source table has `'format' = 'custom'` (Eventide's): the records are
+    /// decoded by a `Decoder` of your own, which must be attached with
+    /// `PipelineSpec::with_decoder` (`eventide_consumer::main_with_decoder` does) before
+    /// the pipeline runs.
+    pub fn needs_decoder(&self) -> bool {
+        match &self.source {
+            PipelineSource::Sql { source, .. } => source.custom_format,
+            PipelineSource::Toml => false,
         }
     }
 
@@ -124,7 +136,18 @@ pub fn load_pipeline(path: &Path) -> Result<Pipeline, LoadError> {
 /// As [`load_pipeline`].
 pub fn load_pipeline_text(name: &str, text: &str) -> Result<Pipeline, LoadError> {
     if is_sql(name, text) {
-        let c = compile(text).map_err(|source| LoadError::Sql {
+        // A rules file is relative to the SQL file; a pipeline from S3 cannot name one.
+        let remote = name.contains("://");
+        let dir = Path::new(name).parent().unwrap_or(Path::new(""));
+        let base = if remote {
+            RulesBase::None(
+                "a pipeline loaded from a URL cannot read a rules file beside it; give the \
+                 consumer the rules with --rules-s3 (EVENTIDE_RULES_S3) instead",
+            )
+        } else {
+            RulesBase::Dir(dir)
+        };
+        let c = compile(text, base).map_err(|source| LoadError::Sql {
             path: name.to_string(),
             source,
         })?;

@@ -119,6 +119,10 @@ pub struct SourceOptions {
     /// `'source.init.position'` / `'scan.stream.initpos'`: `TRIM_HORIZON`, `LATEST` or
     /// `AT_TIMESTAMP`: where the consumer starts the shards it has no checkpoint of.
     pub init_position: Option<String>,
+    /// `'format' = 'custom'` (Eventide's): the records are decoded by a `Decoder` of your
+    /// own, which the entry point attaches with `PipelineSpec::with_decoder`; without one
+    /// the pipeline must not run.
+    pub custom_format: bool,
     /// With `AT_TIMESTAMP`, `'source.init.timestamp'` / `'scan.stream.initpos-timestamp'`
     /// in epoch ms.
     pub init_timestamp_ms: Option<i64>,

@@ -11,6 +11,7 @@
 //! | `WATERMARK FOR ts AS <expr>` in a `CREATE TABLE` column list | removes it; `<expr>` is parsed by sqlparser and kept with the table |
 //! | a computed column `ts AS <expr>` in a `CREATE TABLE` column list | the same |
 //! | `TABLE t [PARTITION BY k \| PARTITION BY (k1, k2)]` as a function argument (window TVFs) | removes `TABLE` and the `PARTITION BY` clause, kept by the position of `t` |
+//! | `CREATE CATALOG c WITH ('type' = 'glue', …);` | removes the statement and records the catalog ([`crate::catalog`]) |
 
 use std::collections::HashMap;
 
@@ -56,6 +57,8 @@ pub struct Prepassed {
     pub table_args: HashMap<(u64, u64), TableArg>,
     /// `EXECUTE STATEMENT SET` or `BEGIN STATEMENT SET` was used.
     pub statement_set: bool,
+    /// `CREATE CATALOG … WITH (…)` statements, taken out whole.
+    pub catalogs: Vec<crate::catalog::Catalog>,
 }
 
 fn word_is(t: &Token, w: &str) -> bool {
@@ -169,6 +172,10 @@ impl Pass {
                     };
                     continue;
                 }
+                if let Some(j) = self.words(i, &["CREATE", "CATALOG"]) {
+                    i = self.create_catalog(t.span, j)?;
+                    continue;
+                }
                 let create = self
                     .words(i, &["CREATE", "TABLE"])
                     .or_else(|| self.words(i, &["CREATE", "TEMPORARY", "TABLE"]));
@@ -274,6 +281,27 @@ impl Pass {
         }
         self.out.table_args.insert(key, arg);
         Ok(next)
+    }
+
+    /// `CREATE CATALOG` from `j` (after `CATALOG`) to its `;`: records the catalog. Returns
+    /// the index after the statement.
+    fn create_catalog(&mut self, create: Span, j: usize) -> Result<usize, SqlError> {
+        let sig: Vec<usize> = (j..self.toks.len())
+            .filter(|&k| !matches!(self.toks[k].token, Token::Whitespace(_)))
+            .collect();
+        let refs: Vec<&TokenWithSpan> = sig.iter().map(|&k| &self.toks[k]).collect();
+        let (catalog, n) = crate::catalog::parse_create_catalog(&refs, create)?;
+        if self.out.catalogs.iter().any(|c| c.name == catalog.name) {
+            return Err(error_at(
+                create.start,
+                format!("catalog `{}` is declared twice", catalog.name),
+            ));
+        }
+        self.out.catalogs.push(catalog);
+        Ok(match n.checked_sub(1).and_then(|last| sig.get(last)) {
+            Some(&k) => k + 1,
+            None => j,
+        })
     }
 
     fn loc(&self, i: usize) -> Location {

@@ -1,0 +1,126 @@
+//! Small pieces shared by the compiler's modules: TOML quoting, option keys and Flink
+//! durations, SQL column types and column references, and the one-SELECT shape of a query.
+
+use sqlparser::ast::{DataType, Expr, Ident, ObjectName, Query, Select, SetExpr, Spanned};
+use sqlparser::tokenizer::Span;
+
+use crate::error::{at, SqlError};
+
+/// A TOML basic string (JSON's string escapes are valid TOML).
+pub(crate) fn q(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// An option or table name as written, its parts joined with dots.
+pub(crate) fn option_key(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|p| p.to_string().trim_matches('\'').to_string())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A Flink duration (`'5 s'`, `'1 min'`, `'500 ms'`, `'1 h'`, `'1 d'`, or milliseconds) in
+/// milliseconds; `key` and `span` name the setting in an error.
+pub(crate) fn duration_setting(key: &str, v: &str, span: Span) -> Result<i64, SqlError> {
+    // Flink durations: "10 s", "1 min", "5000 ms", "1 h", "1 d", or a number of ms.
+    let s = v.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num.parse().map_err(|_| {
+        at(
+            span,
+            format!("'{key}' = '{v}': expected a duration such as '5 s', '1 min' or '500 ms'"),
+        )
+    })?;
+    let unit_ms = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+        "min" | "m" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        other => {
+            return Err(at(
+                span,
+                format!("'{key}' = '{v}': unknown unit {other:?}; use ms, s, min, h or d"),
+            ))
+        }
+    };
+    n.checked_mul(unit_ms)
+        .ok_or_else(|| at(span, format!("'{key}' = '{v}' is too large")))
+}
+
+/// The spec type of a SQL column type.
+pub(crate) fn field_type(ty: &DataType) -> Option<&'static str> {
+    use DataType as D;
+    match ty {
+        D::String(_)
+        | D::Varchar(_)
+        | D::CharVarying(_)
+        | D::CharacterVarying(_)
+        | D::Char(_)
+        | D::Character(_)
+        | D::Text => Some("string"),
+        D::TinyInt(_)
+        | D::SmallInt(_)
+        | D::Int(_)
+        | D::Integer(_)
+        | D::BigInt(_)
+        | D::Float(_)
+        | D::Real
+        | D::Double(_)
+        | D::DoublePrecision
+        | D::Decimal(_)
+        | D::Dec(_)
+        | D::Numeric(_) => Some("number"),
+        D::Boolean | D::Bool => Some("bool"),
+        _ => None,
+    }
+}
+
+/// A column reference: its name (a qualifier, if any, must be `alias`).
+pub(crate) fn column(e: &Expr) -> Option<(&Ident, Option<&Ident>)> {
+    match e {
+        Expr::Identifier(i) => Some((i, None)),
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((&parts[1], Some(&parts[0]))),
+        Expr::Nested(inner) => column(inner),
+        _ => None,
+    }
+}
+
+/// The query of an INSERT as one SELECT (no set operations, ORDER BY, LIMIT, WITH).
+pub(crate) fn plain_select(q: &Query) -> Result<&Select, SqlError> {
+    if let Some(w) = &q.with {
+        return Err(at(
+            w.span(),
+            "WITH (common table expressions) is not supported",
+        ));
+    }
+    if let Some(o) = &q.order_by {
+        return Err(at(
+            o.span(),
+            "ORDER BY on a stream is not supported (a stream has no end to sort at); file sinks \
+             write rows sorted by key with 'sink.order' = 'key', the default",
+        ));
+    }
+    if let Some(l) = &q.limit_clause {
+        return Err(at(l.span(), "LIMIT on a stream is not supported"));
+    }
+    if let Some(f) = &q.fetch {
+        return Err(at(
+            f.quantity.as_ref().map(|x| x.span()).unwrap_or(q.span()),
+            "FETCH on a stream is not supported",
+        ));
+    }
+    match q.body.as_ref() {
+        SetExpr::Select(s) => Ok(s),
+        SetExpr::Query(inner) => Err(at(
+            inner.span(),
+            "a nested query is not supported; INSERT INTO sink SELECT … FROM TABLE(<window TVF>)",
+        )),
+        other => Err(at(
+            other.span(),
+            "UNION, INTERSECT, EXCEPT and VALUES are not supported",
+        )),
+    }
+}

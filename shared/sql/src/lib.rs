@@ -35,6 +35,7 @@ mod compile;
 pub mod dialect;
 mod error;
 mod load;
+mod over;
 mod plan;
 pub mod prepass;
 

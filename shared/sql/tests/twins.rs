@@ -8,6 +8,7 @@
 //! | `streaming-systems/retracting` | `sql/streaming-systems/retracting.sql`: Flink's emit options, so Flink's on-time behaviour (`if_non_empty`: no unchanged on-time pane); byte-identical to the TOML with that one setting |
 //! | `streaming-systems/accumulating`, `discarding`, `discarding-if-non-empty`, `allowed-lateness`, `early-ontime-late`, `aligned-delay-offset`, `per-record-streaming`, `sessions-*` | none: accumulating or discarding panes, aligned or offset early firings, per-record triggers on sessions and `repeat(count(1))` are Eventide trigger and accumulation settings that Flink SQL's emit options cannot express |
 //! | `enrichment` | `sql/enrichment.sql`: a lookup join (`JOIN subscribers FOR SYSTEM_TIME AS OF e.proc_time`) in a view; byte-identical, dead letters included: Flink's inner join drops a row without a subscriber, and the lookup table's `'lookup.on-miss' = 'dead-letter'` (an Eventide option) keeps it in the dead letters as the TOML's `on_miss = "dead_letter"` does |
+//! | `rolling` | `sql/rolling.sql`: an `OVER` aggregation (a rows window); byte-identical, late rows included |
 //! | `rules` | none: rules and patterns have no Flink SQL equivalent (MATCH_RECOGNIZE does not map cleanly; see docs/sql.md) |
 //! | `framed-zip` | none: the file layer (zip entries with banners and counted trailers) has no Flink filesystem-connector option |
 //! | `custom-decoder` | none: Rust code with an inline spec and a binary `Decoder`; a compiled SQL spec takes a decoder the same way (`with_decoder`), but there is no Flink `'format'` for the layout |
@@ -110,6 +111,32 @@ fn the_enrichment_example_has_a_byte_identical_sql_twin() {
     same_files(&a, &b, "sql/enrichment.sql");
     let rows = std::fs::read_to_string(a.join("by_tier.csv")).unwrap();
     assert!(rows.lines().count() > 1, "{rows}");
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}
+
+#[test]
+fn the_rolling_example_has_a_byte_identical_sql_twin() {
+    let s = eventide_sql::load_pipeline(&examples().join("sql/rolling.sql"))
+        .unwrap()
+        .spec;
+    let t = eventide_sql::load_pipeline(&examples().join("rolling/pipeline.toml"))
+        .unwrap()
+        .spec;
+    let input = examples().join("rolling/events.jsonl");
+    let a = run(s, &input, "rolling-sql");
+    let b = run(t, &input, "rolling-toml");
+    same_files(&a, &b, "sql/rolling.sql");
+    let rows = std::fs::read_to_string(a.join("rolling.csv")).unwrap();
+    let late = std::fs::read_to_string(a.join("rolling.late.jsonl")).unwrap();
+    let lines = std::fs::read_to_string(&input).unwrap().lines().count();
+    assert_eq!(
+        rows.lines().count() - 1 + late.lines().count(),
+        lines,
+        "{rows}{late}"
+    );
+    let expected = examples().join("rolling/expected");
+    same_files(&a, &expected, "examples/rolling/expected");
     let _ = std::fs::remove_dir_all(&a);
     let _ = std::fs::remove_dir_all(&b);
 }

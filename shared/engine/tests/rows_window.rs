@@ -59,7 +59,10 @@ columns = ["k", "t", "v", "n", "nv", "s", "lo", "hi", "a"]
 }
 
 /// Output rows by (key, time, ordinal): the aggregates, then the row's own `v`.
-type Rows = BTreeMap<(String, i64, u32), Vec<Option<f64>>>;
+type Rows = BTreeMap<RowId, Vec<Option<f64>>>;
+
+/// A row's key, time and ordinal among the key's rows of that time.
+type RowId = (String, i64, u32);
 
 /// Flink's operator, directly. The watermark is the largest time so far minus `bound`,
 /// advanced after each record; each key's last emitted time starts at 0.
@@ -124,7 +127,7 @@ fn model(evs: &[Ev], preceding: usize, bound: i64) -> (Rows, Vec<String>) {
 #[derive(Default)]
 struct Recorder {
     /// Emitted rows in order, with their key.
-    rows: Vec<((String, i64, u32), Vec<Option<f64>>)>,
+    rows: Vec<(RowId, Vec<Option<f64>>)>,
     late: Vec<String>,
     late_tags: Vec<u64>,
 }
@@ -152,7 +155,7 @@ impl KeyOutput for Recorder {
 }
 
 /// The rows as a map, checking that each key's rows came out in (time, ordinal) order.
-fn by_key(rows: &[((String, i64, u32), Vec<Option<f64>>)]) -> Rows {
+fn by_key(rows: &[(RowId, Vec<Option<f64>>)]) -> Rows {
     let mut last: HashMap<&str, (i64, u32)> = HashMap::new();
     for ((k, t, i), _) in rows {
         if let Some(prev) = last.insert(k, (*t, *i)) {

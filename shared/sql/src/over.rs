@@ -99,12 +99,13 @@ fn strip(e: &mut Expr) {
     match e {
         Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => strip(inner),
         Expr::Function(f) => {
-            if f.over.take().is_none() {
-                if let FunctionArguments::List(l) = &mut f.args {
-                    for a in &mut l.args {
-                        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
-                            strip(x);
-                        }
+            if f.over.take().is_some() {
+                return;
+            }
+            if let FunctionArguments::List(l) = &mut f.args {
+                for a in &mut l.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                        strip(x);
                     }
                 }
             }

@@ -100,13 +100,13 @@ impl<'e> Keys<'e> {
 
 /// Flink's operator, directly: the watermark is the largest event time so far minus
 /// `bound`, advanced after each record; `aggs` computes a row's values from its frame.
-fn model<'e>(
-    evs: &'e [Ev],
+fn model(
+    evs: &[Ev],
     bound: i64,
     preceding: usize,
     pass: impl Fn(&Ev) -> bool,
     aggs: impl Fn(&[&Ev]) -> Vec<Option<f64>>,
-) -> (Rows, Vec<&'e str>) {
+) -> (Rows, Vec<&str>) {
     let mut keys = Keys::default();
     let mut rows = Rows::new();
     let mut late = Vec::new();

@@ -277,3 +277,61 @@ fn rows_of_one_time_have_distinct_pane_ids() {
     distinct.dedup();
     assert_eq!(distinct.len(), 3, "{ids:?}");
 }
+
+#[test]
+fn rows_window_specs_are_checked() {
+    let base = |window: &str, extra: &str| {
+        PipelineSpec::from_toml(&format!(
+            "[input]\nevent_time = {{ field = \"t\" }}\nfields = {{ k = \"string\", c = \"string\", v = \"number\" }}\n\
+             [[aggregation]]\nname = \"o\"\ngroup_by = [\"k\"]\nwindow = {window}\n\
+             aggregates = [{{ name = \"s\", fn = \"sum\", field = \"v\" }}]\n{extra}"
+        ))
+    };
+    let rows = r#"{ type = "rows", preceding = 3 }"#;
+    let ok = base(rows, "").unwrap();
+    let names: Vec<&str> = ok.aggregations[0]
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["k", "t", "s"], "the default row");
+    for (window, extra, needle) in [
+        (
+            rows,
+            "columns = [\"k\", \"c\"]",
+            "not a number and not in group_by",
+        ),
+        (rows, "columns = [\"nope\"]", "no group-by field"),
+        (
+            rows,
+            "columns = [\"s\", { name = \"s\", field = \"v\" }]",
+            "duplicate output column",
+        ),
+        (rows, "trigger = \"repeat(count(1))\"", "triggers, lateness"),
+        (
+            rows,
+            "allowed_lateness = \"1m\"",
+            "aggregation[0] (o).allowed_lateness",
+        ),
+        (r#"{ type = "rows", preceding = -1 }"#, "", "number of rows"),
+        (r#"{ type = "rows" }"#, "", "preceding"),
+        (
+            r#"{ type = "count", size = 3, preceding = 2 }"#,
+            "",
+            "not used by a count window",
+        ),
+        (
+            r#"{ type = "tumbling", size = "1m" }"#,
+            "columns = [\"k\"]",
+            "only a rows window",
+        ),
+        (
+            rows,
+            "[limits]\nmax_pending_rows = 0",
+            "limits.max_pending_rows",
+        ),
+    ] {
+        let e = base(window, extra).unwrap_err().to_string();
+        assert!(e.contains(needle), "{window} {extra}: {e}");
+    }
+}

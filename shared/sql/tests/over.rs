@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use eventide_connectors::replay::{replay, ReplayOptions};
+use eventide_connectors::replay::{replay, Execution, ReplayOptions};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -193,7 +193,25 @@ fn over_rows_are_flinks_on_the_reference_workload_with_late_events() {
         c.toml
     );
     let out = dir.join("out");
-    let report = replay(c.spec, &input, &out, &ReplayOptions::default()).unwrap();
+    let report = replay(c.spec.clone(), &input, &out, &ReplayOptions::default()).unwrap();
+    // Every way of running a replay writes the same bytes.
+    for execution in [Execution::Streaming, Execution::Lanes, Execution::ByKey] {
+        let other = dir.join(format!("{execution:?}"));
+        let opts = ReplayOptions {
+            execution,
+            ..ReplayOptions::default()
+        };
+        replay(c.spec.clone(), &input, &other, &opts).unwrap();
+        for f in [
+            "rolling.csv",
+            "xs.csv",
+            "rolling.late.jsonl",
+            "xs.late.jsonl",
+        ] {
+            let (x, y) = (std::fs::read(out.join(f)), std::fs::read(other.join(f)));
+            assert!(x.ok() == y.ok(), "{execution:?}: {f} differs");
+        }
+    }
     let bound = 300_000;
 
     let (want, late) = model(
@@ -264,6 +282,28 @@ fn the_rows_sink_writes_the_select_list_in_order() {
     assert!(
         c.toml
             .contains(r#"columns = [{ name = "ts", field = "event_time" }, { name = "subscriber_id", field = "subscriber_id" }, "total"]"#),
+        "{}",
+        c.toml
+    );
+}
+
+#[test]
+fn shorthand_frames_filters_and_decimals_compile() {
+    let sql = SQL.replace(
+        "SUM(`value`) OVER (PARTITION BY subscriber_id ORDER BY ts ROWS BETWEEN CURRENT ROW AND CURRENT ROW)",
+        "CAST(SUM(`value`) FILTER (WHERE `value` > 10) OVER (PARTITION BY subscriber_id ORDER BY ts ROWS 4 PRECEDING) AS DECIMAL(10, 2))",
+    );
+    let c = eventide_sql::compile(&sql).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        c.toml
+            .contains(r#"window = { type = "rows", preceding = 4 }"#),
+        "{}",
+        c.toml
+    );
+    assert!(
+        c.toml.contains(
+            r#"{ name = "total", fn = "sum", field = "value", decimals = 2, filter = "value > 10" }"#
+        ),
         "{}",
         c.toml
     );

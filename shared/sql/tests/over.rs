@@ -308,3 +308,47 @@ fn shorthand_frames_filters_and_decimals_compile() {
         c.toml
     );
 }
+
+#[test]
+fn a_json_sink_writes_the_columns_by_name_with_the_row_id() {
+    let dir = std::env::temp_dir().join(format!("eventide-sql-over-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("events.jsonl");
+    // Two rows of one key and time, and a row without a value.
+    std::fs::write(
+        &input,
+        "{\"subscriber_id\":\"a\",\"counter\":\"x\",\"value\":1.5,\"event_time\":1000}\n\
+         {\"subscriber_id\":\"a\",\"counter\":\"x\",\"value\":2,\"event_time\":1000}\n\
+         {\"subscriber_id\":\"a\",\"counter\":\"x\",\"event_time\":2000}\n",
+    )
+    .unwrap();
+    let sql = SQL.replace(
+        "CREATE TABLE xs (ts BIGINT, subscriber_id STRING, total DOUBLE)\n  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');",
+        "CREATE TABLE xs (ts BIGINT, subscriber_id STRING, total DOUBLE)\n  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'json');",
+    );
+    let c = eventide_sql::compile(&sql).unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.join("out");
+    replay(c.spec, &input, &out, &ReplayOptions::default()).unwrap();
+    let text = std::fs::read_to_string(out.join("xs.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for (r, (ts, total)) in rows
+        .iter()
+        .zip([(1000, Some(1.5)), (1000, Some(2.0)), (2000, None)])
+    {
+        assert_eq!(r["aggregation"], "xs");
+        assert_eq!(r["subscriber_id"], "a");
+        assert_eq!(r["ts"], ts);
+        assert_eq!(r["total"].as_f64(), total, "{r}");
+        assert_eq!(r.as_object().map(|o| o.len()), Some(5), "{r}");
+    }
+    assert_ne!(
+        rows[0]["pane_id"], rows[1]["pane_id"],
+        "rows of one time are distinct"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -398,6 +398,7 @@ pub(crate) fn select(
     let mut names: Vec<String> = Vec::new();
     let mut aggregates: Vec<String> = Vec::new();
     let mut plain: Vec<(String, Span)> = Vec::new();
+    let mut aggregate_names: Vec<(String, Span)> = Vec::new();
     for (pos, item) in sel.projection.iter().enumerate() {
         let (expr, alias_name) = match item {
             SelectItem::UnnamedExpr(e) => (e, None),
@@ -489,6 +490,7 @@ pub(crate) fn select(
         a.push_str(" }");
         aggregates.push(a);
         columns.push(q(&out));
+        aggregate_names.push((out.clone(), span));
         names.push(out);
     }
     let Some(window) = window else {
@@ -507,16 +509,18 @@ pub(crate) fn select(
             ),
         ));
     }
-    for p in &window.partition_by {
-        if aggregates
-            .iter()
-            .any(|a| a.starts_with(&format!("{{ name = {}, ", q(p))))
-        {
-            return Err(at(
-                sel.select_token.0.span,
-                format!("output column `{p}` is a partition column and an aggregate; name the aggregate with AS"),
-            ));
-        }
+    // A bare name in `columns` that is a partition column means that column.
+    if let Some((name, span)) = aggregate_names
+        .iter()
+        .find(|(n, _)| window.partition_by.contains(n))
+    {
+        return Err(at(
+            *span,
+            format!(
+                "output column `{name}` names an aggregate and a partition column; name the \
+                 aggregate with AS"
+            ),
+        ));
     }
     let mut out = String::new();
     let _ = writeln!(out, "\n[[aggregation]]\nname = {}", q(sink));

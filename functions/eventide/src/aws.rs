@@ -175,7 +175,7 @@ pub async fn results(spec: &PipelineSpec, table: &str, out: &Path) -> Result<usi
                     .iter()
                     .map(|&f| spec.input.fields[f].0.clone())
                     .collect(),
-                a.aggregates.iter().map(|x| x.name.clone()).collect(),
+                a.value_names(),
             )
         })
         .collect();

@@ -228,6 +228,21 @@ fn describe(spec: &PipelineSpec) -> Vec<String> {
             .map(|&i| spec.input.fields[i].0.as_str())
             .collect();
         let aggs: Vec<&str> = a.aggregates.iter().map(|x| x.name.as_str()).collect();
+        if matches!(a.window, eventide_engine::window::WindowSpec::Rows { .. }) {
+            let cols: Vec<&str> = a.columns.iter().map(|c| c.name.as_str()).collect();
+            lines.push(format!(
+                "{}: partition by [{}], window {}, aggregates [{}], a row per input row when the \
+                 watermark passes it, late at or before the key's last emitted time, columns \
+                 [{}]{}",
+                a.name,
+                keys.join(", "),
+                a.window,
+                aggs.join(", "),
+                cols.join(", "),
+                if a.filter.is_some() { ", filtered" } else { "" },
+            ));
+            continue;
+        }
         lines.push(format!(
             "{}: group by [{}], window {}, aggregates [{}], fires {}, allowed lateness {}, {}{}",
             a.name,

@@ -620,7 +620,9 @@ impl KeyRunner {
             values.clear();
             let row = &g.values[p * ncols..(p + 1) * ncols];
             values.extend(cols.iter().map(|&c| row[c]));
-            if self.op.on_record(key, g.time[p], &values, ctx, out) == Admit::TooLate {
+            if self.op.on_record(key, g.time[p], &values, ctx, out) != Admit::Accepted {
+                // Too late, or refused by `[limits] max_pending_rows`: both go to the late
+                // output of a key-ordered run.
                 self.late += 1;
                 out.late(input.tag[seq as usize]);
             }

@@ -5,7 +5,7 @@
 //! | question | module |
 //! |---|---|
 //! | **What** is computed | [`aggregate`] (mergeable accumulators), [`filter`] |
-//! | **Where** in event time | [`window`] (slicing, sessions, count, global) |
+//! | **Where** in event time | [`window`] (slicing, sessions, count, rows, global) |
 //! | **When** in processing time | [`watermark`], [`trigger`] |
 //! | **How** refinements relate | [`accumulation`] |
 //!

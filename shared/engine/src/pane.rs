@@ -17,7 +17,9 @@ pub struct Pane<'a> {
     pub key_id: u64,
     pub window: Window,
     pub timing: Timing,
-    /// 0 for the first pane of a window, then 1, 2, …
+    /// 0 for the first pane of a window, then 1, 2, …; for a rows window (one pane per
+    /// input row, window `[time, time + 1)`), the row's ordinal among its key's rows of
+    /// that time.
     pub index: u32,
     /// True when this pane retracts a previously emitted value.
     pub retraction: bool,

@@ -56,6 +56,13 @@ pub trait Output: Emit {
     /// A record later than the allowed lateness of every window of `aggregation` it falls in.
     fn late(&mut self, aggregation: usize, raw: &[u8]);
 
+    /// A record `aggregation` could not keep for `reason` (a bound of `[limits]` that the
+    /// reason names). By default it goes where late records go.
+    fn refused(&mut self, aggregation: usize, raw: &[u8], reason: &str) {
+        let _ = reason;
+        self.late(aggregation, raw);
+    }
+
     /// A rule's alert (see [`crate::rules`]). Ignored by default.
     fn alert(&mut self, alert: &crate::rules::Alert) {
         let _ = alert;
@@ -67,7 +74,7 @@ pub trait Output: Emit {
 pub struct Stats {
     pub events: u64,
     pub controls: u64,
-    /// Records dropped as too late, per aggregation.
+    /// Records dropped as too late (or refused by a bound), per aggregation.
     pub late: Vec<u64>,
 }
 
@@ -269,9 +276,17 @@ impl Pipeline {
             }
             let values: SmallVec<[Option<f64>; 2]> =
                 route.cells.iter().map(|c| c.value(rec)).collect();
-            if self.ops[i].on_record(&self.key, rec.time, &values, ctx, out) == Admit::TooLate {
-                self.stats.late[i] += 1;
-                out.late(i, raw);
+            match self.ops[i].on_record(&self.key, rec.time, &values, ctx, out) {
+                Admit::Accepted => {}
+                Admit::TooLate => {
+                    self.stats.late[i] += 1;
+                    out.late(i, raw);
+                }
+                Admit::Full => {
+                    self.stats.late[i] += 1;
+                    let max = self.spec.aggregations[i].max_pending_rows;
+                    out.refused(i, raw, &crate::operator::full_reason(max));
+                }
             }
         }
         let part: &str = match self.spec.input.partition {

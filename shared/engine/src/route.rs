@@ -78,7 +78,12 @@ impl Routes {
         let mut routes = Vec::with_capacity(spec.aggregations.len());
         for a in &spec.aggregations {
             let group = index_of(&mut groups, &a.group_by);
-            let cells = crate::aggregate::CompiledAggregates::new(&a.aggregates).cells;
+            let mut cells = crate::aggregate::CompiledAggregates::new(&a.aggregates).cells;
+            // A rows window's carried fields follow the aggregates' cells.
+            cells.extend(a.carried_fields().map(|f| CellSource {
+                field: Some(f),
+                filter: None,
+            }));
             let mine = cells
                 .iter()
                 .filter_map(|c| match (c.field, &c.filter) {

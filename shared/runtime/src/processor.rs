@@ -125,6 +125,19 @@ impl Output for BatchOutput<'_> {
         }
     }
 
+    fn refused(&mut self, aggregation: usize, raw: &[u8], reason: &str) {
+        if let Some(late) = self.late.as_deref_mut() {
+            late.push(DeadLetter {
+                sequence_number: self.seq.to_string(),
+                reason: format!(
+                    "refused by aggregation `{}`: {reason}",
+                    self.names.aggregations[aggregation]
+                ),
+                data: raw.to_vec(),
+            });
+        }
+    }
+
     /// Alerts go to the pane sinks as rows of `alert:<rule>`, with their ids.
     fn alert(&mut self, alert: &eventide_engine::rules::Alert) {
         if let Some(panes) = self.panes.as_deref_mut() {
@@ -173,11 +186,7 @@ impl ShardProcessor {
                         .collect()
                 })
                 .collect(),
-            aggregates: spec
-                .aggregations
-                .iter()
-                .map(|a| a.aggregates.iter().map(|x| x.name.clone()).collect())
-                .collect(),
+            aggregates: spec.aggregations.iter().map(|a| a.value_names()).collect(),
         };
         let spec_rules = spec.rules.clone();
         ShardProcessor {

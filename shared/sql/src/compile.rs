@@ -814,29 +814,14 @@ impl<'a> Compiler<'a> {
         if let Some(q) = &sel.qualify {
             return Err(at(q.span(), "QUALIFY is not supported"));
         }
-        for item in &sel.projection {
-            let e = match item {
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-                _ => continue,
-            };
-            if let Expr::Function(f) = e {
-                if f.over.is_some() {
-                    return Err(at(
-                        f.name.span(),
-                        format!(
-                            "{}(…) OVER (…) is not supported: Flink's OVER (PARTITION BY k ORDER \
-                             BY ts ROWS BETWEEN n PRECEDING AND CURRENT ROW) takes each key's \
-                             rows in rowtime order, emits when the watermark passes them and \
-                             drops late rows, and its row is the input row plus the aggregate; \
-                             the engine's count windows (window = {{ type = \"count\", size = \
-                             n + 1 }} in a TOML spec) take rows in arrival order, emit at once \
-                             and write key, window_start, window_end and the aggregate, so the \
-                             rows would differ (see docs/sql.md)",
-                            f.name
-                        ),
-                    ));
-                }
-            }
+        if crate::over::uses_over(sel) {
+            let cols: Vec<(String, Span)> = sink
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.span))
+                .collect();
+            let agg = crate::over::select(self, sel, &cols, &sink.name)?;
+            return Ok(agg + &sink_toml(sink)?);
         }
         let from = match sel.from.as_slice() {
             [one] => one,
@@ -3098,4 +3083,51 @@ fn enrichment_toml(l: &Lookup, t: &Table) -> Result<String, SqlError> {
     };
     let _ = writeln!(out, "on_miss = {}", q(on_miss));
     Ok(out)
+}
+
+/// What an `OVER` query needs of the compiler (see [`crate::over`]).
+impl crate::over::Host for Compiler<'_> {
+    fn read(&mut self, name: &str, span: Span) -> Result<crate::over::OverSource, SqlError> {
+        let rowtime = self.use_source(name, span)?.rowtime.clone();
+        let src_name = self
+            .source
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        // The event-time field: the column TO_TIMESTAMP_LTZ(col, 3) computes the rowtime
+        // from, else the rowtime column itself (`source_toml` checks the shape).
+        let computed = self
+            .table(&src_name)
+            .and_then(|t| t.extras.computed.iter().find(|c| c.name == rowtime));
+        let time_field = match computed.map(|c| &c.expr) {
+            Some(Expr::Function(f)) => tvf_args(f)?
+                .first()
+                .and_then(|(_, e)| column(e))
+                .map(|(id, _)| id.value.clone())
+                .unwrap_or_else(|| rowtime.clone()),
+            _ => rowtime.clone(),
+        };
+        Ok(crate::over::OverSource {
+            rowtime,
+            time_field,
+        })
+    }
+
+    fn column_type(&self, name: &str, span: Span) -> Result<&'static str, SqlError> {
+        self.field(name, span)
+    }
+
+    fn condition(&self, e: &Expr, alias: Option<&str>) -> Result<String, SqlError> {
+        self.cond(e, false, &Operands::Columns(alias))
+    }
+
+    fn aggregate(&self, e: &Expr, alias: Option<&str>) -> Result<crate::over::OverAgg, SqlError> {
+        let a = Compiler::aggregate(self, e, alias)?;
+        Ok(crate::over::OverAgg {
+            func: a.func,
+            field: a.field,
+            filter: a.filter,
+            decimals: a.decimals,
+        })
+    }
 }

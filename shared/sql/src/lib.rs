@@ -37,6 +37,7 @@ pub mod dialect;
 mod error;
 mod extensions;
 mod load;
+mod over;
 mod plan;
 pub mod prepass;
 mod syntax;

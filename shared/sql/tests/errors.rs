@@ -109,10 +109,39 @@ fn unsupported_constructs_name_their_line_and_column() {
             format!("INSERT INTO s SELECT k, window_end, window_start, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end;"),
             8, 25, "in this order",
         ),
-        // OVER windows (count windows differ from them).
+        // OVER: RANGE frames, UNBOUNDED PRECEDING, FOLLOWING, another order, two windows,
+        // with GROUP BY, a string column that is not a partition column.
         (
-            "INSERT INTO s SELECT k, ts, v,\n  AVG(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 7 PRECEDING AND CURRENT ROW) FROM events;".to_string(),
-            9, 3, "rowtime order",
+            "INSERT INTO s SELECT k, ts, v,\n  AVG(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1' MINUTE PRECEDING AND CURRENT ROW) FROM events;".to_string(),
+            9, 3, "RANGE frames",
+        ),
+        (
+            "INSERT INTO s SELECT k, ts, v,\n  AVG(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM events;".to_string(),
+            9, 3, "UNBOUNDED PRECEDING",
+        ),
+        (
+            "INSERT INTO s SELECT k, ts, v,\n  AVG(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND 1 FOLLOWING) FROM events;".to_string(),
+            9, 72, "FOLLOWING",
+        ),
+        (
+            "INSERT INTO s SELECT k, ts, v,\n  AVG(v) OVER (PARTITION BY k ORDER BY v ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM events;".to_string(),
+            9, 40, "ordered by the rowtime column `ts` ascending",
+        ),
+        (
+            "INSERT INTO s SELECT k, ts, v,\n  AVG(v) OVER (PARTITION BY k ORDER BY ts DESC ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM events;".to_string(),
+            9, 40, "ascending",
+        ),
+        (
+            "INSERT INTO s SELECT k, ts, MIN(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW),\n  MAX(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) FROM events;".to_string(),
+            9, 3, "different windows",
+        ),
+        (
+            "INSERT INTO s SELECT k, ts, v, AVG(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)\nFROM events GROUP BY k, ts, v;".to_string(),
+            9, 22, "OVER together with GROUP BY",
+        ),
+        (
+            "INSERT INTO s SELECT k, ts, c,\n  AVG(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM events;".to_string(),
+            8, 29, "not a number and not in PARTITION BY",
         ),
         // MATCH_RECOGNIZE.
         (

@@ -8,6 +8,7 @@
 //! | `streaming-systems/retracting` | `sql/streaming-systems/retracting.sql`: Flink's emit options, so Flink's on-time behaviour (`if_non_empty`); byte-identical to the TOML with that one setting. `retracting-eventide.sql`: Eventide's options, byte-identical |
 //! | `streaming-systems/accumulating`, `aligned-delay-offset`, `allowed-lateness`, `discarding`, `discarding-if-non-empty`, `early-ontime-late`, `per-record-streaming`, `sessions-*` | `sql/streaming-systems/<case>.sql`: Eventide's trigger options (`SET 'eventide.trigger'` …), byte-identical |
 //! | `enrichment` | `sql/enrichment.sql`: a lookup join (`JOIN subscribers FOR SYSTEM_TIME AS OF e.proc_time`) in a view; byte-identical, dead letters included: Flink's inner join drops a row without a subscriber, and the lookup table's `'lookup.on-miss' = 'dead-letter'` (an Eventide option) keeps it in the dead letters as the TOML's `on_miss = "dead_letter"` does |
+//! | `rolling` | `sql/rolling.sql`: an `OVER` aggregation (a rows window); byte-identical, late rows included |
 //! | `rules` | `sql/rules.sql` (no INSERT, `SET 'eventide.rules' = 'rules.toml'`): the same alerts, byte for byte, on a `gen.py` workload |
 //! | `framed-zip` | `sql/framed-zip.sql` (Eventide's file options on the source): byte-identical on the example's archive |
 //! | `custom-decoder` | `sql/custom-decoder.sql` (`'format' = 'custom'`): with the example's `Decoder` attached, the same panes, late records and dead letters as the inline spec |
@@ -113,6 +114,32 @@ fn the_enrichment_example_has_a_byte_identical_sql_twin() {
     same_files(&a, &b, "sql/enrichment.sql");
     let rows = std::fs::read_to_string(a.join("by_tier.csv")).unwrap();
     assert!(rows.lines().count() > 1, "{rows}");
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}
+
+#[test]
+fn the_rolling_example_has_a_byte_identical_sql_twin() {
+    let s = eventide_sql::load_pipeline(&examples().join("sql/rolling.sql"))
+        .unwrap()
+        .spec;
+    let t = eventide_sql::load_pipeline(&examples().join("rolling/pipeline.toml"))
+        .unwrap()
+        .spec;
+    let input = examples().join("rolling/events.jsonl");
+    let a = run(s, &input, "rolling-sql");
+    let b = run(t, &input, "rolling-toml");
+    same_files(&a, &b, "sql/rolling.sql");
+    let rows = std::fs::read_to_string(a.join("rolling.csv")).unwrap();
+    let late = std::fs::read_to_string(a.join("rolling.late.jsonl")).unwrap();
+    let lines = std::fs::read_to_string(&input).unwrap().lines().count();
+    assert_eq!(
+        rows.lines().count() - 1 + late.lines().count(),
+        lines,
+        "{rows}{late}"
+    );
+    let expected = examples().join("rolling/expected");
+    same_files(&a, &expected, "examples/rolling/expected");
     let _ = std::fs::remove_dir_all(&a);
     let _ = std::fs::remove_dir_all(&b);
 }

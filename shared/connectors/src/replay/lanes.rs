@@ -98,7 +98,7 @@ fn run_lane(
         buffers: spec
             .aggregations
             .iter()
-            .map(|a| KeyBuffer::new(a.aggregates.len()))
+            .map(|a| KeyBuffer::new(a.value_count()))
             .collect(),
         late: vec![Vec::new(); n],
         panes: vec![0; n],

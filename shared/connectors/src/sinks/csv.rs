@@ -5,9 +5,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use eventide_engine::pane::Pane;
+use smallvec::SmallVec;
 
 use super::ordered::RowWriter;
-use super::rows::{RowFormat, RowLayout};
+use super::rows::{RowCell, RowFormat, RowLayout};
 use crate::error::ConnectorError;
 use crate::format::{push_csv_field, push_number};
 
@@ -103,6 +104,10 @@ impl RowFormat for CsvFormat {
 
     #[inline]
     fn row(&mut self, b: &mut Vec<u8>, p: &Pane<'_>) {
+        if !self.layout.row.is_empty() {
+            self.rows_row(b, p);
+            return;
+        }
         if self.prefix.is_empty() || self.last_key != p.key {
             let pre = &mut self.prefix;
             pre.clear();
@@ -140,6 +145,34 @@ impl RowFormat for CsvFormat {
         }
         if self.layout.retracting {
             b.extend_from_slice(if p.retraction { b",true" } else { b",false" });
+        }
+        b.push(b'\n');
+    }
+}
+
+impl CsvFormat {
+    /// The row of a rows window: its columns in order.
+    fn rows_row(&mut self, b: &mut Vec<u8>, p: &Pane<'_>) {
+        let parts: SmallVec<[_; 4]> = p.key_parts().collect();
+        let mut ib = itoa::Buffer::new();
+        for (i, (_, cell)) in self.layout.row.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            match *cell {
+                // A null value is an empty field, an empty text `""`: they stay apart.
+                RowCell::Key(k) => match parts.get(k).and_then(|x| x.as_deref()) {
+                    None => {}
+                    Some("") => b.extend_from_slice(b"\"\""),
+                    Some(s) => push_csv_field(b, s),
+                },
+                RowCell::Time => b.extend_from_slice(ib.format(p.window.start).as_bytes()),
+                RowCell::Value(v, dec) => {
+                    if let Some(Some(x)) = p.values.get(v) {
+                        push_number(b, *x, dec);
+                    }
+                }
+            }
         }
         b.push(b'\n');
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use eventide_engine::pane::Pane;
 
 use super::ordered::RowWriter;
-use super::rows::{RowFormat, RowLayout};
+use super::rows::{RowCell, RowFormat, RowLayout};
 use crate::error::ConnectorError;
 
 /// Formats panes as JSON objects, one per line.
@@ -17,6 +17,8 @@ pub struct JsonFormat {
     group_by: Vec<String>,
     aggregates: Vec<String>,
     name: String,
+    /// A rows window's columns (empty for the other windows).
+    row: Vec<(String, RowCell)>,
 }
 
 impl JsonFormat {
@@ -25,7 +27,31 @@ impl JsonFormat {
             group_by: layout.group_by,
             aggregates: layout.aggregates.into_iter().map(|(n, _)| n).collect(),
             name: aggregation,
+            row: layout.row,
         }
+    }
+
+    /// The object of a rows window's row: `aggregation`, its columns by name and `pane_id`.
+    fn rows_object(&self, p: &Pane<'_>) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::Value;
+        let parts: Vec<_> = p.key_parts().collect();
+        let mut m = serde_json::Map::new();
+        m.insert("aggregation".into(), Value::from(self.name.as_str()));
+        for (name, cell) in &self.row {
+            let v = match *cell {
+                RowCell::Key(k) => Value::from(parts.get(k).and_then(|x| x.as_deref())),
+                RowCell::Time => Value::from(p.window.start),
+                RowCell::Value(i, _) => p
+                    .values
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map_or(Value::Null, Value::from),
+            };
+            m.insert(name.clone(), v);
+        }
+        m.insert("pane_id".into(), Value::from(p.id(&self.name)));
+        m
     }
 }
 
@@ -35,7 +61,11 @@ impl RowFormat for JsonFormat {
     }
 
     fn row(&mut self, buf: &mut Vec<u8>, p: &Pane<'_>) {
-        let m = p.to_json(&self.name, &self.group_by, &self.aggregates);
+        let m = if self.row.is_empty() {
+            p.to_json(&self.name, &self.group_by, &self.aggregates)
+        } else {
+            self.rows_object(p)
+        };
         // A map of strings and numbers always serializes.
         let _ = serde_json::to_writer(&mut *buf, &m);
         buf.push(b'\n');

@@ -2,7 +2,8 @@
 //!
 //! File sinks write the columns described in `docs/pipeline-spec.md`: the group-by
 //! fields, `window_start`, `window_end`, the aggregates, then `timing` and `pane_index`
-//! when a window can fire more than once, and `retraction` in retracting mode.
+//! when a window can fire more than once, and `retraction` in retracting mode; a rows
+//! window's sink writes its `columns` instead.
 
 pub mod csv;
 pub mod dead_letter;
@@ -15,7 +16,7 @@ use std::path::Path;
 use eventide_engine::spec::{AggregationSpec, PipelineSpec, SinkFormat, SinkOrder};
 
 use crate::error::ConnectorError;
-pub use rows::{create_file, PaneSink, RowFormat, RowLayout};
+pub use rows::{create_file, PaneSink, RowCell, RowFormat, RowLayout};
 
 /// The row format of an aggregation's file sink, and the file's name under the output
 /// directory.
@@ -63,6 +64,6 @@ pub fn open_file_sink(
     let row = open_row_writer(dir, spec, agg)?;
     Ok(match agg.sink.order {
         SinkOrder::Fired => Box::new(ordered::Streaming::new(row)),
-        SinkOrder::Key => Box::new(ordered::KeyOrdered::new(row, agg.aggregates.len())),
+        SinkOrder::Key => Box::new(ordered::KeyOrdered::new(row, agg.value_count())),
     })
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use eventide_engine::pane::Pane;
-use eventide_engine::spec::{AccumulationMode, AggregationSpec, PipelineSpec};
+use eventide_engine::spec::{AccumulationMode, AggregationSpec, ColumnSource, PipelineSpec};
 
 use crate::error::ConnectorError;
 
@@ -44,6 +44,20 @@ pub struct RowLayout {
     pub multi_pane: bool,
     /// Add `retraction`.
     pub retracting: bool,
+    /// A rows window's output columns in order (its spec's `columns`); empty for the other
+    /// windows, whose rows are the key, the window and the aggregates.
+    pub row: Vec<(String, RowCell)>,
+}
+
+/// What a column of a rows window's output holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowCell {
+    /// The `i`-th group-by value.
+    Key(usize),
+    /// The row's event time ([`Pane::window`]'s start), in epoch milliseconds.
+    Time,
+    /// The pane's `i`-th value, printed with these decimals.
+    Value(usize, Option<u8>),
 }
 
 impl RowLayout {
@@ -62,11 +76,29 @@ impl RowLayout {
                 .collect(),
             multi_pane: agg.multi_pane(),
             retracting: agg.accumulation == AccumulationMode::Retracting,
+            row: agg
+                .columns
+                .iter()
+                .map(|c| {
+                    let cell = match c.source {
+                        ColumnSource::Key(k) => RowCell::Key(k),
+                        ColumnSource::Time => RowCell::Time,
+                        ColumnSource::Aggregate(a) => {
+                            RowCell::Value(a, agg.aggregates.get(a).and_then(|x| x.decimals))
+                        }
+                        ColumnSource::Field { value, .. } => RowCell::Value(value, None),
+                    };
+                    (c.name.clone(), cell)
+                })
+                .collect(),
         }
     }
 
     /// The column names, in order.
     pub fn columns(&self) -> Vec<String> {
+        if !self.row.is_empty() {
+            return self.row.iter().map(|(n, _)| n.clone()).collect();
+        }
         let mut c = self.group_by.clone();
         c.push("window_start".into());
         c.push("window_end".into());

@@ -1,6 +1,7 @@
 //! The operator of each window family: the one place that knows them all.
 
 use super::count::CountOperator;
+use super::rows::RowsOperator;
 use super::session::SessionOperator;
 use super::sliced::SlicedOperator;
 use super::{Common, WindowOperator};
@@ -16,5 +17,8 @@ pub fn build(index: usize, spec: &AggregationSpec) -> Box<dyn WindowOperator> {
         }
         WindowSpec::Session { gap } => Box::new(SessionOperator::new(common, gap)),
         WindowSpec::Count { size, slide } => Box::new(CountOperator::new(common, size, slide)),
+        WindowSpec::Rows { preceding } => {
+            Box::new(RowsOperator::new(common, preceding, spec.max_pending_rows))
+        }
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! Each window family has its own operator behind the small [`WindowOperator`] trait:
 //! [`sliced::SlicedOperator`] (tumbling, sliding, global), [`session::SessionOperator`] and
-//! [`count::CountOperator`]. They share [`Keyed`], a slab of per-key state indexed by an
+//! [`count::CountOperator`] and [`rows::RowsOperator`]. They share [`Keyed`], a slab of per-key state indexed by an
 //! interned key, and [`Timers`], a min-heap of per-key timers with lazy deletion.
 //! [`family::build`] picks the operator of an aggregation's window.
 
 pub mod count;
 pub mod family;
+pub mod rows;
 pub mod session;
 pub mod sliced;
 
@@ -37,6 +38,17 @@ pub enum Admit {
     Accepted,
     /// Later than the allowed lateness for every window it belongs to.
     TooLate,
+    /// Refused because its key holds as many rows waiting for the watermark as
+    /// `[limits] max_pending_rows` allows (rows windows).
+    Full,
+}
+
+/// Why a record was refused with [`Admit::Full`], naming the setting that raises the bound.
+pub fn full_reason(max_pending_rows: u64) -> String {
+    format!(
+        "its key already holds {max_pending_rows} rows waiting for the watermark; raise [limits] \
+         max_pending_rows"
+    )
 }
 
 /// A window operator: the state and timers of one aggregation.

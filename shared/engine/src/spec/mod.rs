@@ -41,8 +41,10 @@ pub use format::{
     DEFAULT_MAX_LINE_BYTES,
 };
 pub use model::{
-    AccumulationMode, AggregationSpec, OnTime, PipelineSpec, SinkFormat, SinkOrder, SinkSpec,
-    WatermarkSpec,
+    AccumulationMode, AggregationSpec, ColumnSource, OnTime, OutputColumn, PipelineSpec,
+    SinkFormat, SinkOrder, SinkSpec, WatermarkSpec,
 };
 pub use schema::{FieldType, InputSpec, TimeFormat};
-pub use toml_parser::{DEFAULT_MAX_WINDOWS_PER_EVENT, DEFAULT_MIN_PROCESSING_TIME_PERIOD};
+pub use toml_parser::{
+    DEFAULT_MAX_PENDING_ROWS, DEFAULT_MAX_WINDOWS_PER_EVENT, DEFAULT_MIN_PROCESSING_TIME_PERIOD,
+};

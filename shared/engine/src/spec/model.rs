@@ -107,6 +107,27 @@ pub struct SinkSpec {
     pub order: SinkOrder,
 }
 
+/// Where a column of a rows aggregation's output row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnSource {
+    /// The `i`-th group-by value.
+    Key(usize),
+    /// The row's event time, in epoch milliseconds.
+    Time,
+    /// The row's own value of input field `field` (a number), carried as the pane value
+    /// `value` (after the aggregates: see [`AggregationSpec::value_names`]).
+    Field { field: usize, value: usize },
+    /// The `i`-th aggregate.
+    Aggregate(usize),
+}
+
+/// One column of a rows aggregation's output row (`columns` in the spec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputColumn {
+    pub name: String,
+    pub source: ColumnSource,
+}
+
 /// One named aggregation, validated.
 #[derive(Debug, Clone)]
 pub struct AggregationSpec {
@@ -124,9 +145,43 @@ pub struct AggregationSpec {
     pub accumulation: AccumulationMode,
     pub on_time: OnTime,
     pub sink: SinkSpec,
+    /// The output row of a rows window (`window = { type = "rows" }`), in order; empty
+    /// for the other windows, whose row is the key, the window and the aggregates.
+    pub columns: Vec<OutputColumn>,
+    /// `[limits] max_pending_rows`: most rows of one key a rows window holds until the
+    /// watermark passes them.
+    pub max_pending_rows: u64,
 }
 
 impl AggregationSpec {
+    /// The input fields a rows aggregation carries into its output rows (see
+    /// [`ColumnSource::Field`]), in pane value order.
+    pub fn carried_fields(&self) -> impl Iterator<Item = usize> + '_ {
+        self.columns.iter().filter_map(|c| match c.source {
+            ColumnSource::Field { field, .. } => Some(field),
+            _ => None,
+        })
+    }
+
+    /// The names of a pane's values: the aggregates, then the carried fields' output
+    /// columns.
+    pub fn value_names(&self) -> Vec<String> {
+        let carried = self.columns.iter().filter_map(|c| match c.source {
+            ColumnSource::Field { .. } => Some(c.name.clone()),
+            _ => None,
+        });
+        self.aggregates
+            .iter()
+            .map(|a| a.name.clone())
+            .chain(carried)
+            .collect()
+    }
+
+    /// Number of values in each pane: [`AggregationSpec::value_names`]' length.
+    pub fn value_count(&self) -> usize {
+        self.aggregates.len() + self.carried_fields().count()
+    }
+
     /// True when a window can produce more than one pane, or a pane that is not on time,
     /// so panes carry timing and index.
     pub fn multi_pane(&self) -> bool {

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use super::format::{Compression, CsvSpec, FileSpec, FooterSpec, Format};
 use super::format::{DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_LINE_BYTES};
 use super::model::{
-    AccumulationMode, AggregationSpec, OnTime, PipelineSpec, SinkSpec, WatermarkSpec,
+    AccumulationMode, AggregationSpec, ColumnSource, OnTime, OutputColumn, PipelineSpec, SinkSpec,
+    WatermarkSpec,
 };
 use super::schema::{FieldType, InputSpec, TimeFormat};
 use crate::aggregate::{AggFn, AggregateSpec};
@@ -54,6 +55,9 @@ struct RawPipeline {
 /// The default of `[limits] max_windows_per_event`.
 pub const DEFAULT_MAX_WINDOWS_PER_EVENT: u64 = 10_000;
 
+/// The default of `[limits] max_pending_rows`.
+pub const DEFAULT_MAX_PENDING_ROWS: u64 = 100_000;
+
 /// The default of `[limits] min_processing_time_period`.
 pub const DEFAULT_MIN_PROCESSING_TIME_PERIOD: &str = "1s";
 
@@ -70,6 +74,10 @@ struct RawLimits {
     /// period, so a shorter one multiplies the panes and timers.
     #[serde(default)]
     min_processing_time_period: Option<String>,
+    /// Most rows of one key a rows window holds until the watermark passes them: each is
+    /// kept until then, so a key whose watermark stalls would otherwise grow without end.
+    #[serde(default = "default_max_pending_rows")]
+    max_pending_rows: u64,
 }
 
 impl Default for RawLimits {
@@ -77,8 +85,13 @@ impl Default for RawLimits {
         RawLimits {
             max_windows_per_event: DEFAULT_MAX_WINDOWS_PER_EVENT,
             min_processing_time_period: None,
+            max_pending_rows: DEFAULT_MAX_PENDING_ROWS,
         }
     }
+}
+
+fn default_max_pending_rows() -> u64 {
+    DEFAULT_MAX_PENDING_ROWS
 }
 
 fn default_max_windows_per_event() -> u64 {
@@ -171,6 +184,16 @@ struct RawAggregation {
     on_time: OnTime,
     #[serde(default)]
     sink: SinkSpec,
+    #[serde(default)]
+    columns: Option<Vec<RawColumn>>,
+}
+
+/// A column of a rows aggregation's output: `"name"`, or `{ name = "out", field = "f" }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawColumn {
+    Name(String),
+    Renamed { name: String, field: String },
 }
 
 #[derive(Deserialize)]
@@ -186,6 +209,8 @@ struct RawWindow {
     gap: Option<String>,
     #[serde(default)]
     step: Option<toml::Value>,
+    #[serde(default)]
+    preceding: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +270,12 @@ impl RawPipeline {
             ));
         }
         let mut aggregations = Vec::with_capacity(self.aggregation.len());
+        if self.limits.max_pending_rows == 0 {
+            return Err(SpecError::invalid(
+                "limits.max_pending_rows",
+                "must be greater than zero",
+            ));
+        }
         if self.limits.max_windows_per_event == 0 {
             return Err(SpecError::invalid(
                 "limits.max_windows_per_event",
@@ -268,7 +299,8 @@ impl RawPipeline {
             min_processing_time_period_ms: min_period,
         };
         for (i, a) in self.aggregation.into_iter().enumerate() {
-            let agg = a.validate(i, &input, &limits)?;
+            let mut agg = a.validate(i, &input, &limits)?;
+            agg.max_pending_rows = self.limits.max_pending_rows;
             let per_event = match agg.window {
                 WindowSpec::Sliding { size, slide } => Some((size, slide)),
                 WindowSpec::Cumulate { size, step } => Some((size, step)),
@@ -602,7 +634,21 @@ impl RawWindow {
                 Ok(())
             }
         };
+        if self.kind != "rows" {
+            unexpected(self.preceding.is_some(), "preceding")?;
+        }
         let spec = match self.kind.as_str() {
+            "rows" => {
+                unexpected(self.size.is_some(), "size")?;
+                unexpected(self.slide.is_some(), "slide")?;
+                unexpected(self.step.is_some(), "step")?;
+                unexpected(self.gap.is_some(), "gap")?;
+                let preceding = match need(&self.preceding, "preceding")? {
+                    toml::Value::Integer(n) if n >= 0 => n as u64,
+                    _ => return Err(SpecError::invalid(format!("{p}.preceding"), "expected a number of rows (0 or more) before the current row")),
+                };
+                WindowSpec::Rows { preceding }
+            }
             "tumbling" => {
                 unexpected(self.step.is_some(), "step")?;
                 unexpected(self.slide.is_some(), "slide")?;
@@ -668,7 +714,7 @@ impl RawWindow {
                 WindowSpec::Global
             }
             other => {
-                return Err(SpecError::invalid(format!("{p}.type"), format!("unknown window type {other:?}; use tumbling, sliding, cumulate, session, count or global")))
+                return Err(SpecError::invalid(format!("{p}.type"), format!("unknown window type {other:?}; use tumbling, sliding, cumulate, session, count, rows or global")))
             }
         };
         if let WindowSpec::Sliding { size, .. } = spec {
@@ -854,6 +900,38 @@ impl RawAggregation {
                  back a row that an earlier one emitted)",
             ));
         }
+        let rows = matches!(window, WindowSpec::Rows { .. });
+        if rows {
+            let fixed = [
+                (trigger != Trigger::default(), "trigger"),
+                (allowed_lateness_ms > 0, "allowed_lateness"),
+                (
+                    self.accumulation != AccumulationMode::default(),
+                    "accumulation",
+                ),
+                (self.on_time != OnTime::default(), "on_time"),
+                (having.is_some(), "having"),
+            ];
+            if let Some((_, name)) = fixed.iter().find(|(set, _)| *set) {
+                return Err(SpecError::invalid(
+                    format!("{p}.{name}"),
+                    "a rows window emits each row once, when the watermark passes its time (as \
+                     Flink's OVER aggregation); triggers, lateness, accumulation and having do \
+                     not apply",
+                ));
+            }
+        }
+        let columns = match (self.columns, rows) {
+            (Some(_), false) => {
+                return Err(SpecError::invalid(
+                    format!("{p}.columns"),
+                    "only a rows window chooses its output columns; the others write the key, \
+                     window_start, window_end and the aggregates",
+                ))
+            }
+            (None, false) => Vec::new(),
+            (raw, true) => row_columns(&p, raw, input, &self.group_by, &aggregates)?,
+        };
         if late_given && allowed_lateness_ms == 0 {
             return Err(SpecError::invalid(
                 format!("{tp}.late"),
@@ -872,8 +950,96 @@ impl RawAggregation {
             accumulation: self.accumulation,
             on_time: self.on_time,
             sink: self.sink,
+            columns,
+            max_pending_rows: DEFAULT_MAX_PENDING_ROWS,
         })
     }
+}
+
+/// The output columns of a rows aggregation: as `raw` lists them, by default the group-by
+/// fields, the event-time field and the aggregates.
+fn row_columns(
+    p: &str,
+    raw: Option<Vec<RawColumn>>,
+    input: &InputSpec,
+    group_by: &[String],
+    aggregates: &[AggregateSpec],
+) -> Result<Vec<OutputColumn>, SpecError> {
+    let raw = raw.unwrap_or_else(|| {
+        group_by
+            .iter()
+            .cloned()
+            .chain(std::iter::once(input.time_field.clone()))
+            .chain(aggregates.iter().map(|a| a.name.clone()))
+            .map(RawColumn::Name)
+            .collect()
+    });
+    let mut out: Vec<OutputColumn> = Vec::with_capacity(raw.len());
+    let mut carried = 0;
+    for (j, c) in raw.into_iter().enumerate() {
+        let cp = format!("{p}.columns[{j}]");
+        let (name, field, aggregate) = match c {
+            RawColumn::Name(n) => (n.clone(), n, true),
+            RawColumn::Renamed { name, field } => (name, field, false),
+        };
+        let source = if let Some(k) = group_by.iter().position(|g| *g == field) {
+            ColumnSource::Key(k)
+        } else if field == input.time_field {
+            ColumnSource::Time
+        } else if let Some(a) = aggregates
+            .iter()
+            .position(|a| a.name == field)
+            .filter(|_| aggregate)
+        {
+            ColumnSource::Aggregate(a)
+        } else {
+            match input.field_index(&field) {
+                Some(f) if input.fields[f].1 == FieldType::Number => {
+                    carried += 1;
+                    ColumnSource::Field {
+                        field: f,
+                        value: aggregates.len() + carried - 1,
+                    }
+                }
+                Some(_) => {
+                    return Err(SpecError::invalid(
+                        cp,
+                        format!(
+                            "field {field:?} is not a number and not in group_by: a rows window \
+                             carries the group-by values, the event time and numeric fields \
+                             into its rows"
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(SpecError::invalid(
+                        cp,
+                        format!(
+                            "{field:?} is no group-by field, event-time field, aggregate or input \
+                             field"
+                        ),
+                    ))
+                }
+            }
+        };
+        if name.is_empty() {
+            return Err(SpecError::invalid(cp, "an output column needs a name"));
+        }
+        if out.iter().any(|o| o.name == name) {
+            return Err(SpecError::invalid(
+                cp,
+                format!("duplicate output column {name:?}"),
+            ));
+        }
+        out.push(OutputColumn { name, source });
+    }
+    if out.is_empty() {
+        return Err(SpecError::invalid(
+            format!("{p}.columns"),
+            "at least one column is required",
+        ));
+    }
+    Ok(out)
 }
 
 impl RawTrigger {

@@ -9,6 +9,9 @@
 //!   `[start, start + 2·step)`, … `[start, start + size)`. They are sliced by `step`.
 //! * Session windows ([`session`]) merge on overlap; sessions that just touch merge too.
 //! * Count windows hold the last N elements of a key.
+//! * Rows windows are Flink SQL's `OVER (… ROWS BETWEEN n PRECEDING AND CURRENT ROW)`: one
+//!   output row per input row, over the row and the `n` rows before it in event-time order
+//!   ([`crate::operator::rows`]).
 //! * The global window holds everything and fires at the end of input.
 //!
 //! Windows are half-open `[start, end)` in epoch milliseconds. A window has fired once
@@ -36,11 +39,15 @@ pub enum WindowSpec {
         size: u64,
         slide: u64,
     },
+    /// Each row with the `preceding` rows before it, in (event time, arrival) order.
+    Rows {
+        preceding: u64,
+    },
     Global,
 }
 
 /// The window in the spec's terms: `tumbling 15m`, `sliding 2h every 15m`, `cumulate 1d
-/// every 1h`, `session gap 30m`, `count 10 every 1`, `global`.
+/// every 1h`, `session gap 30m`, `count 10 every 1`, `rows 7 preceding`, `global`.
 ///
 /// ```
 /// use eventide_engine::window::WindowSpec;
@@ -61,6 +68,7 @@ impl std::fmt::Display for WindowSpec {
             }
             WindowSpec::Session { gap } => write!(f, "session gap {}", format_ms(gap)),
             WindowSpec::Count { size, slide } => write!(f, "count {size} every {slide}"),
+            WindowSpec::Rows { preceding } => write!(f, "rows {preceding} preceding"),
             WindowSpec::Global => write!(f, "global"),
         }
     }

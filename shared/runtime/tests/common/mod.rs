@@ -236,7 +236,7 @@ pub fn replay(sp: &PipelineSpec, recs: &[InputRecord]) -> Replayed {
                 .iter()
                 .map(|&i| self.1.input.fields[i].0.clone())
                 .collect();
-            let n: Vec<String> = a.aggregates.iter().map(|x| x.name.clone()).collect();
+            let n: Vec<String> = a.value_names();
             self.0.push(PaneRow::from_pane(p, &a.name, &g, &n));
         }
     }

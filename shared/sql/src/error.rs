@@ -22,6 +22,15 @@ pub enum SqlError {
     Other(String),
 }
 
+/// An error at the start of `span`.
+pub(crate) fn at(span: sqlparser::tokenizer::Span, message: impl Into<String>) -> SqlError {
+    SqlError::At {
+        line: span.start.line,
+        column: span.start.column,
+        message: message.into(),
+    }
+}
+
 /// A sqlparser error with its position as a [`SqlError::At`].
 pub(crate) fn parser_error(e: sqlparser::parser::ParserError) -> SqlError {
     use sqlparser::parser::ParserError;

@@ -34,6 +34,7 @@
 mod compile;
 pub mod dialect;
 mod error;
+mod expr;
 mod load;
 mod plan;
 pub mod prepass;

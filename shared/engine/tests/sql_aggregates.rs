@@ -429,3 +429,41 @@ fn expression_errors_name_the_aggregate_and_the_setting() {
     );
     assert!(e.contains("not both"), "{e}");
 }
+
+/// An integer division by zero is the record's error (for the dead letters) on every
+/// decoding path, and no aggregation sees the record; a double division is IEEE.
+#[test]
+fn integer_division_by_zero_refuses_the_record() {
+    let spec = PipelineSpec::from_toml(
+        "[input]\nevent_time = { field = \"t\" }\nfields = { k = \"string\", v = \"number\" }\n\
+         [[aggregation]]\nname = \"a\"\ngroup_by = [\"k\"]\n\
+         window = { type = \"tumbling\", size = \"10ms\" }\naggregates = [\n\
+         { name = \"n\", fn = \"count\" },\n\
+         { name = \"q\", fn = \"sum\", expr = \"10 / cast(v as int)\", filter = 'v > 100' },\n\
+         { name = \"d\", fn = \"sum\", expr = \"10 / v\" },\n]",
+    )
+    .expect("valid spec");
+    let mut p = Pipeline::new(spec);
+    let mut out = Collect::default();
+    for line in [r#"{"k":"a","t":1,"v":2}"#, r#"{"k":"a","t":2,"v":4}"#] {
+        p.process_line(line.as_bytes(), "", &mut out)
+            .expect("no zero");
+    }
+    // The aggregate's own filter does not spare the record (Flink computes the argument of
+    // every row), and the reason names the aggregation and the expression.
+    let zero = br#"{"k":"a","t":3,"v":0}"#;
+    let e = p
+        .process_line(zero, "", &mut out)
+        .expect_err("a zero divisor");
+    assert_eq!(
+        e.to_string(),
+        "aggregation `a`: integer division by zero in `10 / cast(v as int)`"
+    );
+    let mut line = p.codec().decode_unenriched(zero).expect("valid JSON");
+    assert!(p.codec().complete(&mut line).is_err());
+    p.finish(&mut out);
+    assert_eq!(
+        out.rows,
+        vec![(("a".into(), 0, 10), vec![Some(2.0), None, Some(7.5)])]
+    );
+}

@@ -231,8 +231,19 @@ impl Codec {
     #[inline]
     pub fn decode<'a>(&self, raw: &'a [u8]) -> Result<Line<'a>, RecordError> {
         let mut line = self.decode_unenriched(raw)?;
-        self.enricher.apply_line(&mut line)?;
-        if let (Line::Event(rec), false) = (&line, self.guards.is_empty()) {
+        self.complete(&mut line)?;
+        Ok(line)
+    }
+
+    /// Completes a line from [`Codec::decode_unenriched`] as [`Codec::decode`] does: adds
+    /// the enrichments' columns and checks the aggregates' expressions that can fail.
+    ///
+    /// # Errors
+    /// As [`Codec::decode`], less the decoding.
+    #[inline]
+    pub fn complete(&self, line: &mut Line<'_>) -> Result<(), RecordError> {
+        self.enricher.apply_line(line)?;
+        if let (Line::Event(rec), false) = (&*line, self.guards.is_empty()) {
             for g in self.guards.iter() {
                 if g.filter.as_ref().is_some_and(|f| !f.matches(rec)) {
                     continue;
@@ -246,6 +257,6 @@ impl Codec {
                 }
             }
         }
-        Ok(line)
+        Ok(())
     }
 }

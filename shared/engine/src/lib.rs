@@ -4,7 +4,7 @@
 //!
 //! | question | module |
 //! |---|---|
-//! | **What** is computed | [`aggregate`] (mergeable accumulators), [`filter`] |
+//! | **What** is computed | [`aggregate`] (mergeable accumulators), [`expr`] (computed inputs), [`filter`] |
 //! | **Where** in event time | [`window`] (slicing, sessions, count, global) |
 //! | **When** in processing time | [`watermark`], [`trigger`] |
 //! | **How** refinements relate | [`accumulation`] |

@@ -378,7 +378,7 @@ proptest! {
             time_format: TimeFormat::EpochMs,
             partition: None,
         };
-        let limits = ExprLimits { max_nodes: 4096, max_depth: 128 };
+        let limits = ExprLimits { max_nodes: 1024, max_depth: 128 };
         let text = tree.text();
         let e = Expr::parse(&text, &input, &limits).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
         let r = Record { time: 0, values: smallvec::smallvec![Value::Num(v as f64)] };

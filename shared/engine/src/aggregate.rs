@@ -51,6 +51,9 @@ pub enum AggFn {
     /// The last non-null value in arrival order (Flink's `LAST_VALUE`).
     #[serde(rename = "last_value")]
     LastValue,
+    /// An output column computed from the aggregation's earlier output columns (SQL's
+    /// `SUM(a) / COUNT(*)` in the SELECT list); its `expr` names them.
+    Compute,
 }
 
 impl AggFn {
@@ -66,13 +69,17 @@ impl AggFn {
             "last" => AggFn::Last,
             "first_value" => AggFn::FirstValue,
             "last_value" => AggFn::LastValue,
+            "compute" => AggFn::Compute,
             _ => return None,
         })
     }
 
     /// True when the function can be maintained by adding and subtracting slices.
     pub fn invertible(self) -> bool {
-        matches!(self, AggFn::Count | AggFn::Sum | AggFn::Avg)
+        matches!(
+            self,
+            AggFn::Count | AggFn::Sum | AggFn::Avg | AggFn::Compute
+        )
     }
 
     /// True when the function needs [`Extrema`].
@@ -478,6 +485,7 @@ impl Acc {
             AggFn::Last => c.ext.as_ref().map(|e| e.last_v),
             AggFn::FirstValue => c.ext.as_ref().and_then(|e| e.arrived_first),
             AggFn::LastValue => c.ext.as_ref().and_then(|e| e.arrived_last),
+            AggFn::Compute => None,
         }
     }
 }
@@ -491,6 +499,9 @@ pub struct CompiledAggregates {
     pub outputs: Vec<(AggFn, Option<usize>, Option<u8>)>,
     /// For each output aggregate, its integer output type, if any.
     pub types: Vec<Option<NumType>>,
+    /// The computed output columns ([`AggFn::Compute`]): index and expression over the
+    /// earlier output columns, in order.
+    pub computed: Vec<(usize, Expr)>,
     /// True when every aggregate is invertible.
     pub invertible: bool,
     /// True when an aggregate needs [`Extrema`].
@@ -503,7 +514,15 @@ impl CompiledAggregates {
     pub fn new(specs: &[AggregateSpec]) -> Self {
         let mut cells: Vec<CellSource> = Vec::new();
         let mut outputs = Vec::with_capacity(specs.len());
-        for s in specs {
+        let mut computed = Vec::new();
+        for (i, s) in specs.iter().enumerate() {
+            if s.func == AggFn::Compute {
+                if let Some(e) = &s.expr {
+                    computed.push((i, e.clone()));
+                }
+                outputs.push((s.func, None, s.decimals));
+                continue;
+            }
             let cell = (s.field.is_some() || s.filter.is_some() || s.expr.is_some()).then(|| {
                 let src = CellSource {
                     field: s.field,
@@ -531,6 +550,7 @@ impl CompiledAggregates {
                 .iter()
                 .map(|s| s.ty.filter(|t| matches!(t, NumType::Int(_))))
                 .collect(),
+            computed,
             invertible,
             extrema,
         }
@@ -545,11 +565,13 @@ impl CompiledAggregates {
     /// on-time pane with nothing new in discarding mode) has count and sum 0, as Beam's
     /// `Count` and `Sum` give, and the other aggregates undefined.
     pub fn values(&self, acc: &Acc) -> SmallVec<[Option<f64>; 4]> {
-        self.outputs
+        let mut values: SmallVec<[Option<f64>; 4]> = self
+            .outputs
             .iter()
             .zip(&self.types)
             .map(|(&(f, c, _), ty)| {
                 let v = match f {
+                    AggFn::Compute => None,
                     AggFn::Sum if acc.rows == 0 => Some(0.0),
                     // Flink's integer AVG divides the integer sum by the count.
                     AggFn::Avg if ty.is_some() => c.and_then(|i| {
@@ -566,7 +588,24 @@ impl CompiledAggregates {
                     None => v,
                 }
             })
-            .collect()
+            .collect();
+        for (i, e) in &self.computed {
+            // The earlier output columns as the fields of a record (the spec refuses
+            // expressions that can fail here).
+            let row = Record {
+                time: 0,
+                values: values[..*i]
+                    .iter()
+                    .map(|v| v.map_or(crate::record::Value::Null, crate::record::Value::Num))
+                    .collect(),
+            };
+            let v = e.eval(&row).ok().flatten();
+            values[*i] = match self.types[*i] {
+                Some(t) => v.map(|v| t.coerce(v)),
+                None => v,
+            };
+        }
+        values
     }
 }
 

@@ -467,3 +467,54 @@ fn integer_division_by_zero_refuses_the_record() {
         vec![(("a".into(), 0, 10), vec![Some(2.0), None, Some(7.5)])]
     );
 }
+
+/// A computed output column is an expression over the earlier output columns of the same
+/// row (SQL's `SUM(v) / COUNT(*)` in the SELECT list), `having` can use it, and an integer
+/// division there is refused (it could fail where no record can take the blame).
+#[test]
+fn computed_output_columns_read_the_row() {
+    let agg = "window = { type = \"tumbling\", size = \"10ms\" }\naggregates = [\n\
+               { name = \"n\", fn = \"count\" },\n\
+               { name = \"s\", fn = \"sum\", field = \"v\" },\n\
+               { name = \"mean\", fn = \"compute\", expr = \"s / n\" },\n\
+               { name = \"whole\", fn = \"compute\", expr = \"cast(mean * 10 as bigint)\", type = \"bigint\" },\n]\n\
+               having = 'mean > 0'";
+    let evs = [
+        Ev { k: 0, t: 1, v: 1 },
+        Ev { k: 0, t: 2, v: 2 },
+        Ev { k: 1, t: 3, v: -4 },
+        Ev { k: 0, t: 12, v: 5 },
+    ];
+    let got = run(agg, 1_000, &evs).expect("runs");
+    let want: Results = [
+        (
+            ("k0".to_string(), 0, 10),
+            vec![Some(2.0), Some(3.0), Some(1.5), Some(15.0)],
+        ),
+        (
+            ("k0".to_string(), 10, 20),
+            vec![Some(1.0), Some(5.0), Some(5.0), Some(50.0)],
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
+    let e = spec_error(
+        "window = { type = \"tumbling\", size = \"1m\" }\naggregates = [\n\
+         { name = \"n\", fn = \"count\" },\n\
+         { name = \"q\", fn = \"compute\", expr = \"100 / cast(n as bigint)\" },\n]",
+    );
+    assert!(
+        e.contains("aggregates[1].expr") && e.contains("cast an operand as double"),
+        "{e}"
+    );
+    let e = spec_error(
+        "window = { type = \"tumbling\", size = \"1m\" }\naggregates = [\n\
+         { name = \"q\", fn = \"compute\", expr = \"n * 2\" },\n\
+         { name = \"n\", fn = \"count\" },\n]",
+    );
+    assert!(
+        e.contains("aggregates[0].expr") && e.contains("unknown field \"n\""),
+        "{e}"
+    );
+}

@@ -545,6 +545,78 @@ fn strip_nested(e: &Expr) -> &Expr {
     }
 }
 
+/// True for a SELECT-list item computed from aggregates (`SUM(a) / COUNT(*)`), rather than
+/// one aggregate (possibly printed with `CAST(… AS DECIMAL(p, s))` or `ROUND`).
+fn computed_shape(e: &Expr) -> bool {
+    match strip_nested(e) {
+        Expr::BinaryOp { .. } | Expr::UnaryOp { .. } | Expr::Case { .. } => true,
+        Expr::Cast {
+            expr, data_type, ..
+        } => {
+            let decimal = matches!(
+                data_type,
+                DataType::Decimal(_) | DataType::Numeric(_) | DataType::Dec(_)
+            );
+            !(decimal && matches!(strip_nested(expr), Expr::Function(_)))
+        }
+        _ => false,
+    }
+}
+
+/// The operands of an output column computed from aggregates: the earlier aggregates of
+/// the SELECT list, by their output columns.
+struct OutputScope<'c, 'a> {
+    compiler: &'c Compiler<'a>,
+    alias: Option<&'c str>,
+    outputs: &'c [(AggKey, String)],
+    types: &'c [SqlTy],
+}
+
+impl Scope for OutputScope<'_, '_> {
+    fn column(&self, e: &Expr) -> Result<Option<(String, SqlTy)>, SqlError> {
+        match e {
+            Expr::Function(f) => {
+                let key = self.compiler.aggregate_call(f, self.alias)?.key();
+                let i = self
+                    .outputs
+                    .iter()
+                    .position(|(k, _)| *k == key)
+                    .ok_or_else(|| {
+                        at(
+                            f.name.span(),
+                            format!(
+                                "`{f}` is not an earlier column of the SELECT list; an output \
+                                 column computed from aggregates reads the aggregates before it \
+                                 (add `{f}` as a column before this one)"
+                            ),
+                        )
+                    })?;
+                let ty = self.types.get(i).copied().unwrap_or(SqlTy::Double);
+                Ok(Some((self.outputs[i].1.clone(), ty)))
+            }
+            e if column(e).is_some() => Err(at(
+                e.span(),
+                format!(
+                    "`{e}`: an output column computed from aggregates reads aggregates, not \
+                     columns"
+                ),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    fn condition(&self, e: &Expr) -> Result<String, SqlError> {
+        self.compiler.cond(
+            e,
+            false,
+            &Operands::Aggregates {
+                alias: self.alias,
+                outputs: self.outputs,
+            },
+        )
+    }
+}
+
 /// The columns and conditions of an aggregate's argument ([`crate::expr`]).
 struct ColumnScope<'c, 'a> {
     compiler: &'c Compiler<'a>,
@@ -963,6 +1035,7 @@ impl<'a> Compiler<'a> {
         let mut group_by: Vec<String> = Vec::new();
         let mut aggregates: Vec<String> = Vec::new();
         let mut outputs: Vec<(AggKey, String)> = Vec::new();
+        let mut out_types: Vec<SqlTy> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         let mut stage = 0; // 0 keys, 1 after window_start, 2 after window_end
         for (pos, item) in sel.projection.iter().enumerate() {
@@ -1035,7 +1108,29 @@ impl<'a> Compiler<'a> {
                      aggregates, in this order (the engine's output row)",
                 ));
             }
-            let agg = self.aggregate(expr, alias.as_deref())?;
+            let agg = if computed_shape(expr) {
+                let scope = OutputScope {
+                    compiler: self,
+                    alias: alias.as_deref(),
+                    outputs: &outputs,
+                    types: &out_types,
+                };
+                let t = translate(expr, &scope)?;
+                Agg {
+                    func: "compute",
+                    field: None,
+                    expr: Some(t.text),
+                    ty: t.ty.int_name(),
+                    filter: None,
+                    decimals: match t.ty {
+                        SqlTy::Decimal(_, s) => Some(s),
+                        _ => None,
+                    },
+                    sql_ty: t.ty,
+                }
+            } else {
+                self.aggregate(expr, alias.as_deref())?
+            };
             let func = agg.func;
             let default = match &agg.field {
                 None if agg.expr.is_some() => format!("{func}_expr"),
@@ -1075,6 +1170,7 @@ impl<'a> Compiler<'a> {
             a.push_str(" }");
             aggregates.push(a);
             outputs.push((agg.key(), name.clone()));
+            out_types.push(agg.sql_ty);
             names.push(name);
         }
         if stage != 2 {
@@ -1678,6 +1774,7 @@ impl<'a> Compiler<'a> {
                 let agg = self.aggregate(expr, alias)?;
                 Ok(Agg {
                     decimals: Some(scale),
+                    sql_ty: sql_type(data_type).unwrap_or(agg.sql_ty),
                     ..agg
                 })
             }
@@ -1709,9 +1806,8 @@ impl<'a> Compiler<'a> {
             Expr::Case { .. } | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Err(at(
                 e.span(),
                 format!(
-                    "`{e}`: expressions over aggregates (CASE, arithmetic) are not supported; \
-                     the output columns are aggregates, optionally CAST(… AS DECIMAL(p, s)) or \
-                     ROUND(…, s)"
+                    "`{e}`: ROUND(…, s) takes one aggregate; compute over aggregates outside it \
+                     (CAST(SUM(a) / COUNT(*) AS DECIMAL(p, s)) prints s decimals)"
                 ),
             )),
             _ => Err(at(
@@ -1878,6 +1974,12 @@ impl<'a> Compiler<'a> {
                 format!("{name} takes one numeric column or expression"),
             ));
         }
+        let sql_ty = match (func, arg_ty) {
+            ("count", _) => SqlTy::Int(64),
+            ("sum", Some(SqlTy::Decimal(_, s))) => SqlTy::Decimal(38, s),
+            (_, Some(t)) => t,
+            (_, None) => SqlTy::Double,
+        };
         Ok(Agg {
             func,
             field,
@@ -1885,6 +1987,7 @@ impl<'a> Compiler<'a> {
             ty,
             filter,
             decimals,
+            sql_ty,
         })
     }
 
@@ -2498,6 +2601,8 @@ struct Agg {
     expr: Option<String>,
     /// The integer output type (Flink's SUM and AVG of integers are integers).
     ty: Option<&'static str>,
+    /// The SQL type of the output column (for expressions over it).
+    sql_ty: SqlTy,
     /// The aggregate's own filter (`FILTER (WHERE …)`, or a `CASE` that selects rows).
     filter: Option<String>,
     decimals: Option<u8>,

@@ -128,6 +128,21 @@ fn unsupported_constructs_name_their_line_and_column() {
             format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CASE WHEN c = 'x' THEN c END) {TUMBLE} GROUP BY k, window_start, window_end;"),
             9, 30, "expressions inside an aggregate are numeric",
         ),
+        // Output columns computed from aggregates: the aggregates come first, no columns,
+        // no integer division (a zero divisor would fail the Flink job, and no record can
+        // take the blame).
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(v) / COUNT(*) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 3, "not an earlier column of the SELECT list",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  v * COUNT(*) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 3, "reads aggregates, not columns",
+        ),
+        (
+            format!("CREATE TABLE s2 (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT, r BIGINT)\n  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');\nINSERT INTO s2 SELECT k, window_start, window_end, COUNT(*),\n  100 / COUNT(*) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            10, 1, "cast an operand as double",
+        ),
         // FIRST_VALUE / LAST_VALUE: no merge method (Flink refuses them where windows merge
         // accumulators), numbers only.
         (

@@ -485,3 +485,41 @@ GROUP BY k, window_start, window_end;";
         "the input should tell arrival order from event time"
     );
 }
+
+#[test]
+fn output_columns_computed_from_aggregates() {
+    let sql = "CREATE TABLE q (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT,
+  s DOUBLE, mx DOUBLE, mean DOUBLE, tenths BIGINT, big DOUBLE, cents DECIMAL(10, 2))
+  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+INSERT INTO q
+SELECT k, window_start, window_end, COUNT(*), SUM(v), MAX(v),
+  SUM(v) / COUNT(*),
+  CAST(SUM(v) * 10 / COUNT(*) AS BIGINT),
+  CASE WHEN COUNT(*) > 12 THEN MAX(v) ELSE -1 END,
+  CAST(SUM(v) / 3 AS DECIMAL(10, 2))
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' MINUTES))
+GROUP BY k, window_start, window_end;";
+    let evs = events(400, 31);
+    let got = run(sql, &evs, "q", "computed");
+    let mut want = Rows::new();
+    for (w, es) in group(&evs, tumbling(120_000)) {
+        let n = es.len() as f64;
+        let s = sum(es.iter().map(|e| e.v));
+        let mx = max(es.iter().map(|e| e.v));
+        // CAST(x / 3 AS DECIMAL(10, 2)) of a whole x: hundredths rounded half up.
+        let cents = s.map(|s| ((s as i64 * 100 + 1) / 3) as f64 / 100.0);
+        want.insert(
+            w,
+            vec![
+                Some(n),
+                s,
+                mx,
+                s.map(|s| s / n),
+                s.map(|s| (s * 10.0 / n).trunc()),
+                if n > 12.0 { mx } else { Some(-1.0) },
+                cents,
+            ],
+        );
+    }
+    assert_eq!(got, want);
+}

@@ -771,7 +771,7 @@ impl RawAggregation {
                     format!("{ap}.fn"),
                     format!(
                         "unknown function {:?}; use count, sum, min, max, avg, first, last, \
-                         first_value or last_value",
+                         first_value, last_value or compute",
                         a.func
                     ),
                 )
@@ -792,14 +792,47 @@ impl RawAggregation {
                     ),
                 ));
             }
+            // A computed output column reads the earlier output columns, others the record.
+            let earlier;
+            let scope = if func == AggFn::Compute {
+                if a.field.is_some() || a.filter.is_some() || a.expr.is_none() {
+                    return Err(SpecError::invalid(
+                        format!("{ap}.expr"),
+                        "compute takes an expr over the earlier output columns, and no field \
+                         or filter",
+                    ));
+                }
+                earlier = InputSpec {
+                    fields: aggregates
+                        .iter()
+                        .map(|x: &AggregateSpec| (x.name.clone(), FieldType::Number))
+                        .collect(),
+                    time_field: String::new(),
+                    time_format: TimeFormat::EpochMs,
+                    partition: None,
+                };
+                &earlier
+            } else {
+                input
+            };
             let expr = a
                 .expr
                 .as_deref()
                 .map(|e| {
-                    Expr::parse(e, input, expr_limits)
+                    Expr::parse(e, scope, expr_limits)
                         .map_err(|reason| SpecError::invalid(format!("{ap}.expr"), reason))
                 })
                 .transpose()?;
+            if let (AggFn::Compute, Some(e)) = (func, &expr) {
+                if e.fallible() {
+                    return Err(SpecError::invalid(
+                        format!("{ap}.expr"),
+                        "an integer division or modulo of output columns could divide by zero, \
+                         which fails a Flink job, and a row cannot go to the dead letters; cast \
+                         an operand as double",
+                    ));
+                }
+            }
             let ty =
                 a.ty.as_deref()
                     .map(|t| {

@@ -518,3 +518,30 @@ fn computed_output_columns_read_the_row() {
         "{e}"
     );
 }
+
+/// `[limits] max_expression_depth` bounds the nesting (an error naming it, not a stack
+/// overflow), can be raised, but not past the hard bound.
+#[test]
+fn expression_limits_are_settable_within_hard_bounds() {
+    let spec = |limits: &str, depth: usize| {
+        let expr = format!("{}v{}", "(".repeat(depth), ")".repeat(depth));
+        PipelineSpec::from_toml(&format!(
+            "{limits}\n[input]\nevent_time = {{ field = \"t\" }}\nfields = {{ k = \"string\", v = \"number\" }}\n\
+             [[aggregation]]\nname = \"a\"\nwindow = {{ type = \"tumbling\", size = \"1m\" }}\n\
+             aggregates = [{{ name = \"s\", fn = \"sum\", expr = \"{expr}\" }}]\n"
+        ))
+        .map_err(|e| e.to_string())
+    };
+    let e = spec("", 40).expect_err("deeper than 32");
+    assert!(e.contains("raise [limits] max_expression_depth"), "{e}");
+    let e = spec("", 3000).expect_err("hostile");
+    assert!(e.contains("max_expression_depth"), "{e}");
+    assert!(spec("[limits]\nmax_expression_depth = 64", 40).is_ok());
+    let e = spec("[limits]\nmax_expression_depth = 100000", 1).expect_err("past the hard bound");
+    assert!(
+        e.contains("limits.max_expression_depth") && e.contains("from 1 to 128"),
+        "{e}"
+    );
+    let e = spec("[limits]\nmax_expression_nodes = 0", 1).expect_err("zero");
+    assert!(e.contains("limits.max_expression_nodes"), "{e}");
+}

@@ -5,6 +5,11 @@
 //! count and sum of its field, plus min, max, first and last by event time ([`Extrema`])
 //! only if an aggregate of the aggregation needs them, so accumulators of count, sum and
 //! avg stay small. Merging two accumulators is a fixed loop.
+//! `first_value` and `last_value` are Flink SQL's `FIRST_VALUE`/`LAST_VALUE`: the first and
+//! last non-null value in arrival order (unlike `first`/`last`, by event time). Like
+//! Flink's, they have no merge of their own: merging accumulators takes the merged-in one as
+//! the later arrivals, which is exact only where each window is one accumulator fed in
+//! arrival order (tumbling and global windows; the spec refuses them elsewhere).
 //! Count and sum (and hence avg) are invertible: [`Acc::subtract`] removes a slice, which
 //! makes a long sliding window cost about as much per event as a tumbling one.
 //!
@@ -23,6 +28,9 @@
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+pub(crate) use crate::decimal::MAX_SCALE;
+use crate::decimal::{decimal, EXACT_F64, POW10_F, POW10_I};
+use crate::expr::{EvalError, Expr, NumType};
 use crate::filter::Filter;
 use crate::record::Record;
 
@@ -37,6 +45,15 @@ pub enum AggFn {
     Avg,
     First,
     Last,
+    /// The first non-null value in arrival order (Flink's `FIRST_VALUE`).
+    #[serde(rename = "first_value")]
+    FirstValue,
+    /// The last non-null value in arrival order (Flink's `LAST_VALUE`).
+    #[serde(rename = "last_value")]
+    LastValue,
+    /// An output column computed from the aggregation's earlier output columns (SQL's
+    /// `SUM(a) / COUNT(*)` in the SELECT list); its `expr` names them.
+    Compute,
 }
 
 impl AggFn {
@@ -50,13 +67,37 @@ impl AggFn {
             "avg" | "mean" => AggFn::Avg,
             "first" => AggFn::First,
             "last" => AggFn::Last,
+            "first_value" => AggFn::FirstValue,
+            "last_value" => AggFn::LastValue,
+            "compute" => AggFn::Compute,
             _ => return None,
         })
     }
 
     /// True when the function can be maintained by adding and subtracting slices.
     pub fn invertible(self) -> bool {
-        matches!(self, AggFn::Count | AggFn::Sum | AggFn::Avg)
+        matches!(
+            self,
+            AggFn::Count | AggFn::Sum | AggFn::Avg | AggFn::Compute
+        )
+    }
+
+    /// True when the function needs [`Extrema`].
+    pub fn extrema(self) -> bool {
+        matches!(
+            self,
+            AggFn::Min
+                | AggFn::Max
+                | AggFn::First
+                | AggFn::Last
+                | AggFn::FirstValue
+                | AggFn::LastValue
+        )
+    }
+
+    /// True when the value depends on arrival order (no merge of its own, as in Flink).
+    pub fn arrival_ordered(self) -> bool {
+        matches!(self, AggFn::FirstValue | AggFn::LastValue)
     }
 }
 
@@ -66,27 +107,37 @@ pub struct AggregateSpec {
     /// Output column name.
     pub name: String,
     pub func: AggFn,
-    /// Index of the input field; `None` for `count` of rows.
+    /// Index of the input field; `None` for `count` of rows or an expression.
     pub field: Option<usize>,
+    /// A computed input instead of a field ([`crate::expr`]).
+    pub expr: Option<Expr>,
     /// Fixed number of decimals when printed; shortest form otherwise.
     pub decimals: Option<u8>,
     /// Only the rows that pass it count (SQL's `agg(…) FILTER (WHERE …)`); the window still
     /// exists for the rows that do not.
     pub filter: Option<Filter>,
+    /// The output's SQL type when it is an integer type (Flink's `SUM` of an `INT` is an
+    /// `INT`, its `AVG` of a `BIGINT` a truncated `BIGINT`): the value is truncated toward
+    /// zero and wrapped to the type's width ([`NumType::coerce`]).
+    pub ty: Option<NumType>,
 }
 
-/// Where a cell's values come from: a field, a row count, or either restricted to the rows
-/// that pass a filter.
+/// Where a cell's values come from: a field, a row count or an expression, each possibly
+/// restricted to the rows that pass a filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellSource {
-    /// The input field; `None` counts rows (each passing row adds the value 1).
+    /// The input field; `None` counts rows (each passing row adds the value 1), unless
+    /// `expr` is given.
     pub field: Option<usize>,
     pub filter: Option<Filter>,
+    /// A computed value ([`crate::expr`]).
+    pub expr: Option<Expr>,
 }
 
 impl CellSource {
     /// The cell's value for a record: `None` when the record does not pass the filter or
-    /// the field is null.
+    /// the field or expression is null. An expression that fails is `None` too: records
+    /// on which one fails are sent to the dead letters when decoded ([`CellSource::check`]).
     #[inline]
     pub fn value(&self, r: &Record<'_>) -> Option<f64> {
         if let Some(f) = &self.filter {
@@ -94,33 +145,31 @@ impl CellSource {
                 return None;
             }
         }
+        if let Some(e) = &self.expr {
+            return e.eval(r).ok().flatten();
+        }
         match self.field {
             Some(i) => r.values.get(i).and_then(|v| v.as_num()),
             None => Some(1.0),
         }
     }
+
+    /// Evaluates the expression, if it can fail, whatever the cell's filter (Flink computes
+    /// an aggregate's argument for every row of the aggregation, `FILTER` or not).
+    ///
+    /// # Errors
+    ///
+    /// The expression's text and why it has no value.
+    pub fn check(&self, r: &Record<'_>) -> Result<(), (String, EvalError)> {
+        match &self.expr {
+            Some(e) if e.fallible() => e
+                .eval(r)
+                .map(|_| ())
+                .map_err(|err| (e.text().to_string(), err)),
+            _ => Ok(()),
+        }
+    }
 }
-
-/// Largest number of decimals a sum is kept exact at.
-pub(crate) const MAX_SCALE: u8 = 9;
-
-/// `10^k` for `k <= MAX_SCALE`, as integers and as floats (all exact).
-const POW10_I: [i64; MAX_SCALE as usize + 1] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-    1_000_000_000,
-];
-const POW10_F: [f64; MAX_SCALE as usize + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
-
-/// Integers up to this magnitude convert to `f64` exactly.
-const EXACT_F64: i64 = 1 << 53;
 
 /// A sum that is exact for decimal inputs.
 ///
@@ -227,26 +276,9 @@ fn rescale(units: i64, from: u8, to: u8) -> Option<i64> {
     units.checked_mul(POW10_I[(to - from) as usize])
 }
 
-/// `v` as `(m, k)` with `v` the `f64` nearest to `m / 10^k`, for the smallest `k` from
-/// `min_scale` to [`MAX_SCALE`]; `None` when `v` is no such decimal or too large.
-#[inline]
-fn decimal(v: f64, min_scale: u8) -> Option<(i64, u8)> {
-    for k in min_scale..=MAX_SCALE {
-        let p = POW10_F[k as usize];
-        let m = (v * p).round();
-        if m.abs() > EXACT_F64 as f64 {
-            return None;
-        }
-        if m / p == v {
-            return Some((m as i64, k));
-        }
-    }
-    None
-}
-
-/// Minimum, maximum, and first and last value by event time of one field. Only
-/// aggregations that compute one of them keep it, so the cells of the others (count, sum,
-/// avg) stay small.
+/// Minimum, maximum, first and last value by event time, and first and last value in
+/// arrival order, of one field. Only aggregations that compute one of them keep it, so the
+/// cells of the others (count, sum, avg) stay small.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Extrema {
     pub min: f64,
@@ -255,6 +287,12 @@ pub struct Extrema {
     pub first_v: f64,
     pub last_t: i64,
     pub last_v: f64,
+    /// The first value added (absent from state written before it existed).
+    #[serde(default)]
+    pub arrived_first: Option<f64>,
+    /// The last value added.
+    #[serde(default)]
+    pub arrived_last: Option<f64>,
 }
 
 impl Default for Extrema {
@@ -266,6 +304,8 @@ impl Default for Extrema {
             first_v: 0.0,
             last_t: i64::MIN,
             last_v: 0.0,
+            arrived_first: None,
+            arrived_last: None,
         }
     }
 }
@@ -287,6 +327,10 @@ impl Extrema {
             self.last_t = t;
             self.last_v = v;
         }
+        if self.arrived_first.is_none() {
+            self.arrived_first = Some(v);
+        }
+        self.arrived_last = Some(v);
     }
 
     #[inline]
@@ -300,6 +344,13 @@ impl Extrema {
         if o.last_t >= self.last_t {
             self.last_t = o.last_t;
             self.last_v = o.last_v;
+        }
+        // `o` holds the later arrivals (see the module docs).
+        if self.arrived_first.is_none() {
+            self.arrived_first = o.arrived_first;
+        }
+        if o.arrived_last.is_some() {
+            self.arrived_last = o.arrived_last;
         }
     }
 }
@@ -432,6 +483,9 @@ impl Acc {
             AggFn::Max => c.ext.as_ref().map(|e| e.max),
             AggFn::First => c.ext.as_ref().map(|e| e.first_v),
             AggFn::Last => c.ext.as_ref().map(|e| e.last_v),
+            AggFn::FirstValue => c.ext.as_ref().and_then(|e| e.arrived_first),
+            AggFn::LastValue => c.ext.as_ref().and_then(|e| e.arrived_last),
+            AggFn::Compute => None,
         }
     }
 }
@@ -443,6 +497,11 @@ pub struct CompiledAggregates {
     pub cells: Vec<CellSource>,
     /// For each output aggregate: function, cell (None = row count) and decimals.
     pub outputs: Vec<(AggFn, Option<usize>, Option<u8>)>,
+    /// For each output aggregate, its integer output type, if any.
+    pub types: Vec<Option<NumType>>,
+    /// The computed output columns ([`AggFn::Compute`]): index and expression over the
+    /// earlier output columns, in order.
+    pub computed: Vec<(usize, Expr)>,
     /// True when every aggregate is invertible.
     pub invertible: bool,
     /// True when an aggregate needs [`Extrema`].
@@ -455,11 +514,20 @@ impl CompiledAggregates {
     pub fn new(specs: &[AggregateSpec]) -> Self {
         let mut cells: Vec<CellSource> = Vec::new();
         let mut outputs = Vec::with_capacity(specs.len());
-        for s in specs {
-            let cell = (s.field.is_some() || s.filter.is_some()).then(|| {
+        let mut computed = Vec::new();
+        for (i, s) in specs.iter().enumerate() {
+            if s.func == AggFn::Compute {
+                if let Some(e) = &s.expr {
+                    computed.push((i, e.clone()));
+                }
+                outputs.push((s.func, None, s.decimals));
+                continue;
+            }
+            let cell = (s.field.is_some() || s.filter.is_some() || s.expr.is_some()).then(|| {
                 let src = CellSource {
                     field: s.field,
                     filter: s.filter.clone(),
+                    expr: s.expr.clone(),
                 };
                 match cells.iter().position(|x| *x == src) {
                     Some(i) => i,
@@ -472,13 +540,17 @@ impl CompiledAggregates {
             outputs.push((s.func, cell, s.decimals));
         }
         let invertible = specs.iter().all(|s| s.func.invertible());
-        let extrema = specs.iter().any(|s| {
-            s.field.is_some()
-                && matches!(s.func, AggFn::Min | AggFn::Max | AggFn::First | AggFn::Last)
-        });
+        let extrema = specs
+            .iter()
+            .any(|s| (s.field.is_some() || s.expr.is_some()) && s.func.extrema());
         CompiledAggregates {
             cells,
             outputs,
+            types: specs
+                .iter()
+                .map(|s| s.ty.filter(|t| matches!(t, NumType::Int(_))))
+                .collect(),
+            computed,
             invertible,
             extrema,
         }
@@ -493,13 +565,47 @@ impl CompiledAggregates {
     /// on-time pane with nothing new in discarding mode) has count and sum 0, as Beam's
     /// `Count` and `Sum` give, and the other aggregates undefined.
     pub fn values(&self, acc: &Acc) -> SmallVec<[Option<f64>; 4]> {
-        self.outputs
+        let mut values: SmallVec<[Option<f64>; 4]> = self
+            .outputs
             .iter()
-            .map(|&(f, c, _)| match f {
-                AggFn::Sum if acc.rows == 0 => Some(0.0),
-                _ => acc.value(f, c),
+            .zip(&self.types)
+            .map(|(&(f, c, _), ty)| {
+                let v = match f {
+                    AggFn::Compute => None,
+                    AggFn::Sum if acc.rows == 0 => Some(0.0),
+                    // Flink's integer AVG divides the integer sum by the count.
+                    AggFn::Avg if ty.is_some() => c.and_then(|i| {
+                        let cell = &acc.cells[i];
+                        (cell.n > 0).then(|| {
+                            let s = cell.sum.value() as i64;
+                            s.wrapping_div(cell.n as i64) as f64
+                        })
+                    }),
+                    _ => acc.value(f, c),
+                };
+                match ty {
+                    Some(t) => v.map(|v| t.coerce(v)),
+                    None => v,
+                }
             })
-            .collect()
+            .collect();
+        for (i, e) in &self.computed {
+            // The earlier output columns as the fields of a record (the spec refuses
+            // expressions that can fail here).
+            let row = Record {
+                time: 0,
+                values: values[..*i]
+                    .iter()
+                    .map(|v| v.map_or(crate::record::Value::Null, crate::record::Value::Num))
+                    .collect(),
+            };
+            let v = e.eval(&row).ok().flatten();
+            values[*i] = match self.types[*i] {
+                Some(t) => v.map(|v| t.coerce(v)),
+                None => v,
+            };
+        }
+        values
     }
 }
 
@@ -556,8 +662,10 @@ mod tests {
             name: "x".into(),
             func,
             field: Some(0),
+            expr: None,
             decimals: None,
             filter: None,
+            ty: None,
         };
         let small = CompiledAggregates::new(&[spec(AggFn::Sum), spec(AggFn::Avg)]);
         let mut a = small.new_acc();

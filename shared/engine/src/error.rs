@@ -56,6 +56,14 @@ pub enum RecordError {
     /// letter.
     #[error("dropped: {0}")]
     Dropped(String),
+    /// An aggregate's expression has no value for the record: an integer division or
+    /// modulo by zero, which fails a Flink job. No aggregation sees the record.
+    #[error("aggregation `{aggregation}`: {reason} in `{}`", bounded(expr))]
+    Expr {
+        aggregation: String,
+        expr: String,
+        reason: String,
+    },
     /// Dated too far ahead of processing time (see [`crate::watermark::FutureGuard`]).
     #[error(
         "event time {event} is {ahead} ahead of processing time {processing}, more than \

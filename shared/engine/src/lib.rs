@@ -4,7 +4,7 @@
 //!
 //! | question | module |
 //! |---|---|
-//! | **What** is computed | [`aggregate`] (mergeable accumulators), [`filter`] |
+//! | **What** is computed | [`aggregate`] (mergeable accumulators), [`expr`] (computed inputs), [`filter`] |
 //! | **Where** in event time | [`window`] (slicing, sessions, count, rows, global) |
 //! | **When** in processing time | [`watermark`], [`trigger`] |
 //! | **How** refinements relate | [`accumulation`] |
@@ -22,9 +22,11 @@ pub mod accumulation;
 pub mod aggregate;
 pub mod bounded;
 pub mod codec;
+pub mod decimal;
 pub mod duration;
 pub mod enrich;
 pub mod error;
+pub mod expr;
 pub mod filter;
 pub mod ids;
 pub mod key;

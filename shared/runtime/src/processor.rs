@@ -291,7 +291,7 @@ impl ShardProcessor {
             }
             let line = match pre {
                 Some(line) => line.and_then(|mut line| {
-                    self.pipeline.enricher().apply_line(&mut line)?;
+                    self.pipeline.codec().complete(&mut line)?;
                     Ok(line)
                 }),
                 None => self.pipeline.decode(&r.data),

@@ -19,6 +19,7 @@ use sqlparser::tokenizer::{Span, Tokenizer};
 use crate::dialect::FlinkDialect;
 use crate::error::{at, SqlError, MAX_NESTING, MAX_SQL_BYTES};
 use crate::extensions::{self, EmitOptions, RulesBase};
+use crate::expr::{sql_type, translate, Scope, SqlTy};
 use crate::plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
 use crate::syntax::{column, duration_setting, field_type, option_key, plain_select, q};
@@ -240,6 +241,7 @@ fn compile_on_this_thread(text: &str, rules: RulesBase<'_>) -> Result<Compiled, 
         eventide_emit: EmitOptions::default(),
         rules_span: None,
         source_table: None,
+        window_tvf: "",
     };
     for (ins, emit) in inserts {
         c.eventide_emit = emit;
@@ -556,6 +558,117 @@ fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
     n.checked_mul(unit).ok_or_else(bad)
 }
 
+/// `e` without its parentheses.
+fn strip_nested(e: &Expr) -> &Expr {
+    match e {
+        Expr::Nested(inner) => strip_nested(inner),
+        other => other,
+    }
+}
+
+/// True for a SELECT-list item computed from aggregates (`SUM(a) / COUNT(*)`), rather than
+/// one aggregate (possibly printed with `CAST(… AS DECIMAL(p, s))` or `ROUND`).
+fn computed_shape(e: &Expr) -> bool {
+    match strip_nested(e) {
+        Expr::BinaryOp { .. } | Expr::UnaryOp { .. } | Expr::Case { .. } => true,
+        Expr::Cast {
+            expr, data_type, ..
+        } => {
+            let decimal = matches!(
+                data_type,
+                DataType::Decimal(_) | DataType::Numeric(_) | DataType::Dec(_)
+            );
+            !(decimal && matches!(strip_nested(expr), Expr::Function(_)))
+        }
+        _ => false,
+    }
+}
+
+/// The operands of an output column computed from aggregates: the earlier aggregates of
+/// the SELECT list, by their output columns.
+struct OutputScope<'c, 'a> {
+    compiler: &'c Compiler<'a>,
+    alias: Option<&'c str>,
+    outputs: &'c [(AggKey, String)],
+    types: &'c [SqlTy],
+}
+
+impl Scope for OutputScope<'_, '_> {
+    fn column(&self, e: &Expr) -> Result<Option<(String, SqlTy)>, SqlError> {
+        match e {
+            Expr::Function(f) => {
+                let key = self.compiler.aggregate_call(f, self.alias)?.key();
+                let i = self
+                    .outputs
+                    .iter()
+                    .position(|(k, _)| *k == key)
+                    .ok_or_else(|| {
+                        at(
+                            f.name.span(),
+                            format!(
+                                "`{f}` is not an earlier column of the SELECT list; an output \
+                                 column computed from aggregates reads the aggregates before it \
+                                 (add `{f}` as a column before this one)"
+                            ),
+                        )
+                    })?;
+                let ty = self.types.get(i).copied().unwrap_or(SqlTy::Double);
+                Ok(Some((self.outputs[i].1.clone(), ty)))
+            }
+            e if column(e).is_some() => Err(at(
+                e.span(),
+                format!(
+                    "`{e}`: an output column computed from aggregates reads aggregates, not \
+                     columns"
+                ),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    fn condition(&self, e: &Expr) -> Result<String, SqlError> {
+        self.compiler.cond(
+            e,
+            false,
+            &Operands::Aggregates {
+                alias: self.alias,
+                outputs: self.outputs,
+            },
+        )
+    }
+}
+
+/// The columns and conditions of an aggregate's argument ([`crate::expr`]).
+struct ColumnScope<'c, 'a> {
+    compiler: &'c Compiler<'a>,
+    alias: Option<&'c str>,
+}
+
+impl Scope for ColumnScope<'_, '_> {
+    fn column(&self, e: &Expr) -> Result<Option<(String, SqlTy)>, SqlError> {
+        let Some((id, qual)) = column(e) else {
+            return Ok(None);
+        };
+        self.compiler.check_qualifier(qual, self.alias)?;
+        let spec_ty = self.compiler.field(&id.value, id.span)?;
+        if spec_ty != "number" {
+            return Err(at(
+                id.span,
+                format!(
+                    "`{}` is a {spec_ty} column; expressions inside an aggregate are numeric",
+                    id.value
+                ),
+            ));
+        }
+        let ty = self.compiler.sql_column(&id.value).unwrap_or(SqlTy::Double);
+        Ok(Some((id.value.clone(), ty)))
+    }
+
+    fn condition(&self, e: &Expr) -> Result<String, SqlError> {
+        self.compiler.cond(e, false, &Operands::Columns(self.alias))
+    }
+}
+
 struct Compiler<'a> {
     tables: &'a [Table],
     views: &'a [View],
@@ -581,6 +694,8 @@ struct Compiler<'a> {
     rules_span: Option<Span>,
     /// The source table's name, for errors from the spec's validation.
     source_table: Option<String>,
+    /// The window TVF of the INSERT being compiled (`TUMBLE`, `HOP`, …).
+    window_tvf: &'static str,
 }
 
 /// What a window TVF call asks for.
@@ -849,6 +964,12 @@ impl<'a> Compiler<'a> {
             ));
         }
         let (window, table_name, table_span, alias) = self.window_tvf(&from.relation)?;
+        self.window_tvf = match window {
+            Window::Tumbling(_) => "TUMBLE",
+            Window::Hop { .. } => "HOP",
+            Window::Cumulate { .. } => "CUMULATE",
+            Window::Session { .. } => "SESSION",
+        };
         self.use_source(&table_name, table_span)?;
         let filter = sel
             .selection
@@ -935,6 +1056,7 @@ impl<'a> Compiler<'a> {
         let mut group_by: Vec<String> = Vec::new();
         let mut aggregates: Vec<String> = Vec::new();
         let mut outputs: Vec<(AggKey, String)> = Vec::new();
+        let mut out_types: Vec<SqlTy> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         let mut stage = 0; // 0 keys, 1 after window_start, 2 after window_end
         for (pos, item) in sel.projection.iter().enumerate() {
@@ -1007,9 +1129,32 @@ impl<'a> Compiler<'a> {
                      aggregates, in this order (the engine's output row)",
                 ));
             }
-            let agg = self.aggregate(expr, alias.as_deref())?;
+            let agg = if computed_shape(expr) {
+                let scope = OutputScope {
+                    compiler: self,
+                    alias: alias.as_deref(),
+                    outputs: &outputs,
+                    types: &out_types,
+                };
+                let t = translate(expr, &scope)?;
+                Agg {
+                    func: "compute",
+                    field: None,
+                    expr: Some(t.text),
+                    ty: t.ty.int_name(),
+                    filter: None,
+                    decimals: match t.ty {
+                        SqlTy::Decimal(_, s) => Some(s),
+                        _ => None,
+                    },
+                    sql_ty: t.ty,
+                }
+            } else {
+                self.aggregate(expr, alias.as_deref())?
+            };
             let func = agg.func;
             let default = match &agg.field {
+                None if agg.expr.is_some() => format!("{func}_expr"),
                 None => func.to_string(),
                 Some(f) => {
                     let plain = func.to_string();
@@ -1031,6 +1176,12 @@ impl<'a> Compiler<'a> {
             if let Some(f) = &agg.field {
                 let _ = write!(a, ", field = {}", q(f));
             }
+            if let Some(e) = &agg.expr {
+                let _ = write!(a, ", expr = {}", q(e));
+            }
+            if let Some(t) = agg.ty {
+                let _ = write!(a, ", type = {}", q(t));
+            }
             if let Some(d) = agg.decimals {
                 let _ = write!(a, ", decimals = {d}");
             }
@@ -1040,6 +1191,7 @@ impl<'a> Compiler<'a> {
             a.push_str(" }");
             aggregates.push(a);
             outputs.push((agg.key(), name.clone()));
+            out_types.push(agg.sql_ty);
             names.push(name);
         }
         if stage != 2 {
@@ -1661,6 +1813,7 @@ impl<'a> Compiler<'a> {
                 let agg = self.aggregate(expr, alias)?;
                 Ok(Agg {
                     decimals: Some(scale),
+                    sql_ty: sql_type(data_type).unwrap_or(agg.sql_ty),
                     ..agg
                 })
             }
@@ -1692,9 +1845,8 @@ impl<'a> Compiler<'a> {
             Expr::Case { .. } | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Err(at(
                 e.span(),
                 format!(
-                    "`{e}`: expressions over aggregates (CASE, arithmetic) are not supported; \
-                     the output columns are aggregates, optionally CAST(… AS DECIMAL(p, s)) or \
-                     ROUND(…, s)"
+                    "`{e}`: ROUND(…, s) takes one aggregate; compute over aggregates outside it \
+                     (CAST(SUM(a) / COUNT(*) AS DECIMAL(p, s)) prints s decimals)"
                 ),
             )),
             _ => Err(at(
@@ -1726,21 +1878,36 @@ impl<'a> Compiler<'a> {
             "MAX" => "max",
             "AVG" => "avg",
             "FIRST_VALUE" | "LAST_VALUE" => {
-                return Err(at(
-                    span,
-                    format!(
-                        "{name} is not supported: Flink's {name} is by arrival order, and the \
-                         engine's first/last are by event time, so the rows could differ on \
-                         out-of-order input"
-                    ),
-                ))
+                if self.window_tvf != "TUMBLE" {
+                    return Err(at(
+                        span,
+                        format!(
+                            "{name} is not supported in a {} window aggregation: Flink's {name} \
+                             has no merge method, which {} windows need (Flink's planner \
+                             refuses it: \"Could not find an implementation method 'merge'\"); \
+                             it works with TUMBLE",
+                            self.window_tvf,
+                            if self.window_tvf == "SESSION" {
+                                "merging session"
+                            } else {
+                                "slice-sharing"
+                            }
+                        ),
+                    ));
+                }
+                if name == "FIRST_VALUE" {
+                    "first_value"
+                } else {
+                    "last_value"
+                }
             }
             _ => {
                 return Err(at(
                     span,
                     format!(
                         "unknown function {name} (user-defined functions are not supported); \
-                         the aggregates are COUNT(*), COUNT(col), SUM, MIN, MAX and AVG"
+                         the aggregates are COUNT(*), COUNT(col), SUM, MIN, MAX, AVG, \
+                         FIRST_VALUE and LAST_VALUE"
                     ),
                 ))
             }
@@ -1765,6 +1932,7 @@ impl<'a> Compiler<'a> {
             .as_ref()
             .map(|c| self.cond(c, false, &Operands::Columns(alias)))
             .transpose()?;
+        let mut computed: Option<crate::expr::Typed> = None;
         let (field, case_filter) = match args {
             [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if func == "count" => (None, None),
             [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))]
@@ -1772,10 +1940,25 @@ impl<'a> Compiler<'a> {
             {
                 (None, None)
             }
-            [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => match arg {
-                Expr::Case { .. } => self.case_argument(&name, func, arg, alias)?,
-                _ => (Some(self.numeric_column(&name, arg, alias)?), None),
-            },
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => {
+                let arg = strip_nested(arg);
+                match arg {
+                    _ if column(arg).is_some() => {
+                        (Some(self.numeric_column(&name, arg, alias)?), None)
+                    }
+                    Expr::Case { .. } if self.case_argument(&name, func, arg, alias).is_ok() => {
+                        self.case_argument(&name, func, arg, alias)?
+                    }
+                    _ => {
+                        let scope = ColumnScope {
+                            compiler: self,
+                            alias,
+                        };
+                        computed = Some(translate(arg, &scope)?);
+                        (None, None)
+                    }
+                }
+            }
             _ => {
                 return Err(at(
                     span,
@@ -1792,16 +1975,75 @@ impl<'a> Compiler<'a> {
         };
         // SUM(CASE WHEN c THEN 1 ELSE 0 END) counts the rows that pass c (a window always
         // has a row, so the sum is never NULL).
-        let func = if func == "sum" && field.is_none() {
+        let func = if func == "sum" && field.is_none() && computed.is_none() {
             "count"
         } else {
             func
         };
+        // The argument's SQL type decides the output's: Flink's SUM and AVG of an integer
+        // type are that type (AVG truncated), of a DECIMAL(p, s) a DECIMAL of scale s.
+        let arg_ty = match (&computed, &field) {
+            (Some(t), _) => Some(t.ty),
+            (None, Some(f)) => self.sql_column(f),
+            (None, None) => None,
+        };
+        let mut decimals = None;
+        let mut ty = None;
+        match arg_ty {
+            Some(t @ SqlTy::Int(_)) if matches!(func, "sum" | "avg") => ty = t.int_name(),
+            Some(SqlTy::Decimal(_, s)) if func == "avg" => {
+                let at_arg = args.first().map_or(span, |a| a.span());
+                return Err(at(
+                    at_arg,
+                    format!(
+                        "AVG of a DECIMAL(…, {s}) is not supported: Flink's is a DECIMAL of \
+                         scale {} rounded half up from the exact quotient, which the engine's \
+                         floating-point average cannot reproduce exactly; CAST the argument AS \
+                         DOUBLE",
+                        s.max(6)
+                    ),
+                ));
+            }
+            Some(SqlTy::Decimal(_, s)) if func != "count" => decimals = Some(s),
+            _ => {}
+        }
+        if matches!(func, "first_value" | "last_value") && field.is_none() && computed.is_none() {
+            return Err(at(
+                span,
+                format!("{name} takes one numeric column or expression"),
+            ));
+        }
+        let sql_ty = match (func, arg_ty) {
+            ("count", _) => SqlTy::Int(64),
+            ("sum", Some(SqlTy::Decimal(_, s))) => SqlTy::Decimal(38, s),
+            (_, Some(t)) => t,
+            (_, None) => SqlTy::Double,
+        };
         Ok(Agg {
             func,
             field,
+            expr: computed.map(|t| t.text),
+            ty,
             filter,
-            decimals: None,
+            decimals,
+            sql_ty,
+        })
+    }
+
+    /// The SQL type of a numeric source (or lookup) column.
+    fn sql_column(&self, name: &str) -> Option<SqlTy> {
+        let src = self.source.as_ref()?;
+        if let Some(t) = self
+            .table(&src.name)
+            .and_then(|t| t.columns.iter().find(|c| c.name == name))
+        {
+            return sql_type(&t.ty);
+        }
+        let view = self.reading_view.and_then(|i| self.views.get(i))?;
+        view.lookups.iter().find_map(|l| {
+            let (col, _, _) = l.columns.iter().find(|(_, n, _)| n == name)?;
+            let t = self.table(&l.table)?;
+            sql_type(&t.columns.iter().find(|c| &c.name == col)?.ty)
         })
     }
 
@@ -1815,11 +2057,7 @@ impl<'a> Compiler<'a> {
         let Some((id, qual)) = column(arg) else {
             return Err(at(
                 arg.span(),
-                format!(
-                    "{name}({arg}): aggregates take a column, or CASE WHEN <condition> THEN \
-                     <column> END; arithmetic and other expressions inside an aggregate are not \
-                     supported (the engine aggregates input fields, it has no computed columns)"
-                ),
+                format!("{name}({arg}): aggregates take a column or an expression"),
             ));
         };
         self.check_qualifier(qual, alias)?;
@@ -1827,7 +2065,11 @@ impl<'a> Compiler<'a> {
         if ty != "number" {
             return Err(at(
                 id.span,
-                format!("{name}({}): the column is not a number", id.value),
+                format!(
+                    "{name}({}): the column is not a number (the engine's aggregates compute \
+                     over numbers, so FIRST_VALUE and LAST_VALUE of strings are not supported)",
+                    id.value
+                ),
             ));
         }
         Ok(id.value.clone())
@@ -2377,17 +2619,28 @@ fn tvf_args(f: &Function) -> Result<Vec<(Option<String>, Expr)>, SqlError> {
 struct Agg {
     func: &'static str,
     field: Option<String>,
+    /// A computed argument, in the spec's expression grammar.
+    expr: Option<String>,
+    /// The integer output type (Flink's SUM and AVG of integers are integers).
+    ty: Option<&'static str>,
+    /// The SQL type of the output column (for expressions over it).
+    sql_ty: SqlTy,
     /// The aggregate's own filter (`FILTER (WHERE …)`, or a `CASE` that selects rows).
     filter: Option<String>,
     decimals: Option<u8>,
 }
 
 /// What an aggregate computes, whatever its printed decimals: how HAVING finds it.
-type AggKey = (&'static str, Option<String>, Option<String>);
+type AggKey = (&'static str, Option<String>, Option<String>, Option<String>);
 
 impl Agg {
     fn key(&self) -> AggKey {
-        (self.func, self.field.clone(), self.filter.clone())
+        (
+            self.func,
+            self.field.clone(),
+            self.expr.clone(),
+            self.filter.clone(),
+        )
     }
 }
 

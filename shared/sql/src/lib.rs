@@ -36,6 +36,7 @@ mod compile;
 pub mod dialect;
 mod error;
 mod extensions;
+mod expr;
 mod load;
 mod over;
 mod plan;

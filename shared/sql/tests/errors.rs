@@ -91,18 +91,80 @@ fn unsupported_constructs_name_their_line_and_column() {
             format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end HAVING k = 'a';"),
             9, 45, "belongs in WHERE",
         ),
-        // CASE and arithmetic inside an aggregate that are not a row filter, FIRST_VALUE.
+        // Expressions inside an aggregate that the engine cannot compute as Flink does.
         (
-            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CASE WHEN c = 'x' THEN v ELSE 0 END) {TUMBLE} GROUP BY k, window_start, window_end;"),
-            9, 7, "CASE",
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CAST(v AS DECIMAL(10, 2)) * 2) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 12, "DECIMAL arithmetic",
         ),
         (
-            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(v * 2) {TUMBLE} GROUP BY k, window_start, window_end;"),
-            9, 7, "no computed columns",
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(v % 2) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 7, "MOD) takes exact numeric operands",
         ),
         (
-            format!("INSERT INTO s SELECT k, window_start, window_end,\n  FIRST_VALUE(v) {TUMBLE} GROUP BY k, window_start, window_end;"),
-            9, 3, "arrival order",
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CAST(v AS FLOAT)) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 12, "32 bits",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(v + NULL) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 7, "untyped NULL",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  AVG(CAST(v AS DECIMAL(10, 2))) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 12, "AVG of a DECIMAL",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CAST(v AS DECIMAL(20, 12))) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 12, "exact to 9 digits",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(ABS(v)) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 7, "function ABS",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CASE c WHEN 'x' THEN v END) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 12, "simple CASE",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CASE WHEN c = 'x' THEN c END) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 30, "expressions inside an aggregate are numeric",
+        ),
+        // Output columns computed from aggregates: the aggregates come first, no columns,
+        // no integer division (a zero divisor would fail the Flink job, and no record can
+        // take the blame).
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(v) / COUNT(*) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 3, "not an earlier column of the SELECT list",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  v * COUNT(*) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 3, "reads aggregates, not columns",
+        ),
+        (
+            format!("CREATE TABLE s2 (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT, r BIGINT)\n  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');\nINSERT INTO s2 SELECT k, window_start, window_end, COUNT(*),\n  100 / COUNT(*) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            10, 1, "cast an operand as double",
+        ),
+        // FIRST_VALUE / LAST_VALUE: no merge method (Flink refuses them where windows merge
+        // accumulators), numbers only.
+        (
+            "INSERT INTO s SELECT k, window_start, window_end,\n  FIRST_VALUE(v) FROM TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '2' MINUTE)) GROUP BY k, window_start, window_end;".to_string(),
+            9, 3, "HOP window aggregation: Flink's FIRST_VALUE has no merge method",
+        ),
+        (
+            "INSERT INTO s SELECT k, window_start, window_end,\n  LAST_VALUE(v) FROM TABLE(SESSION(TABLE events PARTITION BY k, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY k, window_start, window_end;".to_string(),
+            9, 3, "merging session",
+        ),
+        (
+            "INSERT INTO s SELECT k, window_start, window_end,\n  LAST_VALUE(v) FROM TABLE(CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '2' MINUTE)) GROUP BY k, window_start, window_end;".to_string(),
+            9, 3, "slice-sharing",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  FIRST_VALUE(c) {TUMBLE} GROUP BY k, window_start, window_end;"),
+            9, 15, "of strings are not supported",
+        ),
+        // Hostile expressions: too deep or too long for the spec's [limits].
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM({}v) {TUMBLE} GROUP BY k, window_start, window_end;", "v + ".repeat(300)),
+            8, 1, "raise [limits] max_expression_nodes",
         ),
         // Output shape: a column order the engine does not write, a renamed key.
         (
@@ -298,4 +360,20 @@ FROM TABLE(TUMBLE(TABLE v, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY tier, 
         ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// An expression nested deeper than the parser follows is an error naming the bound, not a
+/// stack overflow (the engine's own depth bound, `[limits] max_expression_depth`, is
+/// tested with the engine).
+#[test]
+fn deep_expressions_inside_aggregates_are_errors() {
+    let query = format!(
+        "INSERT INTO s SELECT k, window_start, window_end,\n  SUM({}v{}) {TUMBLE} GROUP BY k, window_start, window_end;",
+        "v + (".repeat(5000),
+        ")".repeat(5000)
+    );
+    match eventide_sql::compile(&format!("{DDL}{query}")) {
+        Err(e) => assert!(e.to_string().contains("MAX_NESTING"), "{e}"),
+        Ok(_) => panic!("accepted a 5000-deep expression"),
+    }
 }

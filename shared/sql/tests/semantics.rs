@@ -49,6 +49,12 @@ const DDL: &str = "CREATE TABLE events (k STRING, c STRING, v DOUBLE, event_time
 
 /// Runs `sql` on the events; the rows of sink `table` by (key, start, end).
 fn run(sql: &str, evs: &[Ev], table: &str, tag: &str) -> Rows {
+    run_ddl(DDL, sql, evs, table, tag).0
+}
+
+/// Runs `ddl` and `sql` on the events: the rows of sink `table` by (key, start, end), and
+/// the dead letters.
+fn run_ddl(ddl: &str, sql: &str, evs: &[Ev], table: &str, tag: &str) -> (Rows, String) {
     let dir: PathBuf =
         std::env::temp_dir().join(format!("eventide-sql-sem-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -65,12 +71,13 @@ fn run(sql: &str, evs: &[Ev], table: &str, tag: &str) -> Rows {
         })
         .collect();
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let c = eventide_sql::compile(&format!("{DDL}{sql}")).unwrap_or_else(|e| panic!("{e}"));
+    let c = eventide_sql::compile(&format!("{ddl}{sql}")).unwrap_or_else(|e| panic!("{e}"));
     let out = dir.join("out");
     replay(c.spec, &input, &out, &ReplayOptions::default()).unwrap();
     let rows = read_csv(&out.join(format!("{table}.csv")));
+    let dead = std::fs::read_to_string(out.join("dead_letters.jsonl")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
-    rows
+    (rows, dead)
 }
 
 type Rows = BTreeMap<(String, i64, i64), Vec<Option<f64>>>;
@@ -216,5 +223,303 @@ GROUP BY k, window_start, window_end;";
     .into_iter()
     .map(|(w, es)| (w, vec![Some(es.len() as f64), sum(es.iter().map(|e| e.v))]))
     .collect();
+    assert_eq!(got, want);
+}
+
+/// Tumbling windows of `size` ms.
+fn tumbling(size: i64) -> impl Fn(i64) -> Vec<(i64, i64)> {
+    move |t| {
+        let s = t.div_euclid(size) * size;
+        vec![(s, s + size)]
+    }
+}
+
+#[test]
+fn arithmetic_case_and_cast_inside_aggregates_give_flinks_rows() {
+    let sql = "CREATE TABLE q (k STRING, window_start BIGINT, window_end BIGINT, lin DOUBLE,
+  cx DOUBLE, avg_big BIGINT, yz DOUBLE, quarters DECIMAL(38, 1), n BIGINT, ratio DOUBLE)
+  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+INSERT INTO q
+SELECT k, window_start, window_end,
+  SUM(v * 2 + 1),
+  SUM(CASE WHEN c = 'x' THEN v ELSE 0 END),
+  AVG(CAST(v AS BIGINT)),
+  MAX(CASE WHEN c = 'y' THEN v * 10 WHEN c = 'z' THEN -v END),
+  SUM(CAST(v / 4 AS DECIMAL(10, 1))),
+  COUNT(v - 1),
+  MIN(v / (v - 3))
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' MINUTES))
+GROUP BY k, window_start, window_end;";
+    for seed in [4, 5] {
+        let evs = events(400, seed);
+        let (got, dead) = run_ddl(DDL, sql, &evs, "q", &format!("arith-{seed}"));
+        // DOUBLE division by zero is IEEE (v / 0.0 = +inf, 0 / 0 = NaN), not an error.
+        assert!(dead.is_empty(), "{dead}");
+        let mut want = Rows::new();
+        for (w, es) in group(&evs, tumbling(120_000)) {
+            let vals = || es.iter().filter_map(|e| e.v);
+            let avg_big = {
+                let n = vals().count() as i64;
+                (n > 0).then(|| (vals().sum::<i64>() / n) as f64)
+            };
+            let yz = es
+                .iter()
+                .filter_map(|e| match (e.c, e.v) {
+                    ("y", Some(v)) => Some(v as f64 * 10.0),
+                    ("z", Some(v)) => Some(-(v as f64)),
+                    _ => None,
+                })
+                .reduce(f64::max);
+            // CAST(v / 4 AS DECIMAL(10, 1)): v/4 is exact in hundredths (v * 25), rounded
+            // half up to tenths.
+            let quarters = vals()
+                .map(|v| (v * 25 + 5) / 10)
+                .reduce(|a, b| a + b)
+                .map(|tenths| tenths as f64 / 10.0);
+            let ratio = vals().map(|v| v as f64 / (v as f64 - 3.0)).reduce(f64::min);
+            want.insert(
+                w,
+                vec![
+                    sum(es.iter().map(|e| e.v.map(|v| 2 * v + 1))),
+                    sum(es.iter().map(|e| match e.c {
+                        "x" => e.v,
+                        _ => Some(0),
+                    })),
+                    avg_big,
+                    yz,
+                    quarters,
+                    Some(vals().count() as f64),
+                    ratio,
+                ],
+            );
+        }
+        assert_eq!(got.len(), want.len(), "seed {seed}");
+        for (w, row) in &want {
+            let g = &got[w];
+            for (i, (a, b)) in g.iter().zip(row).enumerate() {
+                let same = match (a, b) {
+                    (Some(a), Some(b)) => a == b || (a.is_nan() && b.is_nan()),
+                    (None, None) => true,
+                    _ => false,
+                };
+                assert!(
+                    same,
+                    "seed {seed} {w:?} column {i}: got {g:?}, want {row:?}"
+                );
+            }
+        }
+    }
+}
+
+const INT_DDL: &str = "CREATE TABLE events (k STRING, c STRING, v INT, event_time BIGINT,
+  ts AS TO_TIMESTAMP_LTZ(event_time, 3), WATERMARK FOR ts AS ts - INTERVAL '1' MINUTE)
+  WITH ('connector' = 'filesystem', 'path' = 'events.jsonl', 'format' = 'json');\n";
+
+#[test]
+fn integer_arithmetic_truncates_and_division_by_zero_is_a_dead_letter() {
+    let sql = "CREATE TABLE q (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT,
+  s INT, a INT, halves INT, mods INT, inv INT, d DOUBLE)
+  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+INSERT INTO q
+SELECT k, window_start, window_end,
+  COUNT(*), SUM(v), AVG(v), SUM(v / 2), SUM((v - 5) % 3), SUM(100 / (v - 3)),
+  AVG(CAST(v AS DOUBLE))
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' MINUTES))
+GROUP BY k, window_start, window_end;";
+    let evs = events(400, 9);
+    let (got, dead) = run_ddl(INT_DDL, sql, &evs, "q", "int");
+    // Every record with v = 3 divides by zero: it goes to the dead letters, with the reason
+    // naming the expression, and no aggregate sees it.
+    let zeros = evs.iter().filter(|e| e.v == Some(3)).count();
+    assert!(zeros > 0);
+    assert_eq!(dead.lines().count(), zeros, "{dead}");
+    assert!(
+        dead.lines()
+            .all(|l| l.contains("integer division by zero")
+                && l.contains("100 / (cast(v as int) - 3)")),
+        "{dead}"
+    );
+    let kept: Vec<Ev> = evs.iter().filter(|e| e.v != Some(3)).cloned().collect();
+    let mut want = Rows::new();
+    for (w, es) in group(&kept, tumbling(120_000)) {
+        let vals: Vec<i64> = es.iter().filter_map(|e| e.v).collect();
+        let n = vals.len() as i64;
+        let agg = |f: &dyn Fn(i64) -> i64| {
+            (n > 0).then(|| vals.iter().map(|&v| f(v)).sum::<i64>() as f64)
+        };
+        want.insert(
+            w,
+            vec![
+                Some(es.len() as f64),
+                agg(&|v| v),
+                (n > 0).then(|| (vals.iter().sum::<i64>() / n) as f64),
+                agg(&|v| v / 2),
+                agg(&|v| (v - 5) % 3),
+                agg(&|v| 100 / (v - 3)),
+                (n > 0).then(|| vals.iter().sum::<i64>() as f64 / n as f64),
+            ],
+        );
+    }
+    assert_eq!(got, want);
+}
+
+/// Reads a sink with pane columns (`timing`, `pane_index`, `retraction`): the row each
+/// window ends with (its last pane that is not a retraction), by (key, start, end).
+fn final_rows(path: &Path, values: usize) -> Rows {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines().filter(|l| !l.is_empty());
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let retraction = col("retraction");
+    let first_value = col("window_end").map_or(3, |i| i + 1);
+    let mut rows = Rows::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        if retraction.is_some_and(|r| cells[r] == "true") {
+            continue;
+        }
+        let vals = cells[first_value..first_value + values]
+            .iter()
+            .map(|c| (!c.is_empty()).then(|| c.parse::<f64>().unwrap()))
+            .collect();
+        rows.insert(
+            (
+                cells[0].to_string(),
+                cells[1].parse().unwrap(),
+                cells[2].parse().unwrap(),
+            ),
+            vals,
+        );
+    }
+    rows
+}
+
+#[test]
+fn first_and_last_value_follow_arrival_order_late_records_included() {
+    // Events up to 50 s out of order, and every 7th delayed by 3 more minutes: later than
+    // the 1 minute watermark bound, within the 10 minute allowed lateness, so they fire
+    // late panes, and as the latest arrivals they are the last values.
+    let mut evs = events(300, 21);
+    let mut late = Vec::new();
+    let mut i = 0;
+    evs.retain(|e| {
+        i += 1;
+        if i % 7 == 0 {
+            late.push(e.clone());
+            false
+        } else {
+            true
+        }
+    });
+    // Re-insert each late event 3 minutes of event time after its own place.
+    let mut arrivals: Vec<Ev> = Vec::new();
+    let mut pending = late.into_iter().peekable();
+    for e in evs {
+        while pending.peek().is_some_and(|l| l.t + 180_000 <= e.t) {
+            arrivals.extend(pending.next());
+        }
+        arrivals.push(e);
+    }
+    arrivals.extend(pending);
+    let sql = "SET 'table.exec.emit.late-fire.enabled' = 'true';
+SET 'table.exec.emit.late-fire.delay' = '0 s';
+SET 'table.exec.emit.allow-lateness' = '10 min';
+CREATE TABLE q (k STRING, window_start BIGINT, window_end BIGINT, f DOUBLE, l DOUBLE,
+  fx DOUBLE, n BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+INSERT INTO q
+SELECT k, window_start, window_end, FIRST_VALUE(v), LAST_VALUE(v),
+  FIRST_VALUE(v * 10) FILTER (WHERE c = 'x'), COUNT(*)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' MINUTES))
+GROUP BY k, window_start, window_end;";
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("eventide-sql-sem-{}-firstlast", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("events.jsonl");
+    let lines: Vec<String> = arrivals
+        .iter()
+        .map(|e| match e.v {
+            Some(v) => format!(
+                r#"{{"k":"{}","c":"{}","v":{v},"event_time":{}}}"#,
+                e.k, e.c, e.t
+            ),
+            None => format!(r#"{{"k":"{}","c":"{}","event_time":{}}}"#, e.k, e.c, e.t),
+        })
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let c = eventide_sql::compile(&format!("{DDL}{sql}")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.toml.contains(r#"fn = "first_value""#), "{}", c.toml);
+    let out = dir.join("out");
+    let report = replay(c.spec, &input, &out, &ReplayOptions::default()).unwrap();
+    let got = final_rows(&out.join("q.csv"), 4);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(report.aggregations[0].2, 0, "no record beyond the lateness");
+    // In arrival order: the first and last non-null values of each window.
+    let want: Rows = group(&arrivals, tumbling(120_000))
+        .into_iter()
+        .map(|(w, es)| {
+            let vs = || es.iter().filter_map(|e| e.v.map(|v| v as f64));
+            let fx = es
+                .iter()
+                .filter(|e| e.c == "x")
+                .find_map(|e| e.v.map(|v| v as f64 * 10.0));
+            (
+                w,
+                vec![vs().next(), vs().next_back(), fx, Some(es.len() as f64)],
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    // The late records changed some windows' last value: arrival order, not event time.
+    let by_time: usize = group(&arrivals, tumbling(120_000))
+        .values()
+        .filter(|es| {
+            let mut sorted: Vec<&&Ev> = es.iter().filter(|e| e.v.is_some()).collect();
+            sorted.sort_by_key(|e| e.t);
+            sorted.last().map(|e| e.v) != es.iter().rfind(|e| e.v.is_some()).map(|e| e.v)
+        })
+        .count();
+    assert!(
+        by_time > 0,
+        "the input should tell arrival order from event time"
+    );
+}
+
+#[test]
+fn output_columns_computed_from_aggregates() {
+    let sql = "CREATE TABLE q (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT,
+  s DOUBLE, mx DOUBLE, mean DOUBLE, tenths BIGINT, big DOUBLE, cents DECIMAL(10, 2))
+  WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+INSERT INTO q
+SELECT k, window_start, window_end, COUNT(*), SUM(v), MAX(v),
+  SUM(v) / COUNT(*),
+  CAST(SUM(v) * 10 / COUNT(*) AS BIGINT),
+  CASE WHEN COUNT(*) > 12 THEN MAX(v) ELSE -1 END,
+  CAST(SUM(v) / 3 AS DECIMAL(10, 2))
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' MINUTES))
+GROUP BY k, window_start, window_end;";
+    let evs = events(400, 31);
+    let got = run(sql, &evs, "q", "computed");
+    let mut want = Rows::new();
+    for (w, es) in group(&evs, tumbling(120_000)) {
+        let n = es.len() as f64;
+        let s = sum(es.iter().map(|e| e.v));
+        let mx = max(es.iter().map(|e| e.v));
+        // CAST(x / 3 AS DECIMAL(10, 2)) of a whole x: hundredths rounded half up.
+        let cents = s.map(|s| ((s as i64 * 100 + 1) / 3) as f64 / 100.0);
+        want.insert(
+            w,
+            vec![
+                Some(n),
+                s,
+                mx,
+                s.map(|s| s / n),
+                s.map(|s| (s * 10.0 / n).trunc()),
+                if n > 12.0 { mx } else { Some(-1.0) },
+                cents,
+            ],
+        );
+    }
     assert_eq!(got, want);
 }

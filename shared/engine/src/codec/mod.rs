@@ -95,6 +95,38 @@ enum Inner {
 pub struct Codec {
     inner: Inner,
     enricher: Enricher,
+    /// The aggregates' expressions that can fail, checked on every record.
+    guards: Arc<Vec<Guard>>,
+}
+
+/// The expressions of one aggregation that can fail (integer division), with the
+/// aggregation's filter: Flink evaluates them on every row that reaches the aggregation.
+#[derive(Debug)]
+struct Guard {
+    aggregation: String,
+    filter: Option<crate::filter::Filter>,
+    cells: Vec<crate::aggregate::CellSource>,
+}
+
+/// The guards of a spec's aggregations.
+fn guards(spec: &PipelineSpec) -> Arc<Vec<Guard>> {
+    Arc::new(
+        spec.aggregations
+            .iter()
+            .filter_map(|a| {
+                let cells: Vec<_> = crate::aggregate::CompiledAggregates::new(&a.aggregates)
+                    .cells
+                    .into_iter()
+                    .filter(|c| c.expr.as_ref().is_some_and(|e| e.fallible()))
+                    .collect();
+                (!cells.is_empty()).then(|| Guard {
+                    aggregation: a.name.clone(),
+                    filter: a.filter.clone(),
+                    cells,
+                })
+            })
+            .collect(),
+    )
 }
 
 impl fmt::Debug for Codec {
@@ -129,6 +161,7 @@ impl Codec {
         Codec {
             inner,
             enricher: Enricher::new(spec),
+            guards: guards(spec),
         }
     }
 
@@ -138,6 +171,7 @@ impl Codec {
         Codec {
             inner: Inner::Custom(decoder),
             enricher: Enricher::new(spec),
+            guards: guards(spec),
         }
     }
 
@@ -191,11 +225,38 @@ impl Codec {
     ///
     /// # Errors
     /// The record is malformed, or an enrichment's `on_miss` policy refuses it
-    /// ([`RecordError::Dropped`] is a drop on purpose, not a dead letter).
+    /// ([`RecordError::Dropped`] is a drop on purpose, not a dead letter), or an aggregate's
+    /// expression fails on it ([`RecordError::Expr`]: an integer division by zero, which
+    /// would fail a Flink job).
     #[inline]
     pub fn decode<'a>(&self, raw: &'a [u8]) -> Result<Line<'a>, RecordError> {
         let mut line = self.decode_unenriched(raw)?;
-        self.enricher.apply_line(&mut line)?;
+        self.complete(&mut line)?;
         Ok(line)
+    }
+
+    /// Completes a line from [`Codec::decode_unenriched`] as [`Codec::decode`] does: adds
+    /// the enrichments' columns and checks the aggregates' expressions that can fail.
+    ///
+    /// # Errors
+    /// As [`Codec::decode`], less the decoding.
+    #[inline]
+    pub fn complete(&self, line: &mut Line<'_>) -> Result<(), RecordError> {
+        self.enricher.apply_line(line)?;
+        if let (Line::Event(rec), false) = (&*line, self.guards.is_empty()) {
+            for g in self.guards.iter() {
+                if g.filter.as_ref().is_some_and(|f| !f.matches(rec)) {
+                    continue;
+                }
+                for c in &g.cells {
+                    c.check(rec).map_err(|(expr, e)| RecordError::Expr {
+                        aggregation: g.aggregation.clone(),
+                        expr,
+                        reason: e.to_string(),
+                    })?;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -15,6 +15,7 @@ use crate::aggregate::{AggFn, AggregateSpec};
 use crate::duration::parse_ms;
 use crate::enrich::spec::{validate as validate_enrichments, RawEnrichment};
 use crate::error::SpecError;
+use crate::expr::{Expr, ExprLimits, NumType};
 use crate::filter::Filter;
 use crate::rules::compile::{compile_rules, RawRule, RuleError};
 use crate::trigger::{Align, Delay, Trigger, TriggerLimits};
@@ -78,6 +79,12 @@ struct RawLimits {
     /// kept until then, so a key whose watermark stalls would otherwise grow without end.
     #[serde(default = "default_max_pending_rows")]
     max_pending_rows: u64,
+    /// Most operators and operands of an aggregate's `expr`.
+    #[serde(default = "default_max_expression_nodes")]
+    max_expression_nodes: usize,
+    /// Deepest nesting of an aggregate's `expr`.
+    #[serde(default = "default_max_expression_depth")]
+    max_expression_depth: usize,
 }
 
 impl Default for RawLimits {
@@ -86,12 +93,20 @@ impl Default for RawLimits {
             max_windows_per_event: DEFAULT_MAX_WINDOWS_PER_EVENT,
             min_processing_time_period: None,
             max_pending_rows: DEFAULT_MAX_PENDING_ROWS,
+            max_expression_nodes: crate::expr::DEFAULT_MAX_NODES,
+            max_expression_depth: crate::expr::DEFAULT_MAX_DEPTH,
         }
     }
 }
 
 fn default_max_pending_rows() -> u64 {
     DEFAULT_MAX_PENDING_ROWS
+fn default_max_expression_nodes() -> usize {
+    crate::expr::DEFAULT_MAX_NODES
+}
+
+fn default_max_expression_depth() -> usize {
+    crate::expr::DEFAULT_MAX_DEPTH
 }
 
 fn default_max_windows_per_event() -> u64 {
@@ -222,9 +237,13 @@ struct RawAggregate {
     #[serde(default)]
     field: Option<String>,
     #[serde(default)]
+    expr: Option<String>,
+    #[serde(default)]
     decimals: Option<u8>,
     #[serde(default)]
     filter: Option<String>,
+    #[serde(default, rename = "type")]
+    ty: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -298,9 +317,33 @@ impl RawPipeline {
         let limits = TriggerLimits {
             min_processing_time_period_ms: min_period,
         };
+        for (key, value, hard) in [
+            (
+                "limits.max_expression_nodes",
+                self.limits.max_expression_nodes,
+                crate::expr::HARD_MAX_NODES,
+            ),
+            (
+                "limits.max_expression_depth",
+                self.limits.max_expression_depth,
+                crate::expr::HARD_MAX_DEPTH,
+            ),
+        ] {
+            if value == 0 || value > hard {
+                return Err(SpecError::invalid(
+                    key,
+                    format!("must be from 1 to {hard} (expressions are evaluated recursively)"),
+                ));
+            }
+        }
+        let expr_limits = ExprLimits {
+            max_nodes: self.limits.max_expression_nodes,
+            max_depth: self.limits.max_expression_depth,
+        };
         for (i, a) in self.aggregation.into_iter().enumerate() {
             let mut agg = a.validate(i, &input, &limits)?;
             agg.max_pending_rows = self.limits.max_pending_rows;
+            let agg = a.validate(i, &input, &limits, &expr_limits)?;
             let per_event = match agg.window {
                 WindowSpec::Sliding { size, slide } => Some((size, slide)),
                 WindowSpec::Cumulate { size, step } => Some((size, step)),
@@ -735,6 +778,7 @@ impl RawAggregation {
         i: usize,
         input: &InputSpec,
         limits: &TriggerLimits,
+        expr_limits: &ExprLimits,
     ) -> Result<AggregationSpec, SpecError> {
         let p = format!("aggregation[{i}]");
         SpecError::check_name(&p, &self.name)?;
@@ -771,17 +815,96 @@ impl RawAggregation {
                 SpecError::invalid(
                     format!("{ap}.fn"),
                     format!(
-                        "unknown function {:?}; use count, sum, min, max, avg, first or last",
+                        "unknown function {:?}; use count, sum, min, max, avg, first, last, \
+                         first_value, last_value or compute",
                         a.func
                     ),
                 )
             })?;
+            if func.arrival_ordered()
+                && !matches!(window, WindowSpec::Global)
+                && !matches!(window, WindowSpec::Sliding { size, slide } if size == slide)
+            {
+                return Err(SpecError::invalid(
+                    format!("{ap}.fn"),
+                    format!(
+                        "{} takes values in arrival order, which only tumbling and global \
+                         windows keep (each window is one accumulator); sliding, cumulate and \
+                         session windows merge accumulators, which Flink's FIRST_VALUE and \
+                         LAST_VALUE cannot (they have no merge method); use first or last (by \
+                         event time) there",
+                        a.func
+                    ),
+                ));
+            }
+            // A computed output column reads the earlier output columns, others the record.
+            let earlier;
+            let scope = if func == AggFn::Compute {
+                if a.field.is_some() || a.filter.is_some() || a.expr.is_none() {
+                    return Err(SpecError::invalid(
+                        format!("{ap}.expr"),
+                        "compute takes an expr over the earlier output columns, and no field \
+                         or filter",
+                    ));
+                }
+                earlier = InputSpec {
+                    fields: aggregates
+                        .iter()
+                        .map(|x: &AggregateSpec| (x.name.clone(), FieldType::Number))
+                        .collect(),
+                    time_field: String::new(),
+                    time_format: TimeFormat::EpochMs,
+                    partition: None,
+                };
+                &earlier
+            } else {
+                input
+            };
+            let expr = a
+                .expr
+                .as_deref()
+                .map(|e| {
+                    Expr::parse(e, scope, expr_limits)
+                        .map_err(|reason| SpecError::invalid(format!("{ap}.expr"), reason))
+                })
+                .transpose()?;
+            if let (AggFn::Compute, Some(e)) = (func, &expr) {
+                if e.fallible() {
+                    return Err(SpecError::invalid(
+                        format!("{ap}.expr"),
+                        "an integer division or modulo of output columns could divide by zero, \
+                         which fails a Flink job, and a row cannot go to the dead letters; cast \
+                         an operand as double",
+                    ));
+                }
+            }
+            let ty =
+                a.ty.as_deref()
+                    .map(|t| {
+                        NumType::parse_int(t).ok_or_else(|| {
+                            SpecError::invalid(
+                                format!("{ap}.type"),
+                                format!(
+                                    "unknown type {t:?}; the output types are tinyint, smallint, \
+                                 int and bigint (integers, as Flink's integer aggregates)"
+                                ),
+                            )
+                        })
+                    })
+                    .transpose()?;
             let field = match (&a.field, func) {
+                (Some(_), _) if expr.is_some() => {
+                    return Err(SpecError::invalid(
+                        format!("{ap}.expr"),
+                        "an aggregate reads a field or an expression, not both",
+                    ))
+                }
+                (None, _) if expr.is_some() => None,
                 (None, AggFn::Count) => None,
                 (None, _) => {
                     return Err(SpecError::invalid(
                         format!("{ap}.field"),
-                        format!("required for {}", a.func),
+                        format!("required for {} (or an expr)", a.func),
                     ))
                 }
                 (Some(f), _) => {
@@ -820,8 +943,10 @@ impl RawAggregation {
                 name: a.name.clone(),
                 func,
                 field,
+                expr,
                 decimals: a.decimals,
                 filter,
+                ty,
             });
         }
         let having = self

@@ -83,6 +83,7 @@ impl Routes {
             cells.extend(a.carried_fields().map(|f| CellSource {
                 field: Some(f),
                 filter: None,
+                expr: None,
             }));
             let mine = cells
                 .iter()

@@ -18,8 +18,8 @@ use sqlparser::tokenizer::{Span, Tokenizer};
 
 use crate::dialect::FlinkDialect;
 use crate::error::{at, SqlError, MAX_NESTING, MAX_SQL_BYTES};
-use crate::extensions::{self, EmitOptions, RulesBase};
 use crate::expr::{sql_type, translate, Scope, SqlTy};
+use crate::extensions::{self, EmitOptions, RulesBase};
 use crate::plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
 use crate::syntax::{column, duration_setting, field_type, option_key, plain_select, q};

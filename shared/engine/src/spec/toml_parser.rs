@@ -101,6 +101,8 @@ impl Default for RawLimits {
 
 fn default_max_pending_rows() -> u64 {
     DEFAULT_MAX_PENDING_ROWS
+}
+
 fn default_max_expression_nodes() -> usize {
     crate::expr::DEFAULT_MAX_NODES
 }
@@ -341,9 +343,8 @@ impl RawPipeline {
             max_depth: self.limits.max_expression_depth,
         };
         for (i, a) in self.aggregation.into_iter().enumerate() {
-            let mut agg = a.validate(i, &input, &limits)?;
+            let mut agg = a.validate(i, &input, &limits, &expr_limits)?;
             agg.max_pending_rows = self.limits.max_pending_rows;
-            let agg = a.validate(i, &input, &limits, &expr_limits)?;
             let per_event = match agg.window {
                 WindowSpec::Sliding { size, slide } => Some((size, slide)),
                 WindowSpec::Cumulate { size, step } => Some((size, step)),

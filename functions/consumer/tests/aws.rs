@@ -205,48 +205,89 @@ fn assert_same(got: &Panes, want: &Panes) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_matches_the_engine_and_dead_letters_go_to_s3() {
-    let clients = clients().await;
-    let prefix = unique("evc-worker");
+/// A fresh deployment named from `name`: a stream of `shards` shards, and the tables and
+/// bucket of its resources (after `adjust`).
+async fn deployment(
+    clients: &Clients,
+    name: &str,
+    shards: i32,
+    adjust: impl FnOnce(&mut Resources),
+) -> (String, Resources) {
+    let prefix = unique(name);
     let stream = format!("{prefix}-in");
-    let resources = Resources::from_prefix(&prefix);
-    create_stream_and_wait(&clients.kinesis, &stream, 1)
+    let mut resources = Resources::from_prefix(&prefix);
+    adjust(&mut resources);
+    create_stream_and_wait(&clients.kinesis, &stream, shards)
         .await
         .expect("stream");
-    resources.ensure_all(&clients).await.expect("resources");
+    resources.ensure_all(clients).await.expect("resources");
+    (stream, resources)
+}
 
-    let records = workload(200, &[50, 150], 6, true);
+/// Puts `records` into `stream`; returns their lines in shard order, which is what the
+/// consumer sees.
+async fn put_in_order(
+    clients: &Clients,
+    stream: &str,
+    records: Vec<(String, Vec<u8>)>,
+) -> Vec<Vec<u8>> {
     let entries: Vec<PutEntry> = records
         .iter()
         .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
         .collect();
-    let outcomes = put_records(&clients.kinesis, &stream, &entries)
+    let outcomes = put_records(&clients.kinesis, stream, &entries)
         .await
         .expect("put");
-    // Replay in shard order, which is what the consumer sees.
     let mut ordered: Vec<(String, Vec<u8>)> = outcomes
         .into_iter()
         .zip(records)
         .map(|(o, (_, data))| (o.sequence_number, data))
         .collect();
     ordered.sort_by(|a, b| cmp_seq(&a.0, &b.0));
-    let lines: Vec<Vec<u8>> = ordered.into_iter().map(|(_, d)| d).collect();
-    let spec = spec();
-    let want = replay(&spec, &lines, true);
-    assert!(want.len() > 50, "the workload fires panes: {}", want.len());
+    ordered.into_iter().map(|(_, d)| d).collect()
+}
 
-    let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
-    config.worker.worker_id = "test-worker".into();
+/// A finite worker `id` of pipeline "demo": 3 s leases, polls every 100 ms, ends once the
+/// stream is quiet for `quiet_ms`, and stops after 45 s whatever happens.
+fn worker_config(
+    spec: &PipelineSpec,
+    stream: &str,
+    resources: &Resources,
+    id: &str,
+    quiet_ms: u64,
+) -> WorkerConfig {
+    let mut config = WorkerConfig::new("demo", spec.clone(), stream, resources.clone());
+    config.worker.worker_id = id.into();
     config.worker.lease_ms = 3_000;
     config.worker.poll_ms = 100;
-    config.worker.finite_quiet_ms = Some(1_500);
+    config.worker.finite_quiet_ms = Some(quiet_ms);
     config.worker.stop_after_ms = Some(45_000);
-    let exit = tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
+    config
+}
+
+/// Runs a finite worker to the end of its input.
+async fn run_to_end(clients: &Clients, config: WorkerConfig) {
+    let exit = tokio::time::timeout(Duration::from_secs(55), run_worker_with(clients, config))
         .await
         .expect("the worker stops by itself")
         .expect("the worker runs");
     assert_eq!(exit, WorkerExit::EndOfInput);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_matches_the_engine_and_dead_letters_go_to_s3() {
+    let clients = clients().await;
+    let (stream, resources) = deployment(&clients, "evc-worker", 1, |_| {}).await;
+    let lines = put_in_order(&clients, &stream, workload(200, &[50, 150], 6, true)).await;
+    let spec = spec();
+    let want = replay(&spec, &lines, true);
+    assert!(want.len() > 50, "the workload fires panes: {}", want.len());
+
+    run_to_end(
+        &clients,
+        worker_config(&spec, &stream, &resources, "test-worker", 1_500),
+    )
+    .await;
 
     let got = results(&clients, &resources.results_table, &spec).await;
     assert_same(&got, &want);
@@ -263,14 +304,8 @@ async fn worker_matches_the_engine_and_dead_letters_go_to_s3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_handler_is_exactly_once_under_redelivery() {
     let clients = clients().await;
-    let prefix = unique("evc-lambda");
-    let stream = format!("{prefix}-in");
-    let resources = Resources::from_prefix(&prefix);
     // The handler looks the shard's hash-key range up in the stream.
-    create_stream_and_wait(&clients.kinesis, &stream, 1)
-        .await
-        .expect("stream");
-    resources.ensure_all(&clients).await.expect("resources");
+    let (stream, resources) = deployment(&clients, "evc-lambda", 1, |_| {}).await;
 
     let records: Vec<(String, String, Vec<u8>)> = workload(160, &[40], 6, true)
         .into_iter()
@@ -313,13 +348,7 @@ async fn lambda_handler_is_exactly_once_under_redelivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_containers_keep_warm_state_and_never_commit_a_stale_one() {
     let clients = clients().await;
-    let prefix = unique("evc-warm");
-    let stream = format!("{prefix}-in");
-    let resources = Resources::from_prefix(&prefix);
-    create_stream_and_wait(&clients.kinesis, &stream, 1)
-        .await
-        .expect("stream");
-    resources.ensure_all(&clients).await.expect("resources");
+    let (stream, resources) = deployment(&clients, "evc-warm", 1, |_| {}).await;
     let records: Vec<(String, String, Vec<u8>)> = workload(240, &[], 6, true)
         .into_iter()
         .enumerate()
@@ -360,13 +389,7 @@ async fn lambda_containers_keep_warm_state_and_never_commit_a_stale_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_two_shards() {
     let clients = clients().await;
-    let prefix = unique("evc-two");
-    let stream = format!("{prefix}-in");
-    let resources = Resources::from_prefix(&prefix);
-    create_stream_and_wait(&clients.kinesis, &stream, 2)
-        .await
-        .expect("stream");
-    resources.ensure_all(&clients).await.expect("resources");
+    let (stream, resources) = deployment(&clients, "evc-two", 2, |_| {}).await;
 
     // In event-time order: no record is late on either shard whatever the interleaving, so
     // the result must equal the engine's over all records.
@@ -386,13 +409,10 @@ async fn two_workers_share_two_shards() {
     let want = replay(&spec, &lines, true);
 
     let worker = |id: &str| {
-        let mut c = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
-        c.worker.worker_id = id.into();
-        c.worker.lease_ms = 3_000;
-        c.worker.poll_ms = 100;
-        c.worker.finite_quiet_ms = Some(2_000);
-        c.worker.stop_after_ms = Some(45_000);
-        run_worker_with(&clients, c)
+        run_worker_with(
+            &clients,
+            worker_config(&spec, &stream, &resources, id, 2_000),
+        )
     };
     let both = async { tokio::join!(worker("a"), worker("b")) };
     let (a, b) = tokio::time::timeout(Duration::from_secs(55), both)
@@ -409,13 +429,7 @@ async fn two_workers_share_two_shards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resharding_finishes_the_parent_before_its_children() {
     let clients = clients().await;
-    let prefix = unique("evc-split");
-    let stream = format!("{prefix}-in");
-    let resources = Resources::from_prefix(&prefix);
-    create_stream_and_wait(&clients.kinesis, &stream, 1)
-        .await
-        .expect("stream");
-    resources.ensure_all(&clients).await.expect("resources");
+    let (stream, resources) = deployment(&clients, "evc-split", 1, |_| {}).await;
 
     // In event-time order, half before and half after a split into two shards.
     let records = workload(240, &[], 12, false);
@@ -437,17 +451,11 @@ async fn resharding_finishes_the_parent_before_its_children() {
     let spec = spec();
     let want = replay(&spec, &lines, true);
 
-    let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
-    config.worker.worker_id = "test-worker".into();
-    config.worker.lease_ms = 3_000;
-    config.worker.poll_ms = 100;
-    config.worker.finite_quiet_ms = Some(1_500);
-    config.worker.stop_after_ms = Some(45_000);
-    let exit = tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
-        .await
-        .expect("the worker stops by itself")
-        .expect("the worker runs");
-    assert_eq!(exit, WorkerExit::EndOfInput);
+    run_to_end(
+        &clients,
+        worker_config(&spec, &stream, &resources, "test-worker", 1_500),
+    )
+    .await;
     let got = results(&clients, &resources.results_table, &spec).await;
     assert_same(&got, &want);
     let _ = delete_stream(&clients.kinesis, &stream).await;
@@ -501,13 +509,7 @@ fn bursts(from: i64, n: i64) -> Vec<PutEntry> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_rules_update_under_a_running_worker_is_rejected_and_the_old_rules_run_on() {
     let clients = clients().await;
-    let prefix = unique("evc-rules");
-    let stream = format!("{prefix}-in");
-    let resources = Resources::from_prefix(&prefix);
-    create_stream_and_wait(&clients.kinesis, &stream, 1)
-        .await
-        .expect("stream");
-    resources.ensure_all(&clients).await.expect("resources");
+    let (stream, resources) = deployment(&clients, "evc-rules", 1, |_| {}).await;
     let upload = |text: String| {
         let s3 = clients.s3.clone();
         let bucket = resources.bucket.clone();
@@ -526,12 +528,7 @@ async fn a_hostile_rules_update_under_a_running_worker_is_rejected_and_the_old_r
     };
     upload(rules("count(1m) >= 2")).await;
 
-    let mut config = WorkerConfig::new("demo", spec(), &stream, resources.clone());
-    config.worker.worker_id = "rules-worker".into();
-    config.worker.lease_ms = 3_000;
-    config.worker.poll_ms = 100;
-    config.worker.finite_quiet_ms = Some(4_000);
-    config.worker.stop_after_ms = Some(45_000);
+    let mut config = worker_config(&spec(), &stream, &resources, "rules-worker", 4_000);
     config.rules_s3 = Some(format!("s3://{}/rules/rules.toml", resources.bucket));
     config.rules_poll_ms = 200;
     let feed = async {
@@ -573,42 +570,24 @@ async fn a_hostile_rules_update_under_a_running_worker_is_rejected_and_the_old_r
 async fn each_insert_routed_to_its_own_sink_writes_there_only() {
     use eventide_aws::consumer::resources::{PaneDestination, PaneRoute};
     let clients = clients().await;
-    let prefix = unique("evc-routes");
-    let stream = format!("{prefix}-in");
-    let own_table = format!("{prefix}-q1");
-    let mut resources = Resources::from_prefix(&prefix);
+    let mut own_table = String::new();
     // q1 into a results table of its own, q3 into the S3 panes only; q2 and q4 keep the
     // defaults.
-    resources.routes = vec![
-        PaneRoute {
-            aggregation: "q1".into(),
-            to: PaneDestination::ResultsTable(own_table.clone()),
-        },
-        PaneRoute {
-            aggregation: "q3".into(),
-            to: PaneDestination::Panes,
-        },
-    ];
-    create_stream_and_wait(&clients.kinesis, &stream, 1)
-        .await
-        .expect("stream");
-    resources.ensure_all(&clients).await.expect("resources");
-
-    let records = workload(150, &[], 6, false);
-    let entries: Vec<PutEntry> = records
-        .iter()
-        .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
-        .collect();
-    let outcomes = put_records(&clients.kinesis, &stream, &entries)
-        .await
-        .expect("put");
-    let mut ordered: Vec<(String, Vec<u8>)> = outcomes
-        .into_iter()
-        .zip(records)
-        .map(|(o, (_, data))| (o.sequence_number, data))
-        .collect();
-    ordered.sort_by(|a, b| cmp_seq(&a.0, &b.0));
-    let lines: Vec<Vec<u8>> = ordered.into_iter().map(|(_, d)| d).collect();
+    let (stream, resources) = deployment(&clients, "evc-routes", 1, |r| {
+        own_table = format!("{}-q1", r.results_table);
+        r.routes = vec![
+            PaneRoute {
+                aggregation: "q1".into(),
+                to: PaneDestination::ResultsTable(own_table.clone()),
+            },
+            PaneRoute {
+                aggregation: "q3".into(),
+                to: PaneDestination::Panes,
+            },
+        ];
+    })
+    .await;
+    let lines = put_in_order(&clients, &stream, workload(150, &[], 6, false)).await;
     let spec = spec();
     let want = replay(&spec, &lines, true);
     let of = |names: &[&str]| -> Panes {
@@ -619,17 +598,11 @@ async fn each_insert_routed_to_its_own_sink_writes_there_only() {
     };
     assert!(!of(&["q1"]).is_empty() && !of(&["q3"]).is_empty());
 
-    let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
-    config.worker.worker_id = "test-worker".into();
-    config.worker.lease_ms = 3_000;
-    config.worker.poll_ms = 100;
-    config.worker.finite_quiet_ms = Some(1_500);
-    config.worker.stop_after_ms = Some(45_000);
-    let exit = tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
-        .await
-        .expect("the worker stops by itself")
-        .expect("the worker runs");
-    assert_eq!(exit, WorkerExit::EndOfInput);
+    run_to_end(
+        &clients,
+        worker_config(&spec, &stream, &resources, "test-worker", 1_500),
+    )
+    .await;
 
     assert_same(&results(&clients, &own_table, &spec).await, &of(&["q1"]));
     assert_same(
@@ -660,28 +633,6 @@ async fn each_insert_routed_to_its_own_sink_writes_there_only() {
     let _ = delete_stream(&clients.kinesis, &stream).await;
 }
 
-/// Puts `records` into `stream`; returns their lines in shard order.
-async fn put_in_order(
-    clients: &Clients,
-    stream: &str,
-    records: Vec<(String, Vec<u8>)>,
-) -> Vec<Vec<u8>> {
-    let entries: Vec<PutEntry> = records
-        .iter()
-        .map(|(pk, data)| PutEntry::new(pk.clone(), data.clone()))
-        .collect();
-    let outcomes = put_records(&clients.kinesis, stream, &entries)
-        .await
-        .expect("put");
-    let mut ordered: Vec<(String, Vec<u8>)> = outcomes
-        .into_iter()
-        .zip(records)
-        .map(|(o, (_, data))| (o.sequence_number, data))
-        .collect();
-    ordered.sort_by(|a, b| cmp_seq(&a.0, &b.0));
-    ordered.into_iter().map(|(_, d)| d).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_starts_new_shards_at_latest_or_at_a_timestamp() {
     use eventide_ports::lease::InitialPosition;
@@ -690,20 +641,9 @@ async fn a_worker_starts_new_shards_at_latest_or_at_a_timestamp() {
     let records = workload(240, &[], 6, false);
     let (before, after) = records.split_at(120);
     for latest in [false, true] {
-        let prefix = unique("evc-start");
-        let stream = format!("{prefix}-in");
-        let resources = Resources::from_prefix(&prefix);
-        create_stream_and_wait(&clients.kinesis, &stream, 1)
-            .await
-            .expect("stream");
-        resources.ensure_all(&clients).await.expect("resources");
+        let (stream, resources) = deployment(&clients, "evc-start", 1, |_| {}).await;
         put_in_order(&clients, &stream, before.to_vec()).await;
-        let mut config = WorkerConfig::new("demo", spec.clone(), &stream, resources.clone());
-        config.worker.worker_id = "test-worker".into();
-        config.worker.lease_ms = 3_000;
-        config.worker.poll_ms = 100;
-        config.worker.finite_quiet_ms = Some(4_000);
-        config.worker.stop_after_ms = Some(45_000);
+        let mut config = worker_config(&spec, &stream, &resources, "test-worker", 4_000);
         let later = if latest {
             // The worker opens the shard at LATEST, then the later records arrive.
             config.worker.initial_position = InitialPosition::Latest;
@@ -711,14 +651,7 @@ async fn a_worker_starts_new_shards_at_latest_or_at_a_timestamp() {
                 tokio::time::sleep(Duration::from_millis(2_500)).await;
                 put_in_order(&clients, &stream, after.to_vec()).await
             };
-            let (exit, lines) = tokio::join!(
-                tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config)),
-                produce
-            );
-            let exit = exit
-                .expect("the worker stops by itself")
-                .expect("the worker runs");
-            assert_eq!(exit, WorkerExit::EndOfInput);
+            let ((), lines) = tokio::join!(run_to_end(&clients, config), produce);
             lines
         } else {
             // Kinesis stamps each record's arrival: start at the first of the later ones.
@@ -730,12 +663,7 @@ async fn a_worker_starts_new_shards_at_latest_or_at_a_timestamp() {
             tokio::time::sleep(Duration::from_millis(1_100)).await;
             let lines = put_in_order(&clients, &stream, after.to_vec()).await;
             config.worker.initial_position = InitialPosition::AtTimestamp(from);
-            let exit =
-                tokio::time::timeout(Duration::from_secs(55), run_worker_with(&clients, config))
-                    .await
-                    .expect("the worker stops by itself")
-                    .expect("the worker runs");
-            assert_eq!(exit, WorkerExit::EndOfInput);
+            run_to_end(&clients, config).await;
             lines
         };
         let want = replay(&spec, &later, true);

@@ -10,8 +10,8 @@ use eventide_engine::PipelineSpec;
 use sqlparser::ast::Spanned;
 use sqlparser::ast::{
     BinaryOperator, CreateTable, CreateTableOptions, DataType, DateTimeField, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Insert, Select,
-    SelectItem, SqlOption, Statement, TableFactor, TableObject, UnaryOperator, Value,
+    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Insert, Select, SelectItem,
+    SqlOption, Statement, TableFactor, TableObject, UnaryOperator, Value,
 };
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Span, Tokenizer};
@@ -22,7 +22,10 @@ use crate::expr::{sql_type, translate, Scope, SqlTy};
 use crate::extensions::{self, EmitOptions, RulesBase};
 use crate::plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
-use crate::syntax::{column, duration_setting, field_type, option_key, plain_select, q};
+use crate::syntax::{
+    check_qualifier, column, duration_setting, field_type, option_key, plain_select, q,
+    single_from, FromErrors,
+};
 
 pub(crate) struct Column {
     pub(crate) name: String,
@@ -649,7 +652,7 @@ impl Scope for ColumnScope<'_, '_> {
         let Some((id, qual)) = column(e) else {
             return Ok(None);
         };
-        self.compiler.check_qualifier(qual, self.alias)?;
+        check_qualifier(qual, self.alias)?;
         let spec_ty = self.compiler.field(&id.value, id.span)?;
         if spec_ty != "number" {
             return Err(at(
@@ -938,32 +941,20 @@ impl<'a> Compiler<'a> {
             let agg = crate::over::select(self, sel, &cols, &sink.name)?;
             return Ok(agg + &sink_toml(sink)?);
         }
-        let from = match sel.from.as_slice() {
-            [one] => one,
-            [] => {
-                return Err(at(
-                    sel.select_token.0.span,
-                    "SELECT needs FROM a window TVF",
-                ))
-            }
-            [_, second, ..] => {
-                return Err(at(
-                    second.relation.span(),
-                    "a comma join (of two streams) is not supported; the supported join is a \
-                     lookup join: JOIN t FOR SYSTEM_TIME AS OF e.proc_time ON …",
-                ))
-            }
-        };
-        if let Some(j) = from.joins.first() {
-            return Err(at(
-                j.relation.span(),
-                "joins are not supported here (a join of two streams, or a lookup join after a \
-                 window TVF); a lookup join goes in a view that the window TVF reads: CREATE \
-                 TEMPORARY VIEW v AS SELECT e.*, s.col FROM src AS e JOIN t FOR SYSTEM_TIME AS OF \
-                 e.proc_time AS s ON e.k = s.k, then TUMBLE(TABLE v, …)",
-            ));
-        }
-        let (window, table_name, table_span, alias) = self.window_tvf(&from.relation)?;
+        let relation = single_from(
+            sel,
+            &FromErrors {
+                missing: "SELECT needs FROM a window TVF",
+                comma_join: "a comma join (of two streams) is not supported; the supported \
+                             join is a lookup join: JOIN t FOR SYSTEM_TIME AS OF e.proc_time ON …",
+                join: "joins are not supported here (a join of two streams, or a lookup join \
+                       after a window TVF); a lookup join goes in a view that the window TVF \
+                       reads: CREATE TEMPORARY VIEW v AS SELECT e.*, s.col FROM src AS e JOIN t \
+                       FOR SYSTEM_TIME AS OF e.proc_time AS s ON e.k = s.k, then TUMBLE(TABLE \
+                       v, …)",
+            },
+        )?;
+        let (window, table_name, table_span, alias) = self.window_tvf(relation)?;
         self.window_tvf = match window {
             Window::Tumbling(_) => "TUMBLE",
             Window::Hop { .. } => "HOP",
@@ -1003,7 +994,7 @@ impl<'a> Compiler<'a> {
                     format!("GROUP BY `{g}`: only columns, window_start and window_end can be grouped by"),
                 ));
             };
-            self.check_qualifier(qual, alias.as_deref())?;
+            check_qualifier(qual, alias.as_deref())?;
             match id.value.as_str() {
                 "window_start" => has_start = true,
                 "window_end" => has_end = true,
@@ -1078,7 +1069,7 @@ impl<'a> Compiler<'a> {
                     .unwrap_or_else(|| default.to_string())
             };
             if let Some((id, qual)) = column(expr) {
-                self.check_qualifier(qual, alias.as_deref())?;
+                check_qualifier(qual, alias.as_deref())?;
                 let name = id.value.as_str();
                 let expected_stage = match name {
                     "window_start" => 0,
@@ -1363,14 +1354,6 @@ impl<'a> Compiler<'a> {
         // window so far and replaces the previous one (an update, -U then +U).
         out.push_str("accumulation = \"retracting\"\non_time = \"if_non_empty\"\n");
         Ok(out)
-    }
-
-    fn check_qualifier(&self, qual: Option<&Ident>, alias: Option<&str>) -> Result<(), SqlError> {
-        match (qual, alias) {
-            (None, _) => Ok(()),
-            (Some(q), Some(a)) if q.value == a => Ok(()),
-            (Some(q), _) => Err(at(q.span, format!("unknown table or alias `{}`", q.value))),
-        }
     }
 
     /// A source field by name.
@@ -1724,7 +1707,7 @@ impl<'a> Compiler<'a> {
                 let Some((id, qual)) = column(e) else {
                     return Ok(None);
                 };
-                self.check_qualifier(qual, *alias)?;
+                check_qualifier(qual, *alias)?;
                 let ty = self.field(&id.value, id.span)?;
                 Ok(Some(Operand {
                     name: id.value.clone(),
@@ -2060,7 +2043,7 @@ impl<'a> Compiler<'a> {
                 format!("{name}({arg}): aggregates take a column or an expression"),
             ));
         };
-        self.check_qualifier(qual, alias)?;
+        check_qualifier(qual, alias)?;
         let ty = self.field(&id.value, id.span)?;
         if ty != "number" {
             return Err(at(

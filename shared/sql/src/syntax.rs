@@ -1,7 +1,10 @@
 //! Small pieces shared by the compiler's modules: TOML quoting, option keys and Flink
-//! durations, SQL column types and column references, and the one-SELECT shape of a query.
+//! durations, SQL column types and column references, the one-SELECT shape of a query and
+//! the one table its FROM clause reads.
 
-use sqlparser::ast::{DataType, Expr, Ident, ObjectName, Query, Select, SetExpr, Spanned};
+use sqlparser::ast::{
+    DataType, Expr, Ident, ObjectName, Query, Select, SetExpr, Spanned, TableFactor,
+};
 use sqlparser::tokenizer::Span;
 
 use crate::error::{at, SqlError};
@@ -85,6 +88,43 @@ pub(crate) fn column(e: &Expr) -> Option<(&Ident, Option<&Ident>)> {
         Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((&parts[1], Some(&parts[0]))),
         Expr::Nested(inner) => column(inner),
         _ => None,
+    }
+}
+
+/// Checks a column's qualifier against the alias of what the query reads: none, or that
+/// alias.
+pub(crate) fn check_qualifier(qual: Option<&Ident>, alias: Option<&str>) -> Result<(), SqlError> {
+    match (qual, alias) {
+        (None, _) => Ok(()),
+        (Some(q), Some(a)) if q.value == a => Ok(()),
+        (Some(q), _) => Err(at(q.span, format!("unknown table or alias `{}`", q.value))),
+    }
+}
+
+/// What a kind of SELECT says of a FROM clause that is not one relation without joins.
+pub(crate) struct FromErrors {
+    /// No FROM clause (at the SELECT).
+    pub missing: &'static str,
+    /// A comma join (at its second relation).
+    pub comma_join: &'static str,
+    /// A JOIN (at its relation).
+    pub join: &'static str,
+}
+
+/// The one relation `sel` reads: its FROM clause is one relation without joins, else the
+/// error of `errors` at the place that differs.
+pub(crate) fn single_from<'s>(
+    sel: &'s Select,
+    errors: &FromErrors,
+) -> Result<&'s TableFactor, SqlError> {
+    let from = match sel.from.as_slice() {
+        [one] => one,
+        [] => return Err(at(sel.select_token.0.span, errors.missing)),
+        [_, second, ..] => return Err(at(second.relation.span(), errors.comma_join)),
+    };
+    match from.joins.first() {
+        Some(j) => Err(at(j.relation.span(), errors.join)),
+        None => Ok(&from.relation),
     }
 }
 

@@ -2,8 +2,11 @@
 //! `JOIN c.db.t FOR SYSTEM_TIME AS OF e.proc_time` compile to the spec's `glue = { … }`
 //! enrichment (the spec text, checked without AWS), and what is refused, by position.
 
+use common::error;
 use eventide_engine::enrich::{OnMiss, SourceSpec};
 use eventide_engine::spec::FieldType;
+
+mod common;
 
 const HEAD: &str = "CREATE CATALOG glue WITH ('type' = 'glue', 'catalog-name' = 'glue',
   'default-database' = 'ref', 'region' = 'eu-west-1');
@@ -66,18 +69,6 @@ fn a_glue_table_compiles_to_a_glue_enrichment() {
     );
     let c = eventide_sql::compile(&inner).unwrap();
     assert_eq!(c.spec.enrichments[0].on_miss, OnMiss::Drop);
-}
-
-fn error(text: &str) -> (u64, u64, String) {
-    match eventide_sql::compile(text) {
-        Ok(c) => panic!("accepted:\n{text}\n{}", c.toml),
-        Err(eventide_sql::SqlError::At {
-            line,
-            column,
-            message,
-        }) => (line, column, message),
-        Err(e) => panic!("no position: {e}\n{text}"),
-    }
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! SQL outside the supported subset is an error naming the construct and its line and
 //! column, never a silently different query: one row per construct.
 
+mod common;
+
 const DDL: &str = "CREATE TABLE events (k STRING, c STRING, v DOUBLE, event_time BIGINT,
   ts AS TO_TIMESTAMP_LTZ(event_time, 3), WATERMARK FOR ts AS ts - INTERVAL '5' MINUTE)
   WITH ('connector' = 'filesystem', 'path' = 'in.jsonl', 'format' = 'json');
@@ -13,17 +15,9 @@ CREATE TABLE s (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT)
 /// The DDL takes lines 1–7; each query starts on line 8.
 const TUMBLE: &str = "FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE))";
 
+/// The error of `query` after the DDL.
 fn error(query: &str) -> (u64, u64, String) {
-    let text = format!("{DDL}{query}");
-    match eventide_sql::compile(&text) {
-        Ok(c) => panic!("accepted: {query}\n{}", c.toml),
-        Err(eventide_sql::SqlError::At {
-            line,
-            column,
-            message,
-        }) => (line, column, message),
-        Err(e) => panic!("no position for {query}: {e}"),
-    }
+    common::error(&format!("{DDL}{query}"))
 }
 
 #[test]

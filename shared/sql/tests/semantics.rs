@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use eventide_connectors::replay::{replay, ReplayOptions};
+use eventide_connectors::replay::{replay, ReplayOptions, ReplayReport};
 
 #[derive(Debug, Clone)]
 struct Ev {
@@ -55,6 +55,23 @@ fn run(sql: &str, evs: &[Ev], table: &str, tag: &str) -> Rows {
 /// Runs `ddl` and `sql` on the events: the rows of sink `table` by (key, start, end), and
 /// the dead letters.
 fn run_ddl(ddl: &str, sql: &str, evs: &[Ev], table: &str, tag: &str) -> (Rows, String) {
+    replay_sql(ddl, sql, evs, tag, |out, _, _| {
+        let rows = read_csv(&out.join(format!("{table}.csv")));
+        let dead = std::fs::read_to_string(out.join("dead_letters.jsonl")).unwrap_or_default();
+        (rows, dead)
+    })
+}
+
+/// Writes the events as JSON lines in a scratch directory of its own (`tag`), compiles
+/// `ddl` and `sql` and replays them, then reads what it wrote with `read` (given the output
+/// directory, the compiled TOML and the replay's report) before removing the directory.
+fn replay_sql<T>(
+    ddl: &str,
+    sql: &str,
+    evs: &[Ev],
+    tag: &str,
+    read: impl FnOnce(&Path, &str, &ReplayReport) -> T,
+) -> T {
     let dir: PathBuf =
         std::env::temp_dir().join(format!("eventide-sql-sem-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -73,11 +90,10 @@ fn run_ddl(ddl: &str, sql: &str, evs: &[Ev], table: &str, tag: &str) -> (Rows, S
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let c = eventide_sql::compile(&format!("{ddl}{sql}")).unwrap_or_else(|e| panic!("{e}"));
     let out = dir.join("out");
-    replay(c.spec, &input, &out, &ReplayOptions::default()).unwrap();
-    let rows = read_csv(&out.join(format!("{table}.csv")));
-    let dead = std::fs::read_to_string(out.join("dead_letters.jsonl")).unwrap_or_default();
+    let report = replay(c.spec, &input, &out, &ReplayOptions::default()).unwrap();
+    let got = read(&out, &c.toml, &report);
     let _ = std::fs::remove_dir_all(&dir);
-    (rows, dead)
+    got
 }
 
 type Rows = BTreeMap<(String, i64, i64), Vec<Option<f64>>>;
@@ -432,29 +448,15 @@ SELECT k, window_start, window_end, FIRST_VALUE(v), LAST_VALUE(v),
   FIRST_VALUE(v * 10) FILTER (WHERE c = 'x'), COUNT(*)
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' MINUTES))
 GROUP BY k, window_start, window_end;";
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("eventide-sql-sem-{}-firstlast", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let input = dir.join("events.jsonl");
-    let lines: Vec<String> = arrivals
-        .iter()
-        .map(|e| match e.v {
-            Some(v) => format!(
-                r#"{{"k":"{}","c":"{}","v":{v},"event_time":{}}}"#,
-                e.k, e.c, e.t
-            ),
-            None => format!(r#"{{"k":"{}","c":"{}","event_time":{}}}"#, e.k, e.c, e.t),
-        })
-        .collect();
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let c = eventide_sql::compile(&format!("{DDL}{sql}")).unwrap_or_else(|e| panic!("{e}"));
-    assert!(c.toml.contains(r#"fn = "first_value""#), "{}", c.toml);
-    let out = dir.join("out");
-    let report = replay(c.spec, &input, &out, &ReplayOptions::default()).unwrap();
-    let got = final_rows(&out.join("q.csv"), 4);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(report.aggregations[0].2, 0, "no record beyond the lateness");
+    let (toml, got, beyond) = replay_sql(DDL, sql, &arrivals, "firstlast", |out, toml, report| {
+        (
+            toml.to_string(),
+            final_rows(&out.join("q.csv"), 4),
+            report.aggregations[0].2,
+        )
+    });
+    assert!(toml.contains(r#"fn = "first_value""#), "{toml}");
+    assert_eq!(beyond, 0, "no record beyond the lateness");
     // In arrival order: the first and last non-null values of each window.
     let want: Rows = group(&arrivals, tumbling(120_000))
         .into_iter()

@@ -24,7 +24,7 @@ use crate::plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOpti
 use crate::prepass::{prepass, Prepassed, TableExtras};
 use crate::syntax::{
     check_qualifier, column, duration_setting, field_type, option_key, plain_select, q,
-    single_from, FromErrors,
+    single_from, AggregateEntry, FromErrors,
 };
 
 pub(crate) struct Column {
@@ -1163,24 +1163,15 @@ impl<'a> Compiler<'a> {
                     format!("output column `{name}` appears twice; name it with AS"),
                 ));
             }
-            let mut a = format!("{{ name = {}, fn = {}", q(&name), q(func));
-            if let Some(f) = &agg.field {
-                let _ = write!(a, ", field = {}", q(f));
-            }
-            if let Some(e) = &agg.expr {
-                let _ = write!(a, ", expr = {}", q(e));
-            }
-            if let Some(t) = agg.ty {
-                let _ = write!(a, ", type = {}", q(t));
-            }
-            if let Some(d) = agg.decimals {
-                let _ = write!(a, ", decimals = {d}");
-            }
-            if let Some(f) = &agg.filter {
-                let _ = write!(a, ", filter = {}", q(f));
-            }
-            a.push_str(" }");
-            aggregates.push(a);
+            let entry = AggregateEntry {
+                func,
+                field: agg.field.as_deref(),
+                expr: agg.expr.as_deref(),
+                ty: agg.ty,
+                decimals: agg.decimals,
+                filter: agg.filter.as_deref(),
+            };
+            aggregates.push(entry.toml(&name));
             outputs.push((agg.key(), name.clone()));
             out_types.push(agg.sql_ty);
             names.push(name);

@@ -19,7 +19,7 @@ use sqlparser::ast::{
 use sqlparser::tokenizer::Span;
 
 use crate::error::{at, SqlError};
-use crate::syntax::{check_qualifier, column, q, single_from, FromErrors};
+use crate::syntax::{check_qualifier, column, q, single_from, AggregateEntry, FromErrors};
 
 /// The table an `OVER` query reads, as the spec sees it.
 pub(crate) struct OverSource {
@@ -434,18 +434,15 @@ pub(crate) fn select(
                 format!("output column `{out}` appears twice; name it with AS"),
             ));
         }
-        let mut a = format!("{{ name = {}, fn = {}", q(&out), q(agg.func));
-        if let Some(f) = &agg.field {
-            let _ = write!(a, ", field = {}", q(f));
-        }
-        if let Some(d) = agg.decimals {
-            let _ = write!(a, ", decimals = {d}");
-        }
-        if let Some(f) = &agg.filter {
-            let _ = write!(a, ", filter = {}", q(f));
-        }
-        a.push_str(" }");
-        aggregates.push(a);
+        let entry = AggregateEntry {
+            func: agg.func,
+            field: agg.field.as_deref(),
+            expr: None,
+            ty: None,
+            decimals: agg.decimals,
+            filter: agg.filter.as_deref(),
+        };
+        aggregates.push(entry.toml(&out));
         columns.push(q(&out));
         aggregate_names.push((out.clone(), span));
         names.push(out);

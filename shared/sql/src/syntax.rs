@@ -2,6 +2,8 @@
 //! durations, SQL column types and column references, the one-SELECT shape of a query and
 //! the one table its FROM clause reads.
 
+use std::fmt::Write as _;
+
 use sqlparser::ast::{
     DataType, Expr, Ident, ObjectName, Query, Select, SetExpr, Spanned, TableFactor,
 };
@@ -12,6 +14,44 @@ use crate::error::{at, SqlError};
 /// A TOML basic string (JSON's string escapes are valid TOML).
 pub(crate) fn q(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// One entry of an aggregation's `aggregates`, with the settings it has.
+pub(crate) struct AggregateEntry<'a> {
+    pub func: &'a str,
+    pub field: Option<&'a str>,
+    /// A computed argument, in the spec's expression grammar.
+    pub expr: Option<&'a str>,
+    /// An integer output type.
+    pub ty: Option<&'a str>,
+    pub decimals: Option<u8>,
+    pub filter: Option<&'a str>,
+}
+
+impl AggregateEntry<'_> {
+    /// The entry as TOML for the output column `name`: `{ name = …, fn = …, field = …,
+    /// expr = …, type = …, decimals = …, filter = … }`, without the settings it does not
+    /// have.
+    pub(crate) fn toml(&self, name: &str) -> String {
+        let mut a = format!("{{ name = {}, fn = {}", q(name), q(self.func));
+        for (key, value) in [
+            ("field", self.field),
+            ("expr", self.expr),
+            ("type", self.ty),
+        ] {
+            if let Some(v) = value {
+                let _ = write!(a, ", {key} = {}", q(v));
+            }
+        }
+        if let Some(d) = self.decimals {
+            let _ = write!(a, ", decimals = {d}");
+        }
+        if let Some(f) = self.filter {
+            let _ = write!(a, ", filter = {}", q(f));
+        }
+        a.push_str(" }");
+        a
+    }
 }
 
 /// An option or table name as written, its parts joined with dots.

@@ -2,7 +2,7 @@
 //! `JOIN c.db.t FOR SYSTEM_TIME AS OF e.proc_time` compile to the spec's `glue = { … }`
 //! enrichment (the spec text, checked without AWS), and what is refused, by position.
 
-use common::error;
+use common::assert_errors;
 use eventide_engine::enrich::{OnMiss, SourceSpec};
 use eventide_engine::spec::FieldType;
 
@@ -110,14 +110,5 @@ fn what_a_glue_table_cannot_do_is_refused_at_its_place() {
             2, 42, "one region",
         ),
     ];
-    let mut wrong = Vec::new();
-    for (text, line, column, needle) in cases {
-        let (l, c, m) = error(&text);
-        if !m.contains(needle) || (l, c) != (line, column) {
-            wrong.push(format!(
-                "{text}\n-> line {l}, column {c}: {m}\n(expected line {line}, column {column}, {needle:?})"
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    assert_errors("", &cases);
 }

@@ -2,7 +2,7 @@
 //! `'format' = 'custom'`): what they compile to, how they are scoped, and their errors, each
 //! with its line and column.
 
-use common::error;
+use common::{assert_errors, error};
 use eventide_engine::spec::{AccumulationMode, OnTime};
 use eventide_engine::trigger::Trigger;
 
@@ -163,16 +163,7 @@ CREATE TABLE a (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT)
             1, 5, "cannot read the rules file",
         ),
     ];
-    let mut wrong = Vec::new();
-    for (text, line, column, needle) in cases {
-        let (l, c, m) = error(&text);
-        if !m.contains(needle) || (l, c) != (line, column) {
-            wrong.push(format!(
-                "{text}\n-> line {l}, column {c}: {m}\n(expected line {line}, column {column}, {needle:?})"
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    assert_errors("", &cases);
 }
 
 #[test]

@@ -56,7 +56,7 @@ fn run(sql: &str, evs: &[Ev], table: &str, tag: &str) -> Rows {
 /// the dead letters.
 fn run_ddl(ddl: &str, sql: &str, evs: &[Ev], table: &str, tag: &str) -> (Rows, String) {
     replay_sql(ddl, sql, evs, tag, |out, _, _| {
-        let rows = read_csv(&out.join(format!("{table}.csv")));
+        let rows = final_rows(&out.join(format!("{table}.csv")), None);
         let dead = std::fs::read_to_string(out.join("dead_letters.jsonl")).unwrap_or_default();
         (rows, dead)
     })
@@ -97,30 +97,6 @@ fn replay_sql<T>(
 }
 
 type Rows = BTreeMap<(String, i64, i64), Vec<Option<f64>>>;
-
-fn read_csv(path: &Path) -> Rows {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut rows = Rows::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        let cells: Vec<&str> = line.split(',').collect();
-        if cells[1] == "window_start" {
-            continue;
-        }
-        let vals = cells[3..]
-            .iter()
-            .map(|c| (!c.is_empty()).then(|| c.parse::<f64>().unwrap()))
-            .collect();
-        rows.insert(
-            (
-                cells[0].to_string(),
-                cells[1].parse().unwrap(),
-                cells[2].parse().unwrap(),
-            ),
-            vals,
-        );
-    }
-    rows
-}
 
 fn sum(vs: impl Iterator<Item = Option<i64>>) -> Option<f64> {
     vs.flatten().map(|v| v as f64).reduce(|a, b| a + b)
@@ -379,15 +355,18 @@ GROUP BY k, window_start, window_end;";
     assert_eq!(got, want);
 }
 
-/// Reads a sink with pane columns (`timing`, `pane_index`, `retraction`): the row each
-/// window ends with (its last pane that is not a retraction), by (key, start, end).
-fn final_rows(path: &Path, values: usize) -> Rows {
+/// Reads a sink's CSV (a header, then key, window_start, window_end and the values): the
+/// row each window ends with, by (key, start, end). `values` is the number of value
+/// columns, `None` for all the columns after window_end; with pane columns (`timing`,
+/// `pane_index`, `retraction`), a window's row is its last pane that is not a retraction.
+fn final_rows(path: &Path, values: Option<usize>) -> Rows {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut lines = text.lines().filter(|l| !l.is_empty());
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
     let retraction = col("retraction");
     let first_value = col("window_end").map_or(3, |i| i + 1);
+    let values = values.unwrap_or(header.len().saturating_sub(first_value));
     let mut rows = Rows::new();
     for line in lines {
         let cells: Vec<&str> = line.split(',').collect();
@@ -451,7 +430,7 @@ GROUP BY k, window_start, window_end;";
     let (toml, got, beyond) = replay_sql(DDL, sql, &arrivals, "firstlast", |out, toml, report| {
         (
             toml.to_string(),
-            final_rows(&out.join("q.csv"), 4),
+            final_rows(&out.join("q.csv"), Some(4)),
             report.aggregations[0].2,
         )
     });

@@ -24,7 +24,7 @@ use crate::plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOpti
 use crate::prepass::{prepass, Prepassed, TableExtras};
 use crate::syntax::{
     check_qualifier, column, duration_setting, field_type, option_key, plain_select, q,
-    single_from, AggregateEntry, FromErrors,
+    select_item, single_from, AggregateEntry, FromErrors,
 };
 
 pub(crate) struct Column {
@@ -1051,16 +1051,7 @@ impl<'a> Compiler<'a> {
         let mut names: Vec<String> = Vec::new();
         let mut stage = 0; // 0 keys, 1 after window_start, 2 after window_end
         for (pos, item) in sel.projection.iter().enumerate() {
-            let (expr, alias_name) = match item {
-                SelectItem::UnnamedExpr(e) => (e, None),
-                SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
-                other => {
-                    return Err(at(
-                        other.span(),
-                        format!("`{other}` is not supported in the SELECT list; name the columns"),
-                    ))
-                }
-            };
+            let (expr, alias_name) = select_item(item)?;
             let sink_col = sink_cols.get(pos).copied();
             let out_name = |default: &str| -> String {
                 sink_col

@@ -19,7 +19,9 @@ use sqlparser::ast::{
 use sqlparser::tokenizer::Span;
 
 use crate::error::{at, SqlError};
-use crate::syntax::{check_qualifier, column, q, single_from, AggregateEntry, FromErrors};
+use crate::syntax::{
+    check_qualifier, column, q, select_item, single_from, AggregateEntry, FromErrors,
+};
 
 /// The table an `OVER` query reads, as the spec sees it.
 pub(crate) struct OverSource {
@@ -357,16 +359,7 @@ pub(crate) fn select(
     let mut plain: Vec<(String, Span)> = Vec::new();
     let mut aggregate_names: Vec<(String, Span)> = Vec::new();
     for (pos, item) in sel.projection.iter().enumerate() {
-        let (expr, alias_name) = match item {
-            SelectItem::UnnamedExpr(e) => (e, None),
-            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
-            other => {
-                return Err(at(
-                    other.span(),
-                    format!("`{other}` is not supported in the SELECT list; name the columns"),
-                ))
-            }
-        };
+        let (expr, alias_name) = select_item(item)?;
         let out_name = |default: &str| -> String {
             sink_columns
                 .get(pos)

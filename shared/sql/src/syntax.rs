@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use sqlparser::ast::{
-    DataType, Expr, Ident, ObjectName, Query, Select, SetExpr, Spanned, TableFactor,
+    DataType, Expr, Ident, ObjectName, Query, Select, SelectItem, SetExpr, Spanned, TableFactor,
 };
 use sqlparser::tokenizer::Span;
 
@@ -138,6 +138,18 @@ pub(crate) fn check_qualifier(qual: Option<&Ident>, alias: Option<&str>) -> Resu
         (None, _) => Ok(()),
         (Some(q), Some(a)) if q.value == a => Ok(()),
         (Some(q), _) => Err(at(q.span, format!("unknown table or alias `{}`", q.value))),
+    }
+}
+
+/// An item of a SELECT list: its expression and its alias (`AS name`), if any.
+pub(crate) fn select_item(item: &SelectItem) -> Result<(&Expr, Option<&Ident>), SqlError> {
+    match item {
+        SelectItem::UnnamedExpr(e) => Ok((e, None)),
+        SelectItem::ExprWithAlias { expr, alias } => Ok((expr, Some(alias))),
+        other => Err(at(
+            other.span(),
+            format!("`{other}` is not supported in the SELECT list; name the columns"),
+        )),
     }
 }
 

@@ -22,22 +22,7 @@ struct Ev {
 
 fn generate(dir: &Path, n: u64, keys: u64, seed: u64) -> (PathBuf, Vec<Ev>) {
     let input = dir.join("events.jsonl");
-    let (n, keys, seed) = (n.to_string(), keys.to_string(), seed.to_string());
-    reference::python(
-        "gen.py",
-        &[
-            &"--n",
-            &n,
-            &"--keys",
-            &keys,
-            &"--seed",
-            &seed,
-            &"--late-frac",
-            &"0.05",
-            &"--out",
-            &input,
-        ],
-    );
+    reference::generate_with_late(n, keys, seed, 0.05, &input);
     let text = std::fs::read_to_string(&input).unwrap();
     let evs = text
         .lines()

@@ -23,8 +23,8 @@ use crate::extensions::{self, EmitOptions, RulesBase};
 use crate::plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
 use crate::syntax::{
-    check_qualifier, column, duration_setting, field_type, option_key, plain_select, q,
-    select_item, single_from, AggregateEntry, FromErrors,
+    check_column_count, check_qualifier, column, duration_setting, field_type, option_key,
+    plain_select, q, select_item, single_from, AggregateEntry, FromErrors,
 };
 
 pub(crate) struct Column {
@@ -1033,17 +1033,7 @@ impl<'a> Compiler<'a> {
 
         // The SELECT list: keys, window_start, window_end, aggregates, in this order.
         let sink_cols: Vec<&Column> = sink.columns.iter().collect();
-        if !sink_cols.is_empty() && sink_cols.len() != sel.projection.len() {
-            return Err(at(
-                sel.select_token.0.span,
-                format!(
-                    "the SELECT list has {} columns and the sink `{}` {}",
-                    sel.projection.len(),
-                    sink.name,
-                    sink_cols.len()
-                ),
-            ));
-        }
+        check_column_count(sel, &sink.name, sink_cols.len())?;
         let mut group_by: Vec<String> = Vec::new();
         let mut aggregates: Vec<String> = Vec::new();
         let mut outputs: Vec<(AggKey, String)> = Vec::new();

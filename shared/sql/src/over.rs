@@ -20,7 +20,8 @@ use sqlparser::tokenizer::Span;
 
 use crate::error::{at, SqlError};
 use crate::syntax::{
-    check_qualifier, column, q, select_item, single_from, AggregateEntry, FromErrors,
+    check_column_count, check_qualifier, column, q, select_item, single_from, AggregateEntry,
+    FromErrors,
 };
 
 /// The table an `OVER` query reads, as the spec sees it.
@@ -340,16 +341,7 @@ pub(crate) fn select(
         .as_ref()
         .map(|w| host.condition(w, alias))
         .transpose()?;
-    if !sink_columns.is_empty() && sink_columns.len() != sel.projection.len() {
-        return Err(at(
-            sel.select_token.0.span,
-            format!(
-                "the SELECT list has {} columns and the sink `{sink}` {}",
-                sel.projection.len(),
-                sink_columns.len()
-            ),
-        ));
-    }
+    check_column_count(sel, sink, sink_columns.len())?;
 
     // The one window of the query, from its first OVER aggregate.
     let mut window: Option<Over> = None;

@@ -141,6 +141,21 @@ pub(crate) fn check_qualifier(qual: Option<&Ident>, alias: Option<&str>) -> Resu
     }
 }
 
+/// Checks that the SELECT list fills the sink table `sink`'s `columns` columns, one by
+/// one (a sink that declares no columns takes any list).
+pub(crate) fn check_column_count(sel: &Select, sink: &str, columns: usize) -> Result<(), SqlError> {
+    if columns == 0 || columns == sel.projection.len() {
+        return Ok(());
+    }
+    Err(at(
+        sel.select_token.0.span,
+        format!(
+            "the SELECT list has {} columns and the sink `{sink}` {columns}",
+            sel.projection.len()
+        ),
+    ))
+}
+
 /// An item of a SELECT list: its expression and its alias (`AS name`), if any.
 pub(crate) fn select_item(item: &SelectItem) -> Result<(&Expr, Option<&Ident>), SqlError> {
     match item {

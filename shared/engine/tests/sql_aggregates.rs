@@ -75,6 +75,20 @@ fn run(aggregation: &str, bound: i64, evs: &[Ev]) -> Result<Results, TestCaseErr
     Ok(m)
 }
 
+/// The tumbling windows of `size` ms that hold events, by key and window, each with its
+/// events in arrival order.
+fn tumbling(evs: &[Ev], size: i64) -> BTreeMap<KeyWindow, Vec<&Ev>> {
+    let mut windows: BTreeMap<KeyWindow, Vec<&Ev>> = BTreeMap::new();
+    for e in evs {
+        let start = e.t.div_euclid(size) * size;
+        windows
+            .entry((format!("k{}", e.k), start, start + size))
+            .or_default()
+            .push(e);
+    }
+    windows
+}
+
 /// Count, sum, min and max of `v` over the events that pass `keep` (count 0 and the
 /// others null when none does).
 fn stats<'a>(evs: impl Iterator<Item = &'a Ev>, keep: impl Fn(&Ev) -> bool) -> Vec<Option<f64>> {
@@ -158,15 +172,11 @@ proptest! {
             &evs,
         )?;
         let mut want = Results::new();
-        let mut windows: Vec<(u8, i64)> = evs.iter().map(|e| (e.k, e.t.div_euclid(size) * size)).collect();
-        windows.sort_unstable();
-        windows.dedup();
-        for (k, s) in windows {
-            let inside: Vec<&Ev> = evs.iter().filter(|e| e.k == k && e.t >= s && e.t < s + size).collect();
+        for (w, inside) in tumbling(&evs, size) {
             let mut row = vec![Some(inside.len() as f64)];
             row.extend(stats(inside.iter().copied(), |e| e.v > 0));
             row.push(stats(inside.iter().copied(), |e| e.v < 0)[1]);
-            want.insert((format!("k{k}"), s, s + size), row);
+            want.insert(w, row);
         }
         prop_assert_eq!(got, want);
     }
@@ -334,23 +344,16 @@ proptest! {
             &evs,
         )?;
         let mut want = Results::new();
-        let mut windows: Vec<(u8, i64)> = evs.iter().map(|e| (e.k, e.t.div_euclid(size) * size)).collect();
-        windows.sort_unstable();
-        windows.dedup();
-        for (k, s) in windows {
+        for (w, inside) in tumbling(&evs, size) {
             // In arrival order.
-            let inside: Vec<i64> = evs
-                .iter()
-                .filter(|e| e.k == k && e.t >= s && e.t < s + size)
-                .map(|e| e.v)
-                .collect();
+            let inside: Vec<i64> = inside.iter().map(|e| e.v).collect();
             let n = inside.len() as i64;
             let lo = inside
                 .iter()
                 .filter_map(|&v| if v > 0 { Some(v * 2) } else if v < -2 { Some(7) } else { None })
                 .min();
             want.insert(
-                (format!("k{k}"), s, s + size),
+                w,
                 vec![
                     Some(inside.iter().map(|v| v * 3 - 1).sum::<i64>() as f64),
                     Some(inside.iter().map(|v| v / 2).sum::<i64>() as f64),

@@ -4,20 +4,15 @@
 
 mod common;
 
-use common::{assert_same, records, replay, rt, Driver, Ports, SHARD};
+use common::{assert_same, records, reference_input_spec, replay, rt, Driver, Ports, SHARD};
 use eventide_engine::PipelineSpec;
 use eventide_ports::memory::When;
 use eventide_runtime::state::SnapshotPolicy;
 
 fn over_spec() -> PipelineSpec {
-    PipelineSpec::from_toml(
+    reference_input_spec(
+        "5m",
         r#"
-[input]
-event_time = { field = "event_time", format = "epoch_ms" }
-fields = { subscriber_id = "string", counter = "string", value = "number" }
-[watermark]
-strategy = "bounded"
-max_out_of_orderness = "5m"
 [[aggregation]]
 name = "rolling"
 group_by = ["subscriber_id"]
@@ -30,7 +25,6 @@ aggregates = [
 columns = ["subscriber_id", { name = "ts", field = "event_time" }, { name = "v", field = "value" }, "n", "total", "hi"]
 "#,
     )
-    .unwrap()
 }
 
 #[test]

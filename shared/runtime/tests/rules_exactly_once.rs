@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{whole, Driver, Ports, SHARD};
+use common::{reference_input_spec, whole, Driver, Ports, SHARD};
 use eventide_engine::PipelineSpec;
 use eventide_ports::memory::When;
 use eventide_ports::rows::PaneRow;
@@ -18,32 +18,32 @@ use eventide_runtime::state::SnapshotPolicy;
 const T0: i64 = 1_767_225_600_000;
 
 fn spec() -> PipelineSpec {
-    PipelineSpec::from_toml(
-        r#"
-        [input]
-        event_time = { field = "event_time", format = "epoch_ms" }
-        fields = { subscriber_id = "string", counter = "string", value = "number" }
-        [watermark]
-        strategy = "bounded"
-        max_out_of_orderness = "2m"
+    let aggregation = r#"
         [[aggregation]]
         name = "n"
         group_by = ["subscriber_id"]
         window = { type = "tumbling", size = "10m" }
         aggregates = [{ name = "n", fn = "count" }]
+        "#;
+    reference_input_spec("2m", &format!("{aggregation}{}", rules(">= 2")))
+}
+
+/// The two rules, the first one's count condition being `count(10m) <count>`.
+fn rules(count: &str) -> String {
+    format!(
+        r#"
         [[rule]]
         id = "busy"
         key = ["subscriber_id"]
-        when = 'sum(value where counter == "x", 30m) > 250 and count(10m) >= 2'
+        when = 'sum(value where counter == "x", 30m) > 250 and count(10m) {count}'
         every = "5m"
         [[rule]]
         id = "three-high"
         key = ["subscriber_id"]
-        pattern = "HIGH{3} within 10m"
-        define = { HIGH = 'value > 55' }
-        "#,
+        pattern = "HIGH{{3}} within 10m"
+        define = {{ HIGH = 'value > 55' }}
+        "#
     )
-    .unwrap()
 }
 
 /// Three subscribers, one record a minute, a few out of order.
@@ -199,9 +199,7 @@ fn a_changed_rule_does_not_restore_the_old_versions_state() {
         .any(|k| k.slot.starts_with("rule:busy@")));
     // The same rule id with another text: its old state is not restored.
     let mut changed = spec();
-    changed.rules = PipelineSpec::from_toml(&spec_text_with(">= 3"))
-        .unwrap()
-        .rules;
+    changed.rules = reference_input_spec("2m", &rules(">= 3")).rules;
     let mut q = ShardProcessor::new(SHARD, changed);
     q.restore(&snapshot).unwrap();
     let back = q.snapshot().unwrap();
@@ -215,24 +213,4 @@ fn a_changed_rule_does_not_restore_the_old_versions_state() {
     };
     assert!(pattern(&back) > 0);
     assert_eq!(pattern(&back), pattern(&snapshot));
-}
-
-fn spec_text_with(count: &str) -> String {
-    format!(
-        r#"
-        [input]
-        event_time = {{ field = "event_time", format = "epoch_ms" }}
-        fields = {{ subscriber_id = "string", counter = "string", value = "number" }}
-        [[rule]]
-        id = "busy"
-        key = ["subscriber_id"]
-        when = 'sum(value where counter == "x", 30m) > 250 and count(10m) {count}'
-        every = "5m"
-        [[rule]]
-        id = "three-high"
-        key = ["subscriber_id"]
-        pattern = "HIGH{{3}} within 10m"
-        define = {{ HIGH = 'value > 55' }}
-        "#
-    )
 }

@@ -10,8 +10,8 @@ use eventide_engine::PipelineSpec;
 use sqlparser::ast::Spanned;
 use sqlparser::ast::{
     BinaryOperator, CreateTable, CreateTableOptions, DataType, DateTimeField, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Insert, Select,
-    SelectItem, SqlOption, Statement, TableFactor, TableObject, UnaryOperator, Value,
+    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Insert, Select, SelectItem,
+    SqlOption, Statement, TableFactor, TableObject, UnaryOperator, Value,
 };
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Span, Tokenizer};
@@ -22,7 +22,10 @@ use crate::expr::{sql_type, translate, Scope, SqlTy};
 use crate::extensions::{self, EmitOptions, RulesBase};
 use crate::plan::{AwsRoute, AwsSink, AwsSinks, Compiled, SinkOptions, SourceOptions};
 use crate::prepass::{prepass, Prepassed, TableExtras};
-use crate::syntax::{column, duration_setting, field_type, option_key, plain_select, q};
+use crate::syntax::{
+    check_column_count, check_qualifier, column, duration_setting, field_type, option_key,
+    plain_select, q, select_item, single_from, AggregateEntry, FromErrors,
+};
 
 pub(crate) struct Column {
     pub(crate) name: String,
@@ -649,7 +652,7 @@ impl Scope for ColumnScope<'_, '_> {
         let Some((id, qual)) = column(e) else {
             return Ok(None);
         };
-        self.compiler.check_qualifier(qual, self.alias)?;
+        check_qualifier(qual, self.alias)?;
         let spec_ty = self.compiler.field(&id.value, id.span)?;
         if spec_ty != "number" {
             return Err(at(
@@ -938,32 +941,20 @@ impl<'a> Compiler<'a> {
             let agg = crate::over::select(self, sel, &cols, &sink.name)?;
             return Ok(agg + &sink_toml(sink)?);
         }
-        let from = match sel.from.as_slice() {
-            [one] => one,
-            [] => {
-                return Err(at(
-                    sel.select_token.0.span,
-                    "SELECT needs FROM a window TVF",
-                ))
-            }
-            [_, second, ..] => {
-                return Err(at(
-                    second.relation.span(),
-                    "a comma join (of two streams) is not supported; the supported join is a \
-                     lookup join: JOIN t FOR SYSTEM_TIME AS OF e.proc_time ON …",
-                ))
-            }
-        };
-        if let Some(j) = from.joins.first() {
-            return Err(at(
-                j.relation.span(),
-                "joins are not supported here (a join of two streams, or a lookup join after a \
-                 window TVF); a lookup join goes in a view that the window TVF reads: CREATE \
-                 TEMPORARY VIEW v AS SELECT e.*, s.col FROM src AS e JOIN t FOR SYSTEM_TIME AS OF \
-                 e.proc_time AS s ON e.k = s.k, then TUMBLE(TABLE v, …)",
-            ));
-        }
-        let (window, table_name, table_span, alias) = self.window_tvf(&from.relation)?;
+        let relation = single_from(
+            sel,
+            &FromErrors {
+                missing: "SELECT needs FROM a window TVF",
+                comma_join: "a comma join (of two streams) is not supported; the supported \
+                             join is a lookup join: JOIN t FOR SYSTEM_TIME AS OF e.proc_time ON …",
+                join: "joins are not supported here (a join of two streams, or a lookup join \
+                       after a window TVF); a lookup join goes in a view that the window TVF \
+                       reads: CREATE TEMPORARY VIEW v AS SELECT e.*, s.col FROM src AS e JOIN t \
+                       FOR SYSTEM_TIME AS OF e.proc_time AS s ON e.k = s.k, then TUMBLE(TABLE \
+                       v, …)",
+            },
+        )?;
+        let (window, table_name, table_span, alias) = self.window_tvf(relation)?;
         self.window_tvf = match window {
             Window::Tumbling(_) => "TUMBLE",
             Window::Hop { .. } => "HOP",
@@ -1003,7 +994,7 @@ impl<'a> Compiler<'a> {
                     format!("GROUP BY `{g}`: only columns, window_start and window_end can be grouped by"),
                 ));
             };
-            self.check_qualifier(qual, alias.as_deref())?;
+            check_qualifier(qual, alias.as_deref())?;
             match id.value.as_str() {
                 "window_start" => has_start = true,
                 "window_end" => has_end = true,
@@ -1042,17 +1033,7 @@ impl<'a> Compiler<'a> {
 
         // The SELECT list: keys, window_start, window_end, aggregates, in this order.
         let sink_cols: Vec<&Column> = sink.columns.iter().collect();
-        if !sink_cols.is_empty() && sink_cols.len() != sel.projection.len() {
-            return Err(at(
-                sel.select_token.0.span,
-                format!(
-                    "the SELECT list has {} columns and the sink `{}` {}",
-                    sel.projection.len(),
-                    sink.name,
-                    sink_cols.len()
-                ),
-            ));
-        }
+        check_column_count(sel, &sink.name, sink_cols.len())?;
         let mut group_by: Vec<String> = Vec::new();
         let mut aggregates: Vec<String> = Vec::new();
         let mut outputs: Vec<(AggKey, String)> = Vec::new();
@@ -1060,16 +1041,7 @@ impl<'a> Compiler<'a> {
         let mut names: Vec<String> = Vec::new();
         let mut stage = 0; // 0 keys, 1 after window_start, 2 after window_end
         for (pos, item) in sel.projection.iter().enumerate() {
-            let (expr, alias_name) = match item {
-                SelectItem::UnnamedExpr(e) => (e, None),
-                SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
-                other => {
-                    return Err(at(
-                        other.span(),
-                        format!("`{other}` is not supported in the SELECT list; name the columns"),
-                    ))
-                }
-            };
+            let (expr, alias_name) = select_item(item)?;
             let sink_col = sink_cols.get(pos).copied();
             let out_name = |default: &str| -> String {
                 sink_col
@@ -1078,7 +1050,7 @@ impl<'a> Compiler<'a> {
                     .unwrap_or_else(|| default.to_string())
             };
             if let Some((id, qual)) = column(expr) {
-                self.check_qualifier(qual, alias.as_deref())?;
+                check_qualifier(qual, alias.as_deref())?;
                 let name = id.value.as_str();
                 let expected_stage = match name {
                     "window_start" => 0,
@@ -1172,24 +1144,15 @@ impl<'a> Compiler<'a> {
                     format!("output column `{name}` appears twice; name it with AS"),
                 ));
             }
-            let mut a = format!("{{ name = {}, fn = {}", q(&name), q(func));
-            if let Some(f) = &agg.field {
-                let _ = write!(a, ", field = {}", q(f));
-            }
-            if let Some(e) = &agg.expr {
-                let _ = write!(a, ", expr = {}", q(e));
-            }
-            if let Some(t) = agg.ty {
-                let _ = write!(a, ", type = {}", q(t));
-            }
-            if let Some(d) = agg.decimals {
-                let _ = write!(a, ", decimals = {d}");
-            }
-            if let Some(f) = &agg.filter {
-                let _ = write!(a, ", filter = {}", q(f));
-            }
-            a.push_str(" }");
-            aggregates.push(a);
+            let entry = AggregateEntry {
+                func,
+                field: agg.field.as_deref(),
+                expr: agg.expr.as_deref(),
+                ty: agg.ty,
+                decimals: agg.decimals,
+                filter: agg.filter.as_deref(),
+            };
+            aggregates.push(entry.toml(&name));
             outputs.push((agg.key(), name.clone()));
             out_types.push(agg.sql_ty);
             names.push(name);
@@ -1363,14 +1326,6 @@ impl<'a> Compiler<'a> {
         // window so far and replaces the previous one (an update, -U then +U).
         out.push_str("accumulation = \"retracting\"\non_time = \"if_non_empty\"\n");
         Ok(out)
-    }
-
-    fn check_qualifier(&self, qual: Option<&Ident>, alias: Option<&str>) -> Result<(), SqlError> {
-        match (qual, alias) {
-            (None, _) => Ok(()),
-            (Some(q), Some(a)) if q.value == a => Ok(()),
-            (Some(q), _) => Err(at(q.span, format!("unknown table or alias `{}`", q.value))),
-        }
     }
 
     /// A source field by name.
@@ -1724,7 +1679,7 @@ impl<'a> Compiler<'a> {
                 let Some((id, qual)) = column(e) else {
                     return Ok(None);
                 };
-                self.check_qualifier(qual, *alias)?;
+                check_qualifier(qual, *alias)?;
                 let ty = self.field(&id.value, id.span)?;
                 Ok(Some(Operand {
                     name: id.value.clone(),
@@ -2060,7 +2015,7 @@ impl<'a> Compiler<'a> {
                 format!("{name}({arg}): aggregates take a column or an expression"),
             ));
         };
-        self.check_qualifier(qual, alias)?;
+        check_qualifier(qual, alias)?;
         let ty = self.field(&id.value, id.span)?;
         if ty != "number" {
             return Err(at(

@@ -12,13 +12,17 @@
 use std::fmt::Write as _;
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, NamedWindowExpr,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, NamedWindowExpr,
     OrderBySort, Select, SelectItem, Spanned, TableFactor, Value, WindowFrameBound,
     WindowFrameUnits, WindowSpec, WindowType,
 };
 use sqlparser::tokenizer::Span;
 
-use crate::error::SqlError;
+use crate::error::{at, SqlError};
+use crate::syntax::{
+    check_column_count, check_qualifier, column, q, select_item, single_from, AggregateEntry,
+    FromErrors,
+};
 
 /// The table an `OVER` query reads, as the spec sees it.
 pub(crate) struct OverSource {
@@ -46,19 +50,6 @@ pub(crate) trait Host {
     fn condition(&self, e: &Expr, alias: Option<&str>) -> Result<String, SqlError>;
     /// An aggregate output column (its call without `OVER`), as for window TVFs.
     fn aggregate(&self, e: &Expr, alias: Option<&str>) -> Result<OverAgg, SqlError>;
-}
-
-fn at(span: Span, message: impl Into<String>) -> SqlError {
-    SqlError::At {
-        line: span.start.line,
-        column: span.start.column,
-        message: message.into(),
-    }
-}
-
-/// A TOML basic string.
-fn q(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
 }
 
 /// True when an item of the SELECT list holds an `OVER` aggregate: the query is an `OVER`
@@ -111,24 +102,6 @@ fn strip(e: &mut Expr) {
             }
         }
         _ => {}
-    }
-}
-
-/// A column reference and its qualifier.
-fn column(e: &Expr) -> Option<(&Ident, Option<&Ident>)> {
-    match e {
-        Expr::Identifier(id) => Some((id, None)),
-        Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((&parts[1], Some(&parts[0]))),
-        Expr::Nested(inner) => column(inner),
-        _ => None,
-    }
-}
-
-fn check_qualifier(qual: Option<&Ident>, alias: Option<&str>) -> Result<(), SqlError> {
-    match (qual, alias) {
-        (None, _) => Ok(()),
-        (Some(q), Some(a)) if q.value == a => Ok(()),
-        (Some(q), _) => Err(at(q.span, format!("unknown table or alias `{}`", q.value))),
     }
 }
 
@@ -308,6 +281,14 @@ fn bound_span(b: &WindowFrameBound) -> Option<Span> {
     }
 }
 
+/// What an `OVER` query says of a FROM clause that is not one table.
+const FROM_ERRORS: FromErrors = FromErrors {
+    missing: "an OVER query needs FROM a table",
+    comma_join: "a comma join (of two streams) is not supported",
+    join: "joins are not supported in an OVER query; a lookup join goes in a view that the \
+           query reads: CREATE TEMPORARY VIEW v AS SELECT … JOIN t FOR SYSTEM_TIME AS OF …",
+};
+
 /// One INSERT's `OVER` query as an `[[aggregation]]` with a rows window, without its sink
 /// section. `sink_columns` are the sink table's columns (empty when it declares none).
 pub(crate) fn select(
@@ -316,29 +297,8 @@ pub(crate) fn select(
     sink_columns: &[(String, Span)],
     sink: &str,
 ) -> Result<String, SqlError> {
-    let from = match sel.from.as_slice() {
-        [one] => one,
-        [] => {
-            return Err(at(
-                sel.select_token.0.span,
-                "an OVER query needs FROM a table",
-            ))
-        }
-        [_, second, ..] => {
-            return Err(at(
-                second.relation.span(),
-                "a comma join (of two streams) is not supported",
-            ))
-        }
-    };
-    if let Some(j) = from.joins.first() {
-        return Err(at(
-            j.relation.span(),
-            "joins are not supported in an OVER query; a lookup join goes in a view that the \
-             query reads: CREATE TEMPORARY VIEW v AS SELECT … JOIN t FOR SYSTEM_TIME AS OF …",
-        ));
-    }
-    let (name, alias) = match &from.relation {
+    let relation = single_from(sel, &FROM_ERRORS)?;
+    let (name, alias) = match relation {
         TableFactor::Table {
             name,
             alias,
@@ -381,16 +341,7 @@ pub(crate) fn select(
         .as_ref()
         .map(|w| host.condition(w, alias))
         .transpose()?;
-    if !sink_columns.is_empty() && sink_columns.len() != sel.projection.len() {
-        return Err(at(
-            sel.select_token.0.span,
-            format!(
-                "the SELECT list has {} columns and the sink `{sink}` {}",
-                sel.projection.len(),
-                sink_columns.len()
-            ),
-        ));
-    }
+    check_column_count(sel, sink, sink_columns.len())?;
 
     // The one window of the query, from its first OVER aggregate.
     let mut window: Option<Over> = None;
@@ -400,16 +351,7 @@ pub(crate) fn select(
     let mut plain: Vec<(String, Span)> = Vec::new();
     let mut aggregate_names: Vec<(String, Span)> = Vec::new();
     for (pos, item) in sel.projection.iter().enumerate() {
-        let (expr, alias_name) = match item {
-            SelectItem::UnnamedExpr(e) => (e, None),
-            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
-            other => {
-                return Err(at(
-                    other.span(),
-                    format!("`{other}` is not supported in the SELECT list; name the columns"),
-                ))
-            }
-        };
+        let (expr, alias_name) = select_item(item)?;
         let out_name = |default: &str| -> String {
             sink_columns
                 .get(pos)
@@ -477,18 +419,15 @@ pub(crate) fn select(
                 format!("output column `{out}` appears twice; name it with AS"),
             ));
         }
-        let mut a = format!("{{ name = {}, fn = {}", q(&out), q(agg.func));
-        if let Some(f) = &agg.field {
-            let _ = write!(a, ", field = {}", q(f));
-        }
-        if let Some(d) = agg.decimals {
-            let _ = write!(a, ", decimals = {d}");
-        }
-        if let Some(f) = &agg.filter {
-            let _ = write!(a, ", filter = {}", q(f));
-        }
-        a.push_str(" }");
-        aggregates.push(a);
+        let entry = AggregateEntry {
+            func: agg.func,
+            field: agg.field.as_deref(),
+            expr: None,
+            ty: None,
+            decimals: agg.decimals,
+            filter: agg.filter.as_deref(),
+        };
+        aggregates.push(entry.toml(&out));
         columns.push(q(&out));
         aggregate_names.push((out.clone(), span));
         names.push(out);

@@ -2,8 +2,11 @@
 //! `JOIN c.db.t FOR SYSTEM_TIME AS OF e.proc_time` compile to the spec's `glue = { … }`
 //! enrichment (the spec text, checked without AWS), and what is refused, by position.
 
+use common::assert_errors;
 use eventide_engine::enrich::{OnMiss, SourceSpec};
 use eventide_engine::spec::FieldType;
+
+mod common;
 
 const HEAD: &str = "CREATE CATALOG glue WITH ('type' = 'glue', 'catalog-name' = 'glue',
   'default-database' = 'ref', 'region' = 'eu-west-1');
@@ -68,18 +71,6 @@ fn a_glue_table_compiles_to_a_glue_enrichment() {
     assert_eq!(c.spec.enrichments[0].on_miss, OnMiss::Drop);
 }
 
-fn error(text: &str) -> (u64, u64, String) {
-    match eventide_sql::compile(text) {
-        Ok(c) => panic!("accepted:\n{text}\n{}", c.toml),
-        Err(eventide_sql::SqlError::At {
-            line,
-            column,
-            message,
-        }) => (line, column, message),
-        Err(e) => panic!("no position: {e}\n{text}"),
-    }
-}
-
 #[test]
 fn what_a_glue_table_cannot_do_is_refused_at_its_place() {
     let ok_select = "e.*, s.tier, CAST(s.threshold AS DOUBLE) AS threshold";
@@ -119,14 +110,5 @@ fn what_a_glue_table_cannot_do_is_refused_at_its_place() {
             2, 42, "one region",
         ),
     ];
-    let mut wrong = Vec::new();
-    for (text, line, column, needle) in cases {
-        let (l, c, m) = error(&text);
-        if !m.contains(needle) || (l, c) != (line, column) {
-            wrong.push(format!(
-                "{text}\n-> line {l}, column {c}: {m}\n(expected line {line}, column {column}, {needle:?})"
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    assert_errors("", &cases);
 }

@@ -1,6 +1,8 @@
 //! SQL outside the supported subset is an error naming the construct and its line and
 //! column, never a silently different query: one row per construct.
 
+mod common;
+
 const DDL: &str = "CREATE TABLE events (k STRING, c STRING, v DOUBLE, event_time BIGINT,
   ts AS TO_TIMESTAMP_LTZ(event_time, 3), WATERMARK FOR ts AS ts - INTERVAL '5' MINUTE)
   WITH ('connector' = 'filesystem', 'path' = 'in.jsonl', 'format' = 'json');
@@ -12,19 +14,6 @@ CREATE TABLE s (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT)
 
 /// The DDL takes lines 1–7; each query starts on line 8.
 const TUMBLE: &str = "FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MINUTE))";
-
-fn error(query: &str) -> (u64, u64, String) {
-    let text = format!("{DDL}{query}");
-    match eventide_sql::compile(&text) {
-        Ok(c) => panic!("accepted: {query}\n{}", c.toml),
-        Err(eventide_sql::SqlError::At {
-            line,
-            column,
-            message,
-        }) => (line, column, message),
-        Err(e) => panic!("no position for {query}: {e}"),
-    }
-}
 
 #[test]
 fn unsupported_constructs_name_their_line_and_column() {
@@ -225,16 +214,7 @@ fn unsupported_constructs_name_their_line_and_column() {
             8, 15, "syntax error",
         ),
     ];
-    let mut failures = Vec::new();
-    for (query, line, column, needle) in &cases {
-        let (l, c, m) = error(query);
-        if (l, c) != (*line, *column) || !m.contains(needle) {
-            failures.push(format!(
-                "{query}\n  expected {line}:{column} containing {needle:?}\n  got      {l}:{c} {m}"
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    common::assert_errors(DDL, &cases);
 }
 
 #[test]
@@ -254,7 +234,7 @@ fn input_is_bounded_by_named_constants() {
 #[test]
 fn spec_validation_errors_point_at_the_insert() {
     let q = "INSERT INTO s SELECT k, window_start, window_end, COUNT(*)\nFROM TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '72' HOUR))\nGROUP BY k, window_start, window_end;";
-    let (l, c, m) = error(q);
+    let (l, c, m) = common::error(&format!("{DDL}{q}"));
     assert_eq!((l, c), (8, 1), "{m}");
     assert!(
         m.contains("INSERT INTO s") && m.contains("max_windows_per_event"),
@@ -343,23 +323,7 @@ FROM TABLE(TUMBLE(TABLE v, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY tier, 
             10, 6, "goes in a view",
         ),
     ];
-    let mut failures = Vec::new();
-    for (query, line, column, needle) in &cases {
-        let text = format!("{ddl}{query}");
-        let got = match eventide_sql::compile(&text) {
-            Ok(c) => format!("accepted:\n{}", c.toml),
-            Err(eventide_sql::SqlError::At {
-                line: l,
-                column: c,
-                message,
-            }) if (l, c) == (*line, *column) && message.contains(needle) => continue,
-            Err(e) => e.to_string(),
-        };
-        failures.push(format!(
-            "{query}\n  expected {line}:{column} containing {needle:?}\n  got      {got}"
-        ));
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    common::assert_errors(ddl, &cases);
 }
 
 /// An expression nested deeper than the parser follows is an error naming the bound, not a

@@ -2,8 +2,11 @@
 //! `'format' = 'custom'`): what they compile to, how they are scoped, and their errors, each
 //! with its line and column.
 
+use common::{assert_errors, error};
 use eventide_engine::spec::{AccumulationMode, OnTime};
 use eventide_engine::trigger::Trigger;
+
+mod common;
 
 const SOURCE: &str = "CREATE TABLE events (k STRING, v DOUBLE, event_time BIGINT,
   ts AS TO_TIMESTAMP_LTZ(event_time, 3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
@@ -24,18 +27,6 @@ fn insert(sink: &str) -> String {
 
 fn compile(text: &str) -> eventide_sql::Compiled {
     eventide_sql::compile(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
-}
-
-fn error(text: &str) -> (u64, u64, String) {
-    match eventide_sql::compile(text) {
-        Ok(c) => panic!("accepted:\n{text}\n{}", c.toml),
-        Err(eventide_sql::SqlError::At {
-            line,
-            column,
-            message,
-        }) => (line, column, message),
-        Err(e) => panic!("no position: {e}\n{text}"),
-    }
 }
 
 #[test]
@@ -172,16 +163,7 @@ CREATE TABLE a (k STRING, window_start BIGINT, window_end BIGINT, n BIGINT)
             1, 5, "cannot read the rules file",
         ),
     ];
-    let mut wrong = Vec::new();
-    for (text, line, column, needle) in cases {
-        let (l, c, m) = error(&text);
-        if !m.contains(needle) || (l, c) != (line, column) {
-            wrong.push(format!(
-                "{text}\n-> line {l}, column {c}: {m}\n(expected line {line}, column {column}, {needle:?})"
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    assert_errors("", &cases);
 }
 
 #[test]

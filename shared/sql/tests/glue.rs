@@ -3,7 +3,7 @@
 //! `glue.<db>.subscribers`, gives the same rows as the example's SQL twin over the local
 //! file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aws_sdk_glue::types::{Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput};
 use aws_sdk_s3::primitives::ByteStream;
@@ -12,10 +12,7 @@ use eventide_aws::enrichment::Lookups;
 use eventide_connectors::replay::{replay, ReplayOptions};
 use eventide_engine::enrich::{OnMiss, SourceSpec};
 use eventide_engine::PipelineSpec;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use eventide_testkit::reference::project_root;
 
 async fn run(spec: PipelineSpec, clients: &Clients, tag: &str) -> PathBuf {
     let out = std::env::temp_dir().join(format!("eventide-sql-glue-{}-{tag}", std::process::id()));
@@ -27,7 +24,7 @@ async fn run(spec: PipelineSpec, clients: &Clients, tag: &str) -> PathBuf {
         lookups: lookups.snapshot(),
         ..ReplayOptions::default()
     };
-    let input = root().join("examples/enrichment/events.jsonl");
+    let input = project_root().join("examples/enrichment/events.jsonl");
     tokio::task::spawn_blocking(move || replay(spec, &input, &out, &opts).map(|_| out))
         .await
         .expect("replay thread")
@@ -44,7 +41,8 @@ async fn a_glue_catalog_table_joins_as_the_same_file_does() {
         .send()
         .await
         .expect("bucket");
-    let csv = std::fs::read(root().join("examples/enrichment/subscribers.csv")).expect("csv");
+    let csv =
+        std::fs::read(project_root().join("examples/enrichment/subscribers.csv")).expect("csv");
     c.s3.put_object()
         .bucket(&bucket)
         .key("ref/subscribers/part-0.csv")
@@ -92,7 +90,8 @@ async fn a_glue_catalog_table_joins_as_the_same_file_does() {
         .expect("create table");
 
     // The example's SQL twin, with the subscribers table in the Glue catalog.
-    let file_sql = std::fs::read_to_string(root().join("examples/sql/enrichment.sql")).unwrap();
+    let file_sql =
+        std::fs::read_to_string(project_root().join("examples/sql/enrichment.sql")).unwrap();
     let start = file_sql.find("CREATE TABLE subscribers").unwrap();
     let end = start + file_sql[start..].find(");\n").unwrap() + 3;
     let glue_sql = format!(
@@ -119,13 +118,13 @@ async fn a_glue_catalog_table_joins_as_the_same_file_does() {
         }
     );
     // A catalog table has no 'lookup.on-miss': its inner join drops the misses, as Flink's.
-    let mut f = eventide_sql::load_pipeline(&root().join("examples/sql/enrichment.sql"))
+    let mut f = eventide_sql::load_pipeline(&project_root().join("examples/sql/enrichment.sql"))
         .unwrap()
         .spec;
     f.enrichments[0].on_miss = OnMiss::Drop;
     for e in &mut f.enrichments {
         if let SourceSpec::File { path, .. } = &mut e.source {
-            *path = root().join(&*path).to_string_lossy().into_owned();
+            *path = project_root().join(&*path).to_string_lossy().into_owned();
         }
     }
     let a = run(g, &c, "glue").await;

@@ -7,13 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use eventide_connectors::replay::{replay, Execution, ReplayOptions};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use eventide_testkit::reference;
 
 /// One generated event, with its input line.
 struct Ev {
@@ -25,22 +21,8 @@ struct Ev {
 }
 
 fn generate(dir: &Path, n: u64, keys: u64, seed: u64) -> (PathBuf, Vec<Ev>) {
-    let gen = root().join("../shared/reference/gen.py");
-    assert!(
-        gen.exists(),
-        "the generator is expected at {}",
-        gen.display()
-    );
     let input = dir.join("events.jsonl");
-    let status = Command::new("python3")
-        .arg(&gen)
-        .args(["--n", &n.to_string(), "--keys", &keys.to_string()])
-        .args(["--seed", &seed.to_string(), "--late-frac", "0.05"])
-        .arg("--out")
-        .arg(&input)
-        .status()
-        .expect("python3 runs");
-    assert!(status.success());
+    reference::generate_with_late(n, keys, seed, 0.05, &input);
     let text = std::fs::read_to_string(&input).unwrap();
     let evs = text
         .lines()

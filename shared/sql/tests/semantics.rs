@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use eventide_connectors::replay::{replay, ReplayOptions};
+use eventide_connectors::replay::{replay, ReplayOptions, ReplayReport};
 
 #[derive(Debug, Clone)]
 struct Ev {
@@ -55,6 +55,23 @@ fn run(sql: &str, evs: &[Ev], table: &str, tag: &str) -> Rows {
 /// Runs `ddl` and `sql` on the events: the rows of sink `table` by (key, start, end), and
 /// the dead letters.
 fn run_ddl(ddl: &str, sql: &str, evs: &[Ev], table: &str, tag: &str) -> (Rows, String) {
+    replay_sql(ddl, sql, evs, tag, |out, _, _| {
+        let rows = final_rows(&out.join(format!("{table}.csv")), None);
+        let dead = std::fs::read_to_string(out.join("dead_letters.jsonl")).unwrap_or_default();
+        (rows, dead)
+    })
+}
+
+/// Writes the events as JSON lines in a scratch directory of its own (`tag`), compiles
+/// `ddl` and `sql` and replays them, then reads what it wrote with `read` (given the output
+/// directory, the compiled TOML and the replay's report) before removing the directory.
+fn replay_sql<T>(
+    ddl: &str,
+    sql: &str,
+    evs: &[Ev],
+    tag: &str,
+    read: impl FnOnce(&Path, &str, &ReplayReport) -> T,
+) -> T {
     let dir: PathBuf =
         std::env::temp_dir().join(format!("eventide-sql-sem-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -73,38 +90,13 @@ fn run_ddl(ddl: &str, sql: &str, evs: &[Ev], table: &str, tag: &str) -> (Rows, S
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let c = eventide_sql::compile(&format!("{ddl}{sql}")).unwrap_or_else(|e| panic!("{e}"));
     let out = dir.join("out");
-    replay(c.spec, &input, &out, &ReplayOptions::default()).unwrap();
-    let rows = read_csv(&out.join(format!("{table}.csv")));
-    let dead = std::fs::read_to_string(out.join("dead_letters.jsonl")).unwrap_or_default();
+    let report = replay(c.spec, &input, &out, &ReplayOptions::default()).unwrap();
+    let got = read(&out, &c.toml, &report);
     let _ = std::fs::remove_dir_all(&dir);
-    (rows, dead)
+    got
 }
 
 type Rows = BTreeMap<(String, i64, i64), Vec<Option<f64>>>;
-
-fn read_csv(path: &Path) -> Rows {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut rows = Rows::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        let cells: Vec<&str> = line.split(',').collect();
-        if cells[1] == "window_start" {
-            continue;
-        }
-        let vals = cells[3..]
-            .iter()
-            .map(|c| (!c.is_empty()).then(|| c.parse::<f64>().unwrap()))
-            .collect();
-        rows.insert(
-            (
-                cells[0].to_string(),
-                cells[1].parse().unwrap(),
-                cells[2].parse().unwrap(),
-            ),
-            vals,
-        );
-    }
-    rows
-}
 
 fn sum(vs: impl Iterator<Item = Option<i64>>) -> Option<f64> {
     vs.flatten().map(|v| v as f64).reduce(|a, b| a + b)
@@ -363,15 +355,18 @@ GROUP BY k, window_start, window_end;";
     assert_eq!(got, want);
 }
 
-/// Reads a sink with pane columns (`timing`, `pane_index`, `retraction`): the row each
-/// window ends with (its last pane that is not a retraction), by (key, start, end).
-fn final_rows(path: &Path, values: usize) -> Rows {
+/// Reads a sink's CSV (a header, then key, window_start, window_end and the values): the
+/// row each window ends with, by (key, start, end). `values` is the number of value
+/// columns, `None` for all the columns after window_end; with pane columns (`timing`,
+/// `pane_index`, `retraction`), a window's row is its last pane that is not a retraction.
+fn final_rows(path: &Path, values: Option<usize>) -> Rows {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut lines = text.lines().filter(|l| !l.is_empty());
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
     let retraction = col("retraction");
     let first_value = col("window_end").map_or(3, |i| i + 1);
+    let values = values.unwrap_or(header.len().saturating_sub(first_value));
     let mut rows = Rows::new();
     for line in lines {
         let cells: Vec<&str> = line.split(',').collect();
@@ -432,29 +427,15 @@ SELECT k, window_start, window_end, FIRST_VALUE(v), LAST_VALUE(v),
   FIRST_VALUE(v * 10) FILTER (WHERE c = 'x'), COUNT(*)
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' MINUTES))
 GROUP BY k, window_start, window_end;";
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("eventide-sql-sem-{}-firstlast", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let input = dir.join("events.jsonl");
-    let lines: Vec<String> = arrivals
-        .iter()
-        .map(|e| match e.v {
-            Some(v) => format!(
-                r#"{{"k":"{}","c":"{}","v":{v},"event_time":{}}}"#,
-                e.k, e.c, e.t
-            ),
-            None => format!(r#"{{"k":"{}","c":"{}","event_time":{}}}"#, e.k, e.c, e.t),
-        })
-        .collect();
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let c = eventide_sql::compile(&format!("{DDL}{sql}")).unwrap_or_else(|e| panic!("{e}"));
-    assert!(c.toml.contains(r#"fn = "first_value""#), "{}", c.toml);
-    let out = dir.join("out");
-    let report = replay(c.spec, &input, &out, &ReplayOptions::default()).unwrap();
-    let got = final_rows(&out.join("q.csv"), 4);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(report.aggregations[0].2, 0, "no record beyond the lateness");
+    let (toml, got, beyond) = replay_sql(DDL, sql, &arrivals, "firstlast", |out, toml, report| {
+        (
+            toml.to_string(),
+            final_rows(&out.join("q.csv"), Some(4)),
+            report.aggregations[0].2,
+        )
+    });
+    assert!(toml.contains(r#"fn = "first_value""#), "{toml}");
+    assert_eq!(beyond, 0, "no record beyond the lateness");
     // In arrival order: the first and last non-null values of each window.
     let want: Rows = group(&arrivals, tumbling(120_000))
         .into_iter()

@@ -2,7 +2,10 @@
 //! `s3://` path route their INSERT's rows to a results table, an output stream or the S3
 //! panes.
 
-use eventide_sql::{compile, AwsRoute, AwsSink, AwsSinks, SqlError};
+use common::error;
+use eventide_sql::{compile, AwsRoute, AwsSink, AwsSinks};
+
+mod common;
 
 const SOURCE: &str = "CREATE TABLE events (k STRING, v DOUBLE, event_time BIGINT,
   ts AS TO_TIMESTAMP_LTZ(event_time, 3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
@@ -100,18 +103,6 @@ fn each_insert_into_an_aws_sink_table_is_routed_there() {
     // In replay every sink is a file of --out; the local sink names it.
     assert_eq!(c.out_dir.as_deref(), Some("out"));
     assert_eq!(c.spec.aggregations.len(), 5);
-}
-
-fn error(text: &str) -> (u64, u64, String) {
-    match compile(text) {
-        Ok(c) => panic!("accepted:\n{}", c.toml),
-        Err(SqlError::At {
-            line,
-            column,
-            message,
-        }) => (line, column, message),
-        Err(e) => panic!("no position: {e}"),
-    }
 }
 
 #[test]

@@ -20,14 +20,37 @@ use eventide_connectors::replay::{replay, ReplayOptions};
 use eventide_engine::enrich::{OnMiss, SourceSpec};
 use eventide_engine::spec::OnTime;
 use eventide_engine::PipelineSpec;
+use eventide_testkit::reference::{self, project_root};
+use eventide_testkit::Scratch;
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+    project_root().join("examples")
 }
 
-fn run(spec: PipelineSpec, input: &Path, tag: &str) -> PathBuf {
-    let out = std::env::temp_dir().join(format!("eventide-sql-twin-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+/// The spec of a pipeline file under `examples/` (TOML, or SQL compiled).
+fn load(path: &str) -> PipelineSpec {
+    eventide_sql::load_pipeline(&examples().join(path))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .spec
+}
+
+/// Replays the SQL twin `sql` and the TOML `toml` on `input`, and checks that they write the
+/// same files byte for byte (`what` names the twin in a failure): their output directories,
+/// removed when dropped.
+fn replay_twins(
+    sql: PipelineSpec,
+    toml: PipelineSpec,
+    input: &Path,
+    what: &str,
+) -> (Scratch, Scratch) {
+    let a = run(sql, input);
+    let b = run(toml, input);
+    same_files(&a, &b, what);
+    (a, b)
+}
+
+fn run(spec: PipelineSpec, input: &Path) -> Scratch {
+    let out = Scratch::new("sql-twin");
     let mut opts = ReplayOptions::default();
     if !spec.enrichments.is_empty() {
         // Local tables, loaded as `eventide replay` loads them.
@@ -66,21 +89,16 @@ fn same_files(a: &Path, b: &Path, what: &str) {
 fn twin(sql: &str, case: &str, adjust: impl Fn(&mut PipelineSpec)) {
     let dir = examples().join("streaming-systems").join(case);
     let input = dir.join("input.jsonl");
-    let s = eventide_sql::load_pipeline(&examples().join("sql").join(sql))
-        .unwrap()
-        .spec;
-    let mut t = eventide_sql::load_pipeline(&dir.join("pipeline.toml"))
-        .unwrap()
-        .spec;
+    let mut t = load(&format!("streaming-systems/{case}/pipeline.toml"));
     adjust(&mut t);
-    let tag = format!("{}-{case}", sql.replace('/', "-"));
-    let a = run(s, &input, &format!("{tag}-sql"));
-    let b = run(t, &input, &format!("{tag}-toml"));
-    same_files(&a, &b, &format!("{sql} on {case}"));
+    let (a, _) = replay_twins(
+        load(&format!("sql/{sql}")),
+        t,
+        &input,
+        &format!("{sql} on {case}"),
+    );
     let rows = std::fs::read_to_string(a.join("scores.csv")).unwrap_or_default();
     assert!(rows.lines().count() > 1, "{sql} on {case}: no rows\n{rows}");
-    let _ = std::fs::remove_dir_all(&a);
-    let _ = std::fs::remove_dir_all(&b);
 }
 
 /// Makes a file enrichment's relative path (relative to the repository root, where the
@@ -99,37 +117,26 @@ fn rooted(spec: &mut PipelineSpec) {
 
 #[test]
 fn the_enrichment_example_has_a_byte_identical_sql_twin() {
-    let mut s = eventide_sql::load_pipeline(&examples().join("sql/enrichment.sql"))
-        .unwrap()
-        .spec;
-    let mut t = eventide_sql::load_pipeline(&examples().join("enrichment/pipeline.toml"))
-        .unwrap()
-        .spec;
+    let mut s = load("sql/enrichment.sql");
+    let mut t = load("enrichment/pipeline.toml");
     rooted(&mut s);
     rooted(&mut t);
     assert_eq!(s.enrichments[0].on_miss, OnMiss::DeadLetter);
     let input = examples().join("enrichment/events.jsonl");
-    let a = run(s, &input, "enrichment-sql");
-    let b = run(t, &input, "enrichment-toml");
-    same_files(&a, &b, "sql/enrichment.sql");
+    let (a, _) = replay_twins(s, t, &input, "sql/enrichment.sql");
     let rows = std::fs::read_to_string(a.join("by_tier.csv")).unwrap();
     assert!(rows.lines().count() > 1, "{rows}");
-    let _ = std::fs::remove_dir_all(&a);
-    let _ = std::fs::remove_dir_all(&b);
 }
 
 #[test]
 fn the_rolling_example_has_a_byte_identical_sql_twin() {
-    let s = eventide_sql::load_pipeline(&examples().join("sql/rolling.sql"))
-        .unwrap()
-        .spec;
-    let t = eventide_sql::load_pipeline(&examples().join("rolling/pipeline.toml"))
-        .unwrap()
-        .spec;
     let input = examples().join("rolling/events.jsonl");
-    let a = run(s, &input, "rolling-sql");
-    let b = run(t, &input, "rolling-toml");
-    same_files(&a, &b, "sql/rolling.sql");
+    let (a, _) = replay_twins(
+        load("sql/rolling.sql"),
+        load("rolling/pipeline.toml"),
+        &input,
+        "sql/rolling.sql",
+    );
     let rows = std::fs::read_to_string(a.join("rolling.csv")).unwrap();
     let late = std::fs::read_to_string(a.join("rolling.late.jsonl")).unwrap();
     let lines = std::fs::read_to_string(&input).unwrap().lines().count();
@@ -140,8 +147,6 @@ fn the_rolling_example_has_a_byte_identical_sql_twin() {
     );
     let expected = examples().join("rolling/expected");
     same_files(&a, &expected, "examples/rolling/expected");
-    let _ = std::fs::remove_dir_all(&a);
-    let _ = std::fs::remove_dir_all(&b);
 }
 
 #[test]
@@ -211,61 +216,35 @@ fn framed_zip(path: &Path) {
 
 #[test]
 fn the_framed_zip_example_has_a_byte_identical_sql_twin() {
-    let zip = std::env::temp_dir().join(format!("eventide-sql-twin-{}.zip", std::process::id()));
+    let dir = Scratch::new("sql-twin-zip");
+    let zip = dir.join("framed.zip");
     framed_zip(&zip);
-    let s = eventide_sql::load_pipeline(&examples().join("sql/framed-zip.sql"))
-        .unwrap()
-        .spec;
-    let t = eventide_sql::load_pipeline(&examples().join("framed-zip/pipeline.toml"))
-        .unwrap()
-        .spec;
+    let s = load("sql/framed-zip.sql");
     assert_eq!(s.files.header_lines, 2);
-    let a = run(s, &zip, "framed-zip-sql");
-    let b = run(t, &zip, "framed-zip-toml");
-    same_files(&a, &b, "sql/framed-zip.sql");
+    let (a, _) = replay_twins(
+        s,
+        load("framed-zip/pipeline.toml"),
+        &zip,
+        "sql/framed-zip.sql",
+    );
     let rows = std::fs::read_to_string(a.join("hourly.csv")).unwrap();
     assert!(rows.lines().count() > 1, "{rows}");
-    let _ = std::fs::remove_dir_all(&a);
-    let _ = std::fs::remove_dir_all(&b);
-    let _ = std::fs::remove_file(&zip);
-}
-
-/// A small reference workload from `../shared/reference/gen.py`.
-fn reference_events(tag: &str) -> PathBuf {
-    let gen = examples().join("../../shared/reference/gen.py");
-    let out = std::env::temp_dir().join(format!(
-        "eventide-sql-twin-{}-{tag}.jsonl",
-        std::process::id()
-    ));
-    let status = std::process::Command::new("python3")
-        .arg(&gen)
-        .args(["--n", "20000", "--keys", "20", "--seed", "7", "--out"])
-        .arg(&out)
-        .status()
-        .expect("python3 runs");
-    assert!(status.success(), "{} failed", gen.display());
-    out
 }
 
 #[test]
 fn the_rules_example_has_a_byte_identical_sql_twin_with_no_insert() {
     let s = eventide_sql::load_pipeline(&examples().join("sql/rules.sql")).unwrap();
-    let t = eventide_sql::load_pipeline(&examples().join("rules/pipeline.toml"))
-        .unwrap()
-        .spec;
     assert!(s.spec.aggregations.is_empty());
     assert_eq!(s.spec.rules.len(), 2);
     // The plan shows the rules the file adds.
     assert!(s.toml.contains("id = \"three-high\""), "{}", s.toml);
-    let input = reference_events("rules");
-    let a = run(s.spec, &input, "rules-sql");
-    let b = run(t, &input, "rules-toml");
-    same_files(&a, &b, "sql/rules.sql");
+    // A small reference workload.
+    let dir = Scratch::new("sql-twin-rules");
+    let input = dir.join("events.jsonl");
+    reference::generate(20_000, 20, 7, &input);
+    let (a, _) = replay_twins(s.spec, load("rules/pipeline.toml"), &input, "sql/rules.sql");
     let alerts = std::fs::read_to_string(a.join("alerts.jsonl")).unwrap();
     assert!(alerts.contains("three-high"), "{alerts}");
-    let _ = std::fs::remove_dir_all(&a);
-    let _ = std::fs::remove_dir_all(&b);
-    let _ = std::fs::remove_file(&input);
 }
 
 #[path = "../../../examples/custom-decoder/decoder.rs"]

@@ -152,13 +152,26 @@ pub mod reference {
     /// Writes `n` events of `keys` subscribers (seed `seed`, `gen.py`'s default 10% late)
     /// to `out`, as JSON lines in arrival order.
     pub fn generate(n: u64, keys: u64, seed: u64, out: &Path) {
+        run_gen(n, keys, seed, None, out);
+    }
+
+    /// [`generate`] with the fraction `late_frac` of the events late (`gen.py --late-frac`)
+    /// instead of the default 10%.
+    pub fn generate_with_late(n: u64, keys: u64, seed: u64, late_frac: f64, out: &Path) {
+        run_gen(n, keys, seed, Some(late_frac), out);
+    }
+
+    fn run_gen(n: u64, keys: u64, seed: u64, late_frac: Option<f64>, out: &Path) {
         let (n, keys, seed) = (n.to_string(), keys.to_string(), seed.to_string());
-        python(
-            "gen.py",
-            &[
-                &"--n", &n, &"--keys", &keys, &"--seed", &seed, &"--out", &out,
-            ],
-        );
+        let late = late_frac.map(|f| f.to_string());
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"--n", &n, &"--keys", &keys, &"--seed", &seed, &"--out", &out,
+        ];
+        if let Some(late) = &late {
+            args.push(&"--late-frac");
+            args.push(late);
+        }
+        python("gen.py", &args);
     }
 
     /// The oracle's `q1.csv` … `q4.csv` for `input`, written into `out`.

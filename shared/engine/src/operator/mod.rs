@@ -377,6 +377,61 @@ impl<S: Reset> Keyed<S> {
 /// Most keys whose due timers are popped, and their state warmed, together.
 pub const FIRE_BATCH: usize = 16;
 
+/// The keys an operator fires together when the watermark passes their event-time timers,
+/// at most [`FIRE_BATCH`] at a time; kept between watermarks to reuse its allocations.
+#[derive(Debug, Default)]
+pub struct FireBatch {
+    /// The aggregation whose keys these are, for [`Emit::upcoming`].
+    index: usize,
+    slots: Vec<u32>,
+    /// Their key ids, for [`Emit::upcoming`].
+    ids: Vec<u64>,
+}
+
+impl FireBatch {
+    /// An empty batch of aggregation `index`'s keys.
+    pub fn new(index: usize) -> Self {
+        FireBatch {
+            index,
+            ..FireBatch::default()
+        }
+    }
+
+    /// Pops up to [`FIRE_BATCH`] due, armed timers like [`Timers::pop_armed`] (`armed` gives
+    /// a key's armed time), warms the state of their keys with `peek` (see [`Keyed::warm`])
+    /// and announces the keys to `out` ([`Emit::upcoming`]) before they fire. Returns false
+    /// when none was due.
+    pub fn next<S: Reset>(
+        &mut self,
+        et: &mut Timers,
+        keys: &mut Keyed<S>,
+        wm: i64,
+        armed: impl Fn(&mut S) -> &mut i64,
+        peek: impl Fn(&S) -> i64,
+        out: &mut dyn Emit,
+    ) -> bool {
+        self.slots.clear();
+        while self.slots.len() < FIRE_BATCH {
+            match et.pop_armed(wm, keys, &armed) {
+                Some(slot) => self.slots.push(slot),
+                None => break,
+            }
+        }
+        if self.slots.is_empty() {
+            return false;
+        }
+        keys.warm(&self.slots, peek);
+        keys.key_ids(&self.slots, &mut self.ids);
+        out.upcoming(self.index, &self.ids);
+        true
+    }
+
+    /// The keys' slots, in the order their timers were popped.
+    pub fn slots(&self) -> &[u32] {
+        &self.slots
+    }
+}
+
 /// Timers bucketed by due time. Window ends are aligned, so many keys share a due time and
 /// a push or pop is O(1) amortized. Entries may be stale; owners re-check on pop.
 #[derive(Debug, Default)]
@@ -411,26 +466,13 @@ impl Timers {
         None
     }
 
-    /// Pops up to [`FIRE_BATCH`] due, armed timers like [`Timers::pop_armed`], into `batch`
-    /// (cleared first), and warms the state of their keys (see [`Keyed::warm`]) with `peek`.
-    /// Returns false when none was due.
-    pub fn pop_armed_batch<S: Reset>(
-        &mut self,
-        upto: i64,
-        keys: &mut Keyed<S>,
-        armed: impl Fn(&mut S) -> &mut i64,
-        peek: impl Fn(&S) -> i64,
-        batch: &mut Vec<u32>,
-    ) -> bool {
-        batch.clear();
-        while batch.len() < FIRE_BATCH {
-            match self.pop_armed(upto, keys, &armed) {
-                Some(slot) => batch.push(slot),
-                None => break,
-            }
+    /// Schedules `slot` at `t` unless `t` is `i64::MAX`, the time of a disarmed timer (a key
+    /// with nothing due, or a restored key whose state records none).
+    #[inline]
+    pub fn rearm(&mut self, t: i64, slot: u32) {
+        if t != i64::MAX {
+            self.push(t, slot);
         }
-        keys.warm(batch, peek);
-        !batch.is_empty()
     }
 
     /// Pops the next timer with time `<= upto`.

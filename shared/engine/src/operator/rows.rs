@@ -34,7 +34,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use smallvec::SmallVec;
 
-use super::{decode_state, Admit, Common, Ctx, EncodeError, Keyed, Reset, Timers, WindowOperator};
+use super::{
+    decode_state, Admit, Common, Ctx, EncodeError, FireBatch, Keyed, Reset, Timers, WindowOperator,
+};
 use crate::pane::{Emit, Pane};
 use crate::trigger::Timing;
 use crate::window::Window;
@@ -55,10 +57,8 @@ pub struct RowsOperator {
     keys: Keyed<KeyState>,
     /// Event-time timers: each key's earliest waiting time.
     et: Timers,
-    /// Keys being fired together (kept to reuse its allocation).
-    batch: Vec<u32>,
-    /// Their key ids, for [`Emit::upcoming`].
-    batch_ids: Vec<u64>,
+    /// Keys being fired together (kept to reuse its allocations).
+    batch: FireBatch,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -107,13 +107,12 @@ impl RowsOperator {
     /// holding at most `max_pending` rows per key until the watermark passes them.
     pub fn new(c: Common, preceding: u64, max_pending: u64) -> Self {
         RowsOperator {
+            batch: FireBatch::new(c.index),
             c,
             preceding: usize::try_from(preceding).unwrap_or(usize::MAX),
             max_pending,
             keys: Keyed::default(),
             et: Timers::default(),
-            batch: Vec::new(),
-            batch_ids: Vec::new(),
         }
     }
 
@@ -165,9 +164,7 @@ impl RowsOperator {
             ks.frame.pop_front();
         }
         ks.timer = ks.pending.first_key_value().map_or(i64::MAX, |(t, _)| *t);
-        if ks.timer != i64::MAX {
-            self.et.push(ks.timer, slot);
-        }
+        self.et.rearm(ks.timer, slot);
     }
 }
 
@@ -211,16 +208,15 @@ impl WindowOperator for RowsOperator {
 
     fn on_watermark(&mut self, ctx: Ctx, out: &mut dyn Emit) {
         let mut batch = std::mem::take(&mut self.batch);
-        while self.et.pop_armed_batch(
-            ctx.wm,
+        while batch.next(
+            &mut self.et,
             &mut self.keys,
+            ctx.wm,
             |ks| &mut ks.timer,
             |ks| ks.last,
-            &mut batch,
+            out,
         ) {
-            self.keys.key_ids(&batch, &mut self.batch_ids);
-            out.upcoming(self.c.index, &self.batch_ids);
-            for &slot in &batch {
+            for &slot in batch.slots() {
                 self.fire_key(slot, ctx.wm, out);
             }
         }
@@ -241,9 +237,7 @@ impl WindowOperator for RowsOperator {
         let state: KeyState = decode_state(blob)?;
         let timer = state.timer;
         let slot = self.keys.insert_state(key, state);
-        if timer != i64::MAX {
-            self.et.push(timer, slot);
-        }
+        self.et.rearm(timer, slot);
         Ok(())
     }
 }

@@ -9,7 +9,9 @@
 //! A session whose trigger finished is closed and dropped at once: it takes part in no
 //! merge, and an element in its range starts a new session (as Beam's closed windows).
 
-use super::{decode_state, Admit, Common, Ctx, EncodeError, Keyed, Reset, Timers, WindowOperator};
+use super::{
+    decode_state, Admit, Common, Ctx, EncodeError, FireBatch, Keyed, Reset, Timers, WindowOperator,
+};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -24,10 +26,8 @@ pub struct SessionOperator {
     keys: Keyed<KeyState>,
     et: Timers,
     pt: Timers,
-    /// Keys being fired together (kept to reuse its allocation).
-    batch: Vec<u32>,
-    /// Their key ids, for [`Emit::upcoming`].
-    batch_ids: Vec<u64>,
+    /// Keys being fired together (kept to reuse its allocations).
+    batch: FireBatch,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -55,13 +55,12 @@ impl Reset for KeyState {
 impl SessionOperator {
     pub fn new(c: Common, gap: i64) -> Self {
         SessionOperator {
+            batch: FireBatch::new(c.index),
             c,
             gap,
             keys: Keyed::default(),
             et: Timers::default(),
             pt: Timers::default(),
-            batch: Vec::new(),
-            batch_ids: Vec::new(),
         }
     }
 }
@@ -269,16 +268,15 @@ impl WindowOperator for SessionOperator {
 
     fn on_watermark(&mut self, ctx: Ctx, out: &mut dyn Emit) {
         let mut batch = std::mem::take(&mut self.batch);
-        while self.et.pop_armed_batch(
-            ctx.wm,
+        while batch.next(
+            &mut self.et,
             &mut self.keys,
+            ctx.wm,
             |ks| &mut ks.timer,
             |ks| ks.sessions.first().map_or(0, |s| s.w.start),
-            &mut batch,
+            out,
         ) {
-            self.keys.key_ids(&batch, &mut self.batch_ids);
-            out.upcoming(self.c.index, &self.batch_ids);
-            for &slot in &batch {
+            for &slot in batch.slots() {
                 self.process_key(slot, ctx, out);
             }
         }
@@ -321,9 +319,7 @@ impl WindowOperator for SessionOperator {
         let timer = state.timer;
         let pane_timers: Vec<i64> = state.sessions.iter().filter_map(|s| s.ps.timer).collect();
         let slot = self.keys.insert_state(key, state);
-        if timer != i64::MAX {
-            self.et.push(timer, slot);
-        }
+        self.et.rearm(timer, slot);
         for t in pane_timers {
             self.pt.push(t, slot);
         }

@@ -12,7 +12,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{decode_state, Admit, Common, Ctx, EncodeError, Keyed, Reset, Timers, WindowOperator};
+use super::{
+    decode_state, Admit, Common, Ctx, EncodeError, FireBatch, Keyed, Reset, Timers, WindowOperator,
+};
 use crate::accumulation;
 use crate::aggregate::Acc;
 use crate::pane::{Emit, KeyRef};
@@ -29,10 +31,8 @@ pub struct SlicedOperator {
     et: Timers,
     /// Processing-time timers.
     pt: Timers,
-    /// Keys being fired together (kept to reuse its allocation).
-    batch: Vec<u32>,
-    /// Their key ids, for [`Emit::upcoming`].
-    batch_ids: Vec<u64>,
+    /// Keys being fired together (kept to reuse its allocations).
+    batch: FireBatch,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -79,13 +79,12 @@ impl SlicedOperator {
             _ => Slicing::global(),
         };
         SlicedOperator {
+            batch: FireBatch::new(c.index),
             c,
             sl,
             keys: Keyed::default(),
             et: Timers::default(),
             pt: Timers::default(),
-            batch: Vec::new(),
-            batch_ids: Vec::new(),
         }
     }
 }
@@ -335,9 +334,7 @@ impl SlicedOperator {
             }
         }
         ks.timer = timer;
-        if timer != i64::MAX {
-            self.et.push(timer, slot);
-        }
+        self.et.rearm(timer, slot);
     }
 }
 
@@ -453,16 +450,15 @@ impl WindowOperator for SlicedOperator {
 
     fn on_watermark(&mut self, ctx: Ctx, out: &mut dyn Emit) {
         let mut batch = std::mem::take(&mut self.batch);
-        while self.et.pop_armed_batch(
-            ctx.wm,
+        while batch.next(
+            &mut self.et,
             &mut self.keys,
+            ctx.wm,
             |ks| &mut ks.timer,
             |ks| ks.slices.front().map_or(0, |(s, _)| *s),
-            &mut batch,
+            out,
         ) {
-            self.keys.key_ids(&batch, &mut self.batch_ids);
-            out.upcoming(self.c.index, &self.batch_ids);
-            for &slot in &batch {
+            for &slot in batch.slots() {
                 self.process_key(slot, ctx, out);
             }
         }
@@ -507,9 +503,7 @@ impl WindowOperator for SlicedOperator {
         let timer = state.timer;
         let pane_timers: Vec<i64> = state.panes.values().filter_map(|p| p.timer).collect();
         let slot = self.keys.insert_state(key, state);
-        if timer != i64::MAX {
-            self.et.push(timer, slot);
-        }
+        self.et.rearm(timer, slot);
         for t in pane_timers {
             self.pt.push(t, slot);
         }

@@ -181,6 +181,23 @@ pub fn spec() -> PipelineSpec {
     PipelineSpec::from_toml(&text).unwrap()
 }
 
+/// A spec over records in the reference format (`subscriber_id`, `counter`, `value` and an
+/// epoch-millisecond `event_time`) with a watermark bounded by `bound` (`"5m"`), then
+/// `rest`: its aggregations and rules, as TOML.
+pub fn reference_input_spec(bound: &str, rest: &str) -> PipelineSpec {
+    let text = format!(
+        r#"
+[input]
+event_time = {{ field = "event_time", format = "epoch_ms" }}
+fields = {{ subscriber_id = "string", counter = "string", value = "number" }}
+[watermark]
+strategy = "bounded"
+max_out_of_orderness = "{bound}"
+{rest}"#
+    );
+    PipelineSpec::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
 /// A small deterministic workload in the reference format, with late and malformed records
 /// and ticker heartbeats mixed in.
 pub fn records(n: usize) -> Vec<InputRecord> {

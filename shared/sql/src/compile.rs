@@ -3334,6 +3334,8 @@ impl crate::over::Host for Compiler<'_> {
         Ok(crate::over::OverAgg {
             func: a.func,
             field: a.field,
+            expr: a.expr,
+            ty: a.ty,
             filter: a.filter,
             decimals: a.decimals,
         })

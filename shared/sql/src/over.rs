@@ -36,6 +36,10 @@ pub(crate) struct OverSource {
 pub(crate) struct OverAgg {
     pub func: &'static str,
     pub field: Option<String>,
+    /// A computed argument, in the spec's expression grammar.
+    pub expr: Option<String>,
+    /// The integer output type (Flink's SUM and AVG of integers are integers).
+    pub ty: Option<&'static str>,
     pub filter: Option<String>,
     pub decimals: Option<u8>,
 }
@@ -422,8 +426,8 @@ pub(crate) fn select(
         let entry = AggregateEntry {
             func: agg.func,
             field: agg.field.as_deref(),
-            expr: None,
-            ty: None,
+            expr: agg.expr.as_deref(),
+            ty: agg.ty,
             decimals: agg.decimals,
             filter: agg.filter.as_deref(),
         };

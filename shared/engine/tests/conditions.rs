@@ -432,3 +432,17 @@ fn having_refuses_integer_division_only() {
     );
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+/// A rule's conditions share the grammar: arithmetic in a term's `where`, without integer
+/// `/` or `%` (a rule cannot dead-letter the record on which one fails).
+#[test]
+fn rule_conditions_take_expressions() {
+    use eventide_engine::rules::expr::{parse_filter, Expr};
+    let c = Expr::compile("sum(a where a * 2 > b + 1, 1h) > 10", &input()).unwrap();
+    let f = c.terms[0].filter.as_ref().unwrap();
+    assert!(f.matches(&rec(Some(3.0), Some(4.0), "x", true)));
+    assert!(!f.matches(&rec(Some(2.0), Some(4.0), "x", true)));
+    let e = parse_filter("cast(a as int) / cast(b as int) > 1", &input()).unwrap_err();
+    assert!(e.contains("cast an operand as double"), "{e}");
+    assert!(parse_filter("a / b > 1 and s == 'x'", &input()).is_ok());
+}

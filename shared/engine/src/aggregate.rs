@@ -154,13 +154,24 @@ impl CellSource {
         }
     }
 
-    /// Evaluates the expression, if it can fail, whatever the cell's filter (Flink computes
-    /// an aggregate's argument for every row of the aggregation, `FILTER` or not).
+    /// True when [`CellSource::check`] can fail: its filter or its expression divides
+    /// integers.
+    pub fn fallible(&self) -> bool {
+        self.filter.as_ref().is_some_and(Filter::fallible)
+            || self.expr.as_ref().is_some_and(Expr::fallible)
+    }
+
+    /// Evaluates the filter and the expression, where they can fail, whatever the filter's
+    /// outcome (Flink computes an aggregate's argument and its `FILTER` condition for every
+    /// row of the aggregation).
     ///
     /// # Errors
     ///
-    /// The expression's text and why it has no value.
+    /// The failing condition's or expression's text and why it has no value.
     pub fn check(&self, r: &Record<'_>) -> Result<(), (String, EvalError)> {
+        if let Some(f) = self.filter.as_ref().filter(|f| f.fallible()) {
+            f.eval(r).map_err(|err| (f.text().to_string(), err))?;
+        }
         match &self.expr {
             Some(e) if e.fallible() => e
                 .eval(r)

@@ -56,8 +56,9 @@ pub enum RecordError {
     /// letter.
     #[error("dropped: {0}")]
     Dropped(String),
-    /// An aggregate's expression has no value for the record: an integer division or
-    /// modulo by zero, which fails a Flink job. No aggregation sees the record.
+    /// An aggregation's filter or an aggregate's expression or `FILTER` has no value for the
+    /// record: an integer division or modulo by zero, which fails a Flink job. No
+    /// aggregation sees the record.
     #[error("aggregation `{aggregation}`: {reason} in `{}`", bounded(expr))]
     Expr {
         aggregation: String,

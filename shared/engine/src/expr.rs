@@ -1,10 +1,12 @@
-//! Computed aggregate inputs: arithmetic, `CASE` and `CAST` over a record's numeric fields,
-//! with SQL's typing and NULL rules.
+//! Expressions and conditions: arithmetic, `CASE` and `CAST` over a record's numeric
+//! fields, and the comparisons that filters, `case` branches and rules are made of, with
+//! SQL's typing and NULL rules.
 //!
 //! An aggregate may read an expression instead of one field
-//! (`{ name = "revenue", fn = "sum", expr = "price * qty" }`). The text is parsed and
-//! type-checked once against the input schema into a small tree; evaluating it on a record
-//! walks that tree with no allocation and no string work.
+//! (`{ name = "revenue", fn = "sum", expr = "price * qty" }`), and a filter compares
+//! expressions (`filter = 'value * 2 > 10 and counter == "x"'`, see [`crate::filter`]). The
+//! text is parsed and type-checked once against the input schema into a small tree;
+//! evaluating it on a record walks that tree with no allocation and no string work.
 //!
 //! ```text
 //! expr    := term (("+" | "-") term)*
@@ -12,12 +14,26 @@
 //! unary   := "-" unary | primary
 //! primary := number | "null" | field | "(" expr ")"
 //!          | "cast" "(" expr "as" type ")"
-//!          | "case" ("when" <filter> "then" expr)+ ["else" expr] "end"
+//!          | "case" ("when" cond "then" expr)+ ["else" expr] "end"
 //! type    := "double" | "tinyint" | "smallint" | "int" | "bigint" | "decimal" "(" p "," s ")"
+//! cond    := and ("or" and)*
+//! and     := not ("and" not)*
+//! not     := "not" not | "(" cond ")" | operand cmp operand
+//! cmp     := "==" | "!=" | "<" | "<=" | ">" | ">="
+//! operand := expr | string field | bool field | "string" | "true" | "false"
 //! ```
 //!
-//! The `when` conditions are [filters](crate::filter) (`counter == "x" and value > 10`).
+//! Conditions and expressions are one grammar in one module because each contains the
+//! other (a `case` has conditions, a comparison has expressions). A `(` in a condition
+//! opens an operand when its `)` is followed by an operator (`(a + b) * 2 > c`), a
+//! condition otherwise (`(a > 1 or b > 1) and …`).
 //! Keywords are case-insensitive; a field named like a keyword cannot be referenced.
+//!
+//! **Comparisons**: two numbers (as 64-bit integers when both sides are integers, as doubles
+//! otherwise, Flink's comparison of mixed numeric types), two strings or two booleans. A
+//! comparison with a NULL side is false, and `and`/`or` evaluate their right side only
+//! when the left does not decide; `not` inverts (a SQL compiler pushes `NOT` down to the
+//! comparisons, so that a NULL comparison stays false, see docs/sql.md).
 //!
 //! **Types** follow Flink SQL. Numeric fields are `double`; a literal with a `.` or an
 //! exponent is `double`, a whole literal is `int` (`bigint` beyond 32 bits). An operation on
@@ -34,8 +50,11 @@
 //! branch and no `else` is null, and an aggregate skips null values.
 //!
 //! **Errors**: integer division or modulo by zero fails a Flink job. Here the record goes
-//! to the dead letters with the reason naming the expression ([`Expr::eval`] returns
-//! [`EvalError`]; [`crate::codec::Codec`] checks every fallible expression when decoding).
+//! to the dead letters with the reason naming the expression or condition ([`Expr::eval`]
+//! and [`Filter::eval`] return [`EvalError`]; [`crate::codec::Codec`] checks every fallible
+//! aggregation filter, aggregate filter and expression when decoding). Where a failure
+//! could not be dead-lettered (`having` on emitted rows, computed output columns, rules),
+//! integer `/` and `%` are refused when the spec is loaded.
 //!
 //! ```
 //! use eventide_engine::expr::{Expr, ExprLimits};
@@ -57,11 +76,11 @@
 //! assert_eq!(c.eval(&r), Ok(Some(1.0)));
 //! ```
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use crate::decimal::POW10_I;
-use crate::filter::{Filter, MAX_EXPR_BYTES};
-use crate::record::Record;
+use crate::record::{Record, Value};
 use crate::spec::schema::{FieldType, InputSpec};
 
 /// The default of `[limits] max_expression_nodes`.
@@ -155,7 +174,7 @@ impl fmt::Display for EvalError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+enum Arith {
     Add,
     Sub,
     Mul,
@@ -186,7 +205,7 @@ enum Node {
     Const(Num),
     Null,
     /// Integer operation at a width, or IEEE (`None`).
-    Bin(Op, Option<u8>, Box<Node>, Box<Node>),
+    Bin(Arith, Option<u8>, Box<Node>, Box<Node>),
     Neg(Option<u8>, Box<Node>),
     /// An integer operand of a double operation.
     ToDouble(Box<Node>),
@@ -202,7 +221,7 @@ enum Node {
         scale: u8,
         e: Box<Node>,
     },
-    Case(Vec<(Filter, Node)>, Box<Node>),
+    Case(Vec<(Cond, Node)>, Box<Node>),
 }
 
 /// A compiled expression over a record's fields.
@@ -240,24 +259,24 @@ impl Node {
                 Some(match (int, x, y) {
                     (Some(bits), Num::I(x), Num::I(y)) => {
                         let v = match op {
-                            Op::Add => x.wrapping_add(y),
-                            Op::Sub => x.wrapping_sub(y),
-                            Op::Mul => x.wrapping_mul(y),
-                            Op::Div if y == 0 => return Err(EvalError::DivideByZero),
-                            Op::Div => x.wrapping_div(y),
-                            Op::Rem if y == 0 => return Err(EvalError::DivideByZero),
-                            Op::Rem => x.wrapping_rem(y),
+                            Arith::Add => x.wrapping_add(y),
+                            Arith::Sub => x.wrapping_sub(y),
+                            Arith::Mul => x.wrapping_mul(y),
+                            Arith::Div if y == 0 => return Err(EvalError::DivideByZero),
+                            Arith::Div => x.wrapping_div(y),
+                            Arith::Rem if y == 0 => return Err(EvalError::DivideByZero),
+                            Arith::Rem => x.wrapping_rem(y),
                         };
                         Num::I(wrap(v, *bits))
                     }
                     (_, x, y) => {
                         let (x, y) = (x.f(), y.f());
                         Num::F(match op {
-                            Op::Add => x + y,
-                            Op::Sub => x - y,
-                            Op::Mul => x * y,
-                            Op::Div => x / y,
-                            Op::Rem => x % y,
+                            Arith::Add => x + y,
+                            Arith::Sub => x - y,
+                            Arith::Mul => x * y,
+                            Arith::Div => x / y,
+                            Arith::Rem => x % y,
                         })
                     }
                 })
@@ -288,7 +307,7 @@ impl Node {
             },
             Node::Case(branches, otherwise) => {
                 for (cond, then) in branches {
-                    if cond.matches(r) {
+                    if cond.eval(r)? {
                         return then.eval(r);
                     }
                 }
@@ -297,15 +316,41 @@ impl Node {
         })
     }
 
+    fn fields(&self, out: &mut Vec<usize>) {
+        match self {
+            Node::Field(i) => {
+                if !out.contains(i) {
+                    out.push(*i);
+                }
+            }
+            Node::Const(_) | Node::Null => {}
+            Node::Bin(_, _, a, b) => {
+                a.fields(out);
+                b.fields(out);
+            }
+            Node::Neg(_, a) | Node::ToDouble(a) => a.fields(out),
+            Node::ToInt { e, .. } | Node::ToDecimal { e, .. } => e.fields(out),
+            Node::Case(b, o) => {
+                for (c, n) in b {
+                    c.fields(out);
+                    n.fields(out);
+                }
+                o.fields(out);
+            }
+        }
+    }
+
     fn fallible(&self) -> bool {
         match self {
             Node::Field(_) | Node::Const(_) | Node::Null => false,
             Node::Bin(op, int, a, b) => {
-                (int.is_some() && matches!(op, Op::Div | Op::Rem)) || a.fallible() || b.fallible()
+                (int.is_some() && matches!(op, Arith::Div | Arith::Rem))
+                    || a.fallible()
+                    || b.fallible()
             }
             Node::Neg(_, a) | Node::ToDouble(a) => a.fallible(),
             Node::ToInt { e, .. } | Node::ToDecimal { e, .. } => e.fallible(),
-            Node::Case(b, o) => b.iter().any(|(_, n)| n.fallible()) || o.fallible(),
+            Node::Case(b, o) => b.iter().any(|(c, n)| c.fallible() || n.fallible()) || o.fallible(),
         }
     }
 }
@@ -353,28 +398,13 @@ impl Expr {
         if src.len() > MAX_EXPR_BYTES {
             return Err(format!(
                 "the expression is {} bytes, longer than {MAX_EXPR_BYTES} \
-                 (the limit is eventide_engine::filter::MAX_EXPR_BYTES)",
+                 (the limit is eventide_engine::expr::MAX_EXPR_BYTES)",
                 src.len()
             ));
         }
-        let toks = lex(src)?;
-        let mut p = Parser {
-            src,
-            toks,
-            pos: 0,
-            depth: 0,
-            nodes: 0,
-            input,
-            limits: *limits,
-        };
+        let mut p = Parser::new(src, input, limits)?;
         let (root, ty) = p.expr()?;
-        if let Some(t) = p.toks.get(p.pos) {
-            return Err(format!(
-                "unexpected {} at column {} after the expression",
-                t.describe(src),
-                column(src, t.at)
-            ));
-        }
+        p.finish()?;
         let fallible = root.fallible();
         Ok(Expr {
             root,
@@ -413,12 +443,270 @@ impl Expr {
     }
 }
 
+/// The deepest nesting of `(` and `not` a condition (a filter, a `case` condition or a
+/// rule condition, see [`crate::rules::expr`]) may have. Parsing is recursive, so without a
+/// bound a hostile spec or rules file (5,000 nested parentheses) would overflow the stack
+/// and abort the process instead of being rejected. Real filters nest a handful of levels.
+pub const MAX_NESTING: usize = 64;
+
+/// The longest expression, filter or rule condition accepted, in bytes. Chains of
+/// `and`/`or` build a tree as deep as the chain is long, and that tree is evaluated and
+/// dropped recursively; this bound keeps that depth in the low thousands whatever the input.
+pub const MAX_EXPR_BYTES: usize = 8 * 1024;
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    /// True when two values in this order satisfy the comparison.
+    #[inline]
+    pub fn holds(self, ord: Ordering) -> bool {
+        match self {
+            CmpOp::Eq => ord == Ordering::Equal,
+            CmpOp::Ne => ord != Ordering::Equal,
+            CmpOp::Lt => ord == Ordering::Less,
+            CmpOp::Le => ord != Ordering::Greater,
+            CmpOp::Gt => ord == Ordering::Greater,
+            CmpOp::Ge => ord != Ordering::Less,
+        }
+    }
+}
+
+/// A string or boolean side of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+enum Atom {
+    Field(usize),
+    Str(String),
+    Bool(bool),
+}
+
+/// A string or boolean value, borrowed from a record or a literal.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum AtomValue<'a> {
+    Str(&'a str),
+    Bool(bool),
+}
+
+impl Atom {
+    #[inline]
+    fn get<'a>(&'a self, r: &'a Record<'_>) -> Option<AtomValue<'a>> {
+        match self {
+            Atom::Field(i) => match r.values.get(*i) {
+                Some(Value::Str(s)) => Some(AtomValue::Str(s.as_ref())),
+                Some(Value::Bool(b)) => Some(AtomValue::Bool(*b)),
+                _ => None,
+            },
+            Atom::Str(s) => Some(AtomValue::Str(s)),
+            Atom::Bool(b) => Some(AtomValue::Bool(*b)),
+        }
+    }
+}
+
+/// A parsed side of a comparison, before the two sides' types are checked.
+enum Operand {
+    Num(Node),
+    Str(Atom),
+    Bool(Atom),
+}
+
+impl Operand {
+    fn kind(&self) -> &'static str {
+        match self {
+            Operand::Num(_) => "a number",
+            Operand::Str(_) => "a string",
+            Operand::Bool(_) => "a boolean",
+        }
+    }
+}
+
+/// A compiled condition.
+#[derive(Debug, Clone, PartialEq)]
+enum Cond {
+    /// Two numeric expressions: as 64-bit integers when both are integers, as doubles
+    /// otherwise.
+    Num(CmpOp, Node, Node),
+    /// Two strings or two booleans (the parser checks that the sides agree).
+    Atoms(CmpOp, Atom, Atom),
+    And(Box<Cond>, Box<Cond>),
+    Or(Box<Cond>, Box<Cond>),
+    Not(Box<Cond>),
+}
+
+impl Cond {
+    fn eval(&self, r: &Record<'_>) -> Result<bool, EvalError> {
+        Ok(match self {
+            Cond::Num(op, a, b) => {
+                let (Some(x), Some(y)) = (a.eval(r)?, b.eval(r)?) else {
+                    return Ok(false);
+                };
+                let ord = match (x, y) {
+                    (Num::I(x), Num::I(y)) => x.cmp(&y),
+                    (x, y) => match x.f().partial_cmp(&y.f()) {
+                        Some(o) => o,
+                        None => return Ok(false),
+                    },
+                };
+                op.holds(ord)
+            }
+            Cond::Atoms(op, a, b) => match (a.get(r), b.get(r)) {
+                (Some(x), Some(y)) if std::mem::discriminant(&x) == std::mem::discriminant(&y) => {
+                    op.holds(x.cmp(&y))
+                }
+                _ => false,
+            },
+            Cond::And(a, b) => a.eval(r)? && b.eval(r)?,
+            Cond::Or(a, b) => a.eval(r)? || b.eval(r)?,
+            Cond::Not(a) => !a.eval(r)?,
+        })
+    }
+
+    fn fallible(&self) -> bool {
+        match self {
+            Cond::Num(_, a, b) => a.fallible() || b.fallible(),
+            Cond::Atoms(..) => false,
+            Cond::And(a, b) | Cond::Or(a, b) => a.fallible() || b.fallible(),
+            Cond::Not(a) => a.fallible(),
+        }
+    }
+
+    fn fields(&self, out: &mut Vec<usize>) {
+        let mut push = |i: usize| {
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        };
+        match self {
+            Cond::Num(_, a, b) => {
+                a.fields(out);
+                b.fields(out);
+            }
+            Cond::Atoms(_, a, b) => {
+                for x in [a, b] {
+                    if let Atom::Field(i) = x {
+                        push(*i);
+                    }
+                }
+            }
+            Cond::And(a, b) | Cond::Or(a, b) => {
+                a.fields(out);
+                b.fields(out);
+            }
+            Cond::Not(a) => a.fields(out),
+        }
+    }
+}
+
+/// A compiled condition over a record's fields: a filter (`counter == "x" and value * 2 >
+/// 10`), the `when` of a `case`, a rule's `where` or `define`.
+///
+/// ```
+/// use eventide_engine::expr::{ExprLimits, Filter};
+/// use eventide_engine::record::{Record, Value};
+/// use eventide_engine::spec::schema::{FieldType, InputSpec, TimeFormat};
+/// let input = InputSpec {
+///     fields: vec![("counter".into(), FieldType::String), ("value".into(), FieldType::Number)],
+///     time_field: "t".into(),
+///     time_format: TimeFormat::EpochMs,
+///     partition: None,
+/// };
+/// let f = Filter::parse(r#"counter == "x" and value * 2 > 10"#, &input, &ExprLimits::default())
+///     .unwrap();
+/// let r = Record { time: 0, values: smallvec::smallvec![Value::Str("x".into()), Value::Num(6.0)] };
+/// assert!(f.matches(&r));
+/// let d = Filter::parse("cast(value as int) % 0 == 1", &input, &ExprLimits::default()).unwrap();
+/// assert!(d.fallible());
+/// assert!(d.eval(&r).is_err()); // integer modulo by zero
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    root: Cond,
+    /// True when evaluation can fail (an integer `/` or `%`).
+    fallible: bool,
+    /// The source text, for error messages.
+    text: String,
+}
+
+impl Filter {
+    /// Parses and type-checks a condition against the input schema.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the column of the problem: an unknown field, sides of different
+    /// types, a syntax error, or a condition beyond the bounds ([`MAX_EXPR_BYTES`],
+    /// [`MAX_NESTING`], and `limits` for each side's expression, naming the `[limits]`
+    /// setting that raises it).
+    pub fn parse(src: &str, input: &InputSpec, limits: &ExprLimits) -> Result<Filter, String> {
+        if src.len() > MAX_EXPR_BYTES {
+            return Err(format!(
+                "the filter is {} bytes, longer than {MAX_EXPR_BYTES} \
+                 (the limit is eventide_engine::filter::MAX_EXPR_BYTES)",
+                src.len()
+            ));
+        }
+        let mut p = Parser::new(src, input, limits)?;
+        let root = p.cond()?;
+        p.finish()?;
+        let fallible = root.fallible();
+        Ok(Filter {
+            root,
+            fallible,
+            text: src.to_string(),
+        })
+    }
+
+    /// Evaluates the condition on a record with SQL's rules: a comparison with a NULL side
+    /// (a null field, `null`, a `case` with no match) is false, `and` and `or` stop at the
+    /// first side that decides them.
+    ///
+    /// # Errors
+    ///
+    /// [`EvalError::DivideByZero`] for an integer division or modulo by zero.
+    #[inline]
+    pub fn eval(&self, r: &Record<'_>) -> Result<bool, EvalError> {
+        self.root.eval(r)
+    }
+
+    /// True when the record passes: [`Filter::eval`] with a failure as false (records on
+    /// which a filter fails are sent to the dead letters when decoded, see
+    /// [`crate::codec::Codec::complete`]).
+    #[inline]
+    pub fn matches(&self, r: &Record<'_>) -> bool {
+        matches!(self.root.eval(r), Ok(true))
+    }
+
+    /// True when [`Filter::eval`] can fail (a side divides integers).
+    pub fn fallible(&self) -> bool {
+        self.fallible
+    }
+
+    /// The text it was parsed from.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The fields it reads, in order of first appearance.
+    pub fn fields(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.root.fields(&mut out);
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Tk {
     Num(String),
     Ident(String),
-    Str,
+    Str(String),
     Punct(u8),
+    Cmp(CmpOp),
 }
 
 #[derive(Debug, Clone)]
@@ -444,6 +732,7 @@ fn column(s: &str, byte: usize) -> usize {
     s[..b].chars().count() + 1
 }
 
+/// The tokens of `s`.
 fn lex(s: &str) -> Result<Vec<Tok>, String> {
     let b = s.as_bytes();
     let mut out = Vec::new();
@@ -489,9 +778,29 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                     ));
                 }
                 i += 1;
-                Tk::Str
+                Tk::Str(s[start + 1..i - 1].to_string())
             }
-            b'(' | b')' | b'+' | b'-' | b'*' | b'/' | b'%' | b',' | b'=' | b'!' | b'<' | b'>' => {
+            b'=' | b'!' | b'<' | b'>' => {
+                let two = b.get(i + 1) == Some(&b'=');
+                let op = match (c, two) {
+                    (b'=', true) => CmpOp::Eq,
+                    (b'!', true) => CmpOp::Ne,
+                    (b'<', true) => CmpOp::Le,
+                    (b'>', true) => CmpOp::Ge,
+                    (b'<', false) => CmpOp::Lt,
+                    (b'>', false) => CmpOp::Gt,
+                    _ => {
+                        return Err(format!(
+                            "unexpected {:?} at column {}; comparisons are ==, !=, <, <=, >, >=",
+                            c as char,
+                            column(s, i)
+                        ))
+                    }
+                };
+                i += if two { 2 } else { 1 };
+                Tk::Cmp(op)
+            }
+            b'(' | b')' | b'+' | b'-' | b'*' | b'/' | b'%' | b',' => {
                 i += 1;
                 Tk::Punct(c)
             }
@@ -509,6 +818,25 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// For each token, the index of the `)` that closes it when it is a closed `(`: how a
+/// condition tells `(a + b) > c` from `(a > b)` without backtracking.
+fn closers(toks: &[Tok]) -> Vec<Option<usize>> {
+    let mut close = vec![None; toks.len()];
+    let mut open = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        match t.tk {
+            Tk::Punct(b'(') => open.push(i),
+            Tk::Punct(b')') => {
+                if let Some(o) = open.pop() {
+                    close[o] = Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    close
+}
+
 /// A static type during parsing: a number type, or the type of `null`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Ty {
@@ -519,14 +847,198 @@ enum Ty {
 struct Parser<'a> {
     src: &'a str,
     toks: Vec<Tok>,
+    /// For each `(`, the index of its `)` ([`closers`]).
+    close: Vec<Option<usize>>,
     pos: usize,
+    /// Nesting of the expression (parentheses, unary minus, `case`, `cast`).
     depth: usize,
+    /// Nesting of the conditions (`(` and `not`), bounded by [`MAX_NESTING`].
+    cond_depth: usize,
     nodes: usize,
     input: &'a InputSpec,
     limits: ExprLimits,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(src: &'a str, input: &'a InputSpec, limits: &ExprLimits) -> Result<Self, String> {
+        let toks = lex(src)?;
+        let close = closers(&toks);
+        Ok(Parser {
+            src,
+            toks,
+            close,
+            pos: 0,
+            depth: 0,
+            cond_depth: 0,
+            nodes: 0,
+            input,
+            limits: *limits,
+        })
+    }
+
+    /// An error when tokens are left after a complete expression or condition.
+    fn finish(&self) -> Result<(), String> {
+        match self.toks.get(self.pos) {
+            Some(t) => Err(format!(
+                "unexpected {} at column {} after the expression",
+                t.describe(self.src),
+                column(self.src, t.at)
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Enters one level of `(` or `not` in a condition, refusing to go deeper than
+    /// [`MAX_NESTING`].
+    fn enter_cond(&mut self) -> Result<(), String> {
+        self.cond_depth += 1;
+        if self.cond_depth > MAX_NESTING {
+            return Err(format!(
+                "nesting deeper than {MAX_NESTING} levels of '(' or `not` at column {} \
+                 (the limit is eventide_engine::filter::MAX_NESTING)",
+                self.col()
+            ));
+        }
+        Ok(())
+    }
+
+    /// `cond := and ("or" and)*`
+    fn cond(&mut self) -> Result<Cond, String> {
+        let mut l = self.cond_and()?;
+        while self.is_kw("or") {
+            self.pos += 1;
+            let r = self.cond_and()?;
+            l = Cond::Or(Box::new(l), Box::new(r));
+        }
+        Ok(l)
+    }
+
+    /// `and := unary ("and" unary)*`
+    fn cond_and(&mut self) -> Result<Cond, String> {
+        let mut l = self.cond_unary()?;
+        while self.is_kw("and") {
+            self.pos += 1;
+            let r = self.cond_unary()?;
+            l = Cond::And(Box::new(l), Box::new(r));
+        }
+        Ok(l)
+    }
+
+    /// `unary := "not" unary | "(" cond ")" | operand cmp operand`. A `(` whose `)` is
+    /// followed by a comparison or an arithmetic operator opens an operand (`(a + b) > c`).
+    fn cond_unary(&mut self) -> Result<Cond, String> {
+        if self.is_kw("not") {
+            self.enter_cond()?;
+            self.pos += 1;
+            let inner = self.cond_unary()?;
+            self.cond_depth -= 1;
+            return Ok(Cond::Not(Box::new(inner)));
+        }
+        if self.is_punct(b'(') && !self.paren_is_operand() {
+            self.enter_cond()?;
+            self.pos += 1;
+            let c = self.cond()?;
+            self.expect_punct(b')')?;
+            self.cond_depth -= 1;
+            return Ok(c);
+        }
+        self.comparison()
+    }
+
+    fn paren_is_operand(&self) -> bool {
+        let Some(Some(close)) = self.close.get(self.pos) else {
+            return false;
+        };
+        matches!(
+            self.toks.get(close + 1),
+            Some(Tok {
+                tk: Tk::Cmp(_) | Tk::Punct(b'+' | b'-' | b'*' | b'/' | b'%'),
+                ..
+            })
+        )
+    }
+
+    fn comparison(&mut self) -> Result<Cond, String> {
+        let at = self.col();
+        if matches!(
+            self.toks.get(self.pos),
+            None | Some(Tok {
+                tk: Tk::Punct(b')') | Tk::Cmp(_),
+                ..
+            })
+        ) || self.is_kw("and")
+            || self.is_kw("or")
+        {
+            return Err(format!(
+                "expected a comparison such as `field == \"x\"` or `a * 2 > b`, `not` or '(' \
+                 at column {at}, found {}",
+                match self.toks.get(self.pos) {
+                    Some(t) => t.describe(self.src),
+                    None => "the end of the filter".into(),
+                }
+            ));
+        }
+        let l = self.operand()?;
+        let Some(Tok {
+            tk: Tk::Cmp(op), ..
+        }) = self.toks.get(self.pos)
+        else {
+            return Err(format!(
+                "expected a comparison (==, !=, <, <=, >, >=) at column {}, found {}",
+                self.col(),
+                self.found()
+            ));
+        };
+        let op = *op;
+        self.pos += 1;
+        let r = self.operand()?;
+        Ok(match (l, r) {
+            (Operand::Num(a), Operand::Num(b)) => Cond::Num(op, a, b),
+            (Operand::Str(a), Operand::Str(b)) | (Operand::Bool(a), Operand::Bool(b)) => {
+                Cond::Atoms(op, a, b)
+            }
+            (l, r) => {
+                return Err(format!(
+                    "the comparison at column {at}: {} cannot be compared with {}",
+                    l.kind(),
+                    r.kind()
+                ))
+            }
+        })
+    }
+
+    /// One side of a comparison: a string or boolean (a field or a literal), or a numeric
+    /// expression (with its own budget of `max_expression_nodes`).
+    fn operand(&mut self) -> Result<Operand, String> {
+        let atom = match self.toks.get(self.pos).map(|t| &t.tk) {
+            Some(Tk::Str(s)) => Some(Operand::Str(Atom::Str(s.clone()))),
+            Some(Tk::Ident(w)) if w.eq_ignore_ascii_case("true") => {
+                Some(Operand::Bool(Atom::Bool(true)))
+            }
+            Some(Tk::Ident(w)) if w.eq_ignore_ascii_case("false") => {
+                Some(Operand::Bool(Atom::Bool(false)))
+            }
+            Some(Tk::Ident(w)) => match self.input.field_index(w) {
+                Some(i) => match self.input.fields[i].1 {
+                    FieldType::String => Some(Operand::Str(Atom::Field(i))),
+                    FieldType::Bool => Some(Operand::Bool(Atom::Field(i))),
+                    FieldType::Number => None,
+                },
+                None => None,
+            },
+            _ => None,
+        };
+        if let Some(a) = atom {
+            self.pos += 1;
+            return Ok(a);
+        }
+        let saved = self.nodes;
+        self.nodes = 0;
+        let (n, _) = self.expr()?;
+        self.nodes = saved;
+        Ok(Operand::Num(n))
+    }
+
     /// The column of the current token, or of the end of the text.
     fn col(&self) -> usize {
         column(
@@ -605,9 +1117,9 @@ impl Parser<'_> {
         let mut l = self.term()?;
         loop {
             let op = if self.is_punct(b'+') {
-                Op::Add
+                Arith::Add
             } else if self.is_punct(b'-') {
-                Op::Sub
+                Arith::Sub
             } else {
                 return Ok(l);
             };
@@ -622,11 +1134,11 @@ impl Parser<'_> {
         let mut l = self.unary()?;
         loop {
             let op = if self.is_punct(b'*') {
-                Op::Mul
+                Arith::Mul
             } else if self.is_punct(b'/') {
-                Op::Div
+                Arith::Div
             } else if self.is_punct(b'%') {
-                Op::Rem
+                Arith::Rem
             } else {
                 return Ok(l);
             };
@@ -801,38 +1313,11 @@ impl Parser<'_> {
 
     /// After `case`: the branches, the `else` and `end`.
     fn case(&mut self) -> Result<(Node, Ty), String> {
-        let mut branches: Vec<(Filter, Node, Ty)> = Vec::new();
+        let mut branches: Vec<(Cond, Node, Ty)> = Vec::new();
         while self.is_kw("when") {
             self.pos += 1;
-            let start = self.pos;
-            let mut depth = 0i32;
-            while let Some(t) = self.toks.get(self.pos) {
-                match &t.tk {
-                    Tk::Punct(b'(') => depth += 1,
-                    Tk::Punct(b')') => depth -= 1,
-                    Tk::Ident(w) if depth == 0 && w.eq_ignore_ascii_case("then") => break,
-                    _ => {}
-                }
-                self.pos += 1;
-            }
-            let Some(then_tok) = self.toks.get(self.pos) else {
-                return Err(format!(
-                    "`when` at column {} has no `then`",
-                    column(
-                        self.src,
-                        self.toks.get(start.saturating_sub(1)).map_or(0, |t| t.at)
-                    )
-                ));
-            };
-            let from = self.toks.get(start).map_or(then_tok.at, |t| t.at);
-            let text = &self.src[from..then_tok.at];
-            let cond = Filter::parse(text, self.input).map_err(|e| {
-                format!(
-                    "the condition at column {}: {e} (columns counted from the condition)",
-                    column(self.src, from)
-                )
-            })?;
-            self.pos += 1;
+            let cond = self.cond()?;
+            self.expect_kw("then")?;
             self.node()?;
             let (e, ty) = self.expr()?;
             branches.push((cond, e, ty));
@@ -886,7 +1371,7 @@ fn join(a: Ty, b: Ty) -> Ty {
 
 /// A binary operation with SQL's promotion: two integers stay integers at the wider width,
 /// anything else is a double.
-fn binary(op: Op, (a, ta): (Node, Ty), (b, tb): (Node, Ty)) -> (Node, Ty) {
+fn binary(op: Arith, (a, ta): (Node, Ty), (b, tb): (Node, Ty)) -> (Node, Ty) {
     match (ta, tb) {
         (Ty::Num(NumType::Int(x)), Ty::Num(NumType::Int(y))) => {
             let bits = x.max(y);
@@ -1128,7 +1613,8 @@ mod tests {
             ("cast(a as float)", "unknown type"),
             ("case a end", "expected `when`"),
             ("case when a > 1 then 1", "expected `end`"),
-            ("case when a >> 1 then 1 end", "the condition at column 11"),
+            ("case when a >> 1 then 1 end", "at column 14"),
+            ("case when s * 2 > 1 then 1 end", "at column 13"),
             ("a b", "unexpected \"b\" at column 3"),
             ("cast(a as decimal(10, 12))", "scale"),
         ] {

@@ -4,7 +4,7 @@
 //!
 //! | question | module |
 //! |---|---|
-//! | **What** is computed | [`aggregate`] (mergeable accumulators), [`expr`] (computed inputs), [`filter`] |
+//! | **What** is computed | [`aggregate`] (mergeable accumulators), [`expr`] (computed inputs and the conditions that compare them), [`filter`] |
 //! | **Where** in event time | [`window`] (slicing, sessions, count, rows, global) |
 //! | **When** in processing time | [`watermark`], [`trigger`] |
 //! | **How** refinements relate | [`accumulation`] |

@@ -142,7 +142,7 @@ proptest! {
 
     #[test]
     fn filter_parser_never_panics(src in grammar_text()) {
-        let _ = Filter::parse(&src, &input());
+        let _ = Filter::parse(&src, &input(), &eventide_engine::expr::ExprLimits::default());
     }
 
     #[test]

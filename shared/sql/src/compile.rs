@@ -636,6 +636,7 @@ impl Scope for OutputScope<'_, '_> {
             &Operands::Aggregates {
                 alias: self.alias,
                 outputs: self.outputs,
+                types: self.types,
             },
         )
     }
@@ -658,7 +659,7 @@ impl Scope for ColumnScope<'_, '_> {
             return Err(at(
                 id.span,
                 format!(
-                    "`{}` is a {spec_ty} column; expressions inside an aggregate are numeric",
+                    "`{}` is a {spec_ty} column; expressions (arithmetic, CASE, CAST) are numeric",
                     id.value
                 ),
             ));
@@ -1201,6 +1202,7 @@ impl<'a> Compiler<'a> {
                     &Operands::Aggregates {
                         alias: alias.as_deref(),
                         outputs: &outputs,
+                        types: &out_types,
                     },
                 )?)
             }
@@ -1584,8 +1586,9 @@ impl<'a> Compiler<'a> {
             at(
                 e.span(),
                 format!(
-                    "{what} `{e}` is not supported in {clause}; supported: comparisons of {} \
-                     with a literal (=, <>, <, <=, >, >=), IN (…), BETWEEN, AND, OR, NOT, ( )",
+                    "{what} `{e}` is not supported in {clause}; supported: comparisons (=, <>, \
+                     <, <=, >, >=) of {}, literals and their arithmetic (+ - * / %, CASE, \
+                     CAST), IN (…), BETWEEN, AND, OR, NOT, ( )",
                     ops.operands()
                 ),
             )
@@ -1612,13 +1615,12 @@ impl<'a> Compiler<'a> {
                 | BinaryOperator::LtEq
                 | BinaryOperator::Gt
                 | BinaryOperator::GtEq => {
-                    let (operand, lit, flipped) =
-                        match (self.operand(left, ops)?, self.operand(right, ops)?) {
-                            (Some(c), None) => (c, right.as_ref(), false),
-                            (None, Some(c)) => (c, left.as_ref(), true),
-                            _ => return Err(unsupported("the comparison")),
-                        };
-                    comparison(&operand, op, lit, flipped, neg)
+                    if literal(left) && ops.plain(strip_nested(right)) {
+                        if let Some(c) = self.operand(strip_nested(right), ops)? {
+                            return comparison(&c, op, left, true, neg);
+                        }
+                    }
+                    self.compare(left, op, right, neg, ops)
                 }
                 _ => Err(unsupported("the operator")),
             },
@@ -1628,13 +1630,10 @@ impl<'a> Compiler<'a> {
                 negated,
                 ..
             } => {
-                let operand = self
-                    .operand(expr, ops)?
-                    .ok_or_else(|| unsupported("the IN"))?;
                 let neg = neg != *negated;
                 let parts = list
                     .iter()
-                    .map(|l| comparison(&operand, &BinaryOperator::Eq, l, false, neg))
+                    .map(|l| self.compare(expr, &BinaryOperator::Eq, l, neg, ops))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(format!(
                     "({})",
@@ -1647,15 +1646,12 @@ impl<'a> Compiler<'a> {
                 low,
                 high,
             } => {
-                let operand = self
-                    .operand(expr, ops)?
-                    .ok_or_else(|| unsupported("the BETWEEN"))?;
                 let neg = neg != *negated;
                 Ok(format!(
                     "({} {} {})",
-                    comparison(&operand, &BinaryOperator::GtEq, low, false, neg)?,
+                    self.compare(expr, &BinaryOperator::GtEq, low, neg, ops)?,
                     if neg { "or" } else { "and" },
-                    comparison(&operand, &BinaryOperator::LtEq, high, false, neg)?
+                    self.compare(expr, &BinaryOperator::LtEq, high, neg, ops)?
                 ))
             }
             Expr::Case { .. } => Err(unsupported("CASE")),
@@ -1687,7 +1683,7 @@ impl<'a> Compiler<'a> {
                     written: id.value.clone(),
                 }))
             }
-            Operands::Aggregates { alias, outputs } => {
+            Operands::Aggregates { alias, outputs, .. } => {
                 let e = match e {
                     Expr::Nested(inner) => inner.as_ref(),
                     other => other,
@@ -1734,6 +1730,75 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
+    }
+
+    /// The scope of a condition's expressions: the source's columns, or the SELECT list's
+    /// aggregates in HAVING.
+    fn with_scope<T>(
+        &self,
+        ops: &Operands<'_>,
+        f: impl FnOnce(&dyn Scope) -> Result<T, SqlError>,
+    ) -> Result<T, SqlError> {
+        match ops {
+            Operands::Columns(alias) => f(&ColumnScope {
+                compiler: self,
+                alias: *alias,
+            }),
+            Operands::Aggregates {
+                alias,
+                outputs,
+                types,
+            } => f(&OutputScope {
+                compiler: self,
+                alias: *alias,
+                outputs,
+                types,
+            }),
+        }
+    }
+
+    /// `left op right` with expressions on either side (`v * 2 > 10`, `a + b < c`,
+    /// `SUM(x) / COUNT(*) > 3`), in the filter grammar with Flink's types ([`translate`]).
+    fn expr_comparison(
+        &self,
+        left: &Expr,
+        op: &BinaryOperator,
+        right: &Expr,
+        neg: bool,
+        ops: &Operands<'_>,
+    ) -> Result<String, SqlError> {
+        let (l, r) = self.with_scope(ops, |scope| {
+            if matches!(ops, Operands::Aggregates { .. }) {
+                for side in [left, right] {
+                    refuse_int_division(side, scope)?;
+                }
+            }
+            Ok((translate(left, scope)?, translate(right, scope)?))
+        })?;
+        Ok(format!(
+            "{} {} {}",
+            l.text,
+            cmp_symbol(op, false, neg),
+            r.text
+        ))
+    }
+
+    /// `left op right`: a column (an aggregate in HAVING) and a literal compare as they
+    /// are, strings and booleans included; anything else compares expressions.
+    fn compare(
+        &self,
+        left: &Expr,
+        op: &BinaryOperator,
+        right: &Expr,
+        neg: bool,
+        ops: &Operands<'_>,
+    ) -> Result<String, SqlError> {
+        if ops.plain(strip_nested(left)) && literal(right) {
+            if let Some(c) = self.operand(strip_nested(left), ops)? {
+                return comparison(&c, op, right, false, neg);
+            }
+        }
+        self.expr_comparison(left, op, right, neg, ops)
     }
 
     /// An aggregate output column: an aggregate call, optionally printed with fixed
@@ -2610,14 +2675,22 @@ struct Operand {
 enum Operands<'x> {
     /// Columns of the source (WHERE, FILTER (WHERE …)), qualified by the alias if any.
     Columns(Option<&'x str>),
-    /// Aggregates of the SELECT list (HAVING), each with its output column.
+    /// Aggregates of the SELECT list (HAVING), each with its output column and SQL type.
     Aggregates {
         alias: Option<&'x str>,
         outputs: &'x [(AggKey, String)],
+        types: &'x [SqlTy],
     },
 }
 
 impl Operands<'_> {
+    /// True when `e` is a plain operand: a column, or in HAVING an aggregate call (or a
+    /// column, which [`Compiler::operand`] refuses with the reason).
+    fn plain(&self, e: &Expr) -> bool {
+        column(e).is_some()
+            || (matches!(self, Operands::Aggregates { .. }) && matches!(e, Expr::Function(_)))
+    }
+
     fn clause(&self) -> &'static str {
         match self {
             Operands::Columns(_) => "WHERE",
@@ -2633,6 +2706,80 @@ impl Operands<'_> {
     }
 }
 
+/// The filter grammar's symbol of a comparison (`flipped`: its sides are swapped; `neg`: it
+/// is negated, so the operator is inverted, which keeps a comparison with NULL false).
+fn cmp_symbol(op: &BinaryOperator, flipped: bool, neg: bool) -> &'static str {
+    use BinaryOperator as B;
+    let op = match (op, flipped) {
+        (B::Lt, true) => B::Gt,
+        (B::LtEq, true) => B::GtEq,
+        (B::Gt, true) => B::Lt,
+        (B::GtEq, true) => B::LtEq,
+        (other, _) => other.clone(),
+    };
+    match (op, neg) {
+        (B::Eq, false) | (B::NotEq, true) => "==",
+        (B::NotEq, false) | (B::Eq, true) => "!=",
+        (B::Lt, false) | (B::GtEq, true) => "<",
+        (B::LtEq, false) | (B::Gt, true) => "<=",
+        (B::Gt, false) | (B::LtEq, true) => ">",
+        _ => ">=",
+    }
+}
+
+/// A literal side of a comparison: a value, or a negated one.
+fn literal(e: &Expr) -> bool {
+    match strip_nested(e) {
+        Expr::Value(_) => true,
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => matches!(strip_nested(expr), Expr::Value(_)),
+        _ => false,
+    }
+}
+
+/// Refuses an integer `/` or `%` in HAVING: it could divide by zero, which fails a Flink
+/// job, and an emitted row, unlike a record, cannot go to the dead letters.
+fn refuse_int_division(e: &Expr, scope: &dyn Scope) -> Result<(), SqlError> {
+    match e {
+        Expr::Nested(inner) => refuse_int_division(inner, scope),
+        Expr::UnaryOp { expr, .. } => refuse_int_division(expr, scope),
+        Expr::Cast { expr, .. } => refuse_int_division(expr, scope),
+        Expr::BinaryOp { left, op, right } => {
+            refuse_int_division(left, scope)?;
+            refuse_int_division(right, scope)?;
+            if matches!(op, BinaryOperator::Divide | BinaryOperator::Modulo) {
+                let (l, r) = (translate(left, scope)?, translate(right, scope)?);
+                if matches!((l.ty, r.ty), (SqlTy::Int(_), SqlTy::Int(_))) {
+                    return Err(at(
+                        e.span(),
+                        format!(
+                            "`{e}` divides integers in HAVING: a zero divisor would fail a \
+                             Flink job, and an emitted row cannot go to the dead letters; CAST \
+                             an operand AS DOUBLE"
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Expr::Case {
+            conditions,
+            else_result,
+            ..
+        } => {
+            for w in conditions {
+                refuse_int_division(&w.result, scope)?;
+            }
+            else_result
+                .as_deref()
+                .map_or(Ok(()), |x| refuse_int_division(x, scope))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `operand op literal` in the filter grammar (`flipped`: the literal was on the left;
 /// `neg`: the comparison is negated, so its operator is inverted).
 fn comparison(
@@ -2642,22 +2789,7 @@ fn comparison(
     flipped: bool,
     neg: bool,
 ) -> Result<String, SqlError> {
-    use BinaryOperator as B;
-    let op = match (op, flipped) {
-        (B::Lt, true) => B::Gt,
-        (B::LtEq, true) => B::GtEq,
-        (B::Gt, true) => B::Lt,
-        (B::GtEq, true) => B::LtEq,
-        (other, _) => other.clone(),
-    };
-    let op = match (op, neg) {
-        (B::Eq, false) | (B::NotEq, true) => "==",
-        (B::NotEq, false) | (B::Eq, true) => "!=",
-        (B::Lt, false) | (B::GtEq, true) => "<",
-        (B::LtEq, false) | (B::Gt, true) => "<=",
-        (B::Gt, false) | (B::LtEq, true) => ">",
-        _ => ">=",
-    };
+    let op = cmp_symbol(op, flipped, neg);
     let ty = operand.ty;
     let (lit_expr, negative) = match lit {
         Expr::UnaryOp {

@@ -146,7 +146,7 @@ pub(crate) fn translate(e: &Expr, scope: &dyn Scope) -> Result<Typed, SqlError> 
             return Err(at(
                 e.span(),
                 format!(
-                    "the column `{name}` cannot be used in an expression inside an aggregate: \
+                    "the column `{name}` cannot be used in an expression: \
                      the spec's expressions name fields with letters, digits and _ other than \
                      their keywords"
                 ),
@@ -178,7 +178,7 @@ pub(crate) fn translate(e: &Expr, scope: &dyn Scope) -> Result<Typed, SqlError> 
                 }
                 other => Err(at(
                     e.span(),
-                    format!("the operator {other} is not supported inside an aggregate"),
+                    format!("the operator {other} is not supported in an expression"),
                 )),
             }
         }
@@ -193,7 +193,7 @@ pub(crate) fn translate(e: &Expr, scope: &dyn Scope) -> Result<Typed, SqlError> 
                     return Err(at(
                         e.span(),
                         format!(
-                            "`{e}`: the operator {other} is not supported inside an aggregate; \
+                            "`{e}`: the operator {other} is not supported in an expression; \
                              the arithmetic is + - * / % (conditions go in CASE WHEN or FILTER)"
                         ),
                     ))
@@ -277,7 +277,7 @@ pub(crate) fn translate(e: &Expr, scope: &dyn Scope) -> Result<Typed, SqlError> 
             if let Some(op) = operand {
                 return Err(at(
                     op.span(),
-                    "a simple CASE (CASE x WHEN v THEN …) is not supported inside an aggregate; \
+                    "a simple CASE (CASE x WHEN v THEN …) is not supported in an expression; \
                      write the searched form, CASE WHEN x = v THEN …",
                 ));
             }
@@ -308,7 +308,7 @@ pub(crate) fn translate(e: &Expr, scope: &dyn Scope) -> Result<Typed, SqlError> 
         Expr::Function(f) => Err(at(
             f.name.span(),
             format!(
-                "function {} is not supported inside an aggregate (user-defined and other \
+                "function {} is not supported in an expression (user-defined and other \
                  functions are not supported); the expressions are + - * / %, CASE and CAST",
                 f.name
             ),
@@ -316,7 +316,7 @@ pub(crate) fn translate(e: &Expr, scope: &dyn Scope) -> Result<Typed, SqlError> 
         other => Err(at(
             other.span(),
             format!(
-                "`{other}` is not supported inside an aggregate; the expressions are columns, \
+                "`{other}` is not supported in an expression; the expressions are columns, \
                  numbers, + - * / %, CASE WHEN … THEN … ELSE … END and CAST(… AS type)"
             ),
         )),
@@ -381,7 +381,7 @@ fn literal(v: &Value, e: &Expr) -> Result<Typed, SqlError> {
         }
         other => Err(at(
             e.span(),
-            format!("`{other}` is not a number; the expressions inside an aggregate are numeric"),
+            format!("`{other}` is not a number; expressions are numeric"),
         )),
     }
 }
@@ -399,7 +399,7 @@ fn cast_target(ty: &DataType, e: &Expr) -> Result<SqlTy, SqlError> {
         None => Err(at(
             e.span(),
             format!(
-                "CAST(… AS {ty}) is not supported inside an aggregate; the types are TINYINT, \
+                "CAST(… AS {ty}) is not supported in an expression; the types are TINYINT, \
                  SMALLINT, INT, BIGINT, DOUBLE and DECIMAL(p, s)"
             ),
         )),

@@ -43,7 +43,7 @@ fn unsupported_constructs_name_their_line_and_column() {
         ),
         (
             format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nWHERE my_udf(v) > 1 GROUP BY k, window_start, window_end;"),
-            9, 7, "the comparison",
+            9, 7, "function my_udf is not supported",
         ),
         // Non-windowed GROUP BY (an updating aggregation).
         (
@@ -80,6 +80,24 @@ fn unsupported_constructs_name_their_line_and_column() {
             format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end HAVING k = 'a';"),
             9, 45, "belongs in WHERE",
         ),
+        // Conditions with expressions: an integer division in HAVING (a row cannot go to the
+        // dead letters), and arithmetic the engine cannot compute as Flink does.
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nGROUP BY k, window_start, window_end HAVING 10 < COUNT(*) / COUNT(*) + 1;"),
+            9, 50, "divides integers in HAVING",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nWHERE v > 1 AND v % 2 = 0 GROUP BY k, window_start, window_end;"),
+            9, 17, "% (MOD) takes exact numeric operands",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nWHERE CAST(v AS DECIMAL(10, 2)) * 2 > 1 GROUP BY k, window_start, window_end;"),
+            9, 12, "DECIMAL arithmetic",
+        ),
+        (
+            format!("INSERT INTO s SELECT k, window_start, window_end, COUNT(*) FILTER (WHERE c * 2 > v) {TUMBLE}\nGROUP BY k, window_start, window_end;"),
+            8, 74, "is a string column",
+        ),
         // Expressions inside an aggregate that the engine cannot compute as Flink does.
         (
             format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CAST(v AS DECIMAL(10, 2)) * 2) {TUMBLE} GROUP BY k, window_start, window_end;"),
@@ -115,7 +133,7 @@ fn unsupported_constructs_name_their_line_and_column() {
         ),
         (
             format!("INSERT INTO s SELECT k, window_start, window_end,\n  SUM(CASE WHEN c = 'x' THEN c END) {TUMBLE} GROUP BY k, window_start, window_end;"),
-            9, 30, "expressions inside an aggregate are numeric",
+            9, 30, "expressions (arithmetic, CASE, CAST) are numeric",
         ),
         // Output columns computed from aggregates: the aggregates come first, no columns,
         // no integer division (a zero divisor would fail the Flink job, and no record can
@@ -339,5 +357,31 @@ fn deep_expressions_inside_aggregates_are_errors() {
     match eventide_sql::compile(&format!("{DDL}{query}")) {
         Err(e) => assert!(e.to_string().contains("MAX_NESTING"), "{e}"),
         Ok(_) => panic!("accepted a 5000-deep expression"),
+    }
+}
+
+/// Conditions with deep or long expressions are errors naming the bound: beyond the SQL
+/// parser's depth (`MAX_NESTING`), or beyond the engine's `[limits] max_expression_depth`
+/// and `max_expression_nodes` for each side of a comparison.
+#[test]
+fn deep_expressions_in_conditions_are_errors() {
+    for (depth, want) in [(5000, "MAX_NESTING"), (40, "max_expression_depth")] {
+        let query = format!(
+            "INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nWHERE {}v{} > 1 GROUP BY k, window_start, window_end;",
+            "CAST(".repeat(depth),
+            " AS DOUBLE)".repeat(depth)
+        );
+        match eventide_sql::compile(&format!("{DDL}{query}")) {
+            Err(e) => assert!(e.to_string().contains(want), "{depth}: {e}"),
+            Ok(_) => panic!("accepted a {depth}-deep condition"),
+        }
+    }
+    let wide = format!(
+        "INSERT INTO s SELECT k, window_start, window_end, COUNT(*) {TUMBLE}\nWHERE {} > 1 GROUP BY k, window_start, window_end;",
+        vec!["v"; 300].join(" + ")
+    );
+    match eventide_sql::compile(&format!("{DDL}{wide}")) {
+        Err(e) => assert!(e.to_string().contains("max_expression_nodes"), "{e}"),
+        Ok(_) => panic!("accepted a 300-term condition"),
     }
 }

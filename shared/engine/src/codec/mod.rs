@@ -99,8 +99,9 @@ pub struct Codec {
     guards: Arc<Vec<Guard>>,
 }
 
-/// The expressions of one aggregation that can fail (integer division), with the
-/// aggregation's filter: Flink evaluates them on every row that reaches the aggregation.
+/// The conditions and expressions of one aggregation that can fail (integer division),
+/// with the aggregation's filter: Flink evaluates the filter on every row, and the
+/// aggregates' arguments and `FILTER` conditions on every row that passes it.
 #[derive(Debug)]
 struct Guard {
     aggregation: String,
@@ -117,9 +118,10 @@ fn guards(spec: &PipelineSpec) -> Arc<Vec<Guard>> {
                 let cells: Vec<_> = crate::aggregate::CompiledAggregates::new(&a.aggregates)
                     .cells
                     .into_iter()
-                    .filter(|c| c.expr.as_ref().is_some_and(|e| e.fallible()))
+                    .filter(crate::aggregate::CellSource::fallible)
                     .collect();
-                (!cells.is_empty()).then(|| Guard {
+                let filter_fails = a.filter.as_ref().is_some_and(|f| f.fallible());
+                (!cells.is_empty() || filter_fails).then(|| Guard {
                     aggregation: a.name.clone(),
                     filter: a.filter.clone(),
                     cells,
@@ -245,8 +247,18 @@ impl Codec {
         self.enricher.apply_line(line)?;
         if let (Line::Event(rec), false) = (&*line, self.guards.is_empty()) {
             for g in self.guards.iter() {
-                if g.filter.as_ref().is_some_and(|f| !f.matches(rec)) {
-                    continue;
+                if let Some(f) = &g.filter {
+                    match f.eval(rec) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => {
+                            return Err(RecordError::Expr {
+                                aggregation: g.aggregation.clone(),
+                                expr: f.text().to_string(),
+                                reason: e.to_string(),
+                            })
+                        }
+                    }
                 }
                 for c in &g.cells {
                     c.check(rec).map_err(|(expr, e)| RecordError::Expr {

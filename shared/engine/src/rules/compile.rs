@@ -226,7 +226,7 @@ fn compile_rule(index: usize, r: RawRule, input: &InputSpec) -> Result<RuleSpec,
             let mut define = Vec::with_capacity(r.define.len());
             let mut captured: Vec<usize> = Vec::new();
             for (name, cond) in &r.define {
-                let f = Filter::parse(cond, input)
+                let f = crate::rules::expr::parse_filter(cond, input)
                     .map_err(|reason| err(&format!("define.{name}"), None, reason))?;
                 collect_fields(&f, input, &mut captured);
                 define.push((name.clone(), f));
@@ -280,18 +280,12 @@ fn compile_rule(index: usize, r: RawRule, input: &InputSpec) -> Result<RuleSpec,
     })
 }
 
+/// Adds the numeric fields `f` reads to `out`.
 fn collect_fields(f: &Filter, input: &InputSpec, out: &mut Vec<usize>) {
-    match f {
-        Filter::Cmp { field, .. } => {
-            if input.fields[*field].1 == FieldType::Number && !out.contains(field) {
-                out.push(*field);
-            }
+    for i in f.fields() {
+        if input.fields[i].1 == FieldType::Number && !out.contains(&i) {
+            out.push(i);
         }
-        Filter::And(a, b) | Filter::Or(a, b) => {
-            collect_fields(a, input, out);
-            collect_fields(b, input, out);
-        }
-        Filter::Not(a) => collect_fields(a, input, out),
     }
 }
 

@@ -44,8 +44,30 @@
 
 use crate::aggregate::{Acc, AggFn};
 use crate::duration::parse_ms;
+use crate::expr::ExprLimits;
 use crate::filter::{Filter, Op, MAX_EXPR_BYTES, MAX_NESTING};
 use crate::spec::schema::{FieldType, InputSpec};
+
+/// A record condition of a rule (a term's `where`, a pattern's `define`): the filter
+/// grammar, with arithmetic in its comparisons bounded by the default
+/// [`ExprLimits`] (a rules file has no `[limits]`).
+///
+/// # Errors
+///
+/// The filter's parse error, or an integer `/` or `%`: a rule evaluates its conditions as
+/// it updates its state, where a division by zero could not send the record to the dead
+/// letters, so it is refused (cast an operand as double).
+pub fn parse_filter(src: &str, input: &InputSpec) -> Result<Filter, String> {
+    let f = Filter::parse(src, input, &ExprLimits::default())?;
+    if f.fallible() {
+        return Err(
+            "an integer division or modulo could divide by zero, which a rule cannot send to \
+             the dead letters; cast an operand as double"
+                .into(),
+        );
+    }
+    Ok(f)
+}
 
 /// A syntax or type error at a 1-based character column of the expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -558,7 +580,7 @@ impl<'a> Parser<'a> {
             let start = self.pos;
             let end = self.filter_end(start)?;
             let text = &self.src[start..end];
-            match Filter::parse(text, self.input) {
+            match parse_filter(text, self.input) {
                 Ok(f) => filter = Some(f),
                 Err(reason) => return self.err(start, format!("in `where`: {reason}")),
             }

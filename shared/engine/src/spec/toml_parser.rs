@@ -798,7 +798,7 @@ impl RawAggregation {
             .filter
             .as_deref()
             .map(|f| {
-                Filter::parse(f, input)
+                Filter::parse(f, input, expr_limits)
                     .map_err(|reason| SpecError::invalid(format!("{p}.filter"), reason))
             })
             .transpose()?;
@@ -936,7 +936,7 @@ impl RawAggregation {
                 .filter
                 .as_deref()
                 .map(|f| {
-                    Filter::parse(f, input)
+                    Filter::parse(f, input, expr_limits)
                         .map_err(|reason| SpecError::invalid(format!("{ap}.filter"), reason))
                 })
                 .transpose()?;
@@ -964,12 +964,21 @@ impl RawAggregation {
                     time_format: TimeFormat::EpochMs,
                     partition: None,
                 };
-                Filter::parse(h, &row).map_err(|reason| {
+                let f = Filter::parse(h, &row, expr_limits).map_err(|reason| {
                     SpecError::invalid(
                         format!("{p}.having"),
                         format!("{reason} (having names the aggregates' output columns)"),
                     )
-                })
+                })?;
+                if f.fallible() {
+                    return Err(SpecError::invalid(
+                        format!("{p}.having"),
+                        "an integer division or modulo of output columns could divide by zero, \
+                         which fails a Flink job, and a row cannot go to the dead letters; cast \
+                         an operand as double",
+                    ));
+                }
+                Ok(f)
             })
             .transpose()?;
         let allowed_lateness_ms = self

@@ -334,3 +334,33 @@ fn a_json_sink_writes_the_columns_by_name_with_the_row_id() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A computed argument is computed in the frame too: `SUM(v * 2) OVER w` is twice
+/// `SUM(v) OVER w` on every row, and `MAX(v + 1) OVER w` one more than `MAX(v) OVER w`.
+#[test]
+fn computed_arguments_are_computed_per_row_of_the_frame() {
+    let dir = eventide_testkit::Scratch::new("sql-over-expr");
+    let (input, _) = generate(dir.path(), 2_000, 10, 11);
+    let sql = SQL
+        .replace(
+            "SUM(`value`) OVER (PARTITION BY subscriber_id ORDER BY ts ROWS BETWEEN CURRENT ROW AND CURRENT ROW)",
+            "SUM(`value` * 2) OVER (PARTITION BY subscriber_id ORDER BY ts ROWS BETWEEN CURRENT ROW AND CURRENT ROW)",
+        );
+    let c = eventide_sql::compile(&sql).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.toml.contains(r#"expr = "value * 2""#), "{}", c.toml);
+    let doubled = dir.path().join("doubled");
+    replay(c.spec, &input, &doubled, &ReplayOptions::default()).unwrap();
+    let plain = dir.path().join("plain");
+    let c = eventide_sql::compile(SQL).unwrap();
+    replay(c.spec, &input, &plain, &ReplayOptions::default()).unwrap();
+    let (a, b) = (
+        read_rows(&doubled.join("xs.csv"), 1, 0),
+        read_rows(&plain.join("xs.csv"), 1, 0),
+    );
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), b.len());
+    for (k, v) in &b {
+        let twice: Vec<Option<f64>> = v.iter().map(|x| x.map(|x| x * 2.0)).collect();
+        assert_eq!(a.get(k), Some(&twice), "row {k:?}");
+    }
+}

@@ -10,8 +10,8 @@ use eventide_engine::PipelineSpec;
 use sqlparser::ast::Spanned;
 use sqlparser::ast::{
     BinaryOperator, CreateTable, CreateTableOptions, DataType, DateTimeField, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Insert, Select, SelectItem,
-    SqlOption, Statement, TableFactor, TableObject, UnaryOperator, Value,
+    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Insert, ObjectName, Select,
+    SelectItem, SqlOption, Statement, TableFactor, TableObject, UnaryOperator, Value,
 };
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Span, Tokenizer};
@@ -2932,11 +2932,7 @@ fn view(cv: &sqlparser::ast::CreateView, tables: &[Table]) -> Result<View, SqlEr
     else {
         return Err(shape(from.relation.span()));
     };
-    let source = option_key(src_name);
-    let src = tables
-        .iter()
-        .find(|t| t.name == source)
-        .ok_or_else(|| at(src_name.span(), format!("unknown table `{source}`")))?;
+    let (src, source) = declared(tables, src_name)?;
     let src_alias = src_alias
         .as_ref()
         .map(|a| a.name.value.clone())
@@ -2959,11 +2955,7 @@ fn view(cv: &sqlparser::ast::CreateView, tables: &[Table]) -> Result<View, SqlEr
         else {
             return Err(shape(j.relation.span()));
         };
-        let table_name = option_key(t_name);
-        let t = tables
-            .iter()
-            .find(|t| t.name == table_name)
-            .ok_or_else(|| at(t_name.span(), format!("unknown table `{table_name}`")))?;
+        let (t, table_name) = declared(tables, t_name)?;
         if t.name == src.name || t.extras.watermark.is_some() {
             return Err(at(
                 t_name.span(),
@@ -3471,5 +3463,14 @@ impl crate::over::Host for Compiler<'_> {
             filter: a.filter,
             decimals: a.decimals,
         })
+    }
+}
+
+/// The table a view names, with its name as the options spell it.
+fn declared<'t>(tables: &'t [Table], name: &ObjectName) -> Result<(&'t Table, String), SqlError> {
+    let key = option_key(name);
+    match tables.iter().find(|t| t.name == key) {
+        Some(t) => Ok((t, key)),
+        None => Err(at(name.span(), format!("unknown table `{key}`"))),
     }
 }
